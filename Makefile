@@ -1,0 +1,47 @@
+# crewcall: `make run` starts the bot, `make test` runs every check. Both create .venv when missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test lint format postgres bench clean
+
+install: $(STAMP)
+
+# Reinstalled whenever pyproject.toml changes; the project itself runs from the checkout.
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --disable-pip-version-check --upgrade pip
+	@$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
+		print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' > $(VENV)/requirements.txt
+	@$(PY) -m pip install -q --disable-pip-version-check -r $(VENV)/requirements.txt
+	@touch $(STAMP)
+
+run: install
+	$(PY) bot.py
+
+# PostgreSQL: the tests run every store test on it as well as on SQLite.
+postgres:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@for i in 1 2 3 4 5 6 7 8 9 10; do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; \
+		echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: install postgres lint
+	$(VENV)/bin/pytest
+
+bench: install postgres
+	$(PY) bench/claim_storm.py
+	$(PY) bench/reminders.py
+	$(PY) bench/broadcast.py
+	$(PY) bench/policy.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Slack-facing plumbing shared by every domain: config, the app, commands, authorization."""

@@ -1,0 +1,337 @@
+"""Slash commands: one definition gives the grammar, the parser, the role check and the help.
+
+    tasks = SlashCommand("/tasks", "Find, claim and work on tasks")
+
+    @tasks.sub("claim", "Claim a task", params=[Param("task", record_id("T", "task"))])
+    def claim(ctx: Ctx, args: Args) -> None: ...
+
+`/tasks help` (or `/tasks claim help`) prints usage lines built from these same definitions, so
+help and grammar cannot drift. Bad input gets a specific ephemeral error and the subcommand's usage;
+a refused role gets a message saying who may do it. Neither runs the handler.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack, App
+
+from core.authz import Actor, Role, authorize
+from core.context import Ctx, SlackRequest
+from core.errors import UsageError, UserError
+from core.grammar import TEXT, Kind, Token, tokenize
+from views.blocks import context, section
+
+if TYPE_CHECKING:
+    from core.services import Services
+
+log = logging.getLogger("crewcall.commands")
+
+HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
+
+
+@dataclass(frozen=True)
+class Param:
+    """A positional argument. `rest=True` takes the remaining free text (at most one, last)."""
+
+    name: str
+    kind: Kind = TEXT
+    required: bool = True
+    rest: bool = False
+
+    def usage(self) -> str:
+        shown = f"{self.kind.placeholder}…" if self.rest else self.kind.placeholder
+        return f"<{shown}>" if self.required else f"[{shown}]"
+
+
+@dataclass(frozen=True)
+class Option:
+    """A `key=value` option, anywhere on the line."""
+
+    key: str
+    kind: Kind
+    default: Any = None
+
+    def usage(self) -> str:
+        return f"[{self.key}={self.kind.placeholder}]"
+
+
+class Args:
+    """Parsed arguments by name: `args.task`, `args.get("skill")`."""
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self._values[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def get(self, name: str, default: Any = None) -> Any:
+        value = self._values.get(name)
+        return default if value is None else value
+
+    def __contains__(self, name: str) -> bool:
+        return self._values.get(name) is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self._values)
+
+
+Handler = Callable[[Ctx, Args], None]
+
+
+@dataclass
+class Subcommand:
+    name: str
+    summary: str
+    handler: Handler
+    params: tuple[Param, ...] = ()
+    options: tuple[Option, ...] = ()
+    role: Role = Role.CONTRACTOR
+    action: str = ""
+    command: str = ""
+
+    def usage(self) -> str:
+        parts = (
+            [self.command, self.name] + [p.usage() for p in self.params] + [o.usage() for o in self.options]
+        )
+        return " ".join(p for p in parts if p)
+
+    def describe(self) -> str:
+        who = "" if self.role == Role.CONTRACTOR else f" _({self.role.label}s only)_"
+        return f"`{self.usage()}`\n{self.summary}{who}"
+
+    def parse(self, tokens: list[Token], text: str) -> Args:
+        options = {o.key: o for o in self.options}
+        values: dict[str, Any] = {o.key: o.default for o in self.options}
+        positional: list[Token] = []
+        rest_param = next((p for p in self.params if p.rest), None)
+        for token in tokens:
+            key, sep, raw = token.text.partition("=")
+            if sep and key.lower() in options:
+                value = _unquote(raw)
+                if not value:
+                    raise UsageError(
+                        f"`{key}=` needs a value, like {options[key.lower()].usage()[1:-1]}.", self.usage()
+                    )
+                values[key.lower()] = options[key.lower()].kind.parse(value)
+            elif sep and key.isidentifier() and key.islower() and rest_param is None:
+                known = ", ".join(options) or "none"
+                raise UsageError(
+                    f"`{key}` is not an option of `{self.command} {self.name}` (options: {known}).",
+                    self.usage(),
+                )
+            else:
+                positional.append(token)
+        for i, param in enumerate(self.params):
+            if param.rest:
+                chunk = positional[i:]
+                free = _join_text(text, chunk)
+                positional = positional[:i]
+                if not free and param.required:
+                    raise UsageError(f"Missing {param.name}.", self.usage())
+                values[param.name] = param.kind.parse(free) if free else None
+                break
+            if i >= len(positional):
+                if param.required:
+                    raise UsageError(f"Missing {param.name} ({param.kind.placeholder}).", self.usage())
+                values[param.name] = None
+                continue
+            values[param.name] = param.kind.parse(positional[i].unquoted)
+        else:
+            if len(positional) > len(self.params):
+                extra = " ".join(t.text for t in positional[len(self.params) :])
+                raise UsageError(f"I didn't understand `{extra}`.", self.usage())
+        return Args(values)
+
+
+def _unquote(raw: str) -> str:
+    return raw[1:-1] if len(raw) >= 2 and raw[0] == raw[-1] == '"' else raw
+
+
+def _join_text(text: str, tokens: Sequence[Token]) -> str:
+    """The original text those tokens came from (keeps the author's spacing and line breaks),
+    minus any option tokens that sat between them."""
+    if not tokens:
+        return ""
+    kept = set(id(t) for t in tokens)
+    out, cursor = [], tokens[0].start
+    for t in tokenize(text):
+        if t.start < tokens[0].start:
+            continue
+        if id(t) not in kept and not any(t.start == k.start for k in tokens):
+            out.append(text[cursor : t.start])
+            cursor = t.end
+    out.append(text[cursor : tokens[-1].end])
+    return "".join(out).strip()
+
+
+class SlashCommand:
+    def __init__(self, name: str, summary: str, description: str = "") -> None:
+        self.name = name
+        self.summary = summary
+        self.description = description
+        self.subcommands: dict[str, Subcommand] = {}
+
+    def sub(
+        self,
+        name: str,
+        summary: str,
+        *,
+        params: Sequence[Param] = (),
+        options: Sequence[Option] = (),
+        role: Role = Role.CONTRACTOR,
+        action: str = "",
+    ) -> Callable[[Handler], Handler]:
+        """Declare a subcommand (`name=""` is what runs when no subcommand word is given).
+        `action` completes "Only leads and admins can …" when the role check refuses."""
+        rests = [p for p in params if p.rest]
+        assert len(rests) <= 1 and (not rests or params[-1].rest), "one rest param, last"
+
+        def decorator(handler: Handler) -> Handler:
+            self.subcommands[name] = Subcommand(
+                name=name,
+                summary=summary,
+                handler=handler,
+                params=tuple(params),
+                options=tuple(options),
+                role=role,
+                action=action or f"use `{f'{self.name} {name}'.strip()}`",
+                command=self.name,
+            )
+            return handler
+
+        return decorator
+
+    # ---- help ----------------------------------------------------------------------------------
+
+    def help_blocks(self, only: Subcommand | None = None) -> list[dict[str, Any]]:
+        subs = [only] if only else list(self.subcommands.values())
+        head = f"*{self.name}*: {self.summary}" + (
+            f"\n{self.description}" if self.description and not only else ""
+        )
+        lines = [s.describe() for s in subs]
+        blocks = [section(head)]
+        chunk: list[str] = []
+        for line in lines:
+            if sum(len(c) + 2 for c in chunk) + len(line) > 2800:
+                blocks.append(section("\n\n".join(chunk)))
+                chunk = []
+            chunk.append(line)
+        if chunk:
+            blocks.append(section("\n\n".join(chunk)))
+        blocks.append(
+            context("IDs can be typed as T-12, T12 or 12. Options go as key=value anywhere on the line.")
+        )
+        return blocks
+
+    def help_text(self) -> str:
+        return "\n".join([f"{self.name}: {self.summary}"] + [s.usage() for s in self.subcommands.values()])
+
+    # ---- parsing -------------------------------------------------------------------------------
+
+    def resolve(self, text: str) -> tuple[Subcommand, Args] | Subcommand | None:
+        """(subcommand, args); a bare Subcommand when help for it was asked; None for the command's help."""
+        tokens = tokenize(text)
+        if tokens and tokens[0].text.lower() in HELP_WORDS:
+            return None
+        sub = self.subcommands.get(tokens[0].text.lower()) if tokens else None
+        if sub is not None:
+            tokens = tokens[1:]
+        else:
+            sub = self.subcommands.get("")
+            if sub is None:
+                if not tokens:
+                    return None
+                names = ", ".join(f"`{n}`" for n in self.subcommands if n)
+                raise UsageError(f"`{tokens[0].text}` is not a {self.name} subcommand. Try one of: {names}.")
+        if tokens and tokens[0].text.lower() in HELP_WORDS and not any(p.rest for p in sub.params):
+            return sub
+        if tokens and len(tokens) == 1 and tokens[0].text.lower() in HELP_WORDS:
+            return sub
+        return sub, sub.parse(tokens, text)
+
+    # ---- Bolt ----------------------------------------------------------------------------------
+
+    def register(self, app: App, services: Services) -> None:
+        def listener(ack: Ack, body: dict[str, Any]) -> None:
+            self._dispatch(services, ack, body)
+
+        app.command(self.name)(listener)
+
+    def _dispatch(self, services: Services, ack: Ack, body: dict[str, Any]) -> None:
+        text = body.get("text", "") or ""
+        try:
+            resolved = self.resolve(text)
+        except UsageError as e:
+            usage = (
+                f"\nUsage: `{e.usage}`" if e.usage else f"\nType `{self.name} help` to see what it can do."
+            )
+            ack(response_type="ephemeral", text=f":warning: {e.message}{usage}")
+            return
+        if resolved is None or isinstance(resolved, Subcommand):
+            blocks = self.help_blocks(resolved)
+            ack(response_type="ephemeral", text=self.help_text(), blocks=blocks)
+            return
+        sub, args = resolved
+        request = SlackRequest.from_command(body, sub.name)
+        run_handler(
+            services, ack, request, sub.role, sub.action, lambda ctx: sub.handler(ctx, args), ack_first=True
+        )
+
+
+def run_handler(
+    services: Services,
+    ack: Callable[..., Any],
+    request: SlackRequest,
+    role: Role,
+    action: str,
+    body: Callable[[Ctx], Any],
+    ack_first: bool,
+) -> Any:
+    """Load the actor, authorize in one place, ack, refresh the profile, run the body.
+
+    A UserError becomes a friendly ephemeral reply; any other exception is logged with a reference
+    the user is shown, instead of silence. With ack_first=False (modal submissions) the body runs
+    before the ack and its return value is handed back to the caller to ack with."""
+    try:
+        actor = services.directory.actor(request.user_id)
+        authorize(actor, role, action)
+    except UserError as e:
+        if request.kind == "command":
+            ack(response_type="ephemeral", text=f":no_entry: {e.message}")
+        else:
+            ack()
+            Ctx(services, request, Actor(request.user_id)).reply(f":no_entry: {e.message}")
+        return None
+    if ack_first:
+        ack()
+    ctx = Ctx(services, request, services.directory.refreshed(actor))
+    try:
+        return body(ctx)
+    except UserError as e:
+        ctx.reply(f":warning: {e.message}")
+    except Exception:
+        ref = uuid.uuid4().hex[:8]
+        log.exception("handler failed (ref %s) for %s by %s", ref, request.source, request.user_id)
+        ctx.reply(
+            f":boom: Something went wrong on my side (ref `{ref}`). Please try again, or tell a lead this ref."
+        )
+    return None
+
+
+@dataclass
+class CommandSet:
+    """Every slash command the app registers, for the manifest check and the README."""
+
+    commands: list[SlashCommand] = field(default_factory=list)
+
+    def add(self, command: SlashCommand) -> SlashCommand:
+        self.commands.append(command)
+        return command

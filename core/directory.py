@@ -1,0 +1,47 @@
+"""Who is acting: member rows, roles and profiles, kept fresh from Slack's users.info.
+
+Slack is called outside any database transaction, so a slow API never holds a lock.
+"""
+
+from __future__ import annotations
+
+from core.authz import Actor
+from core.clock import Clock
+from core.slack import SlackGateway
+from db.engine import Database
+from db.models import Member
+from domain import members
+
+
+class Directory:
+    def __init__(self, db: Database, slack: SlackGateway, clock: Clock, admin_ids: frozenset[str]) -> None:
+        self.db = db
+        self.slack = slack
+        self.clock = clock
+        self.admin_ids = admin_ids
+
+    def actor(self, user_id: str) -> Actor:
+        with self.db.session() as session:
+            return members.actor(session, user_id, self.admin_ids, self.clock.now())
+
+    def refreshed(self, actor: Actor) -> Actor:
+        """The same actor, with the profile fetched from Slack first if it is missing or stale."""
+        with self.db.session() as session:
+            member = session.get(Member, actor.user_id)
+            stale = member is None or members.needs_refresh(member, self.clock.now())
+        if not stale:
+            return actor
+        return self.refresh(actor.user_id) or actor
+
+    def refresh(self, user_id: str) -> Actor | None:
+        profile = self.slack.profile(user_id)
+        if profile is None:
+            return None
+        with self.db.session() as session:
+            members.apply_profile(session, profile, self.clock.now())
+            return members.actor(session, user_id, self.admin_ids, self.clock.now())
+
+    def tz_of(self, user_id: str) -> str:
+        with self.db.session() as session:
+            member = session.get(Member, user_id)
+            return member.tz if member else "UTC"

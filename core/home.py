@@ -1,0 +1,64 @@
+"""The App Home tab: one section per domain, each drawn by the domain's own provider.
+
+A domain registers `app.home.section("tasks", "Tasks", order=20)(provider)`; the provider gets the
+services and the actor and returns blocks. Registering a key again replaces the section, so the
+foundation's placeholders give way as features arrive.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from core.authz import Actor
+from views.blocks import Block, context, divider, fit_view, header, section
+
+if TYPE_CHECKING:
+    from core.services import Services
+
+log = logging.getLogger("crewcall.home")
+
+Provider = Callable[["Services", Actor], list[Block]]
+
+
+@dataclass
+class HomeSection:
+    key: str
+    title: str
+    order: int
+    provider: Provider
+
+
+class HomeTab:
+    def __init__(self) -> None:
+        self._sections: dict[str, HomeSection] = {}
+
+    def section(self, key: str, title: str, order: int) -> Callable[[Provider], Provider]:
+        def decorator(provider: Provider) -> Provider:
+            self._sections[key] = HomeSection(key, title, order, provider)
+            return provider
+
+        return decorator
+
+    @property
+    def keys(self) -> list[str]:
+        return [s.key for s in sorted(self._sections.values(), key=lambda s: s.order)]
+
+    def render(self, services: Services, actor: Actor) -> dict[str, Any]:
+        blocks: list[Block] = []
+        for home_section in sorted(self._sections.values(), key=lambda s: s.order):
+            blocks += [header(home_section.title)]
+            try:
+                blocks += home_section.provider(services, actor)
+            except Exception:
+                # One broken section must not blank the whole tab.
+                log.exception("home section %s failed for %s", home_section.key, actor.user_id)
+                blocks.append(context(":warning: This section could not be loaded right now."))
+            blocks.append(divider())
+        return {"type": "home", "callback_id": "home", "blocks": fit_view(blocks or [section("Welcome!")])}
+
+    def publish(self, services: Services, user_id: str) -> None:
+        actor = services.directory.actor(user_id)
+        services.slack.publish_home(user_id, self.render(services, actor))

@@ -1,0 +1,112 @@
+"""Buttons, modals and events: declared with the role they need, dispatched through the same
+authorize-ack-run path as slash commands (`core.commands.run_handler`).
+
+    @button(app, "task_claim")
+    def claim(ctx: Ctx, value: str) -> None: ...
+
+    @modal(app, "task_new", role=Role.LEAD, action="post tasks")
+    def submitted(ctx: Ctx, values: ViewValues) -> None:   # raise FieldErrors to keep it open
+        ...
+
+    @event(app, "team_join")
+    def joined(ctx: Ctx, event: dict) -> None: ...
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from slack_bolt import Ack
+
+from core.authz import Actor, Role
+from core.commands import run_handler
+from core.context import Ctx, SlackRequest, ViewValues
+
+if TYPE_CHECKING:
+    from core.app import CrewApp
+
+log = logging.getLogger("crewcall.interactions")
+
+
+class FieldErrors(Exception):
+    """Keep a modal open and show these messages under its blocks: {block_id: message}."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(", ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+def button(
+    app: CrewApp, action_id: str | re.Pattern[str], role: Role = Role.CONTRACTOR, action: str = "do that"
+) -> Callable[[Callable[[Ctx, str], None]], Callable[[Ctx, str], None]]:
+    def decorator(handler: Callable[[Ctx, str], None]) -> Callable[[Ctx, str], None]:
+        def listener(ack: Ack, body: dict[str, Any]) -> None:
+            request = SlackRequest.from_action(body)
+            run_handler(
+                app.services, ack, request, role, action, lambda ctx: handler(ctx, request.value or ""), True
+            )
+
+        app.action(action_id)(listener)
+        return handler
+
+    return decorator
+
+
+def modal(
+    app: CrewApp, callback_id: str, role: Role = Role.CONTRACTOR, action: str = "do that"
+) -> Callable[[Callable[[Ctx, ViewValues], Any]], Callable[[Ctx, ViewValues], Any]]:
+    """The handler runs before the ack, so it can keep the modal open with FieldErrors; it should
+    return quickly (Slack waits 3 s). Return a dict to ack with (e.g. {"response_action": "update",
+    "view": …}) or None to close the modal."""
+
+    def decorator(handler: Callable[[Ctx, ViewValues], Any]) -> Callable[[Ctx, ViewValues], Any]:
+        def listener(ack: Ack, body: dict[str, Any]) -> None:
+            request = SlackRequest.from_view(body)
+            values = ViewValues(((body.get("view") or {}).get("state") or {}).get("values") or {})
+            acked = False
+
+            def ack_once(**kwargs: Any) -> None:
+                nonlocal acked
+                if not acked:
+                    acked = True
+                    ack(**kwargs)
+
+            def run(ctx: Ctx) -> None:
+                try:
+                    result = handler(ctx, values)
+                except FieldErrors as e:
+                    ack_once(response_action="errors", errors=e.errors)
+                    return
+                ack_once(**(result or {}))
+
+            run_handler(app.services, ack_once, request, role, action, run, ack_first=False)
+            ack_once()
+
+        app.view(callback_id)(listener)
+        return handler
+
+    return decorator
+
+
+def event(app: CrewApp, event_type: str) -> Callable[[Callable[[Ctx, dict[str, Any]], None]], Any]:
+    """Events have no role: anyone can cause them. The handler gets the event's own dict."""
+
+    def decorator(handler: Callable[[Ctx, dict[str, Any]], None]) -> Callable[[Ctx, dict[str, Any]], None]:
+        def listener(ack: Ack, event: dict[str, Any]) -> None:
+            ack()
+            request = SlackRequest.from_event(event)
+            ctx = Ctx(app.services, request, Actor(request.user_id))
+            try:
+                handler(ctx, event)
+            except Exception:
+                ref = uuid.uuid4().hex[:8]
+                log.exception("event handler %s failed (ref %s)", event_type, ref)
+
+        app.event(event_type)(listener)
+        return handler
+
+    return decorator

@@ -1,0 +1,1 @@
+"""The store: SQLModel models, the engine and sessions, Alembic migrations."""

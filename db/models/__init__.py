@@ -1,0 +1,6 @@
+"""Every table, imported here so `SQLModel.metadata` and Alembic see the whole schema.
+Each domain keeps its models in a module of its own."""
+
+from db.models.core import AuditEntry, Member, MemberSkill, ProcessedEvent
+
+__all__ = ["AuditEntry", "Member", "MemberSkill", "ProcessedEvent"]

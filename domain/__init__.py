@@ -1,0 +1,1 @@
+"""The rules of the community, one module per domain, free of Slack: they read like the handbook."""

@@ -1,0 +1,142 @@
+"""Members, their roles and vetted skills.
+
+A member row is created the first time the bot meets a Slack user; the profile (name, timezone,
+email) mirrors `users.info` and is refreshed once it is older than PROFILE_MAX_AGE.
+Everyone is a contractor; leads are named by admins; admins come from ADMIN_USER_IDS.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, col, delete, select
+
+from core.authz import Actor, Role, role_for
+from core.errors import UserError
+from db.models import Member, MemberSkill
+from db.upsert import insert_ignore
+from domain import audit
+
+PROFILE_MAX_AGE = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What Slack's users.info tells us about a person."""
+
+    user_id: str
+    name: str
+    real_name: str
+    tz: str
+    email: str | None
+    is_bot: bool = False
+    deleted: bool = False
+
+
+def ensure(session: Session, user_id: str, now: datetime) -> Member:
+    """The member row for a Slack user, created (without profile) on first sight."""
+    insert_ignore(
+        session,
+        Member,
+        {
+            "user_id": user_id,
+            "name": "",
+            "real_name": "",
+            "tz": "UTC",
+            "is_lead": False,
+            "is_bot": False,
+            "deleted": False,
+            "created_at": now,
+        },
+    )
+    member = session.get(Member, user_id)
+    assert member is not None
+    return member
+
+
+def needs_refresh(member: Member, now: datetime) -> bool:
+    return member.profile_refreshed_at is None or now - member.profile_refreshed_at > PROFILE_MAX_AGE
+
+
+def apply_profile(session: Session, profile: Profile, now: datetime) -> Member:
+    member = ensure(session, profile.user_id, now)
+    member.name = profile.name[:200]
+    member.real_name = profile.real_name[:200]
+    member.tz = profile.tz or "UTC"
+    member.email = profile.email.strip().lower() if profile.email else None
+    member.is_bot = profile.is_bot
+    member.deleted = profile.deleted
+    member.profile_refreshed_at = now
+    session.add(member)
+    return member
+
+
+def skills_of(session: Session, user_id: str) -> frozenset[str]:
+    return frozenset(session.exec(select(MemberSkill.skill).where(MemberSkill.user_id == user_id)))
+
+
+def actor(session: Session, user_id: str, admin_ids: frozenset[str], now: datetime) -> Actor:
+    member = ensure(session, user_id, now)
+    return Actor(
+        user_id=user_id,
+        role=role_for(user_id, member.is_lead, admin_ids),
+        skills=skills_of(session, user_id),
+        tz=member.tz,
+        name=member.real_name or member.name,
+        email=member.email,
+    )
+
+
+def set_lead(session: Session, by: Actor, user_id: str, is_lead: bool, now: datetime, source: str) -> bool:
+    """Make or unmake a lead. Returns False when nothing changed."""
+    if user_id == by.user_id and not is_lead:
+        raise UserError("You can't remove your own lead role; ask another admin.")
+    member = ensure(session, user_id, now)
+    if member.is_bot:
+        raise UserError(f"<@{user_id}> is a bot, not a member.")
+    if member.is_lead == is_lead:
+        return False
+    member.is_lead = is_lead
+    session.add(member)
+    audit.record(
+        session,
+        at=now,
+        actor_id=by.user_id,
+        action="lead.granted" if is_lead else "lead.revoked",
+        entity="member",
+        entity_id=user_id,
+        source=source,
+    )
+    return True
+
+
+def set_skills(
+    session: Session, by: Actor, user_id: str, skills: list[str], now: datetime, source: str
+) -> None:
+    """Replace a member's vetted skills."""
+    ensure(session, user_id, now)
+    before = sorted(skills_of(session, user_id))
+    session.exec(delete(MemberSkill).where(col(MemberSkill.user_id) == user_id))  # type: ignore[call-overload]
+    for skill in sorted(set(skills)):
+        session.add(MemberSkill(user_id=user_id, skill=skill))
+    audit.record(
+        session,
+        at=now,
+        actor_id=by.user_id,
+        action="skills.set",
+        entity="member",
+        entity_id=user_id,
+        source=source,
+        before=before,
+        after=sorted(set(skills)),
+    )
+
+
+def with_skill(session: Session, skill: str) -> list[str]:
+    return list(session.exec(select(MemberSkill.user_id).where(MemberSkill.skill == skill)))
+
+
+def role_of(session: Session, user_id: str, admin_ids: frozenset[str]) -> Role:
+    member = session.get(Member, user_id)
+    return role_for(user_id, bool(member and member.is_lead), admin_ids)

@@ -1,0 +1,585 @@
+"""Retrieve the handbook section (or lead-saved FAQ) that answers a contractor's question.
+
+Ranking is BM25 (the ``bm25s`` library, Lucene variant) over stemmed tokens (PyStemmer's English
+Snowball stemmer). Paraphrase is bridged by:
+
+* stemming and a few stem aliases ("paid" -> "pay");
+* the synonym layer in :mod:`domain.policy.synonyms` ("my buddy signed up" adds "referral refer bonus");
+* each section's ``asks:`` question variants, indexed with the section;
+* FAQ entries saved by leads, indexed as their own documents;
+* spelling correction of words the handbook does not know ("refferal" -> "referral").
+
+Every hit gets a ``confidence`` in [0, 1] computed from two signals that mean the same thing on any
+handbook, unlike raw BM25 scores:
+
+* **coverage**: the IDF-weighted share of the question's content words that the hit contains. Words
+  that appear nowhere in the handbook (and are not known slang) count against it, which is what makes
+  "what's the weather in chicago" come out low.
+* **margin**: how far the hit's score is ahead of the best hit on a *different* topic.
+
+``confidence = coverage ** COVERAGE_EXPONENT * (MARGIN_FLOOR + (1 - MARGIN_FLOOR) * margin)``. Below
+:data:`CONFIDENCE_THRESHOLD` the bot should escalate to a lead instead of answering. The threshold was
+calibrated on ``tests/policy_eval.yaml``; see ``BENCHMARKS_policy.md`` for the table.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import bm25s
+import numpy as np
+from bm25s.stopwords import STOPWORDS_EN_PLUS
+
+from domain.policy.handbook import (
+    EXCERPT_MAX_CHARS,
+    HandbookError,
+    Section,
+    excerpt_text,
+    load_handbook,
+    truncate,
+)
+from domain.policy.synonyms import (
+    FILLER_WORDS,
+    SynonymTable,
+    default_synonyms,
+    stem_words,
+    tokenize,
+)
+
+#: Hits with ``confidence`` below this are not answered; the question goes to a lead.
+CONFIDENCE_THRESHOLD = 0.5
+#: A question whose best coverage is below this is flagged ``off_topic`` (nothing in the handbook
+#: is about it), in addition to being not confident.
+OFF_TOPIC_COVERAGE = 0.3
+
+#: Shape of the confidence function (see the module docstring).
+COVERAGE_EXPONENT = 1.0
+MARGIN_FLOOR = 0.5
+
+_STOPWORDS: frozenset[str] = frozenset(w.replace("'", "") for w in STOPWORDS_EN_PLUS) | FILLER_WORDS
+
+
+@dataclass(frozen=True)
+class FaqEntry:
+    """A question a lead answered, saved so the bot can answer it (and paraphrases) next time.
+
+    ``section_id`` optionally ties the answer to the handbook section it elaborates on; a hit on the
+    FAQ then also cites that section.
+    """
+
+    id: int
+    question: str
+    answer: str
+    section_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One retrieved answer: a handbook section, or a FAQ entry (with its linked section, if any).
+
+    ``score`` is the raw BM25 score (only comparable within one query); ``confidence`` is calibrated
+    in [0, 1] and comparable across questions. ``coverage`` and ``margin`` are its two inputs.
+    """
+
+    section: Section | None
+    faq: FaqEntry | None
+    score: float
+    confidence: float
+    coverage: float = 0.0
+    margin: float = 0.0
+
+    @property
+    def key(self) -> str:
+        """Stable identifier of what was hit: ``"faq:<id>"`` or the section id."""
+        if self.faq is not None:
+            return f"faq:{self.faq.id}"
+        return self.section.id if self.section is not None else ""
+
+    @property
+    def section_id(self) -> str | None:
+        """The section this hit answers from (a FAQ's linked section, if any)."""
+        return self.section.id if self.section is not None else None
+
+    @property
+    def title(self) -> str:
+        """Human-readable label for citing the hit."""
+        if self.faq is not None:
+            return self.faq.question
+        return self.section.heading if self.section is not None else ""
+
+    def excerpt(self, query_terms: Iterable[str], max_chars: int = EXCERPT_MAX_CHARS) -> str:
+        """Short quote for the answer: the FAQ's answer, or the section's most relevant sentences."""
+        if self.faq is not None:
+            return excerpt_text(self.faq.answer, query_terms, max_chars) or truncate(
+                self.faq.answer, max_chars
+            )
+        return self.section.excerpt(query_terms, max_chars) if self.section is not None else ""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The engine's decision for one question.
+
+    ``hit`` is the best candidate (``None`` when nothing matched at all). ``confident`` is True only
+    when the bot may answer with ``hit``; otherwise it should escalate, showing ``candidates`` to the
+    lead. ``off_topic`` means the question is not about anything in the handbook.
+    """
+
+    hit: Hit | None
+    candidates: list[Hit]
+    confident: bool
+    off_topic: bool
+    question: str = ""
+    terms: tuple[str, ...] = ()
+    threshold: float = CONFIDENCE_THRESHOLD
+
+    def excerpt(self, max_chars: int = EXCERPT_MAX_CHARS) -> str:
+        """Quote of the best hit for this question ("" without a hit)."""
+        return self.hit.excerpt(self.terms, max_chars) if self.hit is not None else ""
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """Retrieval knobs; the defaults are the measured best (see ``bench/policy.py``)."""
+
+    k1: float = 1.2
+    b: float = 0.75
+    method: str = "lucene"
+    heading_repeat: int = 2  # heading tokens counted this many times in the section document
+    variant_docs: bool = False  # also index every `asks:` variant as its own document
+    use_synonyms: bool = True
+    use_variants: bool = True
+    spelling: bool = True
+    expansion_weight: float = 1.0  # query weight of words added by the synonym layer
+    corrected_weight: float = 0.8  # query weight of spelling-corrected words
+    unknown_weight: float = 1.0  # coverage penalty per unknown word, in units of the maximal IDF
+
+
+@dataclass
+class _Query:
+    terms: dict[str, float]  # stem -> weight (only stems that exist in the index)
+    unknown: list[str]  # content words unknown to the handbook and to the synonym layer
+    words: list[str]  # surface words (corrected, plus synonym expansions) for excerpts
+
+
+@dataclass
+class _Doc:
+    tokens: list[str]
+    section: Section | None = None
+    faq: FaqEntry | None = None
+
+    @property
+    def topic(self) -> str:
+        if self.faq is not None:
+            return self.faq.section_id or f"faq:{self.faq.id}"
+        return self.section.id if self.section is not None else ""
+
+
+class Analyzer:
+    """Text -> stems for indexing, and question -> weighted query terms."""
+
+    def __init__(self, synonyms: SynonymTable | None = None, *, use_synonyms: bool = True) -> None:
+        self.synonyms = synonyms if synonyms is not None else default_synonyms()
+        self.use_synonyms = use_synonyms
+
+    @staticmethod
+    def is_content(word: str) -> bool:
+        return word not in _STOPWORDS and not (len(word) == 1 and word.isalpha())
+
+    def doc_tokens(self, text: str, *, expand: bool = False) -> list[str]:
+        """Stems of the content words of ``text`` (plus synonym expansions when ``expand``)."""
+        words = tokenize(text)
+        stems = stem_words(words)
+        tokens = [s for w, s in zip(words, stems, strict=True) if self.is_content(w)]
+        if expand and self.use_synonyms:
+            for match in self.synonyms.match(stems):
+                tokens.extend(self._canonical_stems(match.canonical))
+        return tokens
+
+    def _canonical_stems(self, canonical: Sequence[str]) -> list[str]:
+        return stem_words([w for w in canonical if self.is_content(w)])
+
+    def query(
+        self,
+        text: str,
+        vocab: Mapping[str, int],
+        speller: _Speller | None,
+        config: IndexConfig,
+    ) -> _Query:
+        words = tokenize(text)
+        corrected: set[int] = set()
+        if speller is not None:
+            for i, word in enumerate(words):
+                fixed = speller.correct(word)
+                if fixed is not None and fixed != word:
+                    words[i] = fixed
+                    corrected.add(i)
+        stems = stem_words(words)
+        explained: set[int] = set()
+        expansions: list[str] = []
+        if self.use_synonyms:
+            for match in self.synonyms.match(stems):
+                explained.update(range(match.start, match.end))
+                expansions.extend(w for w in match.canonical if self.is_content(w))
+        terms: dict[str, float] = {}
+        unknown: list[str] = []
+        for i, (word, stem) in enumerate(zip(words, stems, strict=True)):
+            if not self.is_content(word):
+                continue
+            if stem in vocab:
+                weight = config.corrected_weight if i in corrected else 1.0
+                terms[stem] = max(terms.get(stem, 0.0), weight)
+            elif i not in explained and not word.isdigit():
+                unknown.append(word)
+        for stem in stem_words(expansions):
+            if stem in vocab:
+                terms[stem] = max(terms.get(stem, 0.0), config.expansion_weight)
+        return _Query(terms=terms, unknown=unknown, words=[*words, *expansions])
+
+
+class _Speller:
+    """Corrects words the handbook does not know to a known word at edit distance 1 (2 for long words).
+
+    Candidate generation is SymSpell-style (single deletions on both sides), so a lookup is a handful
+    of dict probes regardless of the vocabulary size.
+    """
+
+    MIN_LENGTH = 4
+    LONG_WORD = 8
+
+    def __init__(self, counts: Mapping[str, int], known: Iterable[str]) -> None:
+        self.counts = {w: c for w, c in counts.items() if w.isalpha() and len(w) >= self.MIN_LENGTH - 1}
+        self.known = set(known) | set(counts)
+        self.deletes: dict[str, list[str]] = {}
+        for word in self.counts:
+            for d in _deletes(word):
+                self.deletes.setdefault(d, []).append(word)
+
+    def correct(self, word: str) -> str | None:
+        if word in self.known or len(word) < self.MIN_LENGTH or not word.isalpha():
+            return None
+        candidates = set(self.deletes.get(word, ()))
+        for d in _deletes(word):
+            if d in self.counts:
+                candidates.add(d)
+            candidates.update(self.deletes.get(d, ()))
+        limit = 2 if len(word) >= self.LONG_WORD else 1
+        best: tuple[int, int, str] | None = None
+        for cand in candidates:
+            dist = _osa_distance(word, cand, limit)
+            if dist <= limit:
+                key = (dist, -self.counts[cand], cand)
+                if best is None or key < best:
+                    best = key
+        return best[2] if best is not None else None
+
+
+def _deletes(word: str) -> set[str]:
+    return {word[:i] + word[i + 1 :] for i in range(len(word))}
+
+
+def _osa_distance(a: str, b: str, limit: int) -> int:
+    """Optimal string alignment distance (Levenshtein plus adjacent transpositions), capped."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    prev2: list[int] = []
+    prev = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        cur = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            cur[j] = min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                cur[j] = min(cur[j], prev2[j - 2] + 1)
+        prev2, prev = prev, cur
+    return prev[len(b)]
+
+
+class PolicyIndex:
+    """Search index over handbook sections and lead-saved FAQ entries.
+
+    Build it once per handbook load with :meth:`build`; when leads add, edit or delete FAQ entries,
+    call :meth:`with_faqs` (re-uses the analysed sections, only the FAQ documents are re-analysed).
+    Instances are immutable after construction and safe to share between threads.
+    """
+
+    def __init__(
+        self,
+        sections: Sequence[Section],
+        faqs: Sequence[FaqEntry],
+        *,
+        config: IndexConfig,
+        analyzer: Analyzer,
+        section_docs: list[_Doc],
+        section_counts: Counter[str],
+    ) -> None:
+        self.sections: list[Section] = list(sections)
+        self.faqs: list[FaqEntry] = list(faqs)
+        self.config = config
+        self._analyzer = analyzer
+        self._section_docs = section_docs
+        self._section_counts = section_counts
+        self._by_id = {s.id: s for s in self.sections}
+
+        faq_docs: list[_Doc] = []
+        counts = Counter(section_counts)
+        for faq in self.faqs:
+            question_tokens = analyzer.doc_tokens(faq.question, expand=True)
+            tokens = question_tokens * 2 + analyzer.doc_tokens(faq.answer)
+            faq_docs.append(_Doc(tokens=tokens, section=self._by_id.get(faq.section_id or ""), faq=faq))
+            counts.update(tokenize(faq.question))
+            counts.update(tokenize(faq.answer))
+        self._docs: list[_Doc] = [*section_docs, *faq_docs]
+        self._topics = [d.topic for d in self._docs]
+
+        self._bm25: bm25s.BM25 | None = None
+        self._vocab: dict[str, int] = {}
+        self._idf = np.zeros(0, dtype=np.float32)
+        self._max_idf = 0.0
+        if self._docs:
+            bm25 = bm25s.BM25(k1=config.k1, b=config.b, method=config.method)
+            bm25.index([d.tokens or [""] for d in self._docs], show_progress=False)
+            self._bm25 = bm25
+            self._vocab = {t: i for t, i in bm25.vocab_dict.items() if t}
+            n = len(self._docs)
+            df = np.diff(np.asarray(bm25.scores["indptr"])).astype(np.float64)
+            self._idf = np.log1p((n - df + 0.5) / (df + 0.5))
+            self._max_idf = math.log1p((n + 0.5) / 0.5)
+        known = set(analyzer.synonyms.words) | _STOPWORDS
+        self._speller = _Speller(counts, known) if config.spelling else None
+
+    # ----------------------------------------------------------------------------------- building
+    @classmethod
+    def build(
+        cls,
+        sections: list[Section],
+        faqs: Iterable[FaqEntry] = (),
+        *,
+        config: IndexConfig | None = None,
+        synonyms: SynonymTable | None = None,
+    ) -> PolicyIndex:
+        """Index ``sections`` (from :func:`~domain.policy.handbook.load_handbook`) and ``faqs``."""
+        config = config or IndexConfig()
+        analyzer = Analyzer(synonyms, use_synonyms=config.use_synonyms)
+        docs: list[_Doc] = []
+        counts: Counter[str] = Counter()
+        for section in sections:
+            variants = section.variants if config.use_variants else []
+            heading = analyzer.doc_tokens(section.heading, expand=True)
+            variant_tokens = [analyzer.doc_tokens(v, expand=True) for v in variants]
+            body_text = section.text
+            tokens = heading * config.heading_repeat + [t for v in variant_tokens for t in v]
+            tokens += analyzer.doc_tokens(body_text)
+            docs.append(_Doc(tokens=tokens, section=section))
+            if config.variant_docs:
+                docs.extend(_Doc(tokens=heading + v, section=section) for v in variant_tokens)
+            counts.update(tokenize(section.heading))
+            counts.update(tokenize(body_text))
+            for v in variants:
+                counts.update(tokenize(v))
+        return cls(
+            sections,
+            list(faqs),
+            config=config,
+            analyzer=analyzer,
+            section_docs=docs,
+            section_counts=counts,
+        )
+
+    @classmethod
+    def from_directory(
+        cls, directory: Path, faqs: Iterable[FaqEntry] = (), *, config: IndexConfig | None = None
+    ) -> tuple[PolicyIndex, list[HandbookError]]:
+        """Load a handbook directory and index it; returns the index and the files' problems."""
+        sections, errors = load_handbook(directory)
+        return cls.build(sections, faqs, config=config), errors
+
+    def with_faqs(self, faqs: Iterable[FaqEntry]) -> PolicyIndex:
+        """A new index with the same sections and this FAQ list (replaces the previous FAQs)."""
+        return PolicyIndex(
+            self.sections,
+            list(faqs),
+            config=self.config,
+            analyzer=self._analyzer,
+            section_docs=self._section_docs,
+            section_counts=self._section_counts,
+        )
+
+    def section(self, section_id: str) -> Section | None:
+        """The section with this id, if the handbook has it."""
+        return self._by_id.get(section_id)
+
+    # ---------------------------------------------------------------------------------- searching
+    def search(self, question: str, k: int = 3) -> list[Hit]:
+        """The ``k`` best hits for ``question``, best first (at most one hit per document)."""
+        return self._search(question, k)[0]
+
+    def answer(self, question: str, threshold: float | None = None) -> Answer:
+        """Decide whether ``question`` can be answered from the handbook, and with what.
+
+        ``threshold`` overrides :data:`CONFIDENCE_THRESHOLD` for this call.
+        """
+        threshold = CONFIDENCE_THRESHOLD if threshold is None else threshold
+        hits, query, best_coverage = self._search(question, 3)
+        hit = hits[0] if hits else None
+        off_topic = hit is None or best_coverage < OFF_TOPIC_COVERAGE
+        confident = hit is not None and not off_topic and hit.confidence >= threshold
+        return Answer(
+            hit=hit,
+            candidates=hits,
+            confident=confident,
+            off_topic=off_topic,
+            question=question,
+            terms=tuple(query.words) if query is not None else (),
+            threshold=threshold,
+        )
+
+    def _search(self, question: str, k: int) -> tuple[list[Hit], _Query | None, float]:
+        if self._bm25 is None or k <= 0:
+            return [], None, 0.0
+        query = self._analyzer.query(question, self._vocab, self._speller, self.config)
+        if not query.terms:
+            return [], query, 0.0
+        n = len(self._docs)
+        scores = np.zeros(n, dtype=np.float64)
+        matched = np.zeros(n, dtype=np.float64)
+        total_mass = self.config.unknown_weight * self._max_idf * len(query.unknown)
+        for stem, weight in query.terms.items():
+            tid = self._vocab[stem]
+            term_scores = self._bm25.get_scores_from_ids([tid])
+            scores += weight * term_scores
+            mass = weight * float(self._idf[tid])
+            matched += mass * (term_scores > 0)
+            total_mass += mass
+        coverage = matched / total_mass if total_mass > 0 else matched
+        order = np.argsort(-scores, kind="stable")
+        hits: list[Hit] = []
+        seen: set[str] = set()
+        for i in order:
+            score = float(scores[i])
+            if score <= 0 or len(hits) >= k:
+                break
+            doc = self._docs[i]
+            other = self._best_other(order, scores, self._topics[i])
+            margin = max(0.0, 1.0 - other / score)
+            cov = float(coverage[i])
+            hit = Hit(
+                section=doc.section,
+                faq=doc.faq,
+                score=score,
+                confidence=_confidence(cov, margin),
+                coverage=cov,
+                margin=margin,
+            )
+            if hit.key in seen:  # a section's variant documents: keep its best one
+                continue
+            seen.add(hit.key)
+            hits.append(hit)
+        return hits, query, float(coverage.max()) if n else 0.0
+
+    def _best_other(self, order: np.ndarray, scores: np.ndarray, topic: str) -> float:
+        for j in order:
+            if self._topics[j] != topic:
+                return float(scores[j])
+        return 0.0
+
+
+def _confidence(coverage: float, margin: float) -> float:
+    value = coverage**COVERAGE_EXPONENT * (MARGIN_FLOOR + (1.0 - MARGIN_FLOOR) * margin)
+    return min(1.0, max(0.0, value))
+
+
+# ------------------------------------------------------------------------------------------ evaluation
+@dataclass(frozen=True)
+class EvalCase:
+    """One labelled question: ``expected`` is a section id, or ``None`` for off-topic."""
+
+    question: str
+    expected: str | None
+
+
+@dataclass
+class EvalReport:
+    """Outcome of running an evaluation set through :meth:`PolicyIndex.answer`."""
+
+    threshold: float
+    on_topic: int = 0
+    off_topic: int = 0
+    top1_correct: int = 0  # regardless of confidence
+    answered_correct: int = 0
+    answered_wrong: int = 0
+    escalated: int = 0  # on-topic questions the bot would escalate
+    off_topic_escalated: int = 0
+    misses: list[tuple[str, str | None, str | None, float]] = field(default_factory=list)
+
+    @property
+    def top1_accuracy(self) -> float:
+        return self.top1_correct / self.on_topic if self.on_topic else 0.0
+
+    @property
+    def off_topic_escalation_rate(self) -> float:
+        return self.off_topic_escalated / self.off_topic if self.off_topic else 1.0
+
+    def row(self) -> str:
+        n = self.on_topic or 1
+        return (
+            f"{self.threshold:>9.2f} | {self.answered_correct / n:>6.1%} | {self.answered_wrong / n:>6.1%} | "
+            f"{self.escalated / n:>6.1%} | {self.off_topic_escalation_rate:>6.1%}"
+        )
+
+
+def evaluate(index: PolicyIndex, cases: Iterable[EvalCase], threshold: float | None = None) -> EvalReport:
+    """Top-1 accuracy and answer/escalate outcomes of ``cases`` at ``threshold``."""
+    threshold = CONFIDENCE_THRESHOLD if threshold is None else threshold
+    report = EvalReport(threshold=threshold)
+    for case in cases:
+        answer = index.answer(case.question, threshold=threshold)
+        got = answer.hit.section_id if answer.hit is not None else None
+        confidence = answer.hit.confidence if answer.hit is not None else 0.0
+        if case.expected is None:
+            report.off_topic += 1
+            if not answer.confident:
+                report.off_topic_escalated += 1
+            else:
+                report.misses.append((case.question, None, got, confidence))
+            continue
+        report.on_topic += 1
+        correct = got == case.expected
+        report.top1_correct += correct
+        if not answer.confident:
+            report.escalated += 1
+        elif correct:
+            report.answered_correct += 1
+        else:
+            report.answered_wrong += 1
+        if not correct:
+            report.misses.append((case.question, case.expected, got, confidence))
+    return report
+
+
+def load_eval_cases(path: Path) -> list[EvalCase]:
+    """Read ``questions: [{q: ..., expected: ...}]`` from a YAML evaluation file."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    return [EvalCase(question=str(item["q"]), expected=item.get("expected")) for item in data["questions"]]
+
+
+__all__ = [
+    "CONFIDENCE_THRESHOLD",
+    "OFF_TOPIC_COVERAGE",
+    "Analyzer",
+    "Answer",
+    "EvalCase",
+    "EvalReport",
+    "FaqEntry",
+    "Hit",
+    "IndexConfig",
+    "PolicyIndex",
+    "evaluate",
+    "load_eval_cases",
+]

@@ -1,0 +1,326 @@
+"""Vocabulary normalization for the policy engine: slang, synonyms, typos' targets and filler words.
+
+Contractors do not write the way a handbook is written ("payday", "my buddy signed up", "can I run
+it through gpt", "I ghosted a shift"). This module holds the general vocabulary that bridges the two,
+and the matcher that applies it to a stemmed token sequence.
+
+The data is plain Python so it ships with the package; an operator can replace or extend it with a
+YAML file (see :func:`load_synonyms`)::
+
+    # synonyms.yaml: canonical words (as a handbook writes them) -> phrases contractors use
+    ai tools: [chatgpt, gpt, claude, "run it through ... bot"]
+    cafe: [coffee shop, starbucks]
+
+Phrases are matched on stems, so inflections match ("signed up" == "sign up"). A ``...`` element
+inside a phrase allows up to :data:`GAP_MAX` arbitrary words in between ("friend ... join" matches
+"my friend just joined"). Matching a phrase *adds* the canonical words to the query; the original
+words are kept.
+
+Keep this list general: add the vocabulary contractors use, never exact evaluation questions.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import Stemmer
+
+#: Largest number of words a ``...`` gap in a synonym phrase may skip.
+GAP_MAX = 3
+
+#: canonical words (handbook vocabulary) -> phrases contractors use for the same thing, one group
+#: per line ("canonical words: phrase | phrase | ..."; indented lines continue the group).
+DEFAULT_SYNONYMS_TEXT = """
+payday payout paid: payday | pay day | paycheck | paycheque | pay check | get paid | getting paid |
+    paid out | my money | the money | deposit | direct deposit | bank transfer | wire | remittance |
+    payment | payments | hit my bank | show up in my account | bank account | paypal | wise | stripe
+weekly friday: how often | every week | which day | what day | biweekly | monthly
+hourly rate pay: hourly | per hour | an hour | by the hour | per hr | an hr | wage | wages | salary |
+    compensation | earn | earnings | how much ... make | how much ... pay | pays | pay rate | payrate |
+    pay scale | pricing | priced | raise | negotiate | bump
+referral refer bonus: referral | referrals | refer | referring | refferal | invite | invites |
+    invited | inviting | recruit | recruiting | bring in | bring ... friend | bringing in |
+    friend ... join | friend ... sign up | buddy | buddies | pal | mate | colleague | coworker |
+    co worker | someone i know | people i know | my network | signup link | sign up link |
+    invite link | finder fee | finders fee | recommend someone | recommend a friend | introduce someone
+ai tools: ai | a i | chatgpt | chat gpt | gpt | gpt4 | gpt 4 | gpt4o | gpt 4o | gpt 5 | gpt5 | openai |
+    open ai | claude | anthropic | gemini | bard | copilot | co pilot | llm | llms |
+    large language model | language model | chatbot | chat bot | bot | bots | perplexity | deepseek |
+    mistral | llama | grok | genai | gen ai | generative | machine learning | artificial intelligence |
+    model | models | prompt | prompting | autocomplete | auto complete | quillbot | jasper |
+    ai detector | cursor
+produce check critique: generate | brainstorm | brainstorming | proofread | proofreading | grammar |
+    spellcheck | grade | evaluate | double check | review my | improve | polish | rewrite | rephrase |
+    paraphrase | summarize | summarise
+time tracker tracking: timesheet | timesheets | time sheet | timer | clock | clock in | clock out |
+    clocked | punch in | punch out | punch card | log hours | log time | log my hours | logged |
+    logging | hours app | time app | tracking app | toggl | hubstaff | harvest | clockify |
+    record hours | record my hours | record time | manual time | manually | by hand | add hours |
+    add time | off the clock | untracked | not tracked | turn on | switch on
+40 hours week limit approval: overtime | over time | extra hours | more hours | longer hours |
+    full time | fulltime | max hours | hour cap | hours cap | hour limit | hours limit | weekly hours |
+    hours per week | hours a week | hours each week | 50 hours | 60 hours | 45 hours | over 40 |
+    more than 40 | above 40 | past 40 | 40 plus | 40+
+limit: max | maximum | cap | capped | ceiling | upper limit | at most | how many
+taxes withheld independent contractor: tax | taxes | taxed | 1099 | 1099 nec | 1099nec | w2 | w 2 |
+    w9 | w 9 | w8 | w8ben | w 8ben | irs | hmrc | cra | ato | withholding | withhold | withheld |
+    deduct | deducted | deduction | deductions | social security | national insurance | payroll |
+    self employed | self employment | freelancer | freelance | employee | employment status |
+    contractor status | vat | gst | tax form | tax forms | accountant | filing
+expenses reimbursed cost: expense | reimburse | reimbursement | refund | pay me back | pay for |
+    cover | covered | costs | bill | receipt | subscription | subscriptions | license | licence |
+    licenses | licences | software | hardware | equipment | laptop | computer | monitor | headset |
+    microphone | webcam | keyboard | desk | chair | internet | wifi | stipend | allowance
+cancel shift: bail | bail on | bailing | skip ... shift | drop ... shift | drop out | call out |
+    call in sick | sick | cant make | can t make | cannot make | not make it | reschedule |
+    swap ... shift | trade ... shift | give up ... shift | back out | pull out | notice | last minute
+noshow no-show: no show | noshow | ghost | ghosted | ghosting | didnt show | didn t show |
+    did not show | not show up | dont show | didnt turn up | did not turn up | missed ... shift |
+    miss ... shift | forgot ... shift | absent | absence | skipped | flake | flaked
+shift rota removed: roster | rotation | schedule | scheduled | shift list | kicked off | kicked out |
+    taken off | removed from | banned from | booted | dropped from
+task claims: claim | claims | grab | grabbed | pick up | picked up | take on | took | reserve |
+    reserved | assigned | hold | holding | queue | at the same time | at once | simultaneously |
+    in parallel | concurrent
+due date released: deadline | deadlines | overdue | expire | expired | timeout | time out |
+    ran out of time | past due | miss the due date | unclaim | give back | hand back | abandon |
+    vanished | taken away | not finish | unable to finish
+rejected submission: reject | rejection | declined | denied | turned down | failed | fail | bounced |
+    thumbs down | not accepted | refused
+dispute review: appeal | contest | challenge | complain | complaint | disagree | unfair |
+    unfairly | push back | pushback | overturn | reconsider | second opinion | feedback | reviewer |
+    grader | graded | grading | qa | final
+shared outside confidentiality: nda | confidential | secret | private | public | publicly | post |
+    posting | share | sharing | leak | disclose | talk about | mention | discuss | brag |
+    outside | family | wife | husband | partner | spouse | friends
+social media communities: linkedin | twitter | x com | facebook | instagram | tiktok | reddit |
+    discord | telegram | whatsapp | blog | youtube | threads | mastodon | bluesky | forum | forums |
+    substack | medium | group chat | online
+screenshots: screenshot | screen shot | screen grab | screengrab | screen cap | screencap |
+    screen capture | screen recording | print screen | photo of ... screen | picture of ... screen |
+    snip
+client names: customer | customers | company | companies | which company | the lab | end client |
+    who we work for | brand | clients
+portfolio: cv | resume | showcase | work sample | work samples | writing sample | samples
+intellectual property belongs client: ip | copyright | copyrights | ownership | owner | owns |
+    who own | still own | i own | own it | own them | rights | patent | patents | royalties | royalty |
+    belong | belongs | my material | prior work | existing work
+contract terms amended: contract | clause | terms | agreement | amend | amendment |
+    change the contract | modify | renegotiate | custom | exception | carve out | redline
+harassment abuse: harass | harassing | harassed | bully | bullying | bullied | abusive | rude |
+    insult | insulting | threat | threaten | threatening | creepy | creep | inappropriate | offensive |
+    racist | sexist | discrimination | discriminate | hostile | toxic | stalking | stalker | unwanted |
+    hate speech | slur | uncomfortable | yelled | swore | misconduct
+anonymous report form: anonymously | anon | without being named | not named |
+    secretly | report someone | flag someone | whistleblow | whistleblower
+instructions: guidelines | guideline | rubric | rubrics | spec | specs | brief | requirements |
+    how to do the task | confusing | unclear | contradict | conflict | handbook
+lead: manager | supervisor | boss | admin | admins | moderator | mod | mods | coordinator |
+    project manager | pm | team lead
+help reply: contact | reach | get in touch | ping | respond |
+    get back to me | support | helpdesk
+leaving stop: quit | quitting | leave | resign | resigning | cancel my account | delete my account |
+    close my account | offboard | offboarding | pause | break | hiatus | step away | take time off |
+    stop working | last day | exit
+cafe public place: coffee shop | coffeeshop | starbucks | coworking | co working | library |
+    restaurant | airport | train | public wifi | abroad | travel | traveling | travelling | vacation |
+    holiday abroad
+"""
+
+#: stem -> stem, for irregular forms the stemmer leaves apart ("paid" vs "pay") and chat shorthand.
+STEM_ALIASES: dict[str, str] = {
+    "paid": "pay",
+    "referr": "refer",
+    "withheld": "withhold",
+    "hr": "hour",
+    "hrs": "hour",
+    "wk": "week",
+    "wks": "week",
+    "min": "minut",
+    "mins": "minut",
+    "tix": "ticket",
+    "msg": "messag",
+    "info": "inform",
+    "pls": "pleas",
+    "thru": "through",
+    "tho": "though",
+    "cuz": "becaus",
+    "bc": "becaus",
+}
+
+#: Chat filler and generic words that carry no policy meaning. They are ignored in queries and in
+#: documents (in addition to the English stopword list), so they neither match nor count as unknown.
+_FILLER_TEXT = """
+    a about above after again against all also already always am an and any anybody anyone anything
+    anyway anyways are aren arent around as ask asking at be because been before being below between
+    both but by can cant could couldnt d did didnt do does doesnt doing don dont down during each
+    either else even ever every everyone everything exactly few for from further get gets getting
+    go goes going gone gonna got gotta guess guy guys had hadnt has hasnt have havent having he hello
+    her here hers hey hi him his how hows i id idk if ill im in into is isnt it its itself ive just
+    kind kinda know let lets like ll lol look m ma maybe me mean might mine more most much must my
+    myself need needs never no nor not now o of ok okay on once one only or other others our ours out
+    over own please pls plz probably quick quite re really right s said same say says see seems shall
+    she should shouldnt so some somebody someone something sometimes soon sorry sort still stuff such
+    sure t tell than thank thanks thats thx the their theirs them then there theres these they thing
+    things think this those though thought through thru to too try trying ty u ugh um under until up
+    ur us use used using usually ve very wanna want wants was wasnt way we well were werent what
+    whats when whens where wheres whether which while who whos whom why will with without wonder
+    wondering wont would wouldnt y ya yeah yes yet you youd youll your youre yours yourself actually
+    basically literally honestly probably seriously hmm pretty btw fyi asap also hopefully
+    quick question qq yo sup happen happens happened happening make makes made take takes give gives
+    keep put find come comes came feel today tomorrow yesterday tonight new old good bad best great
+    lot lots many long bit little big whole real seem yall hey ever
+    """
+FILLER_WORDS: frozenset[str] = frozenset(_FILLER_TEXT.split())
+
+
+def parse_synonyms_text(text: str) -> dict[str, list[str]]:
+    """Parse the compact ``canonical words: phrase | phrase`` format (indented lines continue)."""
+    groups: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].rstrip() if raw.lstrip().startswith("#") else raw.rstrip()
+        if not line.strip():
+            continue
+        if line[0].isspace():
+            if current is None:
+                raise ValueError(f"continuation line without a group: {raw!r}")
+            current.extend(p.strip() for p in line.split("|") if p.strip())
+            continue
+        canonical, sep, phrases = line.partition(":")
+        if not sep:
+            raise ValueError(f"expected 'canonical words: phrase | phrase': {raw!r}")
+        current = groups.setdefault(canonical.strip(), [])
+        current.extend(p.strip() for p in phrases.split("|") if p.strip())
+    return groups
+
+
+DEFAULT_SYNONYMS: dict[str, list[str]] = parse_synonyms_text(DEFAULT_SYNONYMS_TEXT)
+
+_WORD_RE = re.compile(r"[a-z0-9]+")
+_APOSTROPHES = str.maketrans({"'": "", "\u2019": "", "\u2018": "", "`": ""})
+
+
+def normalize_text(text: str) -> str:
+    """Lowercase, strip accents (café -> cafe) and drop apostrophes (don't -> dont)."""
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(ch for ch in text if not unicodedata.combining(ch))
+    return text.lower().translate(_APOSTROPHES)
+
+
+def tokenize(text: str) -> list[str]:
+    """Split text into lowercase alphanumeric words (``"GPT-4's"`` -> ``["gpt", "4s"]``)."""
+    return _WORD_RE.findall(normalize_text(text))
+
+
+@lru_cache(maxsize=1)
+def _stemmer() -> Stemmer.Stemmer:
+    return Stemmer.Stemmer("english")
+
+
+def stem_words(words: Sequence[str]) -> list[str]:
+    """Stem words with the English Snowball stemmer, then apply :data:`STEM_ALIASES`."""
+    stems = _stemmer().stemWords(list(words))
+    return [STEM_ALIASES.get(s, s) for s in stems]
+
+
+_GAP = "..."
+
+
+@dataclass(frozen=True)
+class SynonymMatch:
+    """One phrase found in a token sequence: tokens ``start:end`` map to ``canonical`` words."""
+
+    start: int
+    end: int
+    canonical: tuple[str, ...]
+
+
+class SynonymTable:
+    """Compiled phrase -> canonical-words table, matched on stemmed token sequences."""
+
+    def __init__(self, groups: Mapping[str, Iterable[str]]) -> None:
+        self.groups: dict[str, list[str]] = {canon: list(phrases) for canon, phrases in groups.items()}
+        # first stem -> list of (pattern, canonical words); a pattern is a tuple of stems and _GAP.
+        self._by_first: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
+        self.words: set[str] = set()  # every surface word the table knows (for spelling correction)
+        for canonical, phrases in self.groups.items():
+            canon_words = tuple(tokenize(canonical))
+            self.words.update(canon_words)
+            for phrase in phrases:
+                pattern: list[str] = []
+                for part in phrase.split(_GAP):
+                    words = tokenize(part)
+                    self.words.update(words)
+                    if pattern and words:
+                        pattern.append(_GAP)
+                    pattern.extend(stem_words(words))
+                entry = (tuple(pattern), canon_words)
+                if pattern and entry not in self._by_first.get(pattern[0], ()):
+                    self._by_first.setdefault(pattern[0], []).append(entry)
+
+    def match(self, stems: Sequence[str]) -> list[SynonymMatch]:
+        """All phrase occurrences in ``stems`` (overlaps allowed; each phrase once per position)."""
+        found: list[SynonymMatch] = []
+        for i, stem in enumerate(stems):
+            for pattern, canonical in self._by_first.get(stem, ()):
+                end = _match_at(pattern, stems, i)
+                if end is not None:
+                    found.append(SynonymMatch(i, end, canonical))
+        return found
+
+
+def _match_at(pattern: tuple[str, ...], stems: Sequence[str], start: int) -> int | None:
+    """End index if ``pattern`` matches ``stems`` at ``start`` (``...`` skips up to GAP_MAX words)."""
+    pos = start
+    p = 0
+    while p < len(pattern):
+        token = pattern[p]
+        if token == _GAP:
+            nxt = pattern[p + 1]
+            for skip in range(GAP_MAX + 1):
+                if pos + skip < len(stems) and stems[pos + skip] == nxt:
+                    pos += skip
+                    break
+            else:
+                return None
+            p += 1
+            continue
+        if pos >= len(stems) or stems[pos] != token:
+            return None
+        pos += 1
+        p += 1
+    return pos
+
+
+def load_synonyms(path: Path | None = None, *, extend_defaults: bool = True) -> SynonymTable:
+    """Build a :class:`SynonymTable` from the defaults, optionally merged with a YAML file.
+
+    The YAML file maps canonical words to a list of phrases. With ``extend_defaults=False`` the file
+    replaces the defaults entirely.
+    """
+    groups: dict[str, list[str]] = (
+        {k: list(v) for k, v in DEFAULT_SYNONYMS.items()} if extend_defaults else {}
+    )
+    if path is not None:
+        import yaml
+
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of canonical words to lists of phrases")
+        for canonical, phrases in data.items():
+            if isinstance(phrases, str):
+                phrases = [phrases]
+            groups.setdefault(str(canonical), []).extend(str(p) for p in phrases or ())
+    return SynonymTable(groups)
+
+
+@lru_cache(maxsize=1)
+def default_synonyms() -> SynonymTable:
+    """The built-in table (compiled once per process)."""
+    return SynonymTable(DEFAULT_SYNONYMS)

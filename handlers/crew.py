@@ -1,0 +1,87 @@
+"""/crew: profiles, leads and vetted skills."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from core.authz import Role
+from core.commands import Args, Param, SlashCommand
+from core.context import Ctx
+from core.errors import UserError
+from core.grammar import SKILLS, USER
+from domain import members
+from views.crew import profile_blocks
+
+if TYPE_CHECKING:
+    from core.app import CrewApp
+
+crew = SlashCommand("/crew", "Your profile; leads and skills")
+
+
+@crew.sub("me", "Show my profile: role, skills, timezone")
+def me(ctx: Ctx, args: Args) -> None:
+    ctx.reply(f"Your crewcall profile: {ctx.actor.role.label}", profile_blocks(ctx.actor))
+
+
+@crew.sub("", "Same as `/crew me`")
+def default(ctx: Ctx, args: Args) -> None:
+    me(ctx, args)
+
+
+@crew.sub("lead", "Make someone a lead", params=[Param("member", USER)], role=Role.ADMIN, action="name leads")
+def lead(ctx: Ctx, args: Args) -> None:
+    _set_lead(ctx, args.member, True)
+
+
+@crew.sub(
+    "unlead",
+    "Remove someone's lead role",
+    params=[Param("member", USER)],
+    role=Role.ADMIN,
+    action="remove leads",
+)
+def unlead(ctx: Ctx, args: Args) -> None:
+    _set_lead(ctx, args.member, False)
+
+
+def _set_lead(ctx: Ctx, user_id: str, is_lead: bool) -> None:
+    ctx.services.directory.refresh(user_id)
+    with ctx.session() as session:
+        changed = members.set_lead(session, ctx.actor, user_id, is_lead, ctx.now, ctx.source)
+    if not changed:
+        ctx.reply(f"<@{user_id}> {'is already' if is_lead else 'is not'} a lead. Nothing changed.")
+        return
+    ctx.reply(f":white_check_mark: <@{user_id}> {'is now a lead' if is_lead else 'is no longer a lead'}.")
+    ctx.dm(
+        user_id,
+        f"<@{ctx.actor.user_id}> made you a crewcall lead: you can now post tasks, schedule shifts and "
+        "send announcements. Type `/crew help` to see what leads can do."
+        if is_lead
+        else f"<@{ctx.actor.user_id}> removed your crewcall lead role.",
+        what="lead change",
+    )
+
+
+@crew.sub(
+    "skill",
+    "Set a member's vetted skills (replaces the list)",
+    params=[Param("member", USER), Param("skills", SKILLS)],
+    role=Role.LEAD,
+    action="set skills",
+)
+def skill(ctx: Ctx, args: Args) -> None:
+    if ctx.services.directory.refresh(args.member) is None:
+        raise UserError(f"I couldn't find <@{args.member}> in this workspace. Nothing changed.")
+    with ctx.session() as session:
+        members.set_skills(session, ctx.actor, args.member, args.skills, ctx.now, ctx.source)
+    listed = ", ".join(f"`{s}`" for s in args.skills)
+    ctx.reply(f":white_check_mark: <@{args.member}>'s skills are now {listed}.")
+    ctx.dm(args.member, f"<@{ctx.actor.user_id}> set your vetted skills to {listed}.", what="skills change")
+
+
+def register(app: CrewApp) -> None:
+    app.commands.add(crew).register(app, app.services)
+
+    @app.home.section("profile", "Your profile", order=0)
+    def profile_section(services, actor):  # type: ignore[no-untyped-def]
+        return profile_blocks(actor)

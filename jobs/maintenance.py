@@ -1,0 +1,30 @@
+"""Housekeeping jobs of the foundation."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from sqlmodel import col, delete
+
+from db.models import ProcessedEvent
+from jobs import runtime
+from jobs.scheduler import Scheduler
+
+log = logging.getLogger("crewcall.jobs")
+
+# Slack retries a delivery for at most about an hour; a week of ids is plenty.
+PROCESSED_EVENT_TTL = timedelta(days=7)
+
+
+def prune_processed_events() -> None:
+    services = runtime.services()
+    cutoff = services.clock.now() - PROCESSED_EVENT_TTL
+    with services.db.session() as session:
+        session.exec(delete(ProcessedEvent).where(col(ProcessedEvent.received_at) < cutoff))  # type: ignore[call-overload]
+
+
+def schedule(scheduler: Scheduler) -> None:
+    scheduler.every(
+        "maintenance:prune-processed-events", "jobs.maintenance:prune_processed_events", timedelta(hours=6)
+    )

@@ -1,0 +1,147 @@
+"""One APScheduler BackgroundScheduler, its jobs kept in the bot's own database.
+
+Jobs are stored by textual reference (`"jobs.maintenance:prune_processed_events"`) with plain
+arguments, so they survive restarts; ids are deterministic (`reminder:S-3:U123:…`), so scheduling
+the same thing twice replaces instead of duplicating. A job finds the running services through
+`jobs.runtime.services()`.
+
+Time comes from our Clock: APScheduler asks `datetime.now(scheduler.timezone)`, and the timezone we
+hand it is UTC whose "now" is read from the Clock. With the real clock nothing changes; with a
+FakeClock, tests move time and the scheduler runs what fell due at once, without sleeping.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy.engine import Engine
+
+from core.clock import Clock, FakeClock
+
+log = logging.getLogger("crewcall.jobs")
+
+
+class ClockZone(tzinfo):
+    """UTC, except that `datetime.now(zone)` reads our Clock."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+
+    def utcoffset(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def dst(self, dt: datetime | None) -> timedelta:
+        return timedelta(0)
+
+    def tzname(self, dt: datetime | None) -> str:
+        return "UTC"
+
+    def fromutc(self, dt: datetime) -> datetime:
+        if isinstance(self._clock, FakeClock):
+            return self._clock.now().replace(tzinfo=self)
+        return dt.replace(tzinfo=self)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Pickled triggers keep plain UTC: the clock belongs to the running process only.
+        return (_utc, ())
+
+
+def _utc() -> tzinfo:
+    return UTC
+
+
+class Scheduler:
+    def __init__(self, engine: Engine, clock: Clock, threads: int = 8) -> None:
+        self.clock = clock
+        self._aps = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
+            executors={"default": ThreadPoolExecutor(threads)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
+            timezone=ClockZone(clock),
+        )
+        self._aps.add_listener(self._on_job_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED)
+        if isinstance(clock, FakeClock):
+            clock.on_change.append(self.wakeup)
+
+    @property
+    def running(self) -> bool:
+        return bool(self._aps.running)
+
+    def start(self) -> None:
+        self._aps.start()
+
+    def shutdown(self, wait: bool = True) -> None:
+        if isinstance(self.clock, FakeClock) and self.wakeup in self.clock.on_change:
+            self.clock.on_change.remove(self.wakeup)
+        if self._aps.running:
+            self._aps.shutdown(wait=wait)
+
+    def wakeup(self) -> None:
+        if self._aps.running:
+            self._aps.wakeup()
+
+    def at(
+        self,
+        job_id: str,
+        func: str | Callable[..., Any],
+        run_at: datetime,
+        args: tuple[Any, ...] = (),
+        misfire_grace: timedelta | None = timedelta(minutes=1),
+    ) -> Job:
+        """Run once at `run_at`. A run missed by more than `misfire_grace` (e.g. while the bot was
+        down) is skipped and logged; None means "run however late"."""
+        return self._aps.add_job(
+            func,
+            trigger="date",
+            run_date=run_at.astimezone(UTC),
+            args=list(args),
+            id=job_id,
+            replace_existing=True,
+            misfire_grace_time=int(misfire_grace.total_seconds()) if misfire_grace is not None else None,
+        )
+
+    def every(self, job_id: str, func: str | Callable[..., Any], interval: timedelta, **kwargs: Any) -> Job:
+        return self._aps.add_job(
+            func,
+            trigger="interval",
+            seconds=int(interval.total_seconds()),
+            timezone=UTC,
+            id=job_id,
+            replace_existing=True,
+            **kwargs,
+        )
+
+    def cron(self, job_id: str, func: str | Callable[..., Any], tz: str = "UTC", **fields: Any) -> Job:
+        return self._aps.add_job(
+            func, trigger="cron", timezone=tz, id=job_id, replace_existing=True, **fields
+        )
+
+    def remove(self, job_id: str) -> bool:
+        try:
+            self._aps.remove_job(job_id)
+            return True
+        except JobLookupError:
+            return False
+
+    def get(self, job_id: str) -> Job | None:
+        return self._aps.get_job(job_id)
+
+    def jobs(self, prefix: str = "") -> list[Job]:
+        return [j for j in self._aps.get_jobs() if j.id.startswith(prefix)]
+
+    def _on_job_event(self, event: JobExecutionEvent) -> None:
+        if event.code == EVENT_JOB_MISSED:
+            log.warning(
+                "job %s missed its run time %s and was skipped", event.job_id, event.scheduled_run_time
+            )
+        else:
+            log.error("job %s failed", event.job_id, exc_info=event.exception)

@@ -1,0 +1,1056 @@
+"""A fake Slack Web API server on loopback, for tests and the local sandbox.
+
+Point a real ``slack_sdk.WebClient`` at it and every call is answered like Slack
+would answer it, and recorded so tests can assert on it::
+
+    from slack_sdk import WebClient
+    from sandbox import FakeSlack
+
+    with FakeSlack() as fake:
+        fake.add_user("U123", name="ada", tz="Europe/London")
+        client = WebClient(token="xoxb-test", base_url=fake.api_url)
+        client.chat_postMessage(channel="U123", text="hi")
+        call = fake.wait_for("chat.postMessage")[0]
+        assert call.params["text"] == "hi"
+        assert call.response["channel"] == dm_channel_id("U123")
+
+What it models (see the ``_m_*`` methods for each Web API method):
+
+* messages (``chat.*``) kept per channel, readable through ``conversations.history``;
+* a user directory (``users.*``), channel membership (``conversations.members``);
+* modals and the Home tab (``views.*``), file uploads (``files_upload_v2``'s three steps);
+* ``response_url`` endpoints (:meth:`FakeSlack.new_response_url`);
+* failure injection (:meth:`FakeSlack.fail_next`), latency (:attr:`FakeSlack.latency`)
+  and Slack-like rate limiting of ``chat.postMessage`` (``rate_limits=``).
+
+Every response is HTTP 200 with a JSON body ``{"ok": true, ...}`` unless an error
+applies (``{"ok": false, "error": "..."}``; rate limits and injected failures may
+also change the HTTP status). Unknown methods answer ``unknown_method`` and are
+still recorded. Standard library only.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import email.parser
+import email.policy
+import hashlib
+import json
+import math
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo
+
+__all__ = [
+    "APP_ID",
+    "BOT_ID",
+    "BOT_USER_ID",
+    "JSON_PARAMS",
+    "TEAM_ID",
+    "TEAM_NAME",
+    "Call",
+    "FakeSlack",
+    "decode_json_params",
+    "dm_channel_id",
+]
+
+TEAM_ID = "T0SANDBOX"
+TEAM_NAME = "Sandbox"
+TEAM_DOMAIN = "sandbox"
+BOT_USER_ID = "U0BOT"
+BOT_ID = "B0BOT"
+BOT_NAME = "crewcall"
+APP_ID = "A0CREWCALL"
+
+#: Params that slack_sdk sends as JSON strings; they are decoded into objects when recorded.
+JSON_PARAMS = frozenset({"blocks", "view", "attachments", "metadata", "files"})
+
+#: Slack's limits on blocks: 50 in a message, 100 in a modal or Home tab.
+MAX_MESSAGE_BLOCKS = 50
+MAX_VIEW_BLOCKS = 100
+
+
+def dm_channel_id(user_id: str) -> str:
+    """The DM channel id the fake uses for a user: ``"U123"`` -> ``"D123"``.
+
+    ``conversations.open`` answers with it, and ``chat.postMessage(channel=<user id>)``
+    posts into it, so both routes land in the same history.
+    """
+    return "D" + user_id[1:]
+
+
+def decode_json_params(params: dict[str, Any]) -> dict[str, Any]:
+    """Return a copy of ``params`` with the JSON-string params in :data:`JSON_PARAMS` decoded.
+
+    slack_sdk form-encodes ``blocks``, ``view``, ``attachments``, ``metadata`` (and the
+    ``files`` list of ``files.completeUploadExternal``) as JSON strings. Values that are not
+    valid JSON are kept as they are.
+    """
+    out = dict(params)
+    for key in JSON_PARAMS:
+        value = out.get(key)
+        if isinstance(value, str | bytes):
+            with contextlib.suppress(ValueError):
+                out[key] = json.loads(value)
+    return out
+
+
+def format_ts(micros: int) -> str:
+    """Format microseconds since the epoch as a Slack ts: ``"1700000000.000100"``."""
+    return f"{micros // 1_000_000}.{micros % 1_000_000:06d}"
+
+
+def _truthy(value: Any) -> bool:
+    return str(value).lower() in {"1", "true", "yes"}
+
+
+@dataclass
+class Call:
+    """One request the fake received.
+
+    Attributes:
+        method: the Web API method (``"chat.postMessage"``), or ``"response_url"`` for a
+            POST to a URL from :meth:`FakeSlack.new_response_url`.
+        params: every param (query string + body), JSON params decoded (see
+            :func:`decode_json_params`). The token is not in here: see ``token``.
+            For ``response_url`` calls, the JSON body plus ``"_url"``.
+        ts: wall-clock time (``time.time()``) the request was received.
+        response: the JSON body the fake answered with.
+        status: the HTTP status the fake answered with.
+        token: the token sent (``Authorization: Bearer`` header or ``token`` param), if any.
+    """
+
+    method: str
+    params: dict[str, Any]
+    ts: float
+    response: dict[str, Any]
+    status: int = 200
+    token: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """True when the fake answered ``{"ok": true}``."""
+        return bool(self.response.get("ok"))
+
+    @property
+    def error(self) -> str | None:
+        """The ``error`` of a failed call, else None."""
+        return self.response.get("error")
+
+
+class _ApiError(Exception):
+    """Raised by a method implementation to answer ``{"ok": false, "error": ...}``."""
+
+    def __init__(self, error: str, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        super().__init__(error)
+        self.error = error
+        self.status = status
+        self.headers = headers or {}
+
+
+@dataclass
+class _Failure:
+    error: str
+    status: int
+    retry_after: int | None
+
+
+@dataclass
+class _Reply:
+    status: int
+    body: bytes
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json; charset=utf-8"
+
+
+class _RateLimiter:
+    """Slack-like limits on chat.postMessage, with time compressed by ``scale``.
+
+    * per channel: at most ``per_channel_per_sec * scale`` posts per second, enforced as a
+      minimum spacing of ``1 / (per_channel_per_sec * scale)`` seconds between accepted posts;
+    * workspace-wide: at most ``workspace_per_min`` accepted posts in any sliding window of
+      ``60 / scale`` seconds.
+    """
+
+    def __init__(
+        self, per_channel_per_sec: float | None, workspace_per_min: int | None, scale: float
+    ) -> None:
+        if scale <= 0:
+            raise ValueError("rate_limits['scale'] must be > 0")
+        self.channel_interval = 1.0 / (per_channel_per_sec * scale) if per_channel_per_sec else None
+        self.workspace_budget = int(workspace_per_min) if workspace_per_min else None
+        self.window = 60.0 / scale
+        self._last_by_channel: dict[str, float] = {}
+        self._accepted: deque[float] = deque()
+
+    def acquire(self, channel: str, now: float) -> float | None:
+        """Take one post's budget; return None if allowed, else the seconds until it would be."""
+        waits = []
+        if self.channel_interval is not None:
+            last = self._last_by_channel.get(channel)
+            if last is not None and now - last < self.channel_interval:
+                waits.append(last + self.channel_interval - now)
+        if self.workspace_budget is not None:
+            while self._accepted and self._accepted[0] <= now - self.window:
+                self._accepted.popleft()
+            if len(self._accepted) >= self.workspace_budget:
+                waits.append(self._accepted[0] + self.window - now)
+        if waits:
+            return max(waits)
+        self._last_by_channel[channel] = now
+        self._accepted.append(now)
+        return None
+
+
+class FakeSlack:
+    """A fake Slack Web API server on ``127.0.0.1`` that records every call.
+
+    Args:
+        rate_limits: optional limits on ``chat.postMessage``, e.g.
+            ``{"per_channel_per_sec": 1.0, "workspace_per_min": 600, "scale": 10}``. ``scale``
+            compresses time: with 10, a channel takes 10 posts a second and the workspace
+            budget applies to a 6 s window instead of 60 s. Over-limit posts answer HTTP 429
+            ``{"ok": false, "error": "ratelimited"}`` with ``Retry-After`` (whole seconds, at
+            least 1) and ``X-Retry-After-Float`` (precise seconds); they are recorded but not
+            stored. Either limit may be left out.
+
+    Use it as a context manager, or call :meth:`start` / :meth:`stop`. State you can set
+    up or inspect directly (guard concurrent writes with care; reads are fine):
+
+    Attributes:
+        users: the user directory, ``{user_id: user object}``; use :meth:`add_user`. The
+            bot user ``U0BOT`` is in it from the start.
+        channel_members: ``{channel_id: [user ids]}`` served by ``conversations.members``.
+        channel_names: ``{channel_id: name}`` used by ``conversations.info``.
+        missing_channels: channel ids that answer ``channel_not_found``.
+        messages: ``{channel_id: [message, ...]}`` oldest first, as posted.
+        home_views: ``{user_id: view}`` the latest ``views.publish`` per user.
+        views: ``{view_id: view}`` every opened/pushed/updated/published view.
+        uploaded_files: ``{file_id: {"filename", "content", "channel_id", "title", ...}}``.
+        latency: seconds to sleep before each response (default 0).
+        require_token: answer ``not_authed`` to API calls without a token (default True).
+        strict_users: if True, DMs to user ids not in :attr:`users` fail like Slack
+            (``user_not_found`` / ``channel_not_found``); by default any id gets a DM.
+    """
+
+    def __init__(self, rate_limits: dict[str, Any] | None = None) -> None:
+        self._cond = threading.Condition(threading.RLock())
+        self._calls: list[Call] = []
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self._failures: dict[str, deque[_Failure]] = {}
+        self._last_ts_micros = 0
+        self._view_seq = 0
+        self._file_seq = 0
+        self._response_seq = 0
+        self._auto_user_seq = 0
+        self._rate_limited_count = 0
+        self._limiter: _RateLimiter | None = None
+        if rate_limits:
+            self._limiter = _RateLimiter(
+                rate_limits.get("per_channel_per_sec"),
+                rate_limits.get("workspace_per_min"),
+                float(rate_limits.get("scale", 1.0)),
+            )
+        self.rate_limits = dict(rate_limits or {})
+        self.latency: float = 0.0
+        self.require_token = True
+        self.strict_users = False
+        self.users: dict[str, dict[str, Any]] = {}
+        self.channel_members: dict[str, list[str]] = {}
+        self.channel_names: dict[str, str] = {}
+        self.missing_channels: set[str] = set()
+        self.messages: dict[str, list[dict[str, Any]]] = {}
+        self.home_views: dict[str, dict[str, Any]] = {}
+        self.views: dict[str, dict[str, Any]] = {}
+        self.uploaded_files: dict[str, dict[str, Any]] = {}
+        self.add_user(BOT_USER_ID, name=BOT_NAME, is_bot=True)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> FakeSlack:
+        """Bind ``127.0.0.1`` on a free port and serve on a daemon thread. Returns self."""
+        if self._server is not None:
+            return self
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server.daemon_threads = True
+        server.fake = self  # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-slack", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and release the port. Safe to call twice."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeSlack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        """The port the server is bound to (after :meth:`start`)."""
+        if self._server is None:
+            raise RuntimeError("FakeSlack is not started; call start() or use it as a context manager")
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        """Root URL, ``"http://127.0.0.1:PORT/"``."""
+        return f"http://127.0.0.1:{self.port}/"
+
+    @property
+    def api_url(self) -> str:
+        """Web API base URL for ``WebClient(base_url=...)``: ``"http://127.0.0.1:PORT/api/"``."""
+        return self.url + "api/"
+
+    # ------------------------------------------------------------------ recorded calls
+
+    @property
+    def calls(self) -> list[Call]:
+        """A snapshot of every recorded call, oldest first."""
+        with self._cond:
+            return list(self._calls)
+
+    def calls_to(self, method: str) -> list[Call]:
+        """Recorded calls to ``method`` (e.g. ``"chat.postMessage"``), oldest first."""
+        with self._cond:
+            return [c for c in self._calls if c.method == method]
+
+    def last(self, method: str) -> Call | None:
+        """The most recent call to ``method``, or None."""
+        with self._cond:
+            for call in reversed(self._calls):
+                if call.method == method:
+                    return call
+        return None
+
+    def clear(self) -> None:
+        """Forget recorded calls (state such as messages and users is kept; see :meth:`reset`)."""
+        with self._cond:
+            self._calls.clear()
+
+    def reset(self) -> None:
+        """Forget calls, messages, views, files, pending failures and rate-limit history.
+
+        Users, channel members/names and ``missing_channels`` are kept.
+        """
+        with self._cond:
+            self._calls.clear()
+            self._failures.clear()
+            self.messages.clear()
+            self.home_views.clear()
+            self.views.clear()
+            self.uploaded_files.clear()
+            self._rate_limited_count = 0
+            if self._limiter is not None:
+                self._limiter = _RateLimiter(
+                    self.rate_limits.get("per_channel_per_sec"),
+                    self.rate_limits.get("workspace_per_min"),
+                    float(self.rate_limits.get("scale", 1.0)),
+                )
+
+    def wait_for(
+        self,
+        method: str,
+        count: int = 1,
+        timeout: float = 5.0,
+        predicate: Callable[[Call], bool] | None = None,
+    ) -> list[Call]:
+        """Block until at least ``count`` calls to ``method`` (matching ``predicate``) arrived.
+
+        Returns all matching calls so far, oldest first. Raises ``AssertionError`` after
+        ``timeout`` seconds, listing what was recorded. Use it after driving the bot, which
+        may keep working after it has acked the request::
+
+            driver.command("U1", "/tasks")
+            post = fake.wait_for("chat.postMessage", predicate=lambda c: c.params["channel"] == "C1")[0]
+        """
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                matches = [
+                    c for c in self._calls if c.method == method and (predicate is None or predicate(c))
+                ]
+                if len(matches) >= count:
+                    return matches
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    summary = Counter(c.method for c in self._calls)
+                    listed = ", ".join(f"{m} x{n}" for m, n in summary.items()) or "nothing"
+                    failed = [f"{c.method}: {c.error}" for c in self._calls if not c.ok]
+                    what = f"{count} call(s) to {method!r}" + (" matching the predicate" if predicate else "")
+                    raise AssertionError(
+                        f"timed out after {timeout}s waiting for {what}; got {len(matches)}. "
+                        f"Recorded: {listed}." + (f" Failed calls: {failed}." if failed else "")
+                    )
+                self._cond.wait(remaining)
+
+    @property
+    def rate_limited_count(self) -> int:
+        """How many ``chat.postMessage`` calls were rejected by the rate limiter."""
+        with self._cond:
+            return self._rate_limited_count
+
+    # ------------------------------------------------------------------ set-up helpers
+
+    def add_user(
+        self,
+        user_id: str,
+        name: str | None = None,
+        tz: str = "America/New_York",
+        email: str | None = None,
+        is_bot: bool = False,
+        deleted: bool = False,
+        *,
+        real_name: str | None = None,
+        display_name: str | None = None,
+    ) -> dict[str, Any]:
+        """Add (or replace) a user in the directory and return its Slack user object.
+
+        ``name`` defaults to the lower-cased id, ``real_name`` to ``name``, ``email`` to
+        ``"<name>@example.com"`` (none for bots). ``tz_offset`` is computed for now.
+        """
+        name = name or user_id.lower()
+        real_name = real_name or name
+        if email is None and not is_bot:
+            email = f"{name}@example.com"
+        offset = datetime.now(ZoneInfo(tz)).utcoffset()
+        profile: dict[str, Any] = {
+            "real_name": real_name,
+            "display_name": display_name if display_name is not None else name,
+        }
+        if email:
+            profile["email"] = email
+        if is_bot:
+            profile["bot_id"] = BOT_ID if user_id == BOT_USER_ID else "B" + user_id[1:]
+        user = {
+            "id": user_id,
+            "team_id": TEAM_ID,
+            "name": name,
+            "real_name": real_name,
+            "tz": tz,
+            "tz_label": tz,
+            "tz_offset": int(offset.total_seconds()) if offset is not None else 0,
+            "is_bot": is_bot,
+            "is_app_user": False,
+            "deleted": deleted,
+            "profile": profile,
+        }
+        with self._cond:
+            self.users[user_id] = user
+        return user
+
+    def add_users(self, n: int, prefix: str = "U", **kwargs: Any) -> list[dict[str, Any]]:
+        """Add ``n`` users with generated ids (``"USBX00001"``...) and return them.
+
+        Extra keyword arguments go to :meth:`add_user` (e.g. ``tz="Asia/Tokyo"``).
+        """
+        created = []
+        for _ in range(n):
+            with self._cond:
+                self._auto_user_seq += 1
+                user_id = f"{prefix}SBX{self._auto_user_seq:05d}"
+            created.append(self.add_user(user_id, **kwargs))
+        return created
+
+    def add_message(
+        self, channel: str, text: str = "", user: str = BOT_USER_ID, **fields: Any
+    ) -> dict[str, Any]:
+        """Seed a message into a channel's history (as if posted now) and return it.
+
+        Extra fields (``blocks=``, ``metadata=``, ``thread_ts=``, ``ts=``...) are stored as given.
+        """
+        with self._cond:
+            message: dict[str, Any] = {"type": "message", "user": user, "text": text, "team": TEAM_ID}
+            if user == BOT_USER_ID:
+                message["bot_id"] = BOT_ID
+            message.update(fields)
+            message.setdefault("ts", self.next_ts())
+            self.messages.setdefault(channel, []).append(message)
+            return message
+
+    def find_message(self, channel: str, ts: str) -> dict[str, Any] | None:
+        """The stored message with this ``ts`` in ``channel``, or None."""
+        with self._cond:
+            for message in self.messages.get(channel, []):
+                if message.get("ts") == ts:
+                    return message
+        return None
+
+    def next_ts(self) -> str:
+        """A fresh message ts: wall-clock microseconds, strictly increasing across the server."""
+        with self._cond:
+            self._last_ts_micros = max(time.time_ns() // 1000, self._last_ts_micros + 1)
+            return format_ts(self._last_ts_micros)
+
+    def new_response_url(self) -> str:
+        """A fresh ``response_url`` on this server: ``"http://127.0.0.1:PORT/response/<n>"``.
+
+        POSTs to it are recorded as ``Call(method="response_url", params=<body> + {"_url": url})``.
+        """
+        with self._cond:
+            self._response_seq += 1
+            return f"{self.url}response/{self._response_seq}"
+
+    def fail_next(
+        self,
+        method: str,
+        error: str | None = None,
+        status: int = 200,
+        times: int = 1,
+        retry_after: int | None = None,
+    ) -> None:
+        """Make the next ``times`` calls to ``method`` fail with ``{"ok": false, "error": error}``.
+
+        ``error`` defaults to ``"ratelimited"`` for ``status=429`` and ``"internal_error"``
+        otherwise; typical values: ``user_not_found``, ``account_inactive``,
+        ``cannot_dm_bot``, ``channel_not_found``. With ``status=429`` and ``retry_after``
+        set, a ``Retry-After: <retry_after>`` header is sent (``0`` is allowed to keep tests
+        fast). Failed calls are recorded and change no state. ``method`` may also be
+        ``"response_url"``.
+        """
+        if error is None:
+            error = "ratelimited" if status == 429 else "internal_error"
+        with self._cond:
+            queue = self._failures.setdefault(method, deque())
+            for _ in range(times):
+                queue.append(_Failure(error, status, retry_after))
+
+    # ------------------------------------------------------------------ request handling
+
+    def _handle(self, kind: str, name: str, params: dict[str, Any], token: str | None) -> _Reply:
+        """Answer one request; ``kind`` is "api", "response" or "upload". Thread-safe."""
+        if self.latency:
+            time.sleep(self.latency)
+        if kind == "upload":
+            return self._handle_upload(name, params)
+        method = name if kind == "api" else "response_url"
+        received = time.time()
+        headers: dict[str, str] = {}
+        status = 200
+        with self._cond:
+            failure = self._pop_failure(method)
+            if failure is not None:
+                status = failure.status
+                response: dict[str, Any] = {"ok": False, "error": failure.error}
+                if status == 429 and failure.retry_after is not None:
+                    headers["Retry-After"] = str(failure.retry_after)
+            elif kind == "response":
+                params = {**params, "_url": f"{self.url}response/{name}"}
+                response = {"ok": True}
+            elif self.require_token and not token:
+                response = {"ok": False, "error": "not_authed"}
+            else:
+                impl = getattr(self, "_m_" + method.replace(".", "_"), None)
+                if impl is None:
+                    response = {"ok": False, "error": "unknown_method"}
+                else:
+                    try:
+                        response = {"ok": True, **impl(params)}
+                    except _ApiError as exc:
+                        response = {"ok": False, "error": exc.error}
+                        status = exc.status
+                        headers.update(exc.headers)
+            self._calls.append(Call(method, params, received, response, status, token))
+            self._cond.notify_all()
+        return _Reply(status, json.dumps(response).encode(), headers)
+
+    def _pop_failure(self, method: str) -> _Failure | None:
+        queue = self._failures.get(method)
+        if not queue:
+            return None
+        failure = queue.popleft()
+        if not queue:
+            del self._failures[method]
+        return failure
+
+    def _handle_upload(self, file_id: str, params: dict[str, Any]) -> _Reply:
+        with self._cond:
+            entry = self.uploaded_files.get(file_id)
+            if entry is None:
+                return _Reply(404, b"file_not_found", content_type="text/plain")
+            content = params.get("_raw", b"")
+            entry["content"] = content
+            entry["uploaded"] = True
+        return _Reply(200, f"OK - {len(content)}".encode(), content_type="text/plain")
+
+    # ------------------------------------------------------------------ helpers for methods
+
+    @staticmethod
+    def _require(params: dict[str, Any], *names: str, error: str = "invalid_arguments") -> None:
+        for name in names:
+            if params.get(name) in (None, ""):
+                raise _ApiError(error)
+
+    def _resolve_channel(self, channel: Any) -> str:
+        """Map a user id to its DM channel; check ``missing_channels``."""
+        if not channel or not isinstance(channel, str):
+            raise _ApiError("channel_not_found")
+        if channel[0] in "UW":
+            user = self.users.get(channel)
+            if user is None and self.strict_users:
+                raise _ApiError("channel_not_found")
+            if user is not None and user.get("is_bot"):
+                raise _ApiError("cannot_dm_bot")
+            channel = dm_channel_id(channel)
+        if channel in self.missing_channels:
+            raise _ApiError("channel_not_found")
+        return channel
+
+    @staticmethod
+    def _check_blocks(blocks: Any, limit: int, error: str) -> None:
+        if blocks is None:
+            return
+        if not isinstance(blocks, list) or not all(isinstance(b, dict) and "type" in b for b in blocks):
+            raise _ApiError(error)
+        if len(blocks) > limit:
+            raise _ApiError(error)
+
+    @staticmethod
+    def _paginate(items: list[Any], params: dict[str, Any], default_limit: int) -> tuple[list[Any], str]:
+        """Slice ``items`` by ``cursor``/``limit``; return the page and the next cursor ("" at the end)."""
+        try:
+            limit = int(params.get("limit") or default_limit)
+        except ValueError as exc:
+            raise _ApiError("invalid_limit") from exc
+        limit = max(1, min(limit, 1000))
+        start = 0
+        cursor = params.get("cursor")
+        if cursor:
+            try:
+                prefix, _, offset = base64.b64decode(str(cursor)).decode().partition(":")
+                start = int(offset)
+                if prefix != "offset" or start < 0:
+                    raise ValueError(cursor)
+            except ValueError as exc:
+                raise _ApiError("invalid_cursor") from exc
+        page = items[start : start + limit]
+        end = start + limit
+        next_cursor = base64.b64encode(f"offset:{end}".encode()).decode() if end < len(items) else ""
+        return page, next_cursor
+
+    def _view_object(self, view: Any, view_id: str | None = None, **extra: Any) -> dict[str, Any]:
+        if not isinstance(view, dict) or "type" not in view:
+            raise _ApiError("invalid_arguments")
+        self._check_blocks(view.get("blocks", []), MAX_VIEW_BLOCKS, "invalid_arguments")
+        if view_id is None:
+            self._view_seq += 1
+            view_id = f"V{self._view_seq:08d}"
+        digest = hashlib.sha1(json.dumps(view, sort_keys=True).encode()).hexdigest()[:20]
+        obj = {
+            "callback_id": "",
+            "private_metadata": "",
+            "external_id": "",
+            **view,
+            "id": view_id,
+            "team_id": TEAM_ID,
+            "app_id": APP_ID,
+            "bot_id": BOT_ID,
+            "state": {"values": {}},
+            "hash": f"{int(time.time())}.{digest}",
+            "root_view_id": view_id,
+            "previous_view_id": None,
+        }
+        obj.update(extra)
+        self.views[view_id] = obj
+        return obj
+
+    def _new_message(self, params: dict[str, Any], ts: str) -> dict[str, Any]:
+        message: dict[str, Any] = {
+            "type": "message",
+            "user": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "app_id": APP_ID,
+            "team": TEAM_ID,
+            "text": params.get("text", ""),
+            "ts": ts,
+        }
+        for key in ("blocks", "attachments", "metadata", "thread_ts"):
+            if params.get(key) not in (None, ""):
+                message[key] = params[key]
+        return message
+
+    # ------------------------------------------------------------------ Web API methods
+    # Each ``_m_<method with dots as underscores>`` takes the params and returns the
+    # response fields besides ``ok``, or raises _ApiError. They run under the lock.
+
+    def _m_auth_test(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": f"https://{TEAM_DOMAIN}.slack.com/",
+            "team": TEAM_NAME,
+            "team_id": TEAM_ID,
+            "user": BOT_NAME,
+            "user_id": BOT_USER_ID,
+            "bot_id": BOT_ID,
+            "is_enterprise_install": False,
+        }
+
+    def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        if not params.get("text") and not params.get("blocks") and not params.get("attachments"):
+            raise _ApiError("no_text")
+        self._check_blocks(params.get("blocks"), MAX_MESSAGE_BLOCKS, "invalid_blocks")
+        if self._limiter is not None:
+            wait = self._limiter.acquire(channel, time.monotonic())
+            if wait is not None:
+                self._rate_limited_count += 1
+                wait = math.ceil(wait * 1000) / 1000
+                headers = {"Retry-After": str(max(1, math.ceil(wait))), "X-Retry-After-Float": f"{wait:.3f}"}
+                raise _ApiError("ratelimited", status=429, headers=headers)
+        message = self._new_message(params, self.next_ts())
+        self.messages.setdefault(channel, []).append(message)
+        return {"channel": channel, "ts": message["ts"], "message": dict(message)}
+
+    def _m_chat_postEphemeral(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._resolve_channel(params.get("channel"))
+        self._require(params, "user", error="user_not_in_channel")
+        if not params.get("text") and not params.get("blocks") and not params.get("attachments"):
+            raise _ApiError("no_text")
+        self._check_blocks(params.get("blocks"), MAX_MESSAGE_BLOCKS, "invalid_blocks")
+        return {"message_ts": self.next_ts()}
+
+    def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        message = self.find_message(channel, str(params.get("ts", "")))
+        if message is None:
+            raise _ApiError("message_not_found")
+        self._check_blocks(params.get("blocks"), MAX_MESSAGE_BLOCKS, "invalid_blocks")
+        for key in ("text", "blocks", "attachments", "metadata"):
+            if key in params:
+                message[key] = params[key]
+        message["edited"] = {"user": BOT_USER_ID, "ts": self.next_ts()}
+        return {
+            "channel": channel,
+            "ts": message["ts"],
+            "text": message.get("text", ""),
+            "message": dict(message),
+        }
+
+    def _m_chat_delete(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        message = self.find_message(channel, str(params.get("ts", "")))
+        if message is None:
+            raise _ApiError("message_not_found")
+        self.messages[channel].remove(message)
+        return {"channel": channel, "ts": message["ts"]}
+
+    def _m_chat_getPermalink(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        ts = str(params.get("message_ts", ""))
+        if self.find_message(channel, ts) is None:
+            raise _ApiError("message_not_found")
+        return {
+            "channel": channel,
+            "permalink": f"https://{TEAM_DOMAIN}.slack.com/archives/{channel}/p{ts.replace('.', '')}",
+        }
+
+    def _m_conversations_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        users = [u for u in str(params.get("users", "")).split(",") if u]
+        if len(users) != 1:
+            raise _ApiError("users_list_not_supplied" if not users else "not_implemented")
+        user = self.users.get(users[0])
+        if user is None and self.strict_users:
+            raise _ApiError("user_not_found")
+        if user is not None and user.get("is_bot"):
+            raise _ApiError("cannot_dm_bot")
+        if user is not None and user.get("deleted"):
+            raise _ApiError("user_disabled")
+        return {"channel": {"id": dm_channel_id(users[0])}}
+
+    def _m_conversations_history(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        inclusive = _truthy(params.get("inclusive", ""))
+        oldest = float(params.get("oldest") or 0)
+        latest = float(params.get("latest") or "inf")
+
+        def in_range(ts: float) -> bool:
+            if inclusive:
+                return oldest <= ts <= latest
+            return oldest < ts < latest
+
+        top_level = [
+            m
+            for m in reversed(self.messages.get(channel, []))
+            if m.get("thread_ts") in (None, m["ts"]) and in_range(float(m["ts"]))
+        ]
+        page, next_cursor = self._paginate(top_level, params, default_limit=100)
+        with_metadata = _truthy(params.get("include_all_metadata", ""))
+        out = []
+        for message in page:
+            message = dict(message)
+            if not with_metadata:
+                message.pop("metadata", None)
+            out.append(message)
+        return {
+            "messages": out,
+            "has_more": bool(next_cursor),
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    def _m_conversations_replies(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        ts = str(params.get("ts", ""))
+        if self.find_message(channel, ts) is None:
+            raise _ApiError("thread_not_found")
+        thread = [m for m in self.messages.get(channel, []) if m["ts"] == ts or m.get("thread_ts") == ts]
+        page, next_cursor = self._paginate(thread, params, default_limit=1000)
+        return {
+            "messages": page,
+            "has_more": bool(next_cursor),
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    def _m_conversations_members(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        members = list(self.channel_members.get(channel, []))
+        page, next_cursor = self._paginate(members, params, default_limit=100)
+        return {"members": page, "response_metadata": {"next_cursor": next_cursor}}
+
+    def _m_conversations_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        is_im = channel.startswith("D")
+        info: dict[str, Any] = {
+            "id": channel,
+            "name": self.channel_names.get(channel, channel.lower()),
+            "is_channel": channel.startswith("C"),
+            "is_group": channel.startswith("G"),
+            "is_im": is_im,
+            "is_private": not channel.startswith("C"),
+            "is_archived": False,
+            "is_member": True,
+        }
+        if channel in self.channel_members:
+            info["num_members"] = len(self.channel_members[channel])
+        return {"channel": info}
+
+    def _m_conversations_join(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        members = self.channel_members.setdefault(channel, [])
+        if BOT_USER_ID not in members:
+            members.append(BOT_USER_ID)
+        return {"channel": {"id": channel, "name": self.channel_names.get(channel, channel.lower())}}
+
+    def _m_users_info(self, params: dict[str, Any]) -> dict[str, Any]:
+        user = self.users.get(str(params.get("user", "")))
+        if user is None:
+            raise _ApiError("user_not_found")
+        return {"user": user}
+
+    def _m_users_lookupByEmail(self, params: dict[str, Any]) -> dict[str, Any]:
+        email = str(params.get("email", "")).lower()
+        for user in self.users.values():
+            if str(user["profile"].get("email", "")).lower() == email and email:
+                return {"user": user}
+        raise _ApiError("users_not_found")
+
+    def _m_users_list(self, params: dict[str, Any]) -> dict[str, Any]:
+        page, next_cursor = self._paginate(list(self.users.values()), params, default_limit=200)
+        return {
+            "members": page,
+            "cache_ts": int(time.time()),
+            "response_metadata": {"next_cursor": next_cursor},
+        }
+
+    def _m_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        if not params.get("trigger_id") and not params.get("interactivity_pointer"):
+            raise _ApiError("invalid_arguments")
+        return {"view": self._view_object(params.get("view"))}
+
+    def _m_views_push(self, params: dict[str, Any]) -> dict[str, Any]:
+        return self._m_views_open(params)
+
+    def _m_views_update(self, params: dict[str, Any]) -> dict[str, Any]:
+        view_id = params.get("view_id") or None
+        external_id = params.get("external_id")
+        if view_id is None and external_id:
+            view_id = next(
+                (v["id"] for v in self.views.values() if v.get("external_id") == external_id), None
+            )
+            if view_id is None:
+                raise _ApiError("not_found")
+        if view_id is None:
+            raise _ApiError("invalid_arguments")
+        previous = self.views.get(view_id, {})
+        obj = self._view_object(
+            params.get("view"), view_id, root_view_id=previous.get("root_view_id", view_id)
+        )
+        for user_id, home in self.home_views.items():
+            if home["id"] == view_id:
+                self.home_views[user_id] = obj
+        return {"view": obj}
+
+    def _m_views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
+        user_id = str(params.get("user_id", ""))
+        if not user_id:
+            raise _ApiError("invalid_arguments")
+        if self.strict_users and user_id not in self.users:
+            raise _ApiError("user_not_found")
+        view = params.get("view")
+        if isinstance(view, dict) and view.get("type") != "home":
+            raise _ApiError("invalid_arguments")
+        previous = self.home_views.get(user_id)
+        obj = self._view_object(view, previous["id"] if previous else None)
+        self.home_views[user_id] = obj
+        return {"view": obj}
+
+    def _m_files_getUploadURLExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        self._require(params, "filename", "length")
+        try:
+            length = int(params["length"])
+        except ValueError as exc:
+            raise _ApiError("invalid_arguments") from exc
+        self._file_seq += 1
+        file_id = f"F{self._file_seq:08d}"
+        self.uploaded_files[file_id] = {
+            "filename": params["filename"],
+            "length": length,
+            "content": b"",
+            "uploaded": False,
+            "completed": False,
+            "channel_id": None,
+            "title": None,
+        }
+        return {"upload_url": f"{self.url}upload/{file_id}", "file_id": file_id}
+
+    def _m_files_completeUploadExternal(self, params: dict[str, Any]) -> dict[str, Any]:
+        files = params.get("files")
+        if not isinstance(files, list) or not files:
+            raise _ApiError("invalid_arguments")
+        channel_id = params.get("channel_id") or None
+        if channel_id is None and params.get("channels"):
+            channel_id = str(params["channels"]).split(",")[0]
+        if channel_id is not None:
+            channel_id = self._resolve_channel(channel_id)
+        out = []
+        for item in files:
+            entry = self.uploaded_files.get(str(item.get("id")))
+            if entry is None or not entry["uploaded"]:
+                raise _ApiError("file_not_found")
+            entry.update(
+                completed=True,
+                channel_id=channel_id,
+                title=item.get("title") or entry["filename"],
+                initial_comment=params.get("initial_comment"),
+                thread_ts=params.get("thread_ts"),
+            )
+            out.append(
+                {
+                    "id": item["id"],
+                    "name": entry["filename"],
+                    "title": entry["title"],
+                    "size": len(entry["content"]),
+                    "channels": [channel_id] if channel_id else [],
+                }
+            )
+        return {"files": out}
+
+    def _m_reactions_add(self, params: dict[str, Any]) -> dict[str, Any]:
+        channel = self._resolve_channel(params.get("channel"))
+        self._require(params, "name")
+        message = self.find_message(channel, str(params.get("timestamp", "")))
+        if message is not None:
+            reactions = message.setdefault("reactions", [])
+            entry = next((r for r in reactions if r["name"] == params["name"]), None)
+            if entry is None:
+                reactions.append({"name": params["name"], "users": [BOT_USER_ID], "count": 1})
+            elif BOT_USER_ID in entry["users"]:
+                raise _ApiError("already_reacted")
+            else:
+                entry["users"].append(BOT_USER_ID)
+                entry["count"] += 1
+        return {}
+
+
+def _parse_body(content_type: str, body: bytes) -> dict[str, Any]:
+    """Parse a request body of any content type slack_sdk or Bolt sends."""
+    ctype = content_type.split(";")[0].strip().lower()
+    if not body:
+        return {}
+    if ctype == "application/json":
+        data = json.loads(body.decode("utf-8"))
+        return data if isinstance(data, dict) else {"_json": data}
+    if ctype == "multipart/form-data":
+        message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
+            b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + body
+        )
+        params: dict[str, Any] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            payload = part.get_payload(decode=True) or b""
+            params[str(name)] = payload if part.get_filename() else payload.decode("utf-8")
+        return params
+    return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Routes ``/api/<method>``, ``/upload/<file_id>`` and ``/response/<n>`` to the FakeSlack."""
+
+    server_version = "FakeSlack/1.0"
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+    def do_GET(self) -> None:
+        self._serve()
+
+    def do_POST(self) -> None:
+        self._serve()
+
+    def _serve(self) -> None:
+        fake: FakeSlack = self.server.fake  # type: ignore[attr-defined]
+        parts = urlsplit(self.path)
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        segments = [s for s in parts.path.split("/") if s]
+        if len(segments) != 2 or segments[0] not in {"api", "upload", "response"}:
+            self._send(_Reply(404, b'{"ok": false, "error": "not_found"}'))
+            return
+        kind, name = segments
+        try:
+            if kind == "upload":
+                params: dict[str, Any] = {"_raw": body}
+            else:
+                params = dict(parse_qsl(parts.query, keep_blank_values=True))
+                params.update(_parse_body(self.headers.get("Content-Type", ""), body))
+                params = decode_json_params(params)
+        except (ValueError, UnicodeDecodeError):
+            self._send(_Reply(400, b'{"ok": false, "error": "invalid_form_data"}'))
+            return
+        token = None
+        auth = self.headers.get("Authorization", "")
+        if auth.lower().startswith("bearer "):
+            token = auth[7:].strip() or None
+        if kind == "api" and "token" in params:
+            param_token = params.pop("token")
+            token = token or (str(param_token) or None)
+        self._send(fake._handle(kind, name, params, token))
+
+    def _send(self, reply: _Reply) -> None:
+        self.send_response(reply.status)
+        self.send_header("Content-Type", reply.content_type)
+        self.send_header("Content-Length", str(len(reply.body)))
+        for key, value in reply.headers.items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(reply.body)

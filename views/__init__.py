@@ -1,0 +1,1 @@
+"""Block Kit building, kept apart from logic: functions from plain data to blocks and views."""
