@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format postgres bench clean
+.PHONY: install run test lint format postgres bench migration clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ bench: install postgres
 	$(PY) bench/reminders.py
 	$(PY) bench/broadcast.py
 	$(PY) bench/policy.py
+
+# A new revision from the models' difference to the migrated schema of DATABASE_URL.
+migration: install
+	$(VENV)/bin/alembic revision --autogenerate -m "$(m)"
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

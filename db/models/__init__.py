@@ -2,5 +2,6 @@
 Each domain keeps its models in a module of its own."""
 
 from db.models.core import AuditEntry, Member, MemberSkill, ProcessedEvent
+from db.models.work import Assignment, Task, TimeEntry
 
-__all__ = ["AuditEntry", "Member", "MemberSkill", "ProcessedEvent"]
+__all__ = ["Assignment", "AuditEntry", "Member", "MemberSkill", "ProcessedEvent", "Task", "TimeEntry"]

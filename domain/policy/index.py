@@ -28,6 +28,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import bm25s
@@ -61,6 +62,7 @@ COVERAGE_EXPONENT = 1.0
 MARGIN_FLOOR = 0.5
 
 _STOPWORDS: frozenset[str] = frozenset(w.replace("'", "") for w in STOPWORDS_EN_PLUS) | FILLER_WORDS
+_FILLER_STEMS: frozenset[str] = frozenset(stem_words(sorted(FILLER_WORDS)))
 
 
 @dataclass(frozen=True)
@@ -159,9 +161,20 @@ class IndexConfig:
     unknown_weight: float = 1.0  # coverage penalty per unknown word, in units of the maximal IDF
 
 
+@dataclass(frozen=True)
+class _Unit:
+    """One content word of the question, for coverage: it is matched by a document that contains
+    its own stem, or (scaled) the canonical stems of the synonym phrases it is part of."""
+
+    own: str | None  # its stem, if the index knows it
+    canonical: tuple[str, ...]  # indexed canonical stems of the synonym phrases covering the word
+    credit: float  # < 1 for spelling-corrected words
+
+
 @dataclass
 class _Query:
-    terms: dict[str, float]  # stem -> weight (only stems that exist in the index)
+    terms: dict[str, float]  # stem -> BM25 weight (only stems that exist in the index)
+    units: list[_Unit]  # content words, for coverage
     unknown: list[str]  # content words unknown to the handbook and to the synonym layer
     words: list[str]  # surface words (corrected, plus synonym expansions) for excerpts
 
@@ -179,6 +192,11 @@ class _Doc:
         return self.section.id if self.section is not None else ""
 
 
+@lru_cache(maxsize=65536)
+def _is_filler_stem(word: str) -> bool:
+    return stem_words([word])[0] in _FILLER_STEMS
+
+
 class Analyzer:
     """Text -> stems for indexing, and question -> weighted query terms."""
 
@@ -188,7 +206,8 @@ class Analyzer:
 
     @staticmethod
     def is_content(word: str) -> bool:
-        return word not in _STOPWORDS and not (len(word) == 1 and word.isalpha())
+        """False for stopwords, chat filler (and their inflections: "thinking") and single letters."""
+        return word not in _STOPWORDS and not (len(word) == 1 and word.isalpha()) and not _is_filler_stem(word)
 
     def doc_tokens(self, text: str, *, expand: bool = False) -> list[str]:
         """Stems of the content words of ``text`` (plus synonym expansions when ``expand``)."""
@@ -210,6 +229,7 @@ class Analyzer:
         speller: _Speller | None,
         config: IndexConfig,
     ) -> _Query:
+        """Weighted BM25 terms and coverage units of a question."""
         words = tokenize(text)
         corrected: set[int] = set()
         if speller is not None:
@@ -219,26 +239,48 @@ class Analyzer:
                     words[i] = fixed
                     corrected.add(i)
         stems = stem_words(words)
-        explained: set[int] = set()
-        expansions: list[str] = []
+        canonical_at: dict[int, list[str]] = {}
+        expansions: dict[str, float] = {}
+        expansion_words: list[str] = []
+        phrase_units: dict[str, tuple[str, ...]] = {}
         if self.use_synonyms:
             for match in self.synonyms.match(stems):
-                explained.update(range(match.start, match.end))
-                expansions.extend(w for w in match.canonical if self.is_content(w))
+                canon_words = [w for w in match.canonical if self.is_content(w)]
+                canon = [c for c in stem_words(canon_words) if c in vocab]
+                # a phrase found only thanks to a spelling correction weighs less
+                weight = config.expansion_weight
+                if all(i in corrected for i in range(match.start, match.end)):
+                    weight *= config.corrected_weight
+                for c in canon:
+                    expansions[c] = max(expansions.get(c, 0.0), weight)
+                for i in range(match.start, match.end):
+                    canonical_at.setdefault(i, []).extend(canon)
+                if canon and not any(self.is_content(words[i]) for i in range(match.start, match.end)):
+                    # a phrase made only of filler words ("still own", "how many") is a unit itself
+                    phrase_units[" ".join(stems[match.start : match.end])] = tuple(dict.fromkeys(canon))
+                expansion_words.extend(canon_words)
         terms: dict[str, float] = {}
+        units: dict[str, _Unit] = {}
         unknown: list[str] = []
         for i, (word, stem) in enumerate(zip(words, stems, strict=True)):
             if not self.is_content(word):
                 continue
+            credit = config.corrected_weight if i in corrected else 1.0
+            canonical = tuple(dict.fromkeys(canonical_at.get(i, ())))
             if stem in vocab:
-                weight = config.corrected_weight if i in corrected else 1.0
-                terms[stem] = max(terms.get(stem, 0.0), weight)
-            elif i not in explained and not word.isdigit():
+                terms[stem] = max(terms.get(stem, 0.0), credit)
+                units.setdefault(stem, _Unit(stem, canonical, credit))
+            elif canonical:
+                units.setdefault(stem, _Unit(None, canonical, credit))
+            elif i not in canonical_at and not any(ch.isdigit() for ch in word):
                 unknown.append(word)
-        for stem in stem_words(expansions):
-            if stem in vocab:
-                terms[stem] = max(terms.get(stem, 0.0), config.expansion_weight)
-        return _Query(terms=terms, unknown=unknown, words=[*words, *expansions])
+        for key, canonical in phrase_units.items():
+            units.setdefault(key, _Unit(None, canonical, 1.0))
+        for stem, weight in expansions.items():
+            terms[stem] = max(terms.get(stem, 0.0), weight)
+        return _Query(
+            terms=terms, units=list(units.values()), unknown=unknown, words=[*words, *expansion_words]
+        )
 
 
 class _Speller:
@@ -252,8 +294,12 @@ class _Speller:
     LONG_WORD = 8
 
     def __init__(self, counts: Mapping[str, int], known: Iterable[str]) -> None:
-        self.counts = {w: c for w, c in counts.items() if w.isalpha() and len(w) >= self.MIN_LENGTH - 1}
         self.known = set(known) | set(counts)
+        self.counts = {
+            w: c
+            for w, c in counts.items()
+            if w.isalpha() and len(w) >= self.MIN_LENGTH - 1 and Analyzer.is_content(w)
+        }
         self.deletes: dict[str, list[str]] = {}
         for word in self.counts:
             for d in _deletes(word):
@@ -446,16 +492,12 @@ class PolicyIndex:
             return [], query, 0.0
         n = len(self._docs)
         scores = np.zeros(n, dtype=np.float64)
-        matched = np.zeros(n, dtype=np.float64)
-        total_mass = self.config.unknown_weight * self._max_idf * len(query.unknown)
+        present: dict[str, np.ndarray] = {}
         for stem, weight in query.terms.items():
-            tid = self._vocab[stem]
-            term_scores = self._bm25.get_scores_from_ids([tid])
+            term_scores = self._bm25.get_scores_from_ids([self._vocab[stem]])
             scores += weight * term_scores
-            mass = weight * float(self._idf[tid])
-            matched += mass * (term_scores > 0)
-            total_mass += mass
-        coverage = matched / total_mass if total_mass > 0 else matched
+            present[stem] = term_scores > 0
+        coverage = self._coverage(query, present, n)
         order = np.argsort(-scores, kind="stable")
         hits: list[Hit] = []
         seen: set[str] = set()
@@ -480,6 +522,34 @@ class PolicyIndex:
             seen.add(hit.key)
             hits.append(hit)
         return hits, query, float(coverage.max()) if n else 0.0
+
+    def _coverage(self, query: _Query, present: dict[str, np.ndarray], n: int) -> np.ndarray:
+        """IDF-weighted share of the question's content words each document matches.
+
+        A word matches if the document has its stem, or partially, in proportion to the IDF mass of
+        its synonym phrase's canonical stems the document has. Unknown words count as unmatched with
+        the largest possible IDF (times ``unknown_weight``); corrected words give partial credit.
+        """
+        idf = self._idf
+        vocab = self._vocab
+        matched = np.zeros(n, dtype=np.float64)
+        total = self.config.unknown_weight * self._max_idf * len(query.unknown)
+        for unit in query.units:
+            canon_idf = np.array([idf[vocab[c]] for c in unit.canonical], dtype=np.float64)
+            if unit.own is not None:
+                mass = float(idf[vocab[unit.own]])
+                hit = present[unit.own].astype(np.float64)
+            else:
+                mass = float(canon_idf.mean())
+                hit = np.zeros(n, dtype=np.float64)
+            if unit.canonical:
+                share = sum(w * present[c] for w, c in zip(canon_idf, unit.canonical, strict=True))
+                hit = np.maximum(hit, share / canon_idf.sum())
+            matched += mass * unit.credit * hit
+            total += mass
+        if total <= 0:
+            return matched
+        return matched / total
 
     def _best_other(self, order: np.ndarray, scores: np.ndarray, topic: str) -> float:
         for j in order:

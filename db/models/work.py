@@ -1,0 +1,70 @@
+"""Tasks, their assignments, and tracked time: the records pay is computed from.
+
+Money is kept in integer cents; instants are UTC (`UTCDateTime`).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from db.types import UTCDateTime
+
+
+class Task(SQLModel, table=True):
+    """A paid piece of work with a number of slots. `claimed` counts active assignments
+    (claimed or submitted) and is changed only by conditional updates, never read-then-write."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    title: str = Field(max_length=200)
+    description: str = Field(default="", sa_column=Column(Text, nullable=False))
+    skill: str | None = Field(default=None, max_length=64, index=True)
+    rate_cents: int
+    est_hours: float = Field(default=0)
+    slots: int
+    claimed: int = Field(default=0)
+    due: date | None = Field(default=None)
+    state: str = Field(default="open", max_length=16, index=True)  # open / full / cancelled / closed
+    channel_id: str | None = Field(default=None, max_length=32)
+    message_ts: str | None = Field(default=None, max_length=32)
+    creator_id: str = Field(max_length=32)
+    created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+
+
+class Assignment(SQLModel, table=True):
+    """One member's hold on one task slot: claimed → submitted → approved / rejected, or released."""
+
+    __table_args__ = (Index("ix_assignment_member_state", "user_id", "state"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    user_id: str = Field(max_length=32)
+    state: str = Field(
+        default="claimed", max_length=16
+    )  # claimed / submitted / approved / rejected / released
+    note: str = Field(default="", sa_column=Column(Text, nullable=False))
+    reviewer_id: str | None = Field(default=None, max_length=32)
+    reason: str = Field(default="", sa_column=Column(Text, nullable=False))
+    claimed_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    submitted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    released_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+
+
+class TimeEntry(SQLModel, table=True):
+    """A stretch of tracked work: clocked in at `started_at`, out at `ended_at` (None while open),
+    optionally against a task. Only tracked, approved time is paid."""
+
+    __tablename__ = "time_entry"
+    __table_args__ = (Index("ix_time_entry_user_started", "user_id", "started_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(foreign_key="member.user_id", max_length=32)
+    task_id: int | None = Field(default=None, foreign_key="task.id")
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    flagged: bool = Field(default=False)
+    flag_reason: str = Field(default="", max_length=200)
