@@ -108,6 +108,12 @@ class Subcommand:
         return f"`{self.usage()}`\n{self.summary}{who}"
 
     def parse(self, tokens: list[Token], text: str) -> Args:
+        try:
+            return self._parse(tokens, text)
+        except UsageError as e:
+            raise UsageError(e.message, e.usage or self.usage()) from None
+
+    def _parse(self, tokens: list[Token], text: str) -> Args:
         options = {o.key: o for o in self.options}
         values: dict[str, Any] = {o.key: o.default for o in self.options}
         positional: list[Token] = []

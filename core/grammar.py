@@ -51,8 +51,9 @@ def _fail(message: str) -> UsageError:
 
 # ---- Slack escapes -----------------------------------------------------------------------------
 
-_USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]{2,})$")
-_CHANNEL = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$|^#?([CG][A-Z0-9]{2,})$")
+# Bare IDs must contain a digit, so that an ordinary word is never taken for one.
+_USER = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$|^@?([UW][A-Z0-9]*\d[A-Z0-9]*)$")
+_CHANNEL = re.compile(r"^<#([CG][A-Z0-9]+)(?:\|[^>]*)?>$|^#?([CG][A-Z0-9]*\d[A-Z0-9]*)$")
 _MAILTO = re.compile(r"^<mailto:([^|>]+)(?:\|[^>]*)?>$")
 _LINK = re.compile(r"^<(https?://[^|>]+)(?:\|[^>]*)?>$")
 _EMAIL = re.compile(

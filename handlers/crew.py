@@ -65,7 +65,7 @@ def _set_lead(ctx: Ctx, user_id: str, is_lead: bool) -> None:
 @crew.sub(
     "skill",
     "Set a member's vetted skills (replaces the list)",
-    params=[Param("member", USER), Param("skills", SKILLS)],
+    params=[Param("member", USER), Param("skills", SKILLS, rest=True)],
     role=Role.LEAD,
     action="set skills",
 )

@@ -20,7 +20,7 @@ from core.clock import Clock, FakeClock
 from core.config import load_config
 from core.server import HttpServer
 from sandbox.driver import Response, SlackDriver
-from sandbox.fake_slack import Call, FakeSlack
+from sandbox.fake_slack import Call, FakeSlack, dm_channel_id
 
 SIGNING_SECRET = "sandbox-signing-secret"
 BOT_TOKEN = "xoxb-sandbox-token"
@@ -178,7 +178,7 @@ class BotHarness:
     # ---- reading what the bot sent -----------------------------------------------------------
 
     def dms_to(self, user_id: str) -> list[Call]:
-        channel = self.fake.dm_channel_id(user_id)
+        channel = dm_channel_id(user_id)
         return [
             c
             for c in self.fake.calls_to("chat.postMessage")
@@ -186,7 +186,7 @@ class BotHarness:
         ]
 
     def wait_dm(self, user_id: str, contains: str = "", timeout: float = 10.0) -> Call:
-        channel = self.fake.dm_channel_id(user_id)
+        channel = dm_channel_id(user_id)
 
         def matches(c: Call) -> bool:
             return c.ok and c.params.get("channel") in (channel, user_id) and contains in _text_of(c.params)

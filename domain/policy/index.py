@@ -207,7 +207,9 @@ class Analyzer:
     @staticmethod
     def is_content(word: str) -> bool:
         """False for stopwords, chat filler (and their inflections: "thinking") and single letters."""
-        return word not in _STOPWORDS and not (len(word) == 1 and word.isalpha()) and not _is_filler_stem(word)
+        return (
+            word not in _STOPWORDS and not (len(word) == 1 and word.isalpha()) and not _is_filler_stem(word)
+        )
 
     def doc_tokens(self, text: str, *, expand: bool = False) -> list[str]:
         """Stems of the content words of ``text`` (plus synonym expansions when ``expand``)."""
@@ -215,7 +217,7 @@ class Analyzer:
         stems = stem_words(words)
         tokens = [s for w, s in zip(words, stems, strict=True) if self.is_content(w)]
         if expand and self.use_synonyms:
-            for match in self.synonyms.match(stems):
+            for match in self.synonyms.match(stems, words):
                 tokens.extend(self._canonical_stems(match.canonical))
         return tokens
 
@@ -244,7 +246,7 @@ class Analyzer:
         expansion_words: list[str] = []
         phrase_units: dict[str, tuple[str, ...]] = {}
         if self.use_synonyms:
-            for match in self.synonyms.match(stems):
+            for match in self.synonyms.match(stems, words):
                 canon_words = [w for w in match.canonical if self.is_content(w)]
                 canon = [c for c in stem_words(canon_words) if c in vocab]
                 # a phrase found only thanks to a spelling correction weighs less
@@ -290,7 +292,7 @@ class _Speller:
     of dict probes regardless of the vocabulary size.
     """
 
-    MIN_LENGTH = 4
+    MIN_LENGTH = 5
     LONG_WORD = 8
 
     def __init__(self, counts: Mapping[str, int], known: Iterable[str]) -> None:

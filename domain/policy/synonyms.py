@@ -40,20 +40,20 @@ payday payout paid: payday | pay day | paycheck | paycheque | pay check | get pa
     paid out | my money | the money | deposit | direct deposit | bank transfer | wire | remittance |
     payment | payments | money | received | receive | arrive | arrived | hit my bank |
     show up in my account | bank account | paypal | wise | stripe
-weekly friday: how often | every week | which day | what day | biweekly | monthly
-hourly rate pay: hourly | per hour | an hour | by the hour | per hr | an hr | wage | wages | salary |
-    compensation | earn | earnings | how much ... make | how much ... pay | pays | pay rate | payrate |
+weekly friday: how often | every week | which day | what day | "biweekly" | "monthly"
+hourly rate pay: "hourly" | per hour | an hour | by the hour | per hr | an hr | wage | wages | salary |
+    compensation | earn | earnings | how much ... make | how much ... pay | "pays" | pay rate | payrate |
     pay scale | pricing | priced | raise | negotiate | bump
 referral refer bonus: referral | referrals | refer | referring | refferal | invite | invites |
     invited | inviting | recruit | recruiting | bring in | bring ... friend | bringing in |
     friend ... join | friend ... sign up | buddy | buddies | pal | mate | colleague | coworker |
     co worker | someone i know | people i know | my network | signup link | sign up link |
     invite link | finder fee | finders fee | recommend someone | recommend a friend | introduce someone
-ai tools: ai | a i | chatgpt | chat gpt | gpt | gpt4 | gpt 4 | gpt4o | gpt 4o | gpt 5 | gpt5 | openai |
+ai tools: ai | chatgpt | chat gpt | gpt | gpt4 | gpt 4 | gpt4o | gpt 4o | gpt 5 | gpt5 | openai |
     open ai | claude | anthropic | gemini | bard | copilot | co pilot | llm | llms |
     large language model | language model | chatbot | chat bot | bot | bots | perplexity | deepseek |
     mistral | llama | grok | genai | gen ai | generative | machine learning | artificial intelligence |
-    model | models | prompt | prompting | autocomplete | auto complete | quillbot | jasper |
+    autocomplete | auto complete | quillbot | jasper |
     ai detector | cursor
 produce check critique: generate | brainstorm | brainstorming | proofread | proofreading | grammar |
     spellcheck | grade | evaluate | double check | review my | improve | polish | rewrite | rephrase |
@@ -79,7 +79,7 @@ expenses reimbursed cost: expense | reimburse | reimbursement | refund | pay me 
     microphone | webcam | keyboard | desk | chair | internet | wifi | stipend
 cancel shift: bail | bail on | bailing | skip ... shift | drop ... shift | drop out | call out |
     call in sick | sick | cant make | can t make | cannot make | not make it | reschedule |
-    swap ... shift | trade ... shift | give up ... shift | back out | pull out | notice | last minute
+    swap ... shift | trade ... shift | give up ... shift | back out | pull out | "notice" | last minute
 noshow no-show: no show | noshow | ghost | ghosted | ghosting | didnt show | didn t show |
     did not show | not show up | dont show | didnt turn up | did not turn up | missed ... shift |
     miss ... shift | forgot ... shift | absent | absence | skipped | flake | flaked
@@ -95,7 +95,7 @@ rejected submission: reject | rejection | declined | denied | turned down | fail
     thumbs down | not accepted | refused
 dispute review: appeal | contest | challenge | complain | complaint | disagree | unfair |
     unfairly | push back | pushback | overturn | reconsider | second opinion | feedback | reviewer |
-    grader | graded | grading | qa | final
+    grader | graded | grading | qa | "final"
 shared outside confidentiality: nda | confidential | secret | private | public | publicly | post |
     posting | share | sharing | leak | disclose | talk about | mention | discuss | brag |
     outside | family | wife | husband | partner | spouse
@@ -175,6 +175,9 @@ _FILLER_TEXT = """
     quick question qq yo sup happen happens happened happening make makes made take takes give gives
     keep put find come comes came feel today tomorrow yesterday tonight new old good bad best great
     lot lots many long bit little big whole real seem yall hey ever
+    mandatory required compulsory obligatory necessary optional allowed permitted acceptable fine
+    trouble problem problems issue issues policy policies rule rules consequence consequences
+    higher lower less end start begin version etc case situation specifically exactly mistake
     """
 FILLER_WORDS: frozenset[str] = frozenset(_FILLER_TEXT.split())
 
@@ -242,36 +245,50 @@ class SynonymMatch:
 
 
 class SynonymTable:
-    """Compiled phrase -> canonical-words table, matched on stemmed token sequences."""
+    """Compiled phrase -> canonical-words table, matched on stemmed token sequences.
+
+    A phrase in double quotes (``"hourly"``) is matched on exact words instead of stems, for words
+    whose stem collides with a more general one ("hourly" and "hours" both stem to "hour").
+    """
 
     def __init__(self, groups: Mapping[str, Iterable[str]]) -> None:
         self.groups: dict[str, list[str]] = {canon: list(phrases) for canon, phrases in groups.items()}
-        # first stem -> list of (pattern, canonical words); a pattern is a tuple of stems and _GAP.
+        # first token -> list of (pattern, canonical words); a pattern is a tuple of tokens and _GAP.
         self._by_first: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
+        self._exact_by_first: dict[str, list[tuple[tuple[str, ...], tuple[str, ...]]]] = {}
         self.words: set[str] = set()  # every surface word the table knows (for spelling correction)
         for canonical, phrases in self.groups.items():
             canon_words = tuple(tokenize(canonical))
             self.words.update(canon_words)
             for phrase in phrases:
+                phrase = phrase.strip()
+                exact = len(phrase) > 2 and phrase[0] == phrase[-1] == '"'
                 pattern: list[str] = []
-                for part in phrase.split(_GAP):
+                for part in phrase.strip('"').split(_GAP):
                     words = tokenize(part)
                     self.words.update(words)
                     if pattern and words:
                         pattern.append(_GAP)
-                    pattern.extend(stem_words(words))
+                    pattern.extend(words if exact else stem_words(words))
+                if not pattern:
+                    continue
+                table = self._exact_by_first if exact else self._by_first
                 entry = (tuple(pattern), canon_words)
-                if pattern and entry not in self._by_first.get(pattern[0], ()):
-                    self._by_first.setdefault(pattern[0], []).append(entry)
+                if entry not in table.get(pattern[0], ()):
+                    table.setdefault(pattern[0], []).append(entry)
 
-    def match(self, stems: Sequence[str]) -> list[SynonymMatch]:
-        """All phrase occurrences in ``stems`` (overlaps allowed; each phrase once per position)."""
+    def match(self, stems: Sequence[str], words: Sequence[str] | None = None) -> list[SynonymMatch]:
+        """All phrase occurrences (overlaps allowed) in ``stems``, and for quoted phrases in ``words``
+        (the unstemmed tokens; quoted phrases are skipped when they are not given)."""
         found: list[SynonymMatch] = []
-        for i, stem in enumerate(stems):
-            for pattern, canonical in self._by_first.get(stem, ()):
-                end = _match_at(pattern, stems, i)
-                if end is not None:
-                    found.append(SynonymMatch(i, end, canonical))
+        for tokens, table in ((stems, self._by_first), (words, self._exact_by_first)):
+            if tokens is None:
+                continue
+            for i, token in enumerate(tokens):
+                for pattern, canonical in table.get(token, ()):
+                    end = _match_at(pattern, tokens, i)
+                    if end is not None:
+                        found.append(SynonymMatch(i, end, canonical))
         return found
 
 
