@@ -18,6 +18,7 @@ from core.clock import Clock
 from core.commands import CommandSet
 from core.config import Config
 from core.directory import Directory
+from core.events import EventBus
 from core.home import HomeTab
 from core.services import Services
 from core.slack import SlackGateway, make_client
@@ -56,7 +57,9 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
         scheduler=Scheduler(db.engine, clock),
         directory=Directory(db, slack, clock, config.admin_user_ids),
         home=HomeTab(),
+        events=EventBus(),
     )
+    services.events.services = services
     app = CrewApp(
         client=client,
         signing_secret=config.slack_signing_secret,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from core.clock import Clock
 from core.config import Config
 from core.directory import Directory
+from core.events import EventBus
 from core.home import HomeTab
 from core.slack import SlackGateway
 from db.engine import Database
@@ -22,3 +23,4 @@ class Services:
     scheduler: Scheduler
     directory: Directory
     home: HomeTab
+    events: EventBus

@@ -52,7 +52,7 @@ from domain.policy.synonyms import (
 )
 
 #: Hits with ``confidence`` below this are not answered; the question goes to a lead.
-CONFIDENCE_THRESHOLD = 0.5
+CONFIDENCE_THRESHOLD = 0.35
 #: A question whose best coverage is below this is flagged ``off_topic`` (nothing in the handbook
 #: is about it), in addition to being not confident.
 OFF_TOPIC_COVERAGE = 0.3
@@ -274,7 +274,7 @@ class Analyzer:
                 units.setdefault(stem, _Unit(stem, canonical, credit))
             elif canonical:
                 units.setdefault(stem, _Unit(None, canonical, credit))
-            elif i not in canonical_at and not any(ch.isdigit() for ch in word):
+            elif not any(ch.isdigit() for ch in word):  # unknown, or slang for something not indexed
                 unknown.append(word)
         for key, canonical in phrase_units.items():
             units.setdefault(key, _Unit(None, canonical, 1.0))

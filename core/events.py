@@ -1,0 +1,41 @@
+"""In-process domain events, so one domain can react to another without importing it.
+
+    services.events.on("hours.recorded", handler)        # handler(services, user_id=…)
+    services.events.emit("hours.recorded", user_id="U1")  # after the change is committed
+
+Emit only after the transaction that made the change has committed; a failing subscriber is logged
+and does not stop the others or the emitter.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from core.services import Services
+
+log = logging.getLogger("crewcall.events")
+
+Subscriber = Callable[..., None]
+
+# The events crewcall emits, and what they carry.
+HOURS_RECORDED = "hours.recorded"  # user_id: a time entry of this member was closed
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: dict[str, list[Subscriber]] = defaultdict(list)
+        self.services: Services | None = None
+
+    def on(self, name: str, subscriber: Subscriber) -> None:
+        self._subscribers[name].append(subscriber)
+
+    def emit(self, name: str, **payload: Any) -> None:
+        for subscriber in list(self._subscribers.get(name, ())):
+            try:
+                subscriber(self.services, **payload)
+            except Exception:
+                log.exception("subscriber %s of %s failed", getattr(subscriber, "__name__", "?"), name)
