@@ -66,7 +66,8 @@ def main() -> int:
 
         def stop_http(signum: int, frame: FrameType | None) -> None:
             log.info("shutting down (signal %s)", signum)
-            server.server.close()
+            # waitress stops gracefully on SystemExit raised in its loop: in-flight requests finish.
+            raise SystemExit(0)
 
         signal.signal(signal.SIGTERM, stop_http)
         signal.signal(signal.SIGINT, stop_http)

@@ -37,6 +37,7 @@ class CrewApp(App):
 
     services: Services
     commands: CommandSet
+    listener_pool: ThreadPoolExecutor
 
     @property
     def home(self) -> HomeTab:
@@ -60,15 +61,15 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
         events=EventBus(),
     )
     services.events.services = services
+    listener_pool = ThreadPoolExecutor(max_workers=config.http_threads * 2, thread_name_prefix="listener")
     app = CrewApp(
         client=client,
         signing_secret=config.slack_signing_secret,
         process_before_response=False,
-        listener_executor=ThreadPoolExecutor(
-            max_workers=config.http_threads * 2, thread_name_prefix="listener"
-        ),
+        listener_executor=listener_pool,
         logger=logging.getLogger("crewcall.bolt"),
     )
+    app.listener_pool = listener_pool
     app.services = services
     app.commands = CommandSet()
     app.use(_deduplicate_deliveries(services))
@@ -90,6 +91,8 @@ def start_background(app: CrewApp) -> None:
 
 
 def stop_background(app: CrewApp) -> None:
+    """Let acknowledged work finish (listeners, running jobs), then release the store."""
+    app.listener_pool.shutdown(wait=True)
     app.services.scheduler.shutdown(wait=True)
     runtime.uninstall(app.services)
     app.services.db.dispose()

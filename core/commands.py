@@ -162,20 +162,17 @@ def _unquote(raw: str) -> str:
 
 
 def _join_text(text: str, tokens: Sequence[Token]) -> str:
-    """The original text those tokens came from (keeps the author's spacing and line breaks),
-    minus any option tokens that sat between them."""
+    """The original text of these tokens, keeping the author's spacing and line breaks; where
+    option tokens sat between two of them, only the whitespace before the options is kept."""
     if not tokens:
         return ""
-    kept = set(id(t) for t in tokens)
-    out, cursor = [], tokens[0].start
-    for t in tokenize(text):
-        if t.start < tokens[0].start:
-            continue
-        if id(t) not in kept and not any(t.start == k.start for k in tokens):
-            out.append(text[cursor : t.start])
-            cursor = t.end
-    out.append(text[cursor : tokens[-1].end])
-    return "".join(out).strip()
+    parts = [tokens[0].text]
+    for previous, token in zip(tokens, tokens[1:], strict=False):
+        gap = text[previous.end : token.start]
+        if gap.strip():
+            gap = gap[: len(gap) - len(gap.lstrip())] or " "
+        parts.append(gap + token.text)
+    return "".join(parts).strip()
 
 
 class SlashCommand:
@@ -252,7 +249,8 @@ class SlashCommand:
             tokens = tokens[1:]
         else:
             sub = self.subcommands.get("")
-            if sub is None:
+            takes_words = sub is not None and bool(sub.params)
+            if sub is None or (tokens and not takes_words and "=" not in tokens[0].text):
                 if not tokens:
                     return None
                 names = ", ".join(f"`{n}`" for n in self.subcommands if n)

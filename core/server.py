@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from waitress import wasyncore
 from waitress.server import create_server
 
 from core.app import CrewApp
@@ -64,15 +65,21 @@ class HttpServer:
         return int(self.server.effective_port)  # type: ignore[union-attr]
 
     def serve_forever(self) -> None:
+        """Serve until `close()` (or SIGTERM/SIGINT raising SystemExit in the main thread, which
+        waitress turns into a graceful stop: in-flight requests finish)."""
         self.server.run()
+        self.server.task_dispatcher.shutdown()  # type: ignore[union-attr]
 
     def start_in_thread(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
         self._thread.start()
 
     def close(self) -> None:
-        self.server.close()
-        # Stop the worker threads too, so a restarted app in the same process starts clean.
-        self.server.task_dispatcher.shutdown()  # type: ignore[union-attr]
+        """Stop serving: the sockets are closed from inside the server's own loop (closing them
+        from another thread would pull them out from under its select())."""
+        server = self.server
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))  # type: ignore[union-attr]
         if self._thread:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=10)
+        else:
+            server.task_dispatcher.shutdown()  # type: ignore[union-attr]
