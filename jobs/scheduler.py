@@ -12,6 +12,7 @@ FakeClock, tests move time and the scheduler runs what fell due at once, without
 
 from __future__ import annotations
 
+import copy
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -59,12 +60,41 @@ def _utc() -> tzinfo:
     return UTC
 
 
+class ClockedExecutor(ThreadPoolExecutor):
+    """APScheduler's executor judges misfires by the wall clock; this one asks our Clock, so a
+    job's misfire grace means the same in tests as in production."""
+
+    def __init__(self, clock: Clock, max_workers: int) -> None:
+        super().__init__(max_workers)
+        self._clock = clock
+
+    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
+        grace = job.misfire_grace_time
+        now = self._clock.now()
+        due = [t for t in run_times if grace is None or now - t <= timedelta(seconds=grace)]
+        missed = [
+            JobExecutionEvent(EVENT_JOB_MISSED, job.id, job._jobstore_alias, t)  # noqa: SLF001
+            for t in run_times
+            if t not in due
+        ]
+        if not due:
+            self._run_job_success(job.id, missed)
+            return
+        # Misfires are decided above; the library's own wall-clock check must not redo it.
+        judged = copy.copy(job)
+        judged.misfire_grace_time = None
+        judged._jobstore_alias = job._jobstore_alias  # noqa: SLF001
+        super()._do_submit_job(judged, due)
+        for event in missed:
+            self._scheduler._dispatch_event(event)  # noqa: SLF001
+
+
 class Scheduler:
     def __init__(self, engine: Engine, clock: Clock, threads: int = 8) -> None:
         self.clock = clock
         self._aps = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
-            executors={"default": ThreadPoolExecutor(threads)},
+            executors={"default": ClockedExecutor(clock, threads)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
             timezone=ClockZone(clock),
         )
@@ -110,10 +140,17 @@ class Scheduler:
         )
 
     def every(self, job_id: str, func: str | Callable[..., Any], interval: timedelta, **kwargs: Any) -> Job:
+        """Run every `interval`, first one `interval` from now. Registering it again at start-up
+        keeps the stored schedule, so frequent restarts never postpone it indefinitely."""
+        existing = self.get(job_id)
+        if existing is not None and getattr(existing.trigger, "interval", None) == interval:
+            return existing
         return self._aps.add_job(
             func,
             trigger="interval",
             seconds=int(interval.total_seconds()),
+            # The trigger would read the wall clock for its start; it must read ours.
+            start_date=self.clock.now() + interval,
             timezone=UTC,
             id=job_id,
             replace_existing=True,
