@@ -303,7 +303,14 @@ def run_handler(
 
     A UserError becomes a friendly ephemeral reply; any other exception is logged with a reference
     the user is shown, instead of silence. With ack_first=False (modal submissions) the body runs
-    before the ack and its return value is handed back to the caller to ack with."""
+    before the ack and acks itself."""
+    acked = False
+    if role == Role.CONTRACTOR and ack_first:
+        # Everyone may do this: acknowledge before touching the store, so the ack stays fast
+        # even when the database is busy (a storm of clicks on one task).
+        ack()
+        acked = True
+    ctx = Ctx(services, request, Actor(request.user_id))
     try:
         actor = services.directory.actor(request.user_id)
         authorize(actor, role, action)
@@ -312,22 +319,31 @@ def run_handler(
             ack(response_type="ephemeral", text=f":no_entry: {e.message}")
         else:
             ack()
-            Ctx(services, request, Actor(request.user_id)).reply(f":no_entry: {e.message}")
+            ctx.reply(f":no_entry: {e.message}")
         return None
-    if ack_first:
+    except Exception:
+        if not acked:
+            ack()
+        _report_failure(ctx)
+        return None
+    if ack_first and not acked:
         ack()
-    ctx = Ctx(services, request, services.directory.refreshed(actor))
     try:
+        ctx = Ctx(services, request, services.directory.refreshed(actor))
         return body(ctx)
     except UserError as e:
         ctx.reply(f":warning: {e.message}")
     except Exception:
-        ref = uuid.uuid4().hex[:8]
-        log.exception("handler failed (ref %s) for %s by %s", ref, request.source, request.user_id)
-        ctx.reply(
-            f":boom: Something went wrong on my side (ref `{ref}`). Please try again, or tell a lead this ref."
-        )
+        _report_failure(ctx)
     return None
+
+
+def _report_failure(ctx: Ctx) -> None:
+    ref = uuid.uuid4().hex[:8]
+    log.exception("handler failed (ref %s) for %s by %s", ref, ctx.request.source, ctx.request.user_id)
+    ctx.reply(
+        f":boom: Something went wrong on my side (ref `{ref}`). Please try again, or tell a lead this ref."
+    )
 
 
 @dataclass

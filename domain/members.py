@@ -36,6 +36,9 @@ class Profile:
 
 def ensure(session: Session, user_id: str, now: datetime) -> Member:
     """The member row for a Slack user, created (without profile) on first sight."""
+    member = session.get(Member, user_id)
+    if member is not None:
+        return member
     insert_ignore(
         session,
         Member,
