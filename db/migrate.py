@@ -28,7 +28,9 @@ def upgrade(engine: Engine) -> None:
     cfg = alembic_config()
     with engine.connect() as connection:
         if connection.dialect.name == "postgresql":
-            connection.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _PG_MIGRATION_LOCK})
+            connection.execute(
+                text("SELECT pg_advisory_lock(:k, hashtext(current_database()))"), {"k": _PG_MIGRATION_LOCK}
+            )
             connection.commit()
         try:
             cfg.attributes["connection"] = connection
@@ -36,5 +38,8 @@ def upgrade(engine: Engine) -> None:
             connection.commit()
         finally:
             if connection.dialect.name == "postgresql":
-                connection.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _PG_MIGRATION_LOCK})
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:k, hashtext(current_database()))"),
+                    {"k": _PG_MIGRATION_LOCK},
+                )
                 connection.commit()

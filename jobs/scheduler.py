@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
@@ -24,6 +25,7 @@ from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from core.clock import Clock, FakeClock
@@ -90,8 +92,20 @@ class ClockedExecutor(ThreadPoolExecutor):
 
 
 class Scheduler:
+    """Several bot processes may share one PostgreSQL database, but APScheduler 3 must not run the
+    same job store twice: the process holding a PostgreSQL advisory lock is the leader and runs
+    jobs; the others keep their scheduler paused (they still add and remove jobs in the shared
+    store) and take over within LEADER_POLL when the leader's connection goes away."""
+
+    LEADER_POLL = 5.0
+    _LEADER_LOCK = 7_315_002
+
     def __init__(self, engine: Engine, clock: Clock, threads: int = 8) -> None:
         self.clock = clock
+        self._engine = engine
+        self._leader_conn: Any = None
+        self._stop = threading.Event()
+        self._watch: threading.Thread | None = None
         self._aps = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
             executors={"default": ClockedExecutor(clock, threads)},
@@ -106,14 +120,59 @@ class Scheduler:
     def running(self) -> bool:
         return bool(self._aps.running)
 
+    @property
+    def is_leader(self) -> bool:
+        return self._engine.dialect.name != "postgresql" or self._leader_conn is not None
+
     def start(self) -> None:
-        self._aps.start()
+        if self._engine.dialect.name != "postgresql":
+            self._aps.start()
+            return
+        self._aps.start(paused=not self._try_lead())
+        self._stop.clear()
+        self._watch = threading.Thread(target=self._watch_leadership, name="scheduler-leader", daemon=True)
+        self._watch.start()
 
     def shutdown(self, wait: bool = True) -> None:
         if isinstance(self.clock, FakeClock) and self.wakeup in self.clock.on_change:
             self.clock.on_change.remove(self.wakeup)
+        self._stop.set()
+        if self._watch:
+            self._watch.join(timeout=self.LEADER_POLL + 1)
         if self._aps.running:
             self._aps.shutdown(wait=wait)
+        if self._leader_conn is not None:
+            self._leader_conn.close()  # ends the session, releasing the lock
+            self._leader_conn = None
+
+    def _try_lead(self) -> bool:
+        conn = self._engine.connect()
+        conn.detach()  # closing it must end the session, and with it the lock
+        # Advisory locks are cluster-wide: the key includes the database, so bots of different
+        # databases on one server don't stand each other down.
+        won = conn.execute(
+            text("SELECT pg_try_advisory_lock(:k, hashtext(current_database()))"), {"k": self._LEADER_LOCK}
+        ).scalar()
+        conn.commit()
+        if won:
+            self._leader_conn = conn
+            log.info("this process runs the scheduled jobs")
+        else:
+            conn.close()
+        return bool(won)
+
+    def _watch_leadership(self) -> None:
+        """Standby: try to take over. Leader: wake up now and then, to see jobs that other
+        processes added to the shared store since."""
+        while not self._stop.wait(self.LEADER_POLL):
+            try:
+                if self._leader_conn is None:
+                    if self._try_lead():
+                        self._aps.resume()
+                else:
+                    self._aps.wakeup()
+            except Exception:
+                log.exception("scheduler leadership check failed")
 
     def wakeup(self) -> None:
         if self._aps.running:

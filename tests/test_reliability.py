@@ -77,3 +77,32 @@ def test_scheduled_jobs_run_on_the_bot_clock_without_waiting(bot: BotHarness) ->
             break
         time.sleep(0.05)
     assert left == {"Ev-new"}
+
+
+def test_one_scheduler_leads_per_postgresql_database_and_a_standby_takes_over(templates) -> None:  # type: ignore[no-untyped-def]
+    from core.clock import FakeClock
+    from db.engine import Database
+    from jobs.scheduler import Scheduler
+
+    url = templates.postgresql()
+    first_db, second_db, other_db = Database(url), Database(url), Database(templates.postgresql())
+    clock = FakeClock()
+    first, second, other = (Scheduler(d.engine, clock) for d in (first_db, second_db, other_db))
+    for s in (first, second, other):
+        s.LEADER_POLL = 0.1
+    try:
+        first.start()
+        second.start()
+        other.start()
+        assert first.is_leader and not second.is_leader
+        assert other.is_leader  # another database has its own leader
+        first.shutdown()
+        deadline = time.monotonic() + 5
+        while not second.is_leader and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert second.is_leader
+    finally:
+        for s in (first, second, other):
+            s.shutdown()
+        for d in (first_db, second_db, other_db):
+            d.dispose()

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bm25s.stopwords import STOPWORDS_EN_PLUS
+
 from domain.policy.synonyms import stem_words, tokenize
 
 #: Longest excerpt quoted from a section by default.
@@ -32,6 +34,7 @@ _COMMENT_RE = re.compile(r"<!--.*?-->", re.DOTALL)
 _LINK_RE = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 _EMPHASIS_RE = re.compile(r"(\*{1,3}|_{1,3}|`+|~~)")
 _LIST_MARKER_RE = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+")
+_EXCERPT_STOPWORDS = frozenset(w.replace("'", "") for w in STOPWORDS_EN_PLUS)
 _SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[A-Z0-9$])")
 
 
@@ -50,8 +53,7 @@ class HandbookError:
 class Section:
     """One citable topic of the handbook.
 
-    ``id`` is stable as long as the file name and heading do not change: ``"<file stem>#<anchor>"``
-    (for files in sub-directories the stem keeps its relative directory, e.g. ``"uk/pay#payday"``).
+    ``id`` is stable as long as the file name and heading do not change: ``"<file stem>#<anchor>"``.
     ``anchor`` is the GitHub-style heading anchor, so ``f"{file}#{anchor}"`` links to the section.
     ``body`` is the section's Markdown without the ``asks:`` comment.
     """
@@ -81,15 +83,16 @@ class Section:
         """A short quote of the sentence(s) most relevant to ``query_terms``.
 
         Sentences are ranked by how many distinct query stems they contain (earlier sentences win
-        ties; with no overlap at all the section's first sentence is used). The best ones are quoted
-        in document order while they fit in ``max_chars``; non-adjacent sentences are joined with
-        " … ". A sentence longer than ``max_chars`` is cut on a word boundary and ends with "…".
+        ties; with no overlap at all the section's first sentence is used). The best sentence, the
+        others that match as well, then the one after the best are quoted in document order while
+        they fit in ``max_chars``; non-adjacent sentences are joined with " … ". A sentence longer
+        than ``max_chars`` is cut on a word boundary and ends with "…".
         """
         return excerpt_text(self.body, query_terms, max_chars)
 
 
 def load_handbook(directory: Path) -> tuple[list[Section], list[HandbookError]]:
-    """Load every ``*.md`` file under ``directory`` (sorted by relative path).
+    """Load every ``*.md`` file directly in ``directory`` (sorted by name; sub-directories are ignored).
 
     Returns the sections that could be parsed and the problems found. A file that is unreadable, not
     UTF-8, empty or without headings is skipped as a whole; a heading with no body is reported and
@@ -100,8 +103,8 @@ def load_handbook(directory: Path) -> tuple[list[Section], list[HandbookError]]:
     errors: list[HandbookError] = []
     if not directory.is_dir():
         return [], [HandbookError(str(directory), "handbook directory does not exist")]
-    for path in sorted(directory.rglob("*.md"), key=lambda p: p.relative_to(directory).as_posix()):
-        rel = path.relative_to(directory).as_posix()
+    for path in sorted(directory.glob("*.md")):
+        rel = path.name
         try:
             raw = path.read_bytes()
         except OSError as exc:
@@ -256,10 +259,13 @@ def excerpt_text(markdown: str, query_terms: Iterable[str], max_chars: int = EXC
     sents = sentences(markdown)
     if not sents:
         return ""
-    wanted = set(stem_words([w for term in query_terms for w in tokenize(term)]))
+    wanted = set(
+        stem_words([w for term in query_terms for w in tokenize(term) if w not in _EXCERPT_STOPWORDS])
+    )
     scored = []
     for pos, sentence in enumerate(sents):
-        overlap = len(wanted & set(stem_words(tokenize(sentence))))
+        words = [w for w in tokenize(sentence) if w not in _EXCERPT_STOPWORDS]
+        overlap = len(wanted & set(stem_words(words)))
         scored.append((overlap, pos))
     ranked = sorted(scored, key=lambda item: (-item[0], item[1]))
     best_overlap, best_pos = ranked[0]
@@ -267,8 +273,8 @@ def excerpt_text(markdown: str, query_terms: Iterable[str], max_chars: int = EXC
         return truncate(sents[best_pos], max_chars)
     chosen = {best_pos}
     length = len(sents[best_pos])
-    # add further matching sentences (by relevance) while they fit, then the next sentence for context
-    extras = [pos for overlap, pos in ranked[1:] if overlap > 0 and best_overlap > 0]
+    # add the other sentences that match as well as the best one, then the next one for context
+    extras = [pos for overlap, pos in ranked[1:] if overlap == best_overlap > 0]
     if best_pos + 1 < len(sents) and best_pos + 1 not in extras:
         extras.append(best_pos + 1)
     for pos in extras:

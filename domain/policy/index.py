@@ -57,6 +57,9 @@ CONFIDENCE_THRESHOLD = 0.35
 #: is about it), in addition to being not confident.
 OFF_TOPIC_COVERAGE = 0.3
 
+#: Longer questions are cut to this many characters before analysis (bounds the latency).
+MAX_QUESTION_CHARS = 2000
+
 #: Shape of the confidence function (see the module docstring).
 COVERAGE_EXPONENT = 1.0
 MARGIN_FLOOR = 0.5
@@ -158,7 +161,7 @@ class IndexConfig:
     spelling: bool = True
     expansion_weight: float = 1.0  # query weight of words added by the synonym layer
     corrected_weight: float = 0.8  # query weight of spelling-corrected words
-    unknown_weight: float = 1.0  # coverage penalty per unknown word, in units of the maximal IDF
+    unknown_weight: float = 1.5  # coverage penalty per unknown word, in units of the maximal IDF
 
 
 @dataclass(frozen=True)
@@ -193,8 +196,10 @@ class _Doc:
 
 
 @lru_cache(maxsize=65536)
-def _is_filler_stem(word: str) -> bool:
-    return stem_words([word])[0] in _FILLER_STEMS
+def _is_content(word: str) -> bool:
+    if word in _STOPWORDS or (len(word) == 1 and word.isalpha()):
+        return False
+    return stem_words([word])[0] not in _FILLER_STEMS
 
 
 class Analyzer:
@@ -207,9 +212,7 @@ class Analyzer:
     @staticmethod
     def is_content(word: str) -> bool:
         """False for stopwords, chat filler (and their inflections: "thinking") and single letters."""
-        return (
-            word not in _STOPWORDS and not (len(word) == 1 and word.isalpha()) and not _is_filler_stem(word)
-        )
+        return _is_content(word)
 
     def doc_tokens(self, text: str, *, expand: bool = False) -> list[str]:
         """Stems of the content words of ``text`` (plus synonym expansions when ``expand``)."""
@@ -489,7 +492,7 @@ class PolicyIndex:
     def _search(self, question: str, k: int) -> tuple[list[Hit], _Query | None, float]:
         if self._bm25 is None or k <= 0:
             return [], None, 0.0
-        query = self._analyzer.query(question, self._vocab, self._speller, self.config)
+        query = self._analyzer.query(question[:MAX_QUESTION_CHARS], self._vocab, self._speller, self.config)
         if not query.terms:
             return [], query, 0.0
         n = len(self._docs)
@@ -633,12 +636,12 @@ def evaluate(index: PolicyIndex, cases: Iterable[EvalCase], threshold: float | N
     return report
 
 
-def load_eval_cases(path: Path) -> list[EvalCase]:
-    """Read ``questions: [{q: ..., expected: ...}]`` from a YAML evaluation file."""
+def load_eval_cases(path: Path, key: str = "questions") -> list[EvalCase]:
+    """Read ``<key>: [{q: ..., expected: ...}]`` from a YAML evaluation file."""
     import yaml
 
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    return [EvalCase(question=str(item["q"]), expected=item.get("expected")) for item in data["questions"]]
+    return [EvalCase(question=str(item["q"]), expected=item.get("expected")) for item in data.get(key) or ()]
 
 
 __all__ = [
