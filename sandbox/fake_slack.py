@@ -37,6 +37,7 @@ import email.parser
 import email.policy
 import hashlib
 import json
+import logging
 import math
 import threading
 import time
@@ -48,6 +49,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
+
+from sandbox import blockkit
+
+log = logging.getLogger("sandbox.fake_slack")
 
 __all__ = [
     "APP_ID",
@@ -558,7 +563,11 @@ class FakeSlack:
                     headers["Retry-After"] = str(failure.retry_after)
             elif kind == "response":
                 params = {**params, "_url": f"{self.url}response/{name}"}
-                response = {"ok": True}
+                found = blockkit.problems(params.get("blocks"))
+                response = {"ok": not found} if not found else {"ok": False, "error": "invalid_blocks"}
+                if found:
+                    log.warning("refused response_url blocks: %s", "; ".join(found))
+                    status = 400
             elif self.require_token and not token:
                 response = {"ok": False, "error": "not_authed"}
             else:
@@ -620,11 +629,10 @@ class FakeSlack:
 
     @staticmethod
     def _check_blocks(blocks: Any, limit: int, error: str) -> None:
-        if blocks is None:
-            return
-        if not isinstance(blocks, list) or not all(isinstance(b, dict) and "type" in b for b in blocks):
-            raise _ApiError(error)
-        if len(blocks) > limit:
+        """Refuse what Slack would refuse (see sandbox.blockkit), naming the problems in the log."""
+        found = blockkit.problems(blocks, limit)
+        if found:
+            log.warning("refused blocks (%s): %s", error, "; ".join(found))
             raise _ApiError(error)
 
     @staticmethod
@@ -654,6 +662,9 @@ class FakeSlack:
         if not isinstance(view, dict) or "type" not in view:
             raise _ApiError("invalid_arguments")
         self._check_blocks(view.get("blocks", []), MAX_VIEW_BLOCKS, "invalid_arguments")
+        if blockkit.view_problems(view):
+            log.warning("refused view: %s", "; ".join(blockkit.view_problems(view)))
+            raise _ApiError("invalid_arguments")
         if view_id is None:
             self._view_seq += 1
             view_id = f"V{self._view_seq:08d}"
