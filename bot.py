@@ -49,7 +49,12 @@ def main() -> int:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         handler = SocketModeHandler(app, config.slack_app_token)
-        handler.connect()
+        try:
+            handler.connect()
+        except Exception as e:
+            log.error("could not open a Socket Mode connection (%s); check SLACK_APP_TOKEN", type(e).__name__)
+            stop_background(app)
+            return 1
         log.info("crewcall is running in Socket Mode")
 
         def stop_socket(signum: int, frame: FrameType | None) -> None:
