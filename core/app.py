@@ -20,6 +20,7 @@ from core.config import Config
 from core.directory import Directory
 from core.events import EventBus
 from core.home import HomeTab
+from core.interactions import dispatch_event
 from core.services import Services
 from core.slack import SlackGateway, make_client
 from db.engine import Database
@@ -38,6 +39,7 @@ class CrewApp(App):
     services: Services
     commands: CommandSet
     listener_pool: ThreadPoolExecutor
+    event_handlers: dict[str, list[Callable[..., None]]]
 
     @property
     def home(self) -> HomeTab:
@@ -72,14 +74,21 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
     app.listener_pool = listener_pool
     app.services = services
     app.commands = CommandSet()
+    app.event_handlers = {}
     app.use(_deduplicate_deliveries(services))
     app.error(_log_unhandled)
 
     from handlers import register_all
 
     register_all(app)
-    # Subscribed events nobody handles still get a 200, or Slack would retry them.
-    app.event(re.compile(".*"))(lambda ack: ack())
+
+    # One Bolt listener for every event type: handlers registered with core.interactions.event,
+    # at any time, all get the event, and events nobody handles still get their 200.
+    @app.event(re.compile(".*"))
+    def events(ack: Callable[[], None], event: dict[str, Any]) -> None:
+        ack()
+        dispatch_event(app, event)
+
     return app
 
 

@@ -93,20 +93,27 @@ def modal(
 
 
 def event(app: CrewApp, event_type: str) -> Callable[[Callable[[Ctx, dict[str, Any]], None]], Any]:
-    """Events have no role: anyone can cause them. The handler gets the event's own dict."""
+    """Events have no role: anyone can cause them. The handler gets the event's own dict.
+    Several domains may handle the same event type; `dispatch_event` hands each event to all."""
 
     def decorator(handler: Callable[[Ctx, dict[str, Any]], None]) -> Callable[[Ctx, dict[str, Any]], None]:
-        def listener(ack: Ack, event: dict[str, Any]) -> None:
-            ack()
-            request = SlackRequest.from_event(event)
-            ctx = Ctx(app.services, request, Actor(request.user_id))
-            try:
-                handler(ctx, event)
-            except Exception:
-                ref = uuid.uuid4().hex[:8]
-                log.exception("event handler %s failed (ref %s)", event_type, ref)
-
-        app.event(event_type)(listener)
+        app.event_handlers.setdefault(event_type, []).append(handler)
         return handler
 
     return decorator
+
+
+def dispatch_event(app: CrewApp, event: dict[str, Any]) -> None:
+    """Run every handler of this event's type, each isolated from the others' failures. Events
+    nobody handles end here too: they are acknowledged (a 404 would make Slack retry them)."""
+    handlers = app.event_handlers.get(event.get("type", ""), [])
+    if not handlers:
+        return
+    request = SlackRequest.from_event(event)
+    ctx = Ctx(app.services, request, Actor(request.user_id))
+    for handler in list(handlers):
+        try:
+            handler(ctx, event)
+        except Exception:
+            ref = uuid.uuid4().hex[:8]
+            log.exception("event handler %s for %s failed (ref %s)", handler.__name__, event.get("type"), ref)

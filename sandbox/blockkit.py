@@ -27,7 +27,6 @@ def problems(blocks: Any, max_blocks: int = MESSAGE_BLOCKS) -> list[str]:
     found: list[str] = []
     if len(blocks) > max_blocks:
         found.append(f"{len(blocks)} blocks (at most {max_blocks})")
-    action_ids: set[str] = set()
     block_ids: set[str] = set()
     for i, block in enumerate(blocks):
         if not isinstance(block, dict) or "type" not in block:
@@ -58,6 +57,7 @@ def problems(blocks: Any, max_blocks: int = MESSAGE_BLOCKS) -> list[str]:
         for key in ("accessory", "element"):
             if isinstance(block.get(key), dict):
                 elements.append(block[key])
+        action_ids: set[str] = set()  # Slack wants them unique within a block
         for element in elements:
             etype = element.get("type")
             if etype in _ELEMENT_TEXT and _text_len(element.get("text")) > _ELEMENT_TEXT[etype]:

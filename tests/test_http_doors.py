@@ -18,16 +18,13 @@ def _api_calls(bot: BotHarness) -> list[str]:
     return [c.method for c in bot.fake.calls if c.method != "auth.test"]
 
 
-@pytest.mark.parametrize(
-    "override",
-    [
-        {"signature": "v0=" + "0" * 64},
-        {"timestamp": int(time.time()) - 6 * 60},
-        {"timestamp": int(time.time()) + 6 * 60},
-    ],
-    ids=["forged", "stale", "future"],
-)
-def test_bad_signatures_are_rejected_and_cause_nothing(sqlite_bot: BotHarness, override: dict) -> None:
+@pytest.mark.parametrize("kind", ["forged", "stale", "future"])
+def test_bad_signatures_are_rejected_and_cause_nothing(sqlite_bot: BotHarness, kind: str) -> None:
+    override = {
+        "forged": {"signature": "v0=" + "0" * 64},
+        "stale": {"timestamp": int(time.time()) - 6 * 60},
+        "future": {"timestamp": int(time.time()) + 6 * 60},
+    }[kind]
     bot = sqlite_bot
     bot.fake.add_user("U1")
     assert bot.driver is not None
@@ -113,3 +110,25 @@ def test_data_survives_a_restart(bot: BotHarness) -> None:
     reply = bot.command("U7", "/crew", "me")
     assert "lead" in reply
     assert "`editing`, `legal`" in reply.all_text
+
+
+def test_every_domain_handling_an_event_gets_it(sqlite_bot: BotHarness) -> None:
+    from core.interactions import event
+
+    bot = sqlite_bot
+    seen: list[str] = []
+    assert bot.app is not None
+
+    @event(bot.app, "member_joined_channel")
+    def first(ctx: Ctx, ev: dict) -> None:
+        raise RuntimeError("one broken handler must not starve the others")
+
+    @event(bot.app, "member_joined_channel")
+    def second(ctx: Ctx, ev: dict) -> None:
+        seen.append(ctx.request.user_id)
+
+    assert bot.event({"type": "member_joined_channel", "user": "U9", "channel": "C1"}).status == 200
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert seen == ["U9"]
