@@ -13,5 +13,7 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
     table = model.__table__  # type: ignore[attr-defined]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    result = session.execute(insert(table).values(**values).on_conflict_do_nothing())
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    # RETURNING says whether a row went in: with psycopg, SQLAlchemy reports rowcount -1 for these
+    # statements, which read as "inserted" even when the conflict inserted nothing.
+    statement = insert(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    return session.execute(statement).first() is not None
