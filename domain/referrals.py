@@ -235,36 +235,40 @@ def set_status(
 
 def _automatic_refusal(session: Session, referral: Referral, threshold: Decimal) -> str:
     rid = ref(referral.id)
-    needed = format_hours(threshold)
     if referral.status != HIRED:
         return (
             f"{rid} is {referral.status}. A referral becomes eligible by itself once it is hired and the "
-            f"referee has tracked {needed} hours; leads don't set it."
+            f"referee has tracked {format_hours(threshold)} hours; leads don't set it."
         )
+    return f"{rid} is hired: {_eligibility_condition(session, referral, threshold)}; leads don't set it."
+
+
+def _eligibility_condition(session: Session, referral: Referral, threshold: Decimal) -> str:
+    needed = format_hours(threshold)
     if referral.referee_user_id is None:
         return (
-            f"{rid} becomes eligible by itself once the referee has joined the workspace and tracked "
-            f"{needed} hours. They haven't joined yet."
+            f"it becomes eligible by itself once the referee has joined the workspace and tracked "
+            f"{needed} hours (they haven't joined yet)"
         )
     so_far = tracked_hours(session, [referral.referee_user_id]).get(referral.referee_user_id, Decimal(0))
     return (
-        f"{rid} becomes eligible by itself once <@{referral.referee_user_id}> has tracked {needed} hours "
-        f"({format_hours(so_far)} so far); leads don't set it."
+        f"it becomes eligible by itself once <@{referral.referee_user_id}> has tracked {needed} hours "
+        f"({format_hours(so_far)} so far)"
     )
 
 
 def _transition_refusal(session: Session, referral: Referral, wanted: str, threshold: Decimal) -> str:
-    rid = ref(referral.id)
     current = referral.status
-    head = f"{rid} is {current}, so it can't be marked {wanted}."
+    head = f"{ref(referral.id)} is {current}, so it can't be marked {wanted}."
     if current == PAID:
         return f"{head} Its bonus is paid: that is the last step."
     if current == REJECTED:
         return f"{head} A rejected referral is closed."
     if current == HIRED:
-        return f"{head} {_automatic_refusal(session, referral, threshold)} After that, a lead marks it paid."
-    if wanted == REJECTED:
-        return f"{head} Only a referral that isn't hired yet can be rejected. Next step: {' or '.join(NEXT[current])}."
+        condition = _eligibility_condition(session, referral, threshold)
+        return (
+            f"{head} Next step: eligible. {condition[0].upper()}{condition[1:]}; then a lead marks it paid."
+        )
     return f"{head} Next step from {current}: {' or '.join(NEXT[current])}."
 
 

@@ -64,10 +64,13 @@ def dm_texts(bot: BotHarness, user_id: str) -> list[str]:
     return [c.params.get("text", "") for c in bot.dms_to(user_id)]
 
 
-def join(bot: BotHarness, user_id: str, email: str) -> None:
+def join(bot: BotHarness, user_id: str, email: str, referrer: str = "U1") -> None:
+    """The referee joins the workspace; returns once the referrer was told (events are handled
+    after the ack)."""
     user = bot.fake.add_user(user_id, name=user_id.lower(), email=email)
     assert bot.driver is not None
     assert bot.driver.team_join(user).status == 200
+    bot.wait_dm(referrer, f"just joined the workspace as <@{user_id}>")
 
 
 # ---- referring -----------------------------------------------------------------------------------
@@ -223,7 +226,6 @@ def test_whole_lifecycle_with_dms_and_automatic_eligibility(bot: BotHarness) -> 
 
     # The referee joins the workspace: linked by email, case-insensitively, and the referrer told.
     join(bot, "UGUS", "Gus@Firm.EXAMPLE")
-    bot.wait_dm("U1", "just joined the workspace as <@UGUS>")
     assert referrals_in_db(bot)[0].referee_user_id == "UGUS"
 
     track(bot, "UGUS", 9.5)
@@ -343,10 +345,14 @@ def test_invalid_transitions_are_refused_with_the_allowed_next_steps(bot: BotHar
     bot.command(LEAD, "/referrals", "set R-1 hired")
 
     early = bot.command(LEAD, "/referrals", "set R-1 paid")
-    assert "R-1 is hired, so it can't be marked paid" in early.text
+    assert "R-1 is hired, so it can't be marked paid. Next step: eligible." in early.text
     assert "once the referee has joined the workspace and tracked 10 hours" in early.text
+    join(bot, "UKIM", "kim@firm.example")
+    track(bot, "UKIM", 3.5)
+    progress = bot.command(LEAD, "/referrals", "set R-1 paid")
+    assert "once <@UKIM> has tracked 10 hours (3.5 so far); then a lead marks it paid" in progress.text
     by_hand = bot.command(LEAD, "/referrals", "set R-1 eligible")
-    assert "becomes eligible by itself" in by_hand.text and "leads" not in by_hand.text.split("R-1")[0]
+    assert "R-1 is hired: it becomes eligible by itself once <@UKIM> has tracked 10 hours" in by_hand.text
     late_reject = bot.command(LEAD, "/referrals", "set R-1 rejected")
     assert "can't be marked rejected" in late_reject.text
     assert referrals_in_db(bot)[0].status == "hired"
@@ -354,8 +360,11 @@ def test_invalid_transitions_are_refused_with_the_allowed_next_steps(bot: BotHar
     assert "There is no referral R-9" in bot.command(LEAD, "/referrals", "set R-9 applied").text
     assert "`done` is not one of" in bot.command(LEAD, "/referrals", "set R-1 done").text
     assert "is not a referral ID" in bot.command(LEAD, "/referrals", "set X-1 applied").text
-    # Only the three valid steps and the creation reached the referrer's DMs / the audit log.
-    assert len(audit_of(bot, 1)) == 4
+    # Only the creation, the three valid steps and the link were recorded; refusals changed nothing.
+    assert [a.action for a in audit_of(bot, 1)] == ["referral.created"] + ["referral.status"] * 3 + [
+        "referral.linked"
+    ]
+    assert len([t for t in dm_texts(bot, "U1") if "*Referral R-1:*" in t]) == 4  # 3 steps + joined
 
     bot.command("U1", "/refer", "lu@firm.example")
     bot.command(LEAD, "/referrals", "set R-2 rejected")
