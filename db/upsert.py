@@ -13,7 +13,7 @@ def insert_ignore(session: Session, model: type[SQLModel], values: dict[str, Any
     table = model.__table__  # type: ignore[attr-defined]
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    # RETURNING says whether a row went in: with psycopg, SQLAlchemy reports rowcount -1 for these
-    # statements, which read as "inserted" even when the conflict inserted nothing.
-    statement = insert(table).values(**values).on_conflict_do_nothing().returning(*table.primary_key.columns)
+    # RETURNING, not rowcount: rowcount is not reliable for ON CONFLICT DO NOTHING across drivers.
+    key = list(table.primary_key.columns)[0]
+    statement = insert(table).values(**values).on_conflict_do_nothing().returning(key)
     return session.execute(statement).first() is not None

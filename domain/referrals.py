@@ -15,7 +15,7 @@ Pure rules on a Session and an explicit `now`; nothing here talks to Slack.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -24,6 +24,7 @@ from decimal import ROUND_DOWN, Decimal
 from sqlalchemy import update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete, func, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from core.authz import Actor
 from core.errors import UserError
@@ -456,7 +457,9 @@ def listing(
     return _page(session, query, limit, before_id)
 
 
-def _page(session: Session, query, limit: int, before_id: int | None) -> tuple[list[Referral], int | None]:  # type: ignore[no-untyped-def]
+def _page(
+    session: Session, query: SelectOfScalar[Referral], limit: int, before_id: int | None
+) -> tuple[list[Referral], int | None]:
     if before_id is not None:
         query = query.where(col(Referral.id) < before_id)
     rows = list(session.exec(query.order_by(col(Referral.id).desc()).limit(limit + 1)))
@@ -539,8 +542,7 @@ def leaderboard(session: Session, now: datetime, limit: int = 10) -> list[tuple[
         .where(col(Referral.hired_at) >= start, col(Referral.hired_at) < end)
         .group_by(Referral.referrer_id)
     ).all()
-    ranked = sorted(Counter(dict(rows)).items(), key=lambda item: (-item[1], item[0]))
-    return ranked[:limit]
+    return sorted(((user_id, n) for user_id, n in rows), key=lambda row: (-row[1], row[0]))[:limit]
 
 
 def on_leaderboard(session: Session, user_id: str) -> bool:

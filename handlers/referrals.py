@@ -8,7 +8,6 @@ The rules themselves live in `domain.referrals`.
 
 from __future__ import annotations
 
-import html
 import logging
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,8 @@ from domain import referrals as rules
 from views import referrals as views
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from core.app import CrewApp
     from core.services import Services
     from views.blocks import Block
@@ -40,7 +41,7 @@ NAME_MAX = 200
 
 def _parse_name(token: str) -> str:
     # Slash command text arrives with &, < and > escaped (should_escape); keep what the member typed.
-    name = " ".join(html.unescape(token).split())
+    name = " ".join(token.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split())
     if len(name) > NAME_MAX:
         raise UsageError(f"That name is too long ({len(name)} characters; at most {NAME_MAX}).")
     return name
@@ -72,7 +73,7 @@ def refer_someone(ctx: Ctx, args: Args) -> None:
             raise UserError(
                 "Start with their email address, like `/refer ana@example.com Ana Silva skill=legal`."
             )
-        ctx.open_modal(views.refer_modal(ctx.origin_metadata()))
+        ctx.open_modal(views.refer_modal())
         return
     referral = record_referral(ctx, args.email, args.get("name", ""), args.get("skill"))
     ctx.reply(views.recorded_text(referral, ctx.services.config.referral_bonus_hours))
@@ -155,7 +156,7 @@ def _send_mine(ctx: Ctx, before_id: int | None) -> None:
     ctx.reply(text, blocks)
 
 
-def _hours_of(session: Any, items: list[Referral]) -> dict[str, Decimal]:
+def _hours_of(session: Session, items: list[Referral]) -> dict[str, Decimal]:
     """Tracked hours of the referees still working toward the bonus."""
     return rules.tracked_hours(
         session, [r.referee_user_id for r in items if r.status == rules.HIRED and r.referee_user_id]
@@ -353,7 +354,7 @@ def register(app: CrewApp) -> None:
 
     @button(app, views.REFER_BUTTON)
     def open_form(ctx: Ctx, value: str) -> None:
-        ctx.open_modal(views.refer_modal(ctx.origin_metadata()))
+        ctx.open_modal(views.refer_modal())
 
     @button(app, views.LEADERBOARD_BUTTON)
     def toggle_leaderboard(ctx: Ctx, value: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 from domain import referrals as rules
 from handlers.referrals import notify_joined, promote_and_notify
@@ -14,7 +13,6 @@ from views import referrals as views
 log = logging.getLogger("crewcall.jobs")
 
 SWEEP_SOURCE = "job referrals:eligibility"
-SWEEP_EVERY = timedelta(hours=1)
 
 
 def weekly_digest() -> None:
@@ -51,11 +49,11 @@ def schedule(scheduler: Scheduler) -> None:
         # A bot that was down at 09:00 still sends that week's digest when it is back (once: coalesced).
         misfire_grace_time=None,
     )
-    scheduler.every(
+    # Hourly, on the hour: the safety net for a team_join or hours event that never arrived.
+    scheduler.cron(
         "referrals:eligibility",
         "jobs.referrals:eligibility_sweep",
-        SWEEP_EVERY,
+        tz="UTC",
+        minute=0,
         misfire_grace_time=None,
-        # From our clock: left to itself the interval trigger would start from the wall clock.
-        start_date=scheduler.clock.now() + SWEEP_EVERY,
     )

@@ -7,6 +7,7 @@ import io
 from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from db.models import Referral
 from domain.referrals import (
@@ -64,7 +65,8 @@ def escape(text: str) -> str:
 
 def who(referral: Referral) -> str:
     """How a referee is named: their name and address, or just the address."""
-    return f"{escape(referral.name)} ({referral.email})" if referral.name else referral.email
+    email = escape(referral.email)
+    return f"{escape(referral.name)} ({email})" if referral.name else email
 
 
 def _bonus(referral: Referral, hours: Decimal | None, threshold: Decimal) -> str:
@@ -130,7 +132,7 @@ def my_referrals(
     return f"Your referrals: {totals.count}", fit_message(blocks)
 
 
-def _lead_line(referral: Referral, names: dict[str, str]) -> str:
+def _lead_line(referral: Referral) -> str:
     referee = f" · joined as <@{referral.referee_user_id}>" if referral.referee_user_id else ""
     changed_by = "automatically" if referral.updated_by == SYSTEM else f"by <@{referral.updated_by}>"
     skill = f" · `{referral.skill}`" if referral.skill else ""
@@ -151,7 +153,7 @@ def all_referrals(
     blocks: list[Block] = []
     if first_page:
         blocks.append(section(f"*All {scope}*, newest first"))
-    blocks += _lines_to_sections([_lead_line(r, {}) for r in items])
+    blocks += _lines_to_sections([_lead_line(r) for r in items])
     if more_before is not None:
         blocks.append(actions(button("More", ALL_MORE, value=f"{status or ''}:{more_before}")))
     else:
@@ -163,7 +165,7 @@ def all_referrals(
 # ---- referring -----------------------------------------------------------------------------------
 
 
-def refer_modal(private_metadata: str = "") -> dict:  # type: ignore[type-arg]
+def refer_modal() -> dict[str, Any]:
     return modal(
         REFER_CALLBACK,
         "Refer someone",
@@ -184,7 +186,6 @@ def refer_modal(private_metadata: str = "") -> dict:  # type: ignore[type-arg]
             ),
         ],
         submit="Refer",
-        private_metadata=private_metadata,
     )
 
 
@@ -198,7 +199,7 @@ def recorded_text(referral: Referral, threshold: Decimal) -> str:
     )
 
 
-def recorded_modal(referral: Referral, threshold: Decimal) -> dict:  # type: ignore[type-arg]
+def recorded_modal(referral: Referral, threshold: Decimal) -> dict[str, Any]:
     return modal(
         "referral_recorded",
         "Referral recorded",
