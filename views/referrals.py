@@ -174,9 +174,9 @@ def refer_modal() -> dict[str, Any]:
                 "Refer an expert you'd vouch for. Your bonus is earned once they're hired and have tracked "
                 "their first hours; I'll message you at every step."
             ),
-            text_input("email", "Their email address", placeholder="ana@example.com", max_length=254),
-            text_input("name", "Their name", placeholder="Ana Silva", optional=True, max_length=200),
-            text_input(
+            _input("email", "Their email address", placeholder="ana@example.com", max_length=254),
+            _input("name", "Their name", placeholder="Ana Silva", optional=True, max_length=200),
+            _input(
                 "skill",
                 "Their field",
                 placeholder="legal, medicine, python…",
@@ -187,6 +187,14 @@ def refer_modal() -> dict[str, Any]:
         ],
         submit="Refer",
     )
+
+
+def _input(block_id: str, label: str, **kwargs: Any) -> Block:
+    """A text input whose action_id is its block_id: action_ids must differ across the view, and
+    `text_input` names every one "value"."""
+    block = text_input(block_id, label, **kwargs)
+    block["element"]["action_id"] = block_id
+    return block
 
 
 def recorded_text(referral: Referral, threshold: Decimal) -> str:
