@@ -15,13 +15,13 @@ Pure rules on a Session and an explicit `now`; nothing here talks to Slack.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
+from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete, func, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -321,20 +321,32 @@ def link_known_members(session: Session, now: datetime, source: str) -> list[Ref
 
 
 def tracked_hours(session: Session, user_ids: Iterable[str]) -> dict[str, Decimal]:
-    """Hours of closed, unflagged time entries per member (members without any are left out)."""
-    totals: dict[str, timedelta] = defaultdict(timedelta)
+    """Hours of closed, unflagged time entries per member (members without any are left out).
+    Summed by the database, each entry to the millisecond."""
+    duration_ms = _duration_ms(session.get_bind().dialect.name)
+    totals: dict[str, Decimal] = {}
     for chunk in _chunks(sorted(set(user_ids))):
         rows = session.exec(
-            select(TimeEntry.user_id, TimeEntry.started_at, TimeEntry.ended_at).where(
+            select(TimeEntry.user_id, func.sum(duration_ms))
+            .where(
                 col(TimeEntry.user_id).in_(chunk),
                 col(TimeEntry.ended_at).is_not(None),
+                col(TimeEntry.ended_at) > col(TimeEntry.started_at),
                 col(TimeEntry.flagged).is_(False),
             )
+            .group_by(TimeEntry.user_id)
         ).all()
-        for user_id, started, ended in rows:
-            if ended is not None and ended > started:
-                totals[user_id] += ended - started
-    return {u: Decimal(t // timedelta(microseconds=1)) / Decimal(3_600_000_000) for u, t in totals.items()}
+        for user_id, ms in rows:
+            totals[user_id] = Decimal(int(ms)) / Decimal(3_600_000)
+    return totals
+
+
+def _duration_ms(dialect: str) -> ColumnElement[Any]:
+    """An entry's length in whole milliseconds (UTCDateTime columns hold naive UTC instants)."""
+    started, ended = col(TimeEntry.started_at), col(TimeEntry.ended_at)
+    if dialect == "postgresql":
+        return func.round(func.extract("epoch", ended - started) * 1000)
+    return func.round((func.julianday(ended) - func.julianday(started)) * 86_400_000)
 
 
 @dataclass(frozen=True)

@@ -108,7 +108,8 @@ def _cents(dollars: Decimal) -> int:
     return int((dollars * 100).to_integral_value())
 
 
-def _submitted(ctx: Ctx, values: ViewValues) -> dict[str, Any]:
+def submit_form(ctx: Ctx, values: ViewValues) -> dict[str, Any]:
+    """The referral form: field errors keep it open; success turns it into the confirmation."""
     errors: dict[str, str] = {}
     email = ""
     try:
@@ -130,7 +131,14 @@ def _submitted(ctx: Ctx, values: ViewValues) -> dict[str, Any]:
         referral = record_referral(ctx, email, name, skill)
     except UserError as e:
         raise FieldErrors({"email": e.message}) from None
-    ctx.services.home.publish(ctx.services, ctx.actor.user_id)
+    # Redraw the Home tab after the ack: Slack waits only 3 s for this answer.
+    ctx.services.scheduler.at(
+        f"referrals:home:{ctx.actor.user_id}",
+        "jobs.referrals:refresh_home",
+        ctx.now,
+        args=(ctx.actor.user_id,),
+        misfire_grace=None,
+    )
     return {
         "response_action": "update",
         "view": views.recorded_modal(referral, ctx.services.config.referral_bonus_hours),
@@ -337,10 +345,9 @@ def home_section(services: Services, actor: Actor) -> list[Block]:
 
 def _before(value: str) -> int:
     try:
-        before = int(value)
+        return int(value)
     except ValueError:
         raise UserError("That list is out of date. Run the command again to see it.") from None
-    return before
 
 
 def register(app: CrewApp) -> None:
@@ -350,7 +357,7 @@ def register(app: CrewApp) -> None:
     app.home.section("referrals", "Referrals", order=70)(home_section)
     services.events.on(HOURS_RECORDED, on_hours_recorded)
 
-    modal(app, views.REFER_CALLBACK)(_submitted)
+    modal(app, views.REFER_CALLBACK)(submit_form)
 
     @button(app, views.REFER_BUTTON)
     def open_form(ctx: Ctx, value: str) -> None:

@@ -39,6 +39,12 @@ def eligibility_sweep() -> None:
     promote_and_notify(services, SWEEP_SOURCE)
 
 
+def refresh_home(user_id: str) -> None:
+    """Redraw a member's Home tab (after they referred someone from it)."""
+    services = runtime.services()
+    services.home.publish(services, user_id)
+
+
 def schedule(scheduler: Scheduler) -> None:
     scheduler.cron(
         "referrals:weekly-digest",
