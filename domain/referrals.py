@@ -420,19 +420,6 @@ class Totals:
     count: int = 0
 
 
-def totals_of(referrals: Iterable[Referral]) -> Totals:
-    earned = pending = paid = count = 0
-    for r in referrals:
-        count += 1
-        if r.status == ELIGIBLE:
-            earned += r.bonus_cents
-        elif r.status == PAID:
-            paid += r.bonus_cents
-        elif r.status in IN_PROGRESS:
-            pending += r.bonus_cents
-    return Totals(earned, pending, paid, count)
-
-
 def totals_for(session: Session, user_id: str) -> Totals:
     rows = session.exec(
         select(Referral.status, func.count(), func.sum(Referral.bonus_cents))

@@ -301,6 +301,9 @@ def test_hired_with_hours_already_tracked_is_eligible_at_once(sqlite_bot: BotHar
     bot.fake.add_user("U1", name="ana")
     bot.command("U1", "/refer", "ivo@firm.example")
     join(bot, "UIVO", "ivo@firm.example")
+    # Slack retrying the delivery, or a second team_join for the same person, links nothing twice.
+    assert bot.driver is not None
+    bot.driver.team_join(bot.fake.users["UIVO"])
     track(bot, "UIVO", 12)
     bot.command(LEAD, "/referrals", "set R-1 applied")
     bot.command(LEAD, "/referrals", "set R-1 interviewing")
@@ -308,6 +311,7 @@ def test_hired_with_hours_already_tracked_is_eligible_at_once(sqlite_bot: BotHar
     assert "already tracked 12 hours, so it is now *eligible*" in reply.text
     assert referrals_in_db(bot)[0].status == "eligible"
     bot.wait_dm("U1", "has tracked 12 hours")
+    assert len([t for t in dm_texts(bot, "U1") if "just joined" in t]) == 1
 
 
 def test_hourly_sweep_links_and_promotes_when_events_were_lost(sqlite_bot: BotHarness) -> None:

@@ -16,6 +16,7 @@ from domain.referrals import (
     HIRED,
     INTERVIEWING,
     PAID,
+    REFERRED,
     REJECTED,
     SYSTEM,
     Totals,
@@ -43,7 +44,7 @@ MINE_MORE = "referrals_mine_more"
 ALL_MORE = "referrals_all_more"
 
 _EMOJI = {
-    "referred": ":envelope:",
+    REFERRED: ":envelope:",
     APPLIED: ":memo:",
     INTERVIEWING: ":speech_balloon:",
     HIRED: ":handshake:",
