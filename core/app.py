@@ -27,7 +27,7 @@ from db.engine import Database
 from db.migrate import upgrade
 from db.models import ProcessedEvent
 from db.upsert import insert_ignore
-from jobs import maintenance, runtime
+from jobs import maintenance, referrals, runtime
 from jobs.scheduler import Scheduler
 
 log = logging.getLogger("crewcall")
@@ -96,6 +96,7 @@ def start_background(app: CrewApp) -> None:
     """Start what runs beside the listeners: the scheduler and its jobs."""
     runtime.install(app.services)
     maintenance.schedule(app.services.scheduler)
+    referrals.schedule(app.services.scheduler)
     app.services.scheduler.start()
 
 

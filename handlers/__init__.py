@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from handlers import crew, home
+from handlers import crew, home, referrals
 
 if TYPE_CHECKING:
     from core.app import CrewApp
 
-MODULES = [home, crew]
+MODULES = [home, crew, referrals]
 
 
 def register_all(app: CrewApp) -> None:

@@ -2,6 +2,17 @@
 Each domain keeps its models in a module of its own."""
 
 from db.models.core import AuditEntry, Member, MemberSkill, ProcessedEvent
+from db.models.referrals import LeaderboardOptIn, Referral
 from db.models.work import Assignment, Task, TimeEntry
 
-__all__ = ["Assignment", "AuditEntry", "Member", "MemberSkill", "ProcessedEvent", "Task", "TimeEntry"]
+__all__ = [
+    "Assignment",
+    "AuditEntry",
+    "LeaderboardOptIn",
+    "Member",
+    "MemberSkill",
+    "ProcessedEvent",
+    "Referral",
+    "Task",
+    "TimeEntry",
+]

@@ -1,0 +1,583 @@
+"""Referrals: every rule about them is decided here.
+
+* Who may refer which address: not themselves, not someone already in the workspace, and each
+  address once ("the first referral counts", decided by the unique constraint on the normalized
+  email, not by a read-then-write check).
+* The state machine: referred → applied → interviewing → hired → eligible → paid, or rejected at any
+  step before hired. Leads move a referral along; `eligible` is never set by hand, it is reached by
+  itself once the referral is hired and the referee's tracked hours reach the threshold.
+* Eligibility happens exactly once: `hired → eligible` is a conditional UPDATE, so two checks racing
+  (an hours event and the hourly sweep, say) promote it once and only the winner notifies.
+* Totals, the monthly leaderboard (opted-in members only) and what is waiting on a lead.
+
+Pure rules on a Session and an explicit `now`; nothing here talks to Slack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import ROUND_DOWN, Decimal
+from typing import Any
+
+from sqlalchemy import ColumnElement, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session, col, delete, func, select
+from sqlmodel.sql.expression import SelectOfScalar
+
+from core.authz import Actor
+from core.errors import UserError
+from db.models import LeaderboardOptIn, Member, Referral, TimeEntry
+from db.upsert import insert_ignore
+from domain import audit, members
+from domain.members import Profile
+
+REFERRED = "referred"
+APPLIED = "applied"
+INTERVIEWING = "interviewing"
+HIRED = "hired"
+ELIGIBLE = "eligible"
+PAID = "paid"
+REJECTED = "rejected"
+
+STATUSES: tuple[str, ...] = (REFERRED, APPLIED, INTERVIEWING, HIRED, ELIGIBLE, PAID, REJECTED)
+
+# Every step a referral may take from each status.
+NEXT: dict[str, tuple[str, ...]] = {
+    REFERRED: (APPLIED, REJECTED),
+    APPLIED: (INTERVIEWING, REJECTED),
+    INTERVIEWING: (HIRED, REJECTED),
+    HIRED: (ELIGIBLE,),
+    ELIGIBLE: (PAID,),
+    PAID: (),
+    REJECTED: (),
+}
+# Reached by itself (tracked hours), never set by a lead.
+AUTOMATIC = frozenset({ELIGIBLE})
+# Still on its way to a bonus.
+IN_PROGRESS = frozenset({REFERRED, APPLIED, INTERVIEWING, HIRED})
+# A lead has to act next: move the candidate along, or pay the bonus.
+WAITING_ON_LEAD: tuple[str, ...] = (ELIGIBLE, REFERRED, APPLIED, INTERVIEWING)
+
+# Who the automatic changes are recorded as.
+SYSTEM = "crewcall"
+
+_ID_CHUNK = 500
+
+
+def ref(referral_id: int | None) -> str:
+    return f"R-{referral_id}"
+
+
+def lead_steps(status: str) -> tuple[str, ...]:
+    """The statuses a lead may set from `status`."""
+    return tuple(s for s in NEXT[status] if s not in AUTOMATIC)
+
+
+# ---- referring -----------------------------------------------------------------------------------
+
+
+def check_not_self(by: Actor, email: str) -> None:
+    """Self-referrals do not count. `email` is normalized; the actor's comes from their Slack profile."""
+    if by.email and by.email.strip().lower() == email:
+        raise UserError(
+            f"{email} is your own address (from your Slack profile): you can't refer yourself. "
+            "Nothing was recorded."
+        )
+
+
+def refer(
+    session: Session,
+    *,
+    by: Actor,
+    email: str,
+    name: str,
+    skill: str | None,
+    account: Profile | None,
+    bonus_cents: int,
+    now: datetime,
+    source: str,
+) -> Referral:
+    """Record a referral of a normalized `email`. `account` is the workspace member Slack knows by
+    this address (looked up before the transaction), or None."""
+    check_not_self(by, email)
+    if account is not None:
+        raise UserError(
+            f"{email} already belongs to a member of this workspace, so there is no one new to refer. "
+            "Nothing was recorded."
+        )
+    members.ensure(session, by.user_id, now)
+    new_id = _insert_unless_referred(
+        session,
+        {
+            "email": email,
+            "name": name.strip()[:200],
+            "skill": skill,
+            "referrer_id": by.user_id,
+            "status": REFERRED,
+            "bonus_cents": bonus_cents,
+            "created_at": now,
+            "updated_at": now,
+            "updated_by": by.user_id,
+        },
+    )
+    referral = session.exec(select(Referral).where(Referral.email == email)).one()
+    if new_id is None:
+        if referral.referrer_id == by.user_id:
+            raise UserError(
+                f"You already referred {email} ({ref(referral.id)}, now {referral.status}). Nothing changed."
+            )
+        # Who referred it first is theirs to know, not ours to tell.
+        raise UserError(
+            f"{email} is already in the referral program, so it can't be referred again "
+            "(when two people refer the same address, the first referral counts). Nothing was recorded."
+        )
+    audit.record(
+        session,
+        at=now,
+        actor_id=by.user_id,
+        action="referral.created",
+        entity="referral",
+        entity_id=referral.id or 0,
+        source=source,
+        email=email,
+        name=referral.name,
+        skill=skill,
+        bonus_cents=bonus_cents,
+    )
+    return referral
+
+
+def _insert_unless_referred(session: Session, values: dict[str, object]) -> int | None:
+    """INSERT … ON CONFLICT (email) DO NOTHING RETURNING id: the new id, or None when the address
+    was already referred. A concurrent referral of the same address waits for the first to commit
+    (PostgreSQL's unique index; SQLite's write lock) and then inserts nothing."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = Referral.__table__  # type: ignore[attr-defined]
+    statement = (
+        insert(table).values(**values).on_conflict_do_nothing(index_elements=["email"]).returning(table.c.id)
+    )
+    return session.execute(statement).scalar_one_or_none()
+
+
+# ---- the lifecycle -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Change:
+    """A status change that happened: the referral after it, from what, by whom, when."""
+
+    referral: Referral
+    before: str
+    after: str
+    by: str
+    at: datetime
+
+
+def get(session: Session, referral_id: int) -> Referral:
+    referral = session.get(Referral, referral_id)
+    if referral is None:
+        raise UserError(f"There is no referral {ref(referral_id)}. `/referrals all` lists them.")
+    return referral
+
+
+def set_status(
+    session: Session,
+    *,
+    by: Actor,
+    referral_id: int,
+    status: str,
+    threshold_hours: Decimal,
+    now: datetime,
+    source: str,
+) -> Change | None:
+    """A lead moves a referral along. None when it already has that status (a repeat is harmless);
+    an invalid step is refused with the steps that are allowed."""
+    referral = get(session, referral_id)
+    current = referral.status
+    if status == current:
+        return None
+    if status in AUTOMATIC:
+        raise UserError(_automatic_refusal(session, referral, threshold_hours))
+    if status not in lead_steps(current):
+        raise UserError(_transition_refusal(session, referral, status, threshold_hours))
+    stamps: dict[str, datetime] = {}
+    if status == HIRED:
+        stamps["hired_at"] = now
+    elif status == PAID:
+        stamps["paid_at"] = now
+    moved = session.execute(
+        update(Referral)
+        .where(col(Referral.id) == referral_id, col(Referral.status) == current)
+        .values(status=status, updated_at=now, updated_by=by.user_id, **stamps)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        session.refresh(referral)
+        raise UserError(
+            f"{ref(referral_id)} was changed by someone else a moment ago; it is now {referral.status}. "
+            "Nothing changed: check it and try again."
+        )
+    audit.record(
+        session,
+        at=now,
+        actor_id=by.user_id,
+        action="referral.status",
+        entity="referral",
+        entity_id=referral_id,
+        source=source,
+        before=current,
+        after=status,
+    )
+    session.refresh(referral)
+    return Change(referral=referral, before=current, after=status, by=by.user_id, at=now)
+
+
+def _automatic_refusal(session: Session, referral: Referral, threshold: Decimal) -> str:
+    rid = ref(referral.id)
+    if referral.status != HIRED:
+        return (
+            f"{rid} is {referral.status}. A referral becomes eligible by itself once it is hired and the "
+            f"referee has tracked {format_hours(threshold)} hours; leads don't set it."
+        )
+    return f"{rid} is hired: {_eligibility_condition(session, referral, threshold)}; leads don't set it."
+
+
+def _eligibility_condition(session: Session, referral: Referral, threshold: Decimal) -> str:
+    needed = format_hours(threshold)
+    if referral.referee_user_id is None:
+        return (
+            f"it becomes eligible by itself once the referee has joined the workspace and tracked "
+            f"{needed} hours (they haven't joined yet)"
+        )
+    so_far = tracked_hours(session, [referral.referee_user_id]).get(referral.referee_user_id, Decimal(0))
+    return (
+        f"it becomes eligible by itself once <@{referral.referee_user_id}> has tracked {needed} hours "
+        f"({format_hours(so_far)} so far)"
+    )
+
+
+def _transition_refusal(session: Session, referral: Referral, wanted: str, threshold: Decimal) -> str:
+    current = referral.status
+    head = f"{ref(referral.id)} is {current}, so it can't be marked {wanted}."
+    if current == PAID:
+        return f"{head} Its bonus is paid: that is the last step."
+    if current == REJECTED:
+        return f"{head} A rejected referral is closed."
+    if current == HIRED:
+        condition = _eligibility_condition(session, referral, threshold)
+        return (
+            f"{head} Next step: eligible. {condition[0].upper()}{condition[1:]}; then a lead marks it paid."
+        )
+    return f"{head} Next step from {current}: {' or '.join(NEXT[current])}."
+
+
+# ---- referees and their hours --------------------------------------------------------------------
+
+
+def link_referee(session: Session, email: str, user_id: str, now: datetime, source: str) -> Referral | None:
+    """The person referred as `email` joined as `user_id`: link them (once). Returns the referral
+    when this call linked it."""
+    email = email.strip().lower()
+    linked = session.execute(
+        update(Referral)
+        .where(col(Referral.email) == email, col(Referral.referee_user_id).is_(None))
+        .values(referee_user_id=user_id)
+    )
+    if linked.rowcount != 1:  # type: ignore[attr-defined]
+        return None
+    referral = session.exec(select(Referral).where(Referral.email == email)).one()
+    session.refresh(referral)
+    audit.record(
+        session,
+        at=now,
+        actor_id=SYSTEM,
+        action="referral.linked",
+        entity="referral",
+        entity_id=referral.id or 0,
+        source=source,
+        referee_user_id=user_id,
+    )
+    return referral
+
+
+def link_known_members(session: Session, now: datetime, source: str) -> list[Referral]:
+    """Link referrals whose address belongs to a member the bot already knows: the safety net for a
+    team_join that never arrived."""
+    unlinked = list(session.exec(select(Referral.email).where(col(Referral.referee_user_id).is_(None))))
+    linked: list[Referral] = []
+    for chunk in _chunks(unlinked):
+        found = session.exec(
+            select(Member.email, Member.user_id).where(
+                col(Member.email).in_(chunk), col(Member.is_bot).is_(False)
+            )
+        ).all()
+        for email, user_id in found:
+            referral = link_referee(session, email or "", user_id, now, source)
+            if referral is not None:
+                linked.append(referral)
+    return linked
+
+
+def tracked_hours(session: Session, user_ids: Iterable[str]) -> dict[str, Decimal]:
+    """Hours of closed, unflagged time entries per member (members without any are left out).
+    Summed by the database, each entry to the millisecond."""
+    duration_ms = _duration_ms(session.get_bind().dialect.name)
+    totals: dict[str, Decimal] = {}
+    for chunk in _chunks(sorted(set(user_ids))):
+        rows = session.exec(
+            select(TimeEntry.user_id, func.sum(duration_ms))
+            .where(
+                col(TimeEntry.user_id).in_(chunk),
+                col(TimeEntry.ended_at).is_not(None),
+                col(TimeEntry.ended_at) > col(TimeEntry.started_at),
+                col(TimeEntry.flagged).is_(False),
+            )
+            .group_by(TimeEntry.user_id)
+        ).all()
+        for user_id, ms in rows:
+            totals[user_id] = Decimal(int(ms)) / Decimal(3_600_000)
+    return totals
+
+
+def _duration_ms(dialect: str) -> ColumnElement[Any]:
+    """An entry's length in whole milliseconds (UTCDateTime columns hold naive UTC instants)."""
+    started, ended = col(TimeEntry.started_at), col(TimeEntry.ended_at)
+    if dialect == "postgresql":
+        return func.round(func.extract("epoch", ended - started) * 1000)
+    return func.round((func.julianday(ended) - func.julianday(started)) * 86_400_000)
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A referral that just became eligible, and the referee's hours at that moment."""
+
+    referral: Referral
+    hours: Decimal
+
+
+def promote_eligible(
+    session: Session,
+    *,
+    threshold_hours: Decimal,
+    now: datetime,
+    source: str,
+    referee_user_id: str | None = None,
+    referral_id: int | None = None,
+) -> list[Promotion]:
+    """Make hired referrals whose referee has tracked enough hours eligible, each exactly once.
+    Without a filter every hired referral is checked (the periodic sweep)."""
+    query = select(Referral).where(Referral.status == HIRED, col(Referral.referee_user_id).is_not(None))
+    if referee_user_id is not None:
+        query = query.where(Referral.referee_user_id == referee_user_id)
+    if referral_id is not None:
+        query = query.where(Referral.id == referral_id)
+    candidates = list(session.exec(query))
+    if not candidates:
+        return []
+    hours = tracked_hours(session, [r.referee_user_id for r in candidates if r.referee_user_id])
+    promoted: list[Promotion] = []
+    for referral in candidates:
+        done = hours.get(referral.referee_user_id or "", Decimal(0))
+        if done < threshold_hours:
+            continue
+        won = session.execute(
+            update(Referral)
+            .where(col(Referral.id) == referral.id, col(Referral.status) == HIRED)
+            .values(status=ELIGIBLE, eligible_at=now, updated_at=now, updated_by=SYSTEM)
+        )
+        if won.rowcount != 1:  # type: ignore[attr-defined]
+            continue  # another check promoted it first
+        audit.record(
+            session,
+            at=now,
+            actor_id=SYSTEM,
+            action="referral.status",
+            entity="referral",
+            entity_id=referral.id or 0,
+            source=source,
+            before=HIRED,
+            after=ELIGIBLE,
+            hours=str(done),
+        )
+        session.refresh(referral)
+        promoted.append(Promotion(referral, done))
+    return promoted
+
+
+# ---- reading -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Totals:
+    """Bonus money of a set of referrals, in cents: earned and awaiting payout, still pending
+    (on the way: referred … hired), and paid."""
+
+    earned_cents: int = 0
+    pending_cents: int = 0
+    paid_cents: int = 0
+    count: int = 0
+
+
+def totals_for(session: Session, user_id: str) -> Totals:
+    rows = session.exec(
+        select(Referral.status, func.count(), func.sum(Referral.bonus_cents))
+        .where(Referral.referrer_id == user_id)
+        .group_by(Referral.status)
+    ).all()
+    earned = pending = paid = count = 0
+    for status, n, cents in rows:
+        count += n
+        if status == ELIGIBLE:
+            earned += cents or 0
+        elif status == PAID:
+            paid += cents or 0
+        elif status in IN_PROGRESS:
+            pending += cents or 0
+    return Totals(earned, pending, paid, count)
+
+
+def of_referrer(
+    session: Session, user_id: str, limit: int, before_id: int | None = None
+) -> tuple[list[Referral], int | None]:
+    """A page of a member's referrals, newest first, and the id to continue before (None: the end)."""
+    query = select(Referral).where(Referral.referrer_id == user_id)
+    return _page(session, query, limit, before_id)
+
+
+def listing(
+    session: Session, limit: int, status: str | None = None, before_id: int | None = None
+) -> tuple[list[Referral], int | None]:
+    """A page of every referral (optionally of one status), newest first."""
+    query = select(Referral)
+    if status:
+        query = query.where(Referral.status == status)
+    return _page(session, query, limit, before_id)
+
+
+def _page(
+    session: Session, query: SelectOfScalar[Referral], limit: int, before_id: int | None
+) -> tuple[list[Referral], int | None]:
+    if before_id is not None:
+        query = query.where(col(Referral.id) < before_id)
+    rows = list(session.exec(query.order_by(col(Referral.id).desc()).limit(limit + 1)))
+    more = rows[limit - 1].id if len(rows) > limit else None
+    return rows[:limit], more
+
+
+def all_for_export(session: Session) -> list[Referral]:
+    return list(session.exec(select(Referral).order_by(col(Referral.id))))
+
+
+def names_of(session: Session, user_ids: Iterable[str]) -> dict[str, str]:
+    """Display names of members (real name, else Slack name, else nothing)."""
+    names: dict[str, str] = {}
+    for chunk in _chunks(sorted(set(user_ids))):
+        for user_id, name, real_name in session.exec(
+            select(Member.user_id, Member.name, Member.real_name).where(col(Member.user_id).in_(chunk))
+        ).all():
+            names[user_id] = real_name or name or ""
+    return names
+
+
+@dataclass(frozen=True)
+class Waiting:
+    """Referrals a lead has to act on: how many per status, and the longest-waiting ones."""
+
+    counts: dict[str, int]
+    oldest: list[Referral]
+    owed_cents: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+def waiting_on_lead(session: Session, limit: int = 20) -> Waiting:
+    rows = session.exec(
+        select(Referral.status, func.count(), func.sum(Referral.bonus_cents))
+        .where(col(Referral.status).in_(WAITING_ON_LEAD))
+        .group_by(Referral.status)
+    ).all()
+    counts = {status: n for status, n, _ in rows}
+    owed = sum(cents or 0 for status, _, cents in rows if status == ELIGIBLE)
+    # Bonuses owed first, then whoever has waited longest.
+    oldest: list[Referral] = []
+    for statuses in ((ELIGIBLE,), (REFERRED, APPLIED, INTERVIEWING)):
+        oldest += session.exec(
+            select(Referral)
+            .where(col(Referral.status).in_(statuses))
+            .order_by(col(Referral.updated_at), col(Referral.id))
+            .limit(limit - len(oldest))
+        ).all()
+        if len(oldest) >= limit:
+            break
+    return Waiting(
+        counts={s: counts[s] for s in WAITING_ON_LEAD if counts.get(s)}, oldest=oldest, owed_cents=owed
+    )
+
+
+# ---- the leaderboard -----------------------------------------------------------------------------
+
+
+def month_bounds(now: datetime) -> tuple[datetime, datetime]:
+    """The calendar month (UTC) containing `now`: [start, next month's start)."""
+    start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+    return start, end
+
+
+def leaderboard(session: Session, now: datetime, limit: int = 10) -> list[tuple[str, int]]:
+    """Members with the most referrals hired this calendar month (UTC), among those who opted in."""
+    start, end = month_bounds(now)
+    rows = session.exec(
+        select(Referral.referrer_id, func.count())
+        .join(LeaderboardOptIn, col(LeaderboardOptIn.user_id) == col(Referral.referrer_id))
+        .where(col(Referral.hired_at) >= start, col(Referral.hired_at) < end)
+        .group_by(Referral.referrer_id)
+    ).all()
+    return sorted(((user_id, n) for user_id, n in rows), key=lambda row: (-row[1], row[0]))[:limit]
+
+
+def on_leaderboard(session: Session, user_id: str) -> bool:
+    return session.get(LeaderboardOptIn, user_id) is not None
+
+
+def set_leaderboard(session: Session, user_id: str, show: bool, now: datetime, source: str) -> bool:
+    """Opt in or out of the leaderboard. False when that was already the choice."""
+    members.ensure(session, user_id, now)
+    if show:
+        changed = insert_ignore(session, LeaderboardOptIn, {"user_id": user_id, "opted_in_at": now})
+    else:
+        result = session.exec(delete(LeaderboardOptIn).where(col(LeaderboardOptIn.user_id) == user_id))  # type: ignore[call-overload]
+        changed = bool(result.rowcount)
+    if changed:
+        audit.record(
+            session,
+            at=now,
+            actor_id=user_id,
+            action="referral.leaderboard_on" if show else "referral.leaderboard_off",
+            entity="member",
+            entity_id=user_id,
+            source=source,
+        )
+    return changed
+
+
+# ---- formatting shared by the rules' messages and the views --------------------------------------
+
+
+def format_hours(hours: Decimal) -> str:
+    """`10`, `9.5`, `3.25`: hours as people write them (rounded down, so 9.99 never shows as 10)."""
+    value = hours.quantize(Decimal("0.01"), rounding=ROUND_DOWN).normalize()
+    return f"{value:f}"
+
+
+def _chunks(items: Sequence[str]) -> Iterable[list[str]]:
+    for i in range(0, len(items), _ID_CHUNK):
+        yield list(items[i : i + _ID_CHUNK])
