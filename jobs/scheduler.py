@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MISSED, JobExecutionEvent
-from apscheduler.executors.base import run_job
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
@@ -88,48 +87,6 @@ class ClockedExecutor(ThreadPoolExecutor):
         super()._do_submit_job(judged, due)
         for event in missed:
             self._scheduler._dispatch_event(event)  # noqa: SLF001
-
-
-class ClockExecutor(ThreadPoolExecutor):
-    """APScheduler's thread pool, except that misfire grace is judged by our Clock.
-
-    APScheduler's `run_job` compares a run time with the real wall clock
-    (`datetime.now(timezone.utc)`), not with the scheduler's timezone: under a FakeClock set in
-    the past every job with a finite grace was dropped as "missed", and one set in the future never
-    would be. Here the grace is checked against the Clock, then the job runs with no second check."""
-
-    def __init__(self, clock: Clock, max_workers: int) -> None:
-        super().__init__(max_workers)
-        self._clock = clock
-
-    def _do_submit_job(self, job: Job, run_times: list[datetime]) -> None:
-        def callback(future: Any) -> None:
-            exc = future.exception()
-            if exc:
-                self._run_job_error(job.id, exc, exc.__traceback__)
-            else:
-                self._run_job_success(job.id, future.result())
-
-        future = self._pool.submit(_run_on_clock, job, run_times, self._clock, self._logger.name)
-        future.add_done_callback(callback)
-
-
-def _run_on_clock(job: Job, run_times: list[datetime], clock: Clock, logger_name: str) -> list[Any]:
-    events: list[Any] = []
-    due = run_times
-    if job.misfire_grace_time is not None:
-        now, grace = clock.now(), timedelta(seconds=job.misfire_grace_time)
-        due = [t for t in run_times if now - t <= grace]
-        events += [
-            JobExecutionEvent(EVENT_JOB_MISSED, job.id, job._jobstore_alias, t)
-            for t in run_times
-            if now - t > grace
-        ]
-    if due:
-        unchecked = copy.copy(job)  # the scheduler keeps (and may store) the original
-        unchecked.misfire_grace_time = None
-        events += run_job(unchecked, job._jobstore_alias, due, logger_name)
-    return events
 
 
 class Scheduler:
