@@ -4,6 +4,7 @@ flagged time. The Home tab's hours section."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from core.authz import Actor, Role
 from core.commands import Args, Option, Param, SlashCommand
@@ -51,6 +52,7 @@ def clock_in(ctx: Ctx, args: Args) -> None:
 def clock_out(ctx: Ctx, args: Args) -> None:
     with ctx.session() as session:
         closed = hours.clock_out(session, ctx.actor, ctx.now, ctx.source)
+    hour_jobs.unregister(ctx.services.scheduler, closed.entry.id)
     ctx.reply(hour_views.clocked_out(closed.entry, ctx.actor.tz))
     hour_jobs.after_closed(ctx.services, closed)
     ctx.services.home.publish(ctx.services, ctx.actor.user_id)
@@ -73,7 +75,7 @@ def report(ctx: Ctx, args: Args) -> None:
         raise UserError("That week hasn't started yet. Pick today or an earlier day.")
     with ctx.session() as session:
         rows = hours.report(session, start, end)
-    monday = local_time(start, tz, "%Y-%m-%d")
+    monday = f"{start.astimezone(ZoneInfo(tz)):%Y-%m-%d}"
     filename = f"hours-week-of-{monday}.csv"
     people = len({r.user_id for r in rows})
     summary = f"{people} member(s), {sum((r.line.hours for r in rows), hours.as_hours(0))} h counted"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 from core import events
 from core.slack import SlackFailure
@@ -80,16 +81,15 @@ def tell_leads(services: Services, text: str, what: str) -> None:
 
 
 def after_closed(services: Services, closed: Closed) -> None:
-    """Once a closed (or approved) entry is committed: drop its jobs, tell subscribers, alert on 40 h."""
+    """Once a closed (or approved) entry is committed: tell subscribers, alert leads on 40 h."""
     entry = closed.entry
-    unregister(services.scheduler, entry.id)
     services.events.emit(events.HOURS_RECORDED, user_id=entry.user_id)
     for alert in closed.alerts:
         tz = services.directory.tz_of(alert.user_id)
         tell_leads(
             services,
             f":warning: <@{alert.user_id}> has {alert.counted} tracked hours in the week starting "
-            f"{local_time(alert.week_start, tz, '%a %d %b')} ({tz}): over 40.",
+            f"{alert.week_start.astimezone(ZoneInfo(tz)):%a %d %b} ({tz}): over 40.",
             "40-hour alert",
         )
 
@@ -133,4 +133,5 @@ def close_open(entry_id: int) -> None:
         f"automatically. Review it, then `/hours approve {entry.ref}` if the time was worked.",
         "auto clock-out",
     )
+    unregister(services.scheduler, entry.id)
     after_closed(services, closed)

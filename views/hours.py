@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from domain.hours import WEEKLY_LIMIT, Entry, ReportRow, Week, as_hours
 from views.blocks import Block, context, local_time, section
@@ -19,8 +20,9 @@ def task_label(task_id: int | None, title: str | None) -> str:
 
 
 def week_blocks(w: Week, tz: str, now: datetime, compact: bool = False) -> list[Block]:
+    zone = ZoneInfo(tz)
     last_day = w.end - timedelta(seconds=1)
-    span = f"{local_time(w.start, tz, '%a %d %b')} – {local_time(last_day, tz, '%a %d %b')}"
+    span = f"{w.start.astimezone(zone):%a %d %b} – {last_day.astimezone(zone):%a %d %b}"
     lines = []
     for line in w.lines:
         if line.seconds:
