@@ -358,7 +358,7 @@ def join(session: Session, by: Actor, shift_id: int, now: datetime, source: str)
         source=source,
         occurrence=shift.occurrence,
     )
-    return JoinResult(view(session, shift), joined=True, reminder=reminder)
+    return JoinResult(view(session, shift, with_members=False), joined=True, reminder=reminder)
 
 
 def _ensure_reminder(session: Session, shift: Shift, user_id: str, now: datetime) -> ReminderPlan | None:
@@ -441,7 +441,9 @@ def leave(session: Session, by: Actor, shift_id: int, now: datetime, source: str
         occurrence=shift.occurrence,
         late_cancellation=late,
     )
-    return LeaveResult(view(session, shift), left=True, late=late, dropped_reminders=dropped)
+    return LeaveResult(
+        view(session, shift, with_members=False), left=True, late=late, dropped_reminders=dropped
+    )
 
 
 def _drop_pending_reminders(
@@ -553,45 +555,53 @@ def claim_reminder(
 ) -> ReminderToSend | None:
     """Take the right to send one reminder; None when it must not go out (already sent, the member
     left, the shift was cancelled or has started). The conditional update makes two runs of the same
-    job (a restart, a second process) send it once."""
-    row = session.exec(
-        select(ShiftReminder).where(
-            ShiftReminder.shift_id == shift_id,
-            ShiftReminder.occurrence == occurrence,
-            ShiftReminder.user_id == user_id,
+    job (a restart, a second process) send it once. Kept to two statements: a burst of a thousand
+    reminders runs this a thousand times at once."""
+    claimed = session.exec(  # type: ignore[call-overload]
+        update(ShiftReminder)
+        .where(
+            col(ShiftReminder.shift_id) == shift_id,
+            col(ShiftReminder.occurrence) == occurrence,
+            col(ShiftReminder.user_id) == user_id,
+            col(ShiftReminder.state) == "pending",
         )
-    ).first()
-    if row is None or row.state != "pending":
+        .values(state="sending", claimed_at=now, attempts=ShiftReminder.attempts + 1)
+    )
+    if claimed.rowcount != 1:
         return None
-    shift = session.get(Shift, shift_id)
-    start, _ = window_of(shift, occurrence) if shift else (now, now)
-    member = shift is not None and session.get(ShiftMember, (shift_id, user_id)) is not None
-    if shift is None or shift.state != "scheduled" or not member or now >= start:
-        row.state = "skipped"
-        session.add(row)
-        if shift is not None and now >= start:
+    found = session.exec(
+        select(Shift, ShiftReminder.id, ShiftReminder.due_at, ShiftMember.user_id, Member.tz)
+        .join(ShiftReminder, col(ShiftReminder.shift_id) == col(Shift.id))
+        .outerjoin(
+            ShiftMember, (col(ShiftMember.shift_id) == col(Shift.id)) & (col(ShiftMember.user_id) == user_id)
+        )
+        .outerjoin(Member, col(Member.user_id) == user_id)
+        .where(
+            col(Shift.id) == shift_id,
+            col(ShiftReminder.occurrence) == occurrence,
+            col(ShiftReminder.user_id) == user_id,
+        )
+    ).one()
+    shift, reminder_id, due_at, member, tz = found
+    start, end = window_of(shift, occurrence)
+    if shift.state != "scheduled" or member is None or now >= start:
+        session.exec(  # type: ignore[call-overload]
+            update(ShiftReminder).where(col(ShiftReminder.id) == reminder_id).values(state="skipped")
+        )
+        if now >= start:
             log.warning(
                 "reminder of %s (occurrence %d) for %s was due at %s but the shift started at %s: skipped",
                 ref(shift_id),
                 occurrence,
                 user_id,
-                row.due_at.isoformat(),
+                due_at.isoformat(),
                 start.isoformat(),
             )
         return None
-    claimed = session.exec(  # type: ignore[call-overload]
-        update(ShiftReminder)
-        .where(col(ShiftReminder.id) == row.id, col(ShiftReminder.state) == "pending")
-        .values(state="sending", claimed_at=now, attempts=ShiftReminder.attempts + 1)
+    snapshot = replace(
+        view(session, shift, with_members=False), starts_at=start, ends_at=end, occurrence=occurrence
     )
-    if claimed.rowcount != 1:
-        return None
-    member_row = session.get(Member, user_id)
-    snapshot = view(session, shift, with_members=False)
-    if occurrence != shift.occurrence:  # describe the occurrence being reminded of
-        end = window_of(shift, occurrence)[1]
-        snapshot = replace(snapshot, starts_at=start, ends_at=end, occurrence=occurrence)
-    return ReminderToSend(row.id, snapshot, user_id, member_row.tz if member_row else "UTC")  # type: ignore[arg-type]
+    return ReminderToSend(reminder_id, snapshot, user_id, tz or "UTC")
 
 
 def reminder_sent(
