@@ -89,6 +89,16 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "REFERRAL_BONUS_HOURS", "Tracked hours a hired referee needs before the bonus is earned", default="10"
     ),
+    Setting(
+        "SLACK_POSTS_PER_MIN",
+        "Messages per minute the bot allows itself workspace-wide when sending bursts (reminders); 0 = no pacing",
+        default="600",
+    ),
+    Setting(
+        "SLACK_RATE_SCALE",
+        "Speeds up the pacing's clock; only for benchmarks against a fake Slack with the same scale",
+        default="1",
+    ),
     Setting("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", default="INFO"),
 )
 
@@ -113,6 +123,8 @@ class Config:
     max_active_claims: int = 3
     referral_bonus: Decimal = Decimal("250")
     referral_bonus_hours: Decimal = Decimal("10")
+    slack_posts_per_min: int = 600
+    slack_rate_scale: float = 1.0
     log_level: str = "INFO"
 
     @property
@@ -159,6 +171,20 @@ def _typed(values: Mapping[str, str], name: str, convert: Callable[[str], Any], 
 def _positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
+        raise ValueError(raw)
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0 or value == float("inf"):
         raise ValueError(raw)
     return value
 
@@ -250,6 +276,12 @@ def _parse(values: Mapping[str, str]) -> Config:
         max_active_claims=_typed(values, "MAX_ACTIVE_CLAIMS", _positive_int, "a positive whole number"),
         referral_bonus=_typed(values, "REFERRAL_BONUS", _money, "an amount in dollars like 250"),
         referral_bonus_hours=_typed(values, "REFERRAL_BONUS_HOURS", _money, "a number of hours like 10"),
+        slack_posts_per_min=_typed(
+            values, "SLACK_POSTS_PER_MIN", _non_negative_int, "a whole number, 0 or more"
+        ),
+        slack_rate_scale=_typed(
+            values, "SLACK_RATE_SCALE", _positive_float, "a number above 0, like 1 or 10"
+        ),
         log_level=_typed(values, "LOG_LEVEL", _log_level, "one of " + ", ".join(_LOG_LEVELS)),
     )
 

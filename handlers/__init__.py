@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from handlers import crew, home, referrals
+from handlers import crew, home, hours, referrals, shifts
 
 if TYPE_CHECKING:
     from core.app import CrewApp
 
-MODULES = [home, crew, referrals]
+MODULES = [home, crew, shifts, hours, referrals]
 
 
 def register_all(app: CrewApp) -> None:

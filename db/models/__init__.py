@@ -3,6 +3,7 @@ Each domain keeps its models in a module of its own."""
 
 from db.models.core import AuditEntry, Member, MemberSkill, ProcessedEvent
 from db.models.referrals import LeaderboardOptIn, Referral
+from db.models.shifts import Shift, ShiftIncident, ShiftMember, ShiftReminder
 from db.models.work import Assignment, Task, TimeEntry
 
 __all__ = [
@@ -13,6 +14,10 @@ __all__ = [
     "MemberSkill",
     "ProcessedEvent",
     "Referral",
+    "Shift",
+    "ShiftIncident",
+    "ShiftMember",
+    "ShiftReminder",
     "Task",
     "TimeEntry",
 ]

@@ -1,0 +1,244 @@
+"""Reminder bench: schedule 10,000 shift reminders, restart, then let 1,000 fall due at once against a
+fake Slack that enforces 1 message/s per channel and 600 messages/min per workspace (429 +
+Retry-After), and measure how late they arrive.
+
+    .venv/bin/python bench/reminders.py                 # scale 1: Slack's real limits (a few minutes)
+    .venv/bin/python bench/reminders.py --scale 10      # limits 10x faster (shorter run)
+
+Reports scheduling time, re-registration time at restart, resident memory, and for the burst:
+delivered / lost / repeated, 429s, lateness p50/p99/max, and how long after the earliest moment the
+limits allow the last reminder arrived. The baseline, measured in the same run, is the same burst
+with pacing off (SLACK_POSTS_PER_MIN=0): the WebClient alone waits out 429s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime, timedelta
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from sqlmodel import func, select  # noqa: E402
+
+from core.authz import Actor  # noqa: E402
+from core.clock import FakeClock  # noqa: E402
+from db.models import Member, ShiftReminder  # noqa: E402
+from domain import shifts  # noqa: E402
+from domain.shifts import JobPlan, NewShift  # noqa: E402
+from jobs import shifts as shift_jobs  # noqa: E402
+from sandbox.fake_slack import FakeSlack  # noqa: E402
+from sandbox.harness import BotHarness  # noqa: E402
+
+START = datetime.fromisoformat("2026-01-05T09:00:00+00:00")
+ZONES = ("Asia/Manila", "Europe/Lisbon", "America/Chicago")
+PER_SHIFT = 100
+REMIND = timedelta(minutes=30)
+
+
+def rss_mib() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def peak_rss_mib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def earliest_schedule(dues: list[float], budget: int, window: float, gap: float) -> list[float]:
+    """When each message could be accepted at the earliest under the fake's limits (sliding window of
+    `budget` per `window`, every message to its own channel so `gap` never binds): a zero-latency,
+    perfectly informed sender."""
+    accepted: list[float] = []
+    for due in sorted(dues):
+        at = due if len(accepted) < budget else max(due, accepted[-budget] + window)
+        accepted.append(at)
+    return accepted
+
+
+class RemoteFake:
+    """The fake Slack, run in a process of its own: in production Slack's side costs the bot no CPU,
+    so here it must not share the bot's interpreter (and GIL) either."""
+
+    def __init__(self, rate_limits: dict[str, float]) -> None:
+        self._conn, child = multiprocessing.Pipe()
+        self._process = multiprocessing.get_context("fork").Process(
+            target=_serve_fake, args=(child, rate_limits), daemon=True
+        )
+        self._process.start()
+        self.api_url: str = self._conn.recv()
+        self.users: dict[str, object] = {}
+
+    def ask(self, command: str) -> Any:
+        self._conn.send(command)
+        return self._conn.recv()
+
+    def stop(self) -> None:
+        self.ask("stop")
+        self._process.join(timeout=10)
+
+
+def _serve_fake(conn: Any, rate_limits: dict[str, float]) -> None:
+    fake = FakeSlack(rate_limits=rate_limits).start()
+    conn.send(fake.api_url)
+
+    def reminders() -> list[tuple[float, str]]:
+        return [
+            (c.ts, str(c.response.get("channel")))
+            for c in fake.calls_to("chat.postMessage")
+            if c.ok and str(c.params.get("text", "")).startswith("Reminder:")
+        ]
+
+    while True:
+        command = conn.recv()
+        if command == "clear":
+            fake.clear()
+            conn.send(True)
+        elif command == "count":
+            conn.send(len(reminders()))
+        elif command == "report":
+            conn.send((reminders(), fake.rate_limited_count))
+        elif command == "stop":
+            fake.stop()
+            conn.send(True)
+            return
+
+
+def run(label: str, scale: float, paced: bool, reminders: int, burst: int, db_dir: Path) -> dict[str, object]:
+    fake = RemoteFake({"per_channel_per_sec": 1, "workspace_per_min": 600, "scale": scale})
+    clock = FakeClock(START)
+    env = {
+        "SLACK_RATE_SCALE": str(scale),
+        "SLACK_POSTS_PER_MIN": "600" if paced else "0",
+        "LOG_LEVEL": "ERROR",
+    }
+    url = f"sqlite:///{db_dir / f'{label}.db'}"
+    bot = BotHarness(url, env=env, clock=clock, fake=fake, admins=()).start()  # type: ignore[arg-type]
+    services = bot.services
+    users = [f"UB{i:05d}" for i in range(reminders)]
+    with services.db.session() as session:
+        for i, user in enumerate(users):
+            session.add(Member(user_id=user, name=user.lower(), tz=ZONES[i % len(ZONES)], created_at=START))
+    lead = Actor("UBLEAD", tz="UTC")
+    first_start = START + timedelta(hours=2)
+    shift_count = reminders // PER_SHIFT
+    due_now = burst // PER_SHIFT  # these shifts' reminders all fall due at the same instant
+
+    t0 = time.perf_counter()
+    shift_ids = []
+    for s in range(shift_count):
+        begins = first_start + (timedelta(0) if s < due_now else timedelta(hours=1 + s))
+        local = begins.replace(tzinfo=None)
+        spec = NewShift(
+            f"Bench {s}", local, local + timedelta(hours=2), "UTC", PER_SHIFT, None, "none", REMIND, "C0BENCH"
+        )
+        with services.db.session() as session:
+            created, plan = shifts.create(session, lead, spec, START, "bench")
+        shift_jobs.register(services.scheduler, plan)
+        shift_ids.append(created.id)
+    for i, user in enumerate(users):
+        with services.db.session() as session:
+            joined = shifts.join(session, Actor(user), shift_ids[i // PER_SHIFT], START, "bench")
+        assert joined.reminder is not None
+        shift_jobs.register(services.scheduler, JobPlan(reminders=[joined.reminder]))
+    scheduling_s = time.perf_counter() - t0
+    rss_scheduled = rss_mib()
+
+    t0 = time.perf_counter()
+    bot.restart()  # registers every outstanding job again from the ledger
+    restart_s = time.perf_counter() - t0
+    services = bot.services
+    reminder_jobs = len(services.scheduler.jobs("reminder:"))
+
+    fake.ask("clear")
+    due_users = set(users[:burst])
+    due_wall = time.time()
+    clock.set(first_start - REMIND)
+    window = 60.0 / scale
+    deadline = time.time() + window * 6 + 120
+
+    while fake.ask("count") < burst and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)  # anything extra (a repeat) would show up now
+    calls, rate_limited = fake.ask("report")
+    per_user = Counter("U" + channel[1:] for _, channel in calls)
+    lateness = [ts - due_wall for ts, _ in calls]
+    ideal_last = earliest_schedule([due_wall] * burst, 600, window, 1.0 / scale)[-1]
+    last = max((ts for ts, _ in calls), default=float("nan"))
+    with services.db.session() as session:
+        states = dict(
+            session.exec(select(ShiftReminder.state, func.count()).group_by(ShiftReminder.state)).all()  # type: ignore[arg-type]
+        )
+    result = {
+        "label": label,
+        "paced": paced,
+        "scale": scale,
+        "reminders_scheduled": reminders,
+        "reminder_jobs_after_restart": reminder_jobs,
+        "scheduling_s": round(scheduling_s, 2),
+        "scheduling_ms_per_reminder": round(scheduling_s / reminders * 1000, 3),
+        "restart_reregister_s": round(restart_s, 2),
+        "rss_after_scheduling_mib": round(rss_scheduled, 1),
+        "rss_after_burst_mib": round(rss_mib(), 1),
+        "burst": burst,
+        "delivered": len(per_user.keys() & due_users),
+        "lost": len(due_users - per_user.keys()),
+        "repeated": sum(n - 1 for n in per_user.values() if n > 1),
+        "rate_limited_429": rate_limited,
+        "lateness_p50_s": round(median(lateness), 3) if lateness else None,
+        "lateness_p99_s": round(pct(lateness, 99), 3) if lateness else None,
+        "lateness_max_s": round(max(lateness), 3) if lateness else None,
+        "earliest_possible_last_s": round(ideal_last - due_wall, 3),
+        "last_after_earliest_s": round(last - ideal_last, 3),
+        "last_after_earliest_slack_s": round((last - ideal_last) * scale, 3),
+        "ledger": states,
+    }
+    bot.close()
+    fake.stop()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="speed-up of the fake's limits (1 = Slack's)"
+    )
+    parser.add_argument("--reminders", type=int, default=10_000)
+    parser.add_argument("--burst", type=int, default=1_000)
+    parser.add_argument("--no-baseline", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        results = [run("paced", args.scale, True, args.reminders, args.burst, Path(tmp))]
+        print(json.dumps(results[-1], indent=2), flush=True)
+        if not args.no_baseline:
+            # The baseline measures the burst only: it schedules just the reminders that fall due.
+            results.append(run("baseline", args.scale, False, args.burst, args.burst, Path(tmp)))
+            print(json.dumps(results[-1], indent=2), flush=True)
+    print(f"peak RSS of the whole bench process: {peak_rss_mib():.1f} MiB; cpus: {os.cpu_count()}")
+    if len(results) == 2:
+        paced, base = results
+        print(
+            "baseline/paced, last reminder's lateness: "
+            f"{base['lateness_max_s'] / paced['lateness_max_s']:.2f}x"  # type: ignore[operator]
+        )
+
+
+if __name__ == "__main__":
+    main()

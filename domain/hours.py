@@ -1,0 +1,454 @@
+"""Hours rules: clocking in and out, the week's hours and earnings, the 10 h reminder and 12 h
+auto-close, the 40 h weekly alert, approving flagged time, and the tracked hours other domains use.
+
+Definitions (the README says the same):
+- *This week* is the ISO week in the member's own timezone: Monday 00:00 to the next Monday 00:00.
+  An entry counts toward a week for the part of it inside that week (a night across Sunday midnight
+  is split between the two weeks). A lead's `/hours report` uses the lead's week.
+- *Counted* time is closed and not flagged. An entry closed automatically at 12 hours is flagged for
+  review and counts nowhere (totals, earnings, the 40 h alert, `tracked_hours`) until a lead approves
+  it with `/hours approve`. An open clock-in counts once it is closed.
+- Earnings are the counted hours of each task times the task's hourly rate (`rate_cents`), rounded
+  half-up to the cent per task line; time on no task has no rate.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from core.authz import Actor
+from core.errors import UserError
+from db.models import Assignment, Member, Task, TimeEntry
+from domain import audit
+
+REMIND_AFTER = timedelta(hours=10)
+AUTO_CLOSE_AFTER = timedelta(hours=12)
+WEEKLY_LIMIT = timedelta(hours=40)
+ACTIVE_ASSIGNMENT = ("claimed", "submitted")
+AUTO_CLOSE_REASON = "open for 12 hours: closed automatically"
+
+
+def entry_ref(entry_id: int | None) -> str:
+    return f"E-{entry_id}"
+
+
+def as_hours(seconds: float, rounding: str = ROUND_HALF_UP) -> Decimal:
+    return (Decimal(int(seconds)) / Decimal(3600)).quantize(Decimal("0.01"), rounding=rounding)
+
+
+def earnings_cents(seconds: float, rate_cents: int | None) -> int:
+    if not rate_cents:
+        return 0
+    return int(
+        (Decimal(int(seconds)) * rate_cents / Decimal(3600)).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
+    )
+
+
+def _zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def week_bounds(at: datetime, tz: str) -> tuple[datetime, datetime]:
+    """The ISO week containing `at`, in `tz`: Monday 00:00 local to the next Monday 00:00, as UTC."""
+    zone = _zone(tz)
+    monday = at.astimezone(zone).date()
+    monday -= timedelta(days=monday.weekday())
+    return _local_midnight(monday, zone), _local_midnight(monday + timedelta(days=7), zone)
+
+
+def week_of(day: date, tz: str) -> tuple[datetime, datetime]:
+    zone = _zone(tz)
+    monday = day - timedelta(days=day.weekday())
+    return _local_midnight(monday, zone), _local_midnight(monday + timedelta(days=7), zone)
+
+
+def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time(0)).replace(tzinfo=zone).astimezone(UTC)
+
+
+def _overlap(entry: TimeEntry, start: datetime, end: datetime) -> float:
+    assert entry.ended_at is not None
+    return max(0.0, (min(entry.ended_at, end) - max(entry.started_at, start)).total_seconds())
+
+
+# ---- clocking -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: int
+    user_id: str
+    started_at: datetime
+    ended_at: datetime | None
+    task_id: int | None
+    task_title: str | None
+    rate_cents: int | None
+    flagged: bool = False
+
+    @property
+    def ref(self) -> str:
+        return entry_ref(self.id)
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended_at - self.started_at).total_seconds() if self.ended_at else 0.0
+
+    @property
+    def earnings_cents(self) -> int:
+        return earnings_cents(self.seconds, self.rate_cents)
+
+
+def _entry(session: Session, row: TimeEntry) -> Entry:
+    assert row.id is not None
+    task = session.get(Task, row.task_id) if row.task_id else None
+    return Entry(
+        id=row.id,
+        user_id=row.user_id,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        task_id=row.task_id,
+        task_title=task.title if task else None,
+        rate_cents=task.rate_cents if task else None,
+        flagged=row.flagged,
+    )
+
+
+def open_entry(session: Session, user_id: str) -> Entry | None:
+    row = session.exec(
+        select(TimeEntry).where(TimeEntry.user_id == user_id, col(TimeEntry.ended_at).is_(None))
+    ).first()
+    return _entry(session, row) if row else None
+
+
+def clock_in(session: Session, by: Actor, task_id: int | None, now: datetime, source: str) -> Entry:
+    """Start tracking, optionally against a task the member holds. One open entry per member (a
+    unique index decides a race between two quick clock-ins)."""
+    current = open_entry(session, by.user_id)
+    if current is not None:
+        on = f" on T-{current.task_id}" if current.task_id else ""
+        since = current.started_at.astimezone(_zone(by.tz)).strftime("%a %H:%M %Z")
+        raise UserError(f"You're already clocked in{on} since {since}. `/hours out` first.")
+    if task_id is not None:
+        task = session.get(Task, task_id)
+        if task is None:
+            raise UserError(
+                f"There is no task T-{task_id}. Check the number, or clock in without one: `/hours in`."
+            )
+        if task.state == "cancelled":
+            raise UserError(f"T-{task_id} ({task.title}) was cancelled; time can't be tracked against it.")
+        holds = session.exec(
+            select(Assignment.id).where(
+                Assignment.task_id == task_id,
+                Assignment.user_id == by.user_id,
+                col(Assignment.state).in_(ACTIVE_ASSIGNMENT),
+            )
+        ).first()
+        if holds is None:
+            raise UserError(
+                f"You don't hold T-{task_id} ({task.title}). Claim it first, or clock in without a task: `/hours in`."
+            )
+    row = TimeEntry(user_id=by.user_id, task_id=task_id, started_at=now)
+    try:
+        with session.begin_nested():
+            session.add(row)
+            session.flush()
+    except IntegrityError:
+        raise UserError("You're already clocked in. `/hours out` first.") from None
+    audit.record(
+        session,
+        at=now,
+        actor_id=by.user_id,
+        action="hours.clock_in",
+        entity="time_entry",
+        entity_id=entry_ref(row.id),
+        source=source,
+        task_id=task_id,
+    )
+    return _entry(session, row)
+
+
+@dataclass(frozen=True)
+class WeekAlert:
+    user_id: str
+    week_start: datetime
+    counted: Decimal  # hours
+
+
+@dataclass(frozen=True)
+class Closed:
+    entry: Entry
+    alerts: tuple[WeekAlert, ...] = ()
+
+
+def clock_out(session: Session, by: Actor, now: datetime, source: str) -> Closed:
+    current = open_entry(session, by.user_id)
+    if current is None:
+        raise UserError("You're not clocked in. Start with `/hours in` (or `/hours in T-12` for a task).")
+    closed = session.exec(  # type: ignore[call-overload]
+        update(TimeEntry)
+        .where(col(TimeEntry.id) == current.id, col(TimeEntry.ended_at).is_(None))
+        .values(ended_at=now)
+    )
+    if closed.rowcount != 1:
+        raise UserError("Your clock-in was just closed automatically; see `/hours`.")
+    row = session.get(TimeEntry, current.id)
+    assert row is not None
+    session.refresh(row)
+    audit.record(
+        session,
+        at=now,
+        actor_id=by.user_id,
+        action="hours.clock_out",
+        entity="time_entry",
+        entity_id=current.ref,
+        source=source,
+        seconds=int((now - row.started_at).total_seconds()),
+    )
+    return Closed(_entry(session, row), _week_alerts(session, row))
+
+
+def still_open(session: Session, entry_id: int, now: datetime) -> Entry | None:
+    """The entry, if it is open and not yet due for the automatic close (for the 10 h reminder)."""
+    row = session.get(TimeEntry, entry_id)
+    if row is None or row.ended_at is not None or now >= row.started_at + AUTO_CLOSE_AFTER:
+        return None
+    return _entry(session, row)
+
+
+def auto_close(session: Session, entry_id: int, now: datetime) -> Closed | None:
+    """Close an entry left open for 12 hours, at the 12-hour mark (downtime is not credited), and
+    flag it for a lead's review."""
+    row = session.get(TimeEntry, entry_id)
+    if row is None or row.ended_at is not None or now < row.started_at + AUTO_CLOSE_AFTER:
+        return None
+    closed = session.exec(  # type: ignore[call-overload]
+        update(TimeEntry)
+        .where(col(TimeEntry.id) == entry_id, col(TimeEntry.ended_at).is_(None))
+        .values(ended_at=row.started_at + AUTO_CLOSE_AFTER, flagged=True, flag_reason=AUTO_CLOSE_REASON)
+    )
+    if closed.rowcount != 1:
+        return None
+    session.refresh(row)
+    audit.record(
+        session,
+        at=now,
+        actor_id="crewcall",
+        action="hours.auto_closed",
+        entity="time_entry",
+        entity_id=entry_ref(entry_id),
+        source="job",
+        user_id=row.user_id,
+    )
+    return Closed(_entry(session, row))
+
+
+def approve(session: Session, by: Actor, entry_id: int, now: datetime, source: str) -> Closed:
+    """A lead accepts a flagged entry: from now on it counts."""
+    row = session.get(TimeEntry, entry_id)
+    if row is None:
+        raise UserError(f"There is no time entry {entry_ref(entry_id)}.")
+    if row.ended_at is None:
+        raise UserError(f"{entry_ref(entry_id)} is still open; it can be approved once it is closed.")
+    if not row.flagged:
+        raise UserError(f"{entry_ref(entry_id)} isn't flagged; it already counts.")
+    done = session.exec(  # type: ignore[call-overload]
+        update(TimeEntry).where(col(TimeEntry.id) == entry_id, col(TimeEntry.flagged)).values(flagged=False)
+    )
+    if done.rowcount != 1:
+        raise UserError(f"{entry_ref(entry_id)} was just approved by someone else.")
+    session.refresh(row)
+    audit.record(
+        session,
+        at=now,
+        actor_id=by.user_id,
+        action="hours.approved",
+        entity="time_entry",
+        entity_id=entry_ref(entry_id),
+        source=source,
+        user_id=row.user_id,
+        flag_reason=row.flag_reason,
+    )
+    return Closed(_entry(session, row), _week_alerts(session, row))
+
+
+def flagged_entries(session: Session, limit: int = 20) -> list[Entry]:
+    rows = session.exec(
+        select(TimeEntry).where(col(TimeEntry.flagged)).order_by(col(TimeEntry.started_at)).limit(limit)
+    )
+    return [_entry(session, r) for r in rows]
+
+
+def open_entries(session: Session) -> list[tuple[int, datetime]]:
+    return [
+        (r.id, r.started_at)  # type: ignore[misc]
+        for r in session.exec(select(TimeEntry).where(col(TimeEntry.ended_at).is_(None)))
+    ]
+
+
+# ---- weeks ----------------------------------------------------------------------------------
+
+
+def _counted_in(session: Session, user_id: str, start: datetime, end: datetime) -> list[TimeEntry]:
+    return list(
+        session.exec(
+            select(TimeEntry).where(
+                TimeEntry.user_id == user_id,
+                col(TimeEntry.ended_at).is_not(None),
+                col(TimeEntry.started_at) < end,
+                col(TimeEntry.ended_at) > start,
+            )
+        )
+    )
+
+
+def _week_alerts(session: Session, row: TimeEntry) -> tuple[WeekAlert, ...]:
+    """The weeks (in the member's zone) that this newly counted entry pushed over 40 hours."""
+    if row.flagged or row.ended_at is None:
+        return ()
+    member = session.get(Member, row.user_id)
+    tz = member.tz if member else "UTC"
+    alerts = []
+    weeks = {week_bounds(row.started_at, tz), week_bounds(row.ended_at - timedelta(microseconds=1), tz)}
+    for start, end in sorted(weeks):
+        counted = sum(
+            _overlap(e, start, end) for e in _counted_in(session, row.user_id, start, end) if not e.flagged
+        )
+        before = counted - _overlap(row, start, end)
+        if before <= WEEKLY_LIMIT.total_seconds() < counted:
+            alerts.append(WeekAlert(row.user_id, start, as_hours(counted)))
+    return tuple(alerts)
+
+
+@dataclass
+class TaskLine:
+    task_id: int | None
+    title: str
+    rate_cents: int | None
+    seconds: float = 0.0
+    flagged_seconds: float = 0.0
+
+    @property
+    def hours(self) -> Decimal:
+        return as_hours(self.seconds)
+
+    @property
+    def flagged_hours(self) -> Decimal:
+        return as_hours(self.flagged_seconds)
+
+    @property
+    def earnings_cents(self) -> int:
+        return earnings_cents(self.seconds, self.rate_cents)
+
+
+@dataclass
+class Week:
+    user_id: str
+    start: datetime
+    end: datetime
+    lines: list[TaskLine] = field(default_factory=list)
+    open: Entry | None = None
+
+    @property
+    def seconds(self) -> float:
+        return sum(line.seconds for line in self.lines)
+
+    @property
+    def hours(self) -> Decimal:
+        return as_hours(self.seconds)
+
+    @property
+    def flagged_hours(self) -> Decimal:
+        return as_hours(sum(line.flagged_seconds for line in self.lines))
+
+    @property
+    def earnings_cents(self) -> int:
+        return sum(line.earnings_cents for line in self.lines)
+
+    @property
+    def over_limit(self) -> bool:
+        return self.seconds > WEEKLY_LIMIT.total_seconds()
+
+
+def _lines(session: Session, entries: list[TimeEntry], start: datetime, end: datetime) -> list[TaskLine]:
+    by_task: dict[int | None, TaskLine] = {}
+    for e in entries:
+        line = by_task.get(e.task_id)
+        if line is None:
+            task = session.get(Task, e.task_id) if e.task_id else None
+            line = by_task[e.task_id] = TaskLine(
+                e.task_id, task.title if task else "No task", task.rate_cents if task else None
+            )
+        seconds = _overlap(e, start, end)
+        if e.flagged:
+            line.flagged_seconds += seconds
+        else:
+            line.seconds += seconds
+    return sorted(by_task.values(), key=lambda line: (line.task_id is None, line.task_id or 0))
+
+
+def week(session: Session, user_id: str, tz: str, now: datetime) -> Week:
+    """The member's current week, in their own zone: per task, counted and flagged hours."""
+    start, end = week_bounds(now, tz)
+    entries = _counted_in(session, user_id, start, end)
+    return Week(user_id, start, end, _lines(session, entries, start, end), open_entry(session, user_id))
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    user_id: str
+    name: str
+    line: TaskLine
+    week_hours: Decimal
+    over_limit: bool
+
+
+def report(session: Session, start: datetime, end: datetime) -> list[ReportRow]:
+    """Everyone's hours in [start, end), per member and task."""
+    entries = list(
+        session.exec(
+            select(TimeEntry)
+            .where(
+                col(TimeEntry.ended_at).is_not(None),
+                col(TimeEntry.started_at) < end,
+                col(TimeEntry.ended_at) > start,
+            )
+            .order_by(col(TimeEntry.user_id), col(TimeEntry.started_at))
+        )
+    )
+    by_user: dict[str, list[TimeEntry]] = defaultdict(list)
+    for e in entries:
+        by_user[e.user_id].append(e)
+    rows = []
+    for user_id in sorted(by_user):
+        member = session.get(Member, user_id)
+        name = (member.real_name or member.name) if member else ""
+        lines = _lines(session, by_user[user_id], start, end)
+        total = sum(line.seconds for line in lines)
+        for line in lines:
+            rows.append(ReportRow(user_id, name, line, as_hours(total), total > WEEKLY_LIMIT.total_seconds()))
+    return rows
+
+
+def tracked_hours(session: Session, user_id: str) -> Decimal:
+    """All of a member's counted time, in hours rounded down to the hundredth: closed entries that
+    are not flagged (a flagged entry counts once a lead approves it)."""
+    rows = session.exec(
+        select(TimeEntry.started_at, TimeEntry.ended_at).where(
+            TimeEntry.user_id == user_id,
+            col(TimeEntry.ended_at).is_not(None),
+            col(TimeEntry.flagged).is_(False),
+        )
+    )
+    seconds = sum((ended - started).total_seconds() for started, ended in rows)
+    return as_hours(seconds, rounding=ROUND_DOWN)

@@ -1,0 +1,155 @@
+"""/hours: clock in and out, this week's hours and earnings; leads get the week's CSV and approve
+flagged time. The Home tab's hours section."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+from core.authz import Actor, Role
+from core.commands import Args, Option, Param, SlashCommand
+from core.context import Ctx
+from core.errors import UserError
+from core.grammar import DATE, record_id
+from core.slack import SlackFailure
+from domain import hours
+from jobs import hours as hour_jobs
+from views import hours as hour_views
+from views.blocks import Block, local_time, section
+
+if TYPE_CHECKING:
+    from core.app import CrewApp
+    from core.services import Services
+
+hours_command = SlashCommand(
+    "/hours",
+    "Clock in and out; your week's hours and earnings",
+    "Weeks run Monday 00:00 to Sunday 24:00 in your own timezone. Only tracked time is paid.",
+)
+
+
+@hours_command.sub("", "This week's hours and earnings, per task")
+def this_week(ctx: Ctx, args: Args) -> None:
+    with ctx.session() as session:
+        week = hours.week(session, ctx.actor.user_id, ctx.actor.tz, ctx.now)
+    ctx.reply(f"This week: {week.hours} h", hour_views.week_blocks(week, ctx.actor.tz, ctx.now))
+
+
+@hours_command.sub(
+    "in",
+    "Clock in, optionally against a task you hold",
+    params=[Param("task", record_id("T", "task"), required=False)],
+)
+def clock_in(ctx: Ctx, args: Args) -> None:
+    with ctx.session() as session:
+        entry = hours.clock_in(session, ctx.actor, args.get("task"), ctx.now, ctx.source)
+    hour_jobs.register(ctx.services.scheduler, entry.id, entry.started_at)
+    ctx.reply(hour_views.clocked_in(entry, ctx.actor.tz))
+    ctx.services.home.publish(ctx.services, ctx.actor.user_id)
+
+
+@hours_command.sub("out", "Clock out")
+def clock_out(ctx: Ctx, args: Args) -> None:
+    with ctx.session() as session:
+        closed = hours.clock_out(session, ctx.actor, ctx.now, ctx.source)
+    hour_jobs.unregister(ctx.services.scheduler, closed.entry.id)
+    ctx.reply(hour_views.clocked_out(closed.entry, ctx.actor.tz))
+    hour_jobs.after_closed(ctx.services, closed)
+    ctx.services.home.publish(ctx.services, ctx.actor.user_id)
+
+
+@hours_command.sub(
+    "report",
+    "The week's hours of everyone, as a CSV file sent to you (week= any day of the week; default this week)",
+    options=[Option("week", DATE)],
+    role=Role.LEAD,
+    action="download the hours report",
+)
+def report(ctx: Ctx, args: Args) -> None:
+    tz = ctx.actor.tz
+    if "week" in args:
+        start, end = hours.week_of(args.week, tz)
+    else:
+        start, end = hours.week_bounds(ctx.now, tz)
+    if start > ctx.now:
+        raise UserError("That week hasn't started yet. Pick today or an earlier day.")
+    with ctx.session() as session:
+        rows = hours.report(session, start, end)
+    monday = f"{start.astimezone(ZoneInfo(tz)):%Y-%m-%d}"
+    filename = f"hours-week-of-{monday}.csv"
+    people = len({r.user_id for r in rows})
+    summary = f"{people} member(s), {sum((r.line.hours for r in rows), hours.as_hours(0))} h counted"
+    try:
+        channel = ctx.services.slack.open_dm(ctx.actor.user_id)
+    except SlackFailure as e:
+        raise UserError(
+            f"I couldn't open a DM with you to send the report ({e.error}). Try again in a moment."
+        ) from None
+    sent = ctx.services.slack.upload(
+        channel,
+        filename,
+        hour_views.report_csv(rows),
+        title=f"Hours, week of {monday} ({tz})",
+        comment=f"Hours for the week of {monday} (Monday 00:00 {tz}): {summary}.",
+    )
+    if not sent:
+        raise UserError("I couldn't upload the report just now. Please try again in a moment.")
+    ctx.reply(f":white_check_mark: Sent `{filename}` to your DMs: {summary}.")
+
+
+@hours_command.sub(
+    "approve",
+    "Count a time entry that was flagged for review",
+    params=[Param("entry", record_id("E", "time entry"))],
+    role=Role.LEAD,
+    action="approve flagged hours",
+)
+def approve(ctx: Ctx, args: Args) -> None:
+    with ctx.session() as session:
+        closed = hours.approve(session, ctx.actor, args.entry, ctx.now, ctx.source)
+    e = closed.entry
+    ctx.reply(
+        f":white_check_mark: Approved {e.ref}: {hours.as_hours(e.seconds)} h of <@{e.user_id}> now count."
+    )
+    hour_jobs.after_closed(ctx.services, closed)
+    ctx.dm(
+        e.user_id,
+        f"<@{ctx.actor.user_id}> approved your flagged time {e.ref} ({hours.as_hours(e.seconds)} h): it counts now.",
+    )
+
+
+@hours_command.sub(
+    "flagged", "Time entries waiting for a lead's review", role=Role.LEAD, action="review flagged hours"
+)
+def flagged(ctx: Ctx, args: Args) -> None:
+    with ctx.session() as session:
+        entries = hours.flagged_entries(session)
+    if not entries:
+        ctx.reply("No time entries are waiting for review.")
+        return
+    tz = ctx.actor.tz
+    lines = [
+        f"• {e.ref}: <@{e.user_id}>, {local_time(e.started_at, tz)} – {local_time(e.ended_at or e.started_at, tz)} "
+        f"({hours.as_hours(e.seconds)} h)" + (f" on T-{e.task_id}" if e.task_id else "")
+        for e in entries
+    ]
+    ctx.reply(
+        "Flagged time entries",
+        [
+            section("*Flagged for review* (oldest first)\n" + "\n".join(lines)),
+            section("Approve with `/hours approve E-n`."),
+        ],
+    )
+
+
+def home_section(services: Services, actor: Actor) -> list[Block]:
+    now = services.clock.now()
+    with services.db.session() as session:
+        week = hours.week(session, actor.user_id, actor.tz, now)
+    return hour_views.week_blocks(week, actor.tz, now, compact=True)
+
+
+def register(app: CrewApp) -> None:
+    app.commands.add(hours_command).register(app, app.services)
+    app.home.section("hours", "Hours", order=40)(home_section)
+    hour_jobs.schedule_outstanding(app.services)

@@ -1,0 +1,102 @@
+"""Paced posting: spaces chat.postMessage calls so a burst of jobs (1,000 reminders due in the same
+minute) stays inside Slack's limits instead of bouncing off 429s.
+
+Slack allows about one message per second per channel and, per workspace, a budget of messages in
+a sliding minute (SLACK_POSTS_PER_MIN, 600 by default). Waiting out a 429's Retry-After (whole
+seconds, retried a few times by the WebClient, then given up) makes a burst late by tens of
+seconds and can lose messages; pacing sends each message at the first moment the limits allow.
+
+A post is counted from the moment its call *returned*: Slack received it no later than that, so
+our window is never more generous than Slack's.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import weakref
+from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.services import Services
+    from core.slack import SlackGateway
+
+
+@dataclass
+class _Post:
+    at: float  # monotonic; when the call returned once `done`
+    done: bool = False
+
+
+class Pacer:
+    def __init__(self, per_minute: int, per_channel_per_sec: float = 1.0, scale: float = 1.0) -> None:
+        """`per_minute` 0 turns pacing off. `scale` compresses time, for benches against a fake Slack
+        whose limits are sped up the same way."""
+        self.enabled = per_minute > 0
+        self.budget = per_minute
+        self.window = 60.0 / scale
+        self.channel_gap = 1.0 / (per_channel_per_sec * scale)
+        self._cond = threading.Condition()
+        self._posts: deque[_Post] = deque()
+        self._last: dict[str, _Post] = {}
+
+    @contextmanager
+    def slot(self, channel: str) -> Iterator[None]:
+        """Wait until a post to `channel` is allowed, then hold the slot while the caller posts."""
+        if not self.enabled:
+            yield
+            return
+        post = self._acquire(channel)
+        try:
+            yield
+        finally:
+            with self._cond:
+                post.at, post.done = time.monotonic(), True
+                self._cond.notify_all()
+
+    def _acquire(self, channel: str) -> _Post:
+        with self._cond:
+            while True:
+                now = time.monotonic()
+                while self._posts and self._posts[0].done and self._posts[0].at <= now - self.window:
+                    self._posts.popleft()
+                wait = 0.0
+                if len(self._posts) >= self.budget:
+                    oldest = self._posts[0]
+                    wait = oldest.at + self.window - now if oldest.done else self.window
+                last = self._last.get(channel)
+                if last is not None:
+                    # Until the previous post to this channel returns, we can't know when Slack saw it.
+                    wait = max(wait, last.at + self.channel_gap - now if last.done else self.channel_gap)
+                if wait <= 0:
+                    post = _Post(at=now)
+                    self._posts.append(post)
+                    self._last[channel] = post
+                    if len(self._last) > 4 * max(self.budget, 1):
+                        self._forget_idle_channels(now)
+                    return post
+                self._cond.wait(timeout=wait)
+
+    def _forget_idle_channels(self, now: float) -> None:
+        idle = [c for c, p in self._last.items() if p.done and p.at <= now - self.channel_gap]
+        for channel in idle:
+            del self._last[channel]
+
+
+_pacers: weakref.WeakKeyDictionary[SlackGateway, Pacer] = weakref.WeakKeyDictionary()
+_pacers_lock = threading.Lock()
+
+
+def pacer_for(services: Services) -> Pacer:
+    """The pacer of this bot's Slack connection (one per workspace token)."""
+    with _pacers_lock:
+        pacer = _pacers.get(services.slack)
+        if pacer is None:
+            config = services.config
+            pacer = Pacer(config.slack_posts_per_min, scale=config.slack_rate_scale)
+            _pacers[services.slack] = pacer
+        return pacer

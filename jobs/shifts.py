@@ -1,0 +1,259 @@
+"""Shift jobs: each member's reminder, the start of each occurrence, its end (attendance), and the
+Slack side of shifts that both handlers and jobs need (the card, paced posts).
+
+Job ids are deterministic, so registering a plan twice replaces instead of duplicating:
+
+    reminder:S-3:<occurrence>:<user>    at start − remind; misfire grace = remind, so a reminder that
+                                        fell due while the bot was down still goes out before the start
+    shift:S-3:<occurrence>:start        at the start; runs however late (it moves a repeating shift on)
+    shift:S-3:<occurrence>:end          at the end; runs however late (it records no-shows)
+
+Whether a reminder went out is kept in the ledger (`shift_reminder`), not in the job: a job that
+runs twice (a restart, a second process) sends once, and one lost in a crash is registered again
+from the ledger at start-up (`schedule_outstanding`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import defaultdict
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from core.slack import PERMANENT_USER_ERRORS, SlackFailure
+from domain import shifts
+from domain.shifts import JobPlan, ReminderToSend, ShiftView
+from jobs import runtime
+from jobs.pacing import pacer_for
+from views import shifts as shift_views
+from views.blocks import local_time
+
+if TYPE_CHECKING:
+    from core.services import Services
+    from jobs.scheduler import Scheduler
+
+log = logging.getLogger("crewcall.shifts")
+
+REMINDER_RETRY = timedelta(minutes=1)
+UNREACHABLE = PERMANENT_USER_ERRORS | {"user_disabled", "channel_not_found", "is_archived"}
+
+
+def reminder_job_id(shift_id: int, occurrence: int, user_id: str) -> str:
+    return f"reminder:{shifts.ref(shift_id)}:{occurrence}:{user_id}"
+
+
+def start_job_id(shift_id: int, occurrence: int) -> str:
+    return f"shift:{shifts.ref(shift_id)}:{occurrence}:start"
+
+
+def end_job_id(shift_id: int, occurrence: int) -> str:
+    return f"shift:{shifts.ref(shift_id)}:{occurrence}:end"
+
+
+# ---- registering --------------------------------------------------------------------------
+
+
+def register(scheduler: Scheduler, plan: JobPlan) -> None:
+    for r in plan.reminders:
+        scheduler.at(
+            reminder_job_id(r.shift_id, r.occurrence, r.user_id),
+            "jobs.shifts:send_reminder",
+            r.due_at,
+            args=(r.shift_id, r.occurrence, r.user_id),
+            # Still sent late (e.g. after downtime) as long as the shift hasn't started.
+            misfire_grace=max(r.starts_at - r.due_at, timedelta(seconds=1)),
+        )
+    for shift_id, n, at in plan.starts:
+        scheduler.at(
+            start_job_id(shift_id, n), "jobs.shifts:start_shift", at, args=(shift_id, n), misfire_grace=None
+        )
+    for shift_id, n, at in plan.ends:
+        scheduler.at(
+            end_job_id(shift_id, n), "jobs.shifts:end_shift", at, args=(shift_id, n), misfire_grace=None
+        )
+
+
+def unregister_reminders(scheduler: Scheduler, dropped: tuple[tuple[int, int, str], ...]) -> None:
+    for shift_id, occurrence, user_id in dropped:
+        job_id = reminder_job_id(shift_id, occurrence, user_id)
+        for job in scheduler.jobs(job_id):  # the job and any retry of it
+            scheduler.remove(job.id)
+
+
+def unregister_shift(scheduler: Scheduler, shift_id: int) -> None:
+    for prefix in (f"reminder:{shifts.ref(shift_id)}:", f"shift:{shifts.ref(shift_id)}:"):
+        for job in scheduler.jobs(prefix):
+            scheduler.remove(job.id)
+
+
+def schedule_outstanding(services: Services) -> None:
+    """At start-up: register every job the database says is still to run (idempotent)."""
+    with services.db.session() as session:
+        plan = shifts.outstanding(session, services.clock.now())
+    register(services.scheduler, plan)
+    if plan.reminders or plan.starts:
+        log.info(
+            "registered %d reminders, %d shift starts and %d shift ends",
+            len(plan.reminders),
+            len(plan.starts),
+            len(plan.ends),
+        )
+
+
+# ---- Slack side ---------------------------------------------------------------------------
+
+_card_locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
+_card_locks_guard = threading.Lock()
+
+
+def refresh_card(services: Services, shift_id: int) -> None:
+    """Redraw the shift's card from the database. One redraw per shift at a time, each reading the
+    state after the previous one, so the last update shown is never an older count."""
+    with _card_locks_guard:
+        lock = _card_locks[shift_id]
+    with lock:
+        with services.db.session() as session:
+            shift = shifts.get(session, shift_id)
+            current = shifts.view(session, shift)
+        if not current.message_ts:
+            return
+        text, blocks = shift_views.card(current)
+        services.slack.update(
+            current.channel_id, current.message_ts, text, blocks, what=f"{current.ref} card"
+        )
+
+
+def post_card(services: Services, v: ShiftView) -> str | None:
+    """Post a new shift's card; returns Slack's error when it could not."""
+    text, blocks = shift_views.card(v)
+    try:
+        with pacer_for(services).slot(v.channel_id):
+            data = services.slack.call("chat.postMessage", channel=v.channel_id, text=text, blocks=blocks)
+    except SlackFailure as e:
+        log.error("could not post the card of %s to %s: %s", v.ref, v.channel_id, e.error)
+        return e.error
+    with services.db.session() as session:
+        shifts.set_card(session, v.id, data.get("channel", v.channel_id), data["ts"])
+    return None
+
+
+def paced_dm(
+    services: Services, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    """A DM through the pacer; raises SlackFailure. Posting to the user id lands in their DM without
+    a conversations.open first (one call instead of two per reminder in a burst); the user id
+    stands for that DM channel in the pacer."""
+    with pacer_for(services).slot(user_id):
+        return services.slack.call(
+            "chat.postMessage", channel=user_id, text=text, blocks=blocks, unfurl_links=False
+        )
+
+
+def notify(services: Services, user_id: str, text: str, what: str) -> None:
+    """A paced DM whose failure is logged, never raised."""
+    try:
+        paced_dm(services, user_id, text)
+    except SlackFailure as e:
+        log.error("could not DM %s to %s: %s", what, user_id, e.error)
+
+
+# ---- jobs ---------------------------------------------------------------------------------
+
+
+def send_reminder(shift_id: int, occurrence: int, user_id: str) -> None:
+    services = runtime.services()
+    with services.db.session() as session:
+        todo = shifts.claim_reminder(session, shift_id, occurrence, user_id, services.clock.now())
+    if todo is not None:
+        deliver_reminder(services, todo)
+
+
+def deliver_reminder(services: Services, todo: ReminderToSend) -> None:
+    now = services.clock.now()
+    text, blocks = shift_views.reminder(todo.shift, todo.tz, now)
+    try:
+        data = paced_dm(services, todo.user_id, text, blocks)
+    except SlackFailure as e:
+        _retry_or_give_up(services, todo, e.error)
+        return
+    with services.db.session() as session:
+        shifts.reminder_sent(
+            session, todo.reminder_id, services.clock.now(), data.get("channel", ""), data["ts"]
+        )
+
+
+def _retry_or_give_up(services: Services, todo: ReminderToSend, error: str) -> None:
+    retry_at = services.clock.now() + REMINDER_RETRY
+    retry = error not in UNREACHABLE and retry_at < todo.shift.starts_at
+    with services.db.session() as session:
+        shifts.reminder_failed(session, todo.reminder_id, retry=retry)
+    v = todo.shift
+    if not retry:
+        log.error("reminder of %s for %s could not be sent (%s); giving up", v.ref, todo.user_id, error)
+        return
+    log.warning("reminder of %s for %s failed (%s); trying again at %s", v.ref, todo.user_id, error, retry_at)
+    with services.db.session() as session:
+        attempts = shifts.reminder_attempts(session, todo.reminder_id)
+    # A new id per attempt: the scheduler is still removing the job that is running now.
+    services.scheduler.at(
+        f"{reminder_job_id(v.id, v.occurrence, todo.user_id)}:retry{attempts}",
+        "jobs.shifts:send_reminder",
+        retry_at,
+        args=(v.id, v.occurrence, todo.user_id),
+        misfire_grace=max(v.starts_at - retry_at, timedelta(seconds=1)),
+    )
+
+
+def start_shift(shift_id: int, occurrence: int) -> None:
+    services = runtime.services()
+    with services.db.session() as session:
+        result = shifts.start_occurrence(session, shift_id, occurrence, services.clock.now())
+    if result is None:
+        return
+    register(services.scheduler, result.plan)
+    if result.announce:
+        text, blocks = shift_views.started(result.shift, result.on_now, result.starts_at, result.ends_at)
+        try:
+            with pacer_for(services).slot(result.shift.channel_id):
+                services.slack.call(
+                    "chat.postMessage", channel=result.shift.channel_id, text=text, blocks=blocks
+                )
+        except SlackFailure as e:
+            log.error(
+                "could not announce the start of %s in %s: %s",
+                result.shift.ref,
+                result.shift.channel_id,
+                e.error,
+            )
+    if result.shift.repeat != "none":
+        refresh_card(services, shift_id)  # it now shows the next occurrence
+
+
+def end_shift(shift_id: int, occurrence: int) -> None:
+    services = runtime.services()
+    with services.db.session() as session:
+        result = shifts.end_occurrence(session, shift_id, occurrence, services.clock.now())
+    if result is None:
+        return
+    v = result.shift
+    for no_show in result.no_shows:
+        when = local_time(result.starts_at, services.directory.tz_of(no_show.user_id))
+        notify(
+            services,
+            no_show.user_id,
+            f"You were on {v.ref} {v.name} ({when}) but didn't clock in, so it was recorded as a no-show. "
+            f"If that's wrong, tell <@{v.creator_id}>.",
+            "no-show notice",
+        )
+        if no_show.recent >= 2:
+            lead_when = local_time(result.starts_at, services.directory.tz_of(v.creator_id))
+            notify(
+                services,
+                v.creator_id,
+                f":warning: <@{no_show.user_id}> didn't show up for {v.ref} {v.name} ({lead_when}): "
+                f"that's {no_show.recent} no-shows in the last 30 days.",
+                "repeated no-show alert",
+            )
+    if v.state == "ended":
+        refresh_card(services, shift_id)

@@ -1,0 +1,111 @@
+"""Hours rendering: the week's summary (in the member's zone), clock-in/out replies, the report CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from domain.hours import WEEKLY_LIMIT, Entry, ReportRow, Week, as_hours
+from views.blocks import Block, context, local_time, section
+
+
+def dollars(cents: int) -> str:
+    return f"${cents / 100:,.2f}"
+
+
+def task_label(task_id: int | None, title: str | None) -> str:
+    return f"T-{task_id} {title}" if task_id else "no task"
+
+
+def week_blocks(w: Week, tz: str, now: datetime, compact: bool = False) -> list[Block]:
+    zone = ZoneInfo(tz)
+    last_day = w.end - timedelta(seconds=1)
+    span = f"{w.start.astimezone(zone):%a %d %b} – {last_day.astimezone(zone):%a %d %b}"
+    lines = []
+    for line in w.lines:
+        if line.seconds:
+            pay = (
+                f" × {dollars(line.rate_cents)}/h = *{dollars(line.earnings_cents)}*"
+                if line.rate_cents
+                else " (no rate)"
+            )
+            label = f"T-{line.task_id} {line.title}" if line.task_id else "No task"
+            lines.append(f"• {label}: {line.hours} h{pay}")
+    body = "\n".join(lines) or "_No tracked time yet this week._"
+    blocks: list[Block] = [
+        section(f"*This week* ({span})\n{body}"),
+        section(f"*Total: {w.hours} h · {dollars(w.earnings_cents)}*"),
+    ]
+    notes = []
+    if w.flagged_hours:
+        notes.append(
+            f":triangular_flag_on_post: {w.flagged_hours} h flagged for review: not counted until a lead approves."
+        )
+    if w.seconds > WEEKLY_LIMIT.total_seconds():
+        notes.append(":warning: Over 40 hours this week.")
+    if w.open is not None:
+        running = as_hours((now - w.open.started_at).total_seconds())
+        on = f" on {task_label(w.open.task_id, w.open.task_title)}" if w.open.task_id else ""
+        notes.append(
+            f":stopwatch: Clocked in{on} since {local_time(w.open.started_at, tz)} ({running} h so far)."
+        )
+    if notes:
+        blocks.append(context(*notes))
+    if not compact:
+        blocks.append(
+            context("Weeks run Monday 00:00 to Sunday 24:00 in your timezone. Only tracked time is paid.")
+        )
+    return blocks
+
+
+def clocked_in(e: Entry, tz: str) -> str:
+    on = f" on {task_label(e.task_id, e.task_title)}" if e.task_id else ""
+    return (
+        f":stopwatch: Clocked in{on} at {local_time(e.started_at, tz)}. `/hours out` when you stop. "
+        "I'll remind you after 10 hours and close it at 12."
+    )
+
+
+def clocked_out(e: Entry, tz: str) -> str:
+    pay = f", {dollars(e.earnings_cents)} at {dollars(e.rate_cents)}/h" if e.rate_cents else ""
+    on = f" on {task_label(e.task_id, e.task_title)}" if e.task_id else ""
+    return f":white_check_mark: Clocked out at {local_time(e.ended_at or e.started_at, tz)}: {as_hours(e.seconds)} h{on}{pay}."
+
+
+REPORT_COLUMNS = [
+    "member_id",
+    "member_name",
+    "task",
+    "task_title",
+    "hours",
+    "flagged_hours",
+    "rate_usd_per_hour",
+    "earnings_usd",
+    "member_week_hours",
+    "over_40h",
+]
+
+
+def report_csv(rows: list[ReportRow]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(REPORT_COLUMNS)
+    for r in rows:
+        line = r.line
+        writer.writerow(
+            [
+                r.user_id,
+                r.name,
+                f"T-{line.task_id}" if line.task_id else "",
+                line.title if line.task_id else "",
+                f"{line.hours}",
+                f"{line.flagged_hours}",
+                f"{line.rate_cents / 100:.2f}" if line.rate_cents else "",
+                f"{line.earnings_cents / 100:.2f}",
+                f"{r.week_hours}",
+                "yes" if r.over_limit else "no",
+            ]
+        )
+    return out.getvalue().encode("utf-8")
