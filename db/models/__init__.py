@@ -2,6 +2,19 @@
 Each domain keeps its models in a module of its own."""
 
 from db.models.core import AuditEntry, Member, MemberSkill, ProcessedEvent
+from db.models.policy import PolicyFaq, PolicyFeedback, PolicyQuestion, PolicyRevision
 from db.models.work import Assignment, Task, TimeEntry
 
-__all__ = ["Assignment", "AuditEntry", "Member", "MemberSkill", "ProcessedEvent", "Task", "TimeEntry"]
+__all__ = [
+    "Assignment",
+    "AuditEntry",
+    "Member",
+    "MemberSkill",
+    "PolicyFaq",
+    "PolicyFeedback",
+    "PolicyQuestion",
+    "PolicyRevision",
+    "ProcessedEvent",
+    "Task",
+    "TimeEntry",
+]
