@@ -84,12 +84,21 @@ class PolicyDesk:
         try:
             live = self.live
             if latest.handbook != live.revisions.handbook:
-                self.live = self._load()
+                self.live = self._reloaded(live)
             elif latest.faqs != live.revisions.faqs:
                 self.live = self._with_current_faqs(live)
         finally:
             self._lock.release()
         return self.live.index
+
+    def _reloaded(self, live: Live) -> Live:
+        """Another process reloaded the handbook: re-read ours (every process reads its own
+        POLICY_DIR). Like `/policy reload`, a directory with no usable section keeps the old index."""
+        loaded = self._load()
+        if not loaded.index.sections and live.index.sections:
+            log.error("the handbook directory has no usable section; still serving the previous one")
+            return replace(live, index=live.index.with_faqs(loaded.index.faqs), revisions=loaded.revisions)
+        return loaded
 
     def refresh_faqs(self) -> None:
         """After this process changed a FAQ: serve it at once (cheap: sections are not re-analysed)."""

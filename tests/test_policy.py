@@ -52,8 +52,9 @@ def sqlite_bot(sqlite_url: str, fake: FakeSlack) -> Iterator[BotHarness]:
 def _people(bot: BotHarness) -> None:
     for user in ("U1", "U2", "ULEAD", "ULEAD2"):
         bot.fake.add_user(user, name=user.lower())
-    bot.command("UADMIN", "/crew", "lead <@ULEAD>")
-    bot.command("UADMIN", "/crew", "lead <@ULEAD2>")
+    for lead in ("ULEAD", "ULEAD2"):
+        bot.command("UADMIN", "/crew", f"lead <@{lead}>")
+        bot.wait_dm(lead, "made you a crewcall lead")  # settled, so later waits see only our calls
 
 
 def _text(params: dict[str, Any]) -> str:
@@ -335,7 +336,9 @@ def test_two_leads_answering_at_once_resolve_the_question_once(bot: BotHarness) 
     time.sleep(0.2)
     asker_dms = [c for c in bot.dms_to("U1") if "answered" in _text(c.params)]
     assert len(asker_dms) == 1 and f"Answer from {question.lead_id}." in _text(asker_dms[0].params)
-    assert f"Answer from {loser}." not in json.dumps([c.params for c in bot.fake.calls_to("chat.postMessage")])
+    assert f"Answer from {loser}." not in json.dumps(
+        [c.params for c in bot.fake.calls_to("chat.postMessage")]
+    )
 
 
 # -------------------------------------------------------------------------------------- feedback
@@ -501,10 +504,14 @@ def test_the_faq_list_pages(sqlite_bot: BotHarness) -> None:
     assert "`x` is not a whole page" in bot.command("ULEAD", "/policy", "faq x").text
 
 
-def test_a_faq_saved_by_another_bot_process_is_served(database_url: str, fake: FakeSlack) -> None:
+def test_faqs_and_reloads_from_another_bot_process_are_served(
+    database_url: str, fake: FakeSlack, tmp_path: Path
+) -> None:
+    directory = _handbook(tmp_path)
+    env = _env(POLICY_DIR=str(directory))
     with (
-        BotHarness(database_url, fake=fake, env=_env()) as first,
-        BotHarness(database_url, fake=fake, env=_env()) as second,
+        BotHarness(database_url, fake=fake, env=env) as first,
+        BotHarness(database_url, fake=fake, env=env) as second,
     ):
         _people(first)
         # The second process has answered before, so it holds an index built without the FAQ.
@@ -514,6 +521,19 @@ def test_a_faq_saved_by_another_bot_process_is_served(database_url: str, fake: F
         _faq_through_escalation(first, "may my dog join a team call?", "Yes, if it stays quiet.")
         reply = second.command("U2", "/policy", "are dogs allowed on team calls?")
         assert "Yes, if it stays quiet." in reply.all_text
+
+        (directory / "holidays.md").write_text(
+            "# Holidays\n\n## Vacation\n\nTell your lead two weeks before a vacation and release your claims.\n"
+        )
+        assert "Reloaded the handbook" in first.command("ULEAD", "/policy", "reload").text
+        assert (
+            "two weeks before a vacation"
+            in second.command("U2", "/policy", "can I take a vacation?").all_text
+        )
+        assert (
+            "Yes, if it stays quiet."
+            in second.command("U2", "/policy", "are dogs allowed on team calls?").all_text
+        )
 
 
 # -------------------------------------------------------------------------------------- handbook
@@ -563,15 +583,30 @@ def test_handbook_problems_at_start_are_posted_to_the_leads(
 
 
 # ------------------------------------------------------------------------------------------- Home
-def test_home_shows_how_to_ask_and_leads_see_open_escalations(sqlite_bot: BotHarness) -> None:
+def test_home_shows_how_to_ask_and_leads_answer_what_slack_failed_to_post(sqlite_bot: BotHarness) -> None:
     bot = sqlite_bot
     assert bot.driver is not None
-    bot.command("U1", "/policy", "can I bring my dog to the team call?")
+    bot.fake.fail_next("chat.postMessage", "channel_not_found")  # the leads' card
+    reply = bot.command("U1", "/policy", "can I bring my dog to the team call?")
+    assert "asked the leads" in reply.text
+    [question] = _questions(bot)
+    assert question.state == "escalated" and question.leads_ts is None
+
     bot.driver.home_opened("U1")
     mine = bot.fake.wait_for("views.publish", predicate=lambda c: c.params.get("user_id") == "U1")[0]
     assert "/policy your question" in json.dumps(mine.params) and "policy_answer" not in json.dumps(
         mine.params
     )
     bot.driver.home_opened("ULEAD")
-    lead = bot.fake.wait_for("views.publish", predicate=lambda c: c.params.get("user_id") == "ULEAD")[0]
-    assert "1 escalated question" in json.dumps(lead.params) and "policy_answer" in json.dumps(lead.params)
+    bot.fake.wait_for("views.publish", predicate=lambda c: c.params.get("user_id") == "ULEAD")
+    home = bot.fake.home_views["ULEAD"]
+    assert "1 escalated question" in json.dumps(home)
+
+    # Answered from the Home tab, while Slack refuses to DM the asker: the lead is told.
+    bot.driver.click("ULEAD", "policy_answer", _value(home["blocks"], "policy_answer"), view=home)
+    view = bot.fake.wait_for("views.open")[0].response["view"]
+    bot.fake.fail_next("conversations.open", "user_not_found")
+    _submit_answer(bot, "ULEAD", view, "Yes, if it stays quiet.")
+    told = bot.wait_dm("ULEAD", "couldn't DM <@U1>")
+    assert "saved it as FAQ #1" in _text(told.params)
+    assert _questions(bot)[0].state == "resolved"
