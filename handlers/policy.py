@@ -13,6 +13,7 @@ import json
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -49,7 +50,6 @@ class Live:
     index: PolicyIndex
     revisions: rules.Revisions
     problems: tuple[HandbookError, ...]
-    files: int
 
 
 class PolicyDesk:
@@ -72,7 +72,7 @@ class PolicyDesk:
         for problem in problems:
             log.warning("handbook problem: %s", problem)
         index = PolicyIndex.build(sections, faqs)
-        return Live(index, revisions, tuple(problems), len({s.file for s in sections}))
+        return Live(index, revisions, tuple(problems))
 
     def index(self) -> PolicyIndex:
         """The index to answer with, rebuilt first if another process changed FAQs or the handbook."""
@@ -130,7 +130,7 @@ class PolicyDesk:
                 )
                 faqs = rules.active_faqs(session)
             files = len({s.file for s in sections})
-            self.live = Live(PolicyIndex.build(sections, faqs), revisions, tuple(problems), files)
+            self.live = Live(PolicyIndex.build(sections, faqs), revisions, tuple(problems))
         return views.reload_text(
             sections=len(sections), files=files, faqs=len(faqs), problems=listed, kept_previous=False
         )
@@ -180,19 +180,22 @@ class PolicyDesk:
         )
 
     # ----------------------------------------------------------------------------- asking
-    def ask(self, ctx: Ctx, asked: Asked) -> tuple[str, list[Block]]:
-        """Answer from the handbook, or escalate; returns the message for the asker."""
+    def ask(self, ctx: Ctx, asked: Asked, send: Callable[[str, list[Block]], Any]) -> None:
+        """Answer from the handbook, or escalate; `send` gives the asker their message (first: the
+        leads' card can wait a moment, the asker shouldn't)."""
         if rules.is_small_talk(asked.text):
             text = views.small_talk_text()
-            return text, [section(text)]
+            send(text, [section(text)])
+            return
         answer = self.index().answer(asked.text)
         with ctx.session() as session:
             question = rules.record_question(session, asked, answer, ctx.now, ctx.source)
         if question.state == ESCALATED:
-            self.post_leads_card(question)
             text = views.escalated_text(question.off_topic, asked.via)
-            return text, [section(text)]
-        return views.answer_text(question.quote, question.cited), self.answer_view(question, views.ASK)
+            send(text, [section(text)])
+            self.post_leads_card(question)
+            return
+        send(views.answer_text(question.quote, question.cited), self.answer_view(question, views.ASK))
 
     def post_leads_card(self, q: PolicyQuestion) -> None:
         """Post the escalation to LEADS_CHANNEL. Without the channel (or if Slack refuses), the
@@ -321,8 +324,7 @@ def register(app: CrewApp) -> None:
             ctx.reply(policy.help_text(), policy.help_blocks())
             return
         asked = Asked(ctx.actor.user_id, question, VIA_COMMAND, channel_id=ctx.request.channel_id)
-        text, blocks = desk.ask(ctx, asked)
-        ctx.reply(text, blocks)
+        desk.ask(ctx, asked, send=ctx.reply)
 
     @policy.sub(
         "faq",
@@ -353,8 +355,7 @@ def register(app: CrewApp) -> None:
             return
         thread = message.get("thread_ts")
         asked = Asked(user, (message.get("text") or "").strip(), VIA_DM, channel_id=channel, thread_ts=thread)
-        text, blocks = desk.ask(ctx, asked)
-        services.slack.post(channel, text, blocks, thread_ts=thread, what="policy answer")
+        desk.ask(ctx, asked, send=answer_in(channel, thread))
 
     @event(app, "app_mention")
     def mentioned(ctx: Ctx, mention: dict[str, Any]) -> None:
@@ -365,8 +366,13 @@ def register(app: CrewApp) -> None:
         asked = Asked(
             mention["user"], desk.mention_text(mention.get("text") or ""), VIA_MENTION, channel, thread
         )
-        text, blocks = desk.ask(ctx, asked)
-        services.slack.post(channel, text, blocks, thread_ts=thread, what="policy answer")
+        desk.ask(ctx, asked, send=answer_in(channel, thread))
+
+    def answer_in(channel: str, thread: str | None) -> Callable[[str, list[Block]], Any]:
+        def send(text: str, blocks: list[Block]) -> None:
+            services.slack.post(channel, text, blocks, thread_ts=thread, what="policy answer")
+
+        return send
 
     # ---- feedback and escalation by the asker ------------------------------------------------
     def replace_clicked(ctx: Ctx, q: PolicyQuestion, text: str, blocks: list[Block]) -> None:

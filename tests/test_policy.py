@@ -7,7 +7,7 @@ import json
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,14 @@ def _wait_post(bot: BotHarness, channel: str, contains: str = "", count: int = 1
 def _questions(bot: BotHarness) -> list[PolicyQuestion]:
     with bot.services.db.session() as session:
         return list(session.exec(select(PolicyQuestion).order_by(PolicyQuestion.id)))
+
+
+def _eventually(probe: Callable[[], list[Any]], timeout: float = 5.0) -> list[Any]:
+    """What `probe` returns once it is non-empty (for work the bot finishes after replying)."""
+    deadline = time.monotonic() + timeout
+    while not (found := probe()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return found
 
 
 def _escalate_by_mention(bot: BotHarness, text: str, user: str = "U1") -> tuple[str, Call]:
@@ -226,7 +234,7 @@ def test_escalation_reaches_a_lead_whose_answer_reaches_the_asker_and_answers_a_
     assert told.params["thread_ts"] == ts and "won't guess" in _text(told.params)
     assert "<@U1>" in _text(card.params) and "can I bring my dog to the team call?" in _text(card.params)
     assert "in <#C0GENERAL>" in _text(card.params)
-    [question] = _questions(bot)
+    [question] = _eventually(lambda: [q for q in _questions(bot) if q.leads_ts])  # noted after the post
     assert question.state == "escalated" and question.leads_ts == card.response["ts"]
 
     # Only leads may answer.
@@ -589,6 +597,7 @@ def test_home_shows_how_to_ask_and_leads_answer_what_slack_failed_to_post(sqlite
     bot.fake.fail_next("chat.postMessage", "channel_not_found")  # the leads' card
     reply = bot.command("U1", "/policy", "can I bring my dog to the team call?")
     assert "asked the leads" in reply.text
+    bot.fake.wait_for("chat.postMessage", predicate=lambda c: c.error == "channel_not_found")
     [question] = _questions(bot)
     assert question.state == "escalated" and question.leads_ts is None
 
