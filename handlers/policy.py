@@ -453,7 +453,9 @@ def register(app: CrewApp) -> None:
         options = []
         for c in rules.candidates_of(q):
             src = desk.source(c.section_id)
-            if c.section_id and src and c.section_id not in {v for v, _ in options}:
+            # Slack caps an option's value at 150 characters: a longer id can't be offered.
+            usable = c.section_id and len(c.section_id) <= 150 and c.section_id not in {v for v, _ in options}
+            if usable and src:
                 options.append((c.section_id, f"{src.heading} ({src.file})"))
         view = views.answer_modal(
             question_id=question_id,
@@ -474,6 +476,8 @@ def register(app: CrewApp) -> None:
         if problem:
             raise FieldErrors({"answer": problem})
         section_id = values.selected("section")
+        if section_id and desk.live.index.section(section_id) is None:
+            raise FieldErrors({"section": "That section is no longer in the handbook (it was reloaded)."})
         save = "faq" in values.selected_many("save")
         with ctx.session() as session:
             resolution = rules.resolve(

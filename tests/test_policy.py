@@ -320,6 +320,27 @@ def test_a_command_question_gets_the_lead_answer_by_dm_and_can_be_kept_out_of_th
     assert "asked the leads" in again.text
 
 
+def test_the_card_shows_the_closest_sections_and_the_lead_links_the_answer_to_one(
+    sqlite_bot: BotHarness,
+) -> None:
+    bot = sqlite_bot
+    reply = bot.command("U1", "/policy", "is my payout late if friday was a holiday in canada?")
+    assert "I'm not sure the handbook answers that" in reply.text
+    card = _wait_post(bot, LEADS, "policy_answer")
+    assert "Closest in the handbook" in _text(card.params)
+    assert f"<{BASE_URL}pay-and-hours.md#payday|Payday>" in _text(card.params)
+    view = _open_answer_modal(bot, "ULEAD", card)
+    options = next(b for b in view["blocks"] if b.get("block_id") == "section")["element"]["options"]
+    assert options[0]["value"] == "pay-and-hours#payday"
+    gone = _submit_answer(bot, "ULEAD", view, "Only US holidays move payday.", section="nope#gone")
+    assert "section" in gone.json()["errors"]
+    _submit_answer(bot, "ULEAD", view, "Only US holidays move payday.", section="pay-and-hours#payday")
+    bot.wait_dm("U1", "Only US holidays move payday.")
+    again = bot.command("U2", "/policy", "is payout late when friday is a canadian holiday?")
+    assert "Only US holidays move payday." in again.all_text
+    assert f"see <{BASE_URL}pay-and-hours.md#payday|Payday>" in again.all_text
+
+
 def test_two_leads_answering_at_once_resolve_the_question_once(bot: BotHarness) -> None:
     _, card = _escalate_by_mention(bot, "can I bring my dog to the team call?")
     views = {lead: _open_answer_modal(bot, lead, card) for lead in ("ULEAD", "ULEAD2")}

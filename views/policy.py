@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from domain.policy.service import MAX_ANSWER_CHARS, MAX_FAQ_QUESTION_CHARS
 from views.blocks import (
     Block,
     actions,
@@ -245,7 +246,7 @@ def answer_modal(
             "Your answer",
             placeholder="What they should know. It is DMed to them as you write it.",
             multiline=True,
-            max_length=2500,
+            max_length=MAX_ANSWER_CHARS,
         ),
     ]
     if section_options:
@@ -348,8 +349,10 @@ def faq_edit_modal(
     *, faq_id: int, question: str, answer: str, section_id: str | None, private_metadata: str
 ) -> dict[str, Any]:
     blocks = [
-        text_input("question", "Question", initial=question, max_length=500, multiline=True),
-        text_input("answer", "Answer", initial=answer, max_length=2500, multiline=True),
+        text_input(
+            "question", "Question", initial=question, max_length=MAX_FAQ_QUESTION_CHARS, multiline=True
+        ),
+        text_input("answer", "Answer", initial=answer, max_length=MAX_ANSWER_CHARS, multiline=True),
         text_input(
             "section",
             "Handbook section id (optional)",

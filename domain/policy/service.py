@@ -38,8 +38,8 @@ RESOLVED = "resolved"
 
 #: Longest answer a lead may write (it is shown in one Block Kit section, with the question).
 MAX_ANSWER_CHARS = 2500
-#: Longest FAQ question a lead may save by editing (an asked question is cut to MAX_QUESTION_CHARS).
-MAX_FAQ_QUESTION_CHARS = 500
+#: Longest FAQ question (an asked question, saved as is, is cut to the same length).
+MAX_FAQ_QUESTION_CHARS = MAX_QUESTION_CHARS
 #: A FAQ answer is quoted in full up to this length (a handbook passage is a short excerpt).
 FAQ_QUOTE_CHARS = 1500
 
