@@ -15,7 +15,7 @@ import pytest
 from sqlmodel import select
 
 from db.models import AuditEntry, PolicyFeedback, PolicyQuestion
-from domain.policy import PolicyIndex
+from domain.policy import PolicyIndex, load_eval_cases
 from domain.policy import service as rules
 from sandbox.driver import checkboxes, static_select
 from sandbox.fake_slack import Call, FakeSlack, dm_channel_id
@@ -299,6 +299,21 @@ def test_off_topic_questions_are_not_answered_with_a_passage(bot: BotHarness) ->
     assert "weather in chicago" in _text(card.params)
     [question] = _questions(bot)
     assert question.off_topic and question.state == "escalated" and question.quote == ""
+
+
+def test_no_off_topic_question_of_the_evaluation_set_gets_a_passage(sqlite_bot: BotHarness) -> None:
+    off_topic = [
+        case.question
+        for key in ("questions", "holdout", "holdout2")
+        for case in load_eval_cases(ROOT / "tests" / "policy_eval.yaml", key)
+        if case.expected is None
+    ]
+    assert len(off_topic) >= 30
+    for question in off_topic:
+        reply = sqlite_bot.command("U1", "/policy", question)
+        assert "I've asked the leads" in reply.text, question
+        assert "policy_up" not in _action_ids(reply.blocks) and ">" not in reply.blocks[0]["text"]["text"]
+    _wait_post(sqlite_bot, LEADS, "policy_answer", count=len(off_topic))
 
 
 def test_a_command_question_gets_the_lead_answer_by_dm_and_can_be_kept_out_of_the_faqs(
