@@ -31,6 +31,9 @@ FEEDBACK_BLOCK = "policy_feedback"
 #: or a note that the leads were asked.
 ASK, THANKS_UP, THANKS_DOWN, WITH_LEADS = "ask", "up", "down", "with_leads"
 
+#: Candidates after the best one are listed for the lead only from this confidence up.
+NOISE_MATCH = 0.1
+
 HOW_TO_ASK = (
     "Ask me anything about the contractor handbook: `/policy your question`, a DM to me, "
     "or @crewcall in a channel. I quote the handbook and cite the section; when I'm not sure, "
@@ -181,7 +184,8 @@ def candidates_text(candidates: Sequence[CandidateView], off_topic: bool) -> str
     if off_topic or not candidates:
         return "_Nothing in the handbook matches: this looks off-topic._"
     lines = ["*Closest in the handbook* (I wasn't confident enough to answer):"]
-    for c in candidates:
+    # The best one always; the others only if they are more than noise.
+    for c in [c for i, c in enumerate(candidates) if i == 0 or c.confidence >= NOISE_MATCH]:
         where = c.source.cite() if c.source else f"*{escape(c.title)}*"
         label = f"FAQ “{clip(c.title, 120)}”" + (f" · {where}" if c.source else "") if c.from_faq else where
         lines.append(f"• {label} — {c.confidence:.0%} match")
