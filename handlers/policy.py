@@ -421,11 +421,12 @@ def register(app: CrewApp) -> None:
     def ask_lead(ctx: Ctx, value: str) -> None:
         with ctx.session() as session:
             q, escalated = rules.escalate(session, _id(value), ctx.actor.user_id, ctx.now, ctx.source)
+        comes = "be posted in the thread" if q.via == VIA_MENTION else "come to you in a DM"
         if escalated:
             desk.post_leads_card(q)
-            note = ":raising_hand: I've asked the leads. Their answer will come to you in a DM."
+            note = f":raising_hand: I've asked the leads. Their answer will {comes}."
         elif q.state == ESCALATED:
-            note = ":raising_hand: This question is already with the leads; their answer will come in a DM."
+            note = f":raising_hand: This question is already with the leads; their answer will {comes}."
         else:
             note = f":white_check_mark: <@{q.lead_id}> already answered this question:\n{views.quoted(views.escape(q.lead_answer))}"
         if q.via == VIA_MENTION:  # the button was on the voter's private thank-you
@@ -443,8 +444,8 @@ def register(app: CrewApp) -> None:
             q = rules.get_question(session, question_id)
         if q.state == RESOLVED:
             ctx.reply(
-                f":white_check_mark: <@{q.lead_id}> already answered question #{question_id}"
-                + ("; the card above shows the answer." if q.leads_ts else ".")
+                f":white_check_mark: <@{q.lead_id}> already answered question #{question_id}:\n"
+                + views.quoted(views.escape(q.lead_answer))
             )
             return
         if q.state != ESCALATED:

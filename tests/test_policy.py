@@ -451,6 +451,11 @@ def test_votes_in_a_thread_are_one_per_person_changeable_and_tallied(bot: BotHar
     with bot.services.db.session() as session:
         votes = {(v.user_id, v.helpful) for v in session.exec(select(PolicyFeedback))}
     assert votes == {("U1", False), ("U2", False)}
+    # Anyone in the thread may ask a lead; the answer will be posted in the thread.
+    asked = bot.click("U2", "policy_ask_lead", _value(second.blocks, "policy_ask_lead"))
+    assert "will be posted in the thread" in asked.text
+    card = _wait_post(bot, LEADS, "policy_answer")
+    assert "<@U2> said it didn't help" in _text(card.params) and "from <@U1>" in _text(card.params)
 
 
 # ------------------------------------------------------------------------------------------ FAQs
