@@ -42,6 +42,7 @@ bench: install postgres
 	$(PY) bench/reminders.py
 	$(PY) bench/broadcast.py
 	$(PY) bench/policy.py
+	$(PY) bench/policy_desk.py
 
 # A new revision from the models' difference to the migrated schema of DATABASE_URL.
 migration: install

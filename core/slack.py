@@ -169,15 +169,22 @@ class SlackGateway:
             log.warning("could not post ephemeral to %s in %s: %s", user_id, channel, e.error)
             return False
 
-    def respond(self, response_url: str, text: str, blocks: list[dict[str, Any]] | None = None) -> bool:
-        """An ephemeral reply through a request's response_url."""
+    def respond(
+        self,
+        response_url: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        replace_original: bool = False,
+    ) -> bool:
+        """An ephemeral reply through a request's response_url; with `replace_original`, it replaces
+        the message whose button was clicked (e.g. to take away buttons that were used)."""
         webhook = WebhookClient(response_url, timeout=15, retry_handlers=retry_handlers())
         try:
             resp = webhook.send(
                 text=text,
                 blocks=blocks,
                 response_type="ephemeral",
-                replace_original=False,
+                replace_original=replace_original,
                 unfurl_links=False,
             )
         except (SlackClientError, OSError) as e:

@@ -2,6 +2,7 @@
 Each domain keeps its models in a module of its own."""
 
 from db.models.core import AuditEntry, Member, MemberSkill, ProcessedEvent
+from db.models.policy import PolicyFaq, PolicyFeedback, PolicyQuestion, PolicyRevision
 from db.models.referrals import LeaderboardOptIn, Referral
 from db.models.shifts import Shift, ShiftIncident, ShiftMember, ShiftReminder
 from db.models.work import Assignment, Task, TimeEntry
@@ -12,6 +13,10 @@ __all__ = [
     "LeaderboardOptIn",
     "Member",
     "MemberSkill",
+    "PolicyFaq",
+    "PolicyFeedback",
+    "PolicyQuestion",
+    "PolicyRevision",
     "ProcessedEvent",
     "Referral",
     "Shift",

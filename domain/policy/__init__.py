@@ -12,6 +12,9 @@ Typical use (the Slack layer holds one index and swaps it when the handbook or t
     else:
         escalate_to_lead(question, answer.candidates)    # answer.off_topic: not a policy question
     index = index.with_faqs(updated_faqs)                # after a lead saves/edits/deletes a FAQ
+
+The rules around the engine (recording questions, escalating, a lead's answer becoming a FAQ entry,
+feedback, FAQ upkeep) are in :mod:`domain.policy.service`; the Slack side is ``handlers/policy.py``.
 """
 
 from domain.policy.handbook import EXCERPT_MAX_CHARS, HandbookError, Section, load_handbook

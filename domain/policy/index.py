@@ -19,7 +19,7 @@ handbook, unlike raw BM25 scores:
 
 ``confidence = coverage ** COVERAGE_EXPONENT * (MARGIN_FLOOR + (1 - MARGIN_FLOOR) * margin)``. Below
 :data:`CONFIDENCE_THRESHOLD` the bot should escalate to a lead instead of answering. The threshold was
-calibrated on ``tests/policy_eval.yaml``; see ``BENCHMARKS_policy.md`` for the table.
+calibrated on ``tests/policy_eval.yaml``; see ``BENCHMARKS.md`` ("Policy answers") for the table.
 """
 
 from __future__ import annotations

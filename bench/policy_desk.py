@@ -1,0 +1,121 @@
+"""Benchmark a whole `/policy` question through the HTTP door, on a 1,000-section handbook.
+
+Run from the repo root::
+
+    .venv/bin/python bench/policy_desk.py            # 1,000 synthetic sections (+ the real 17), 400 questions
+
+The bot runs for real (create_app, waitress, SQLite in a temp dir) against the fake Slack; each question
+is a signed slash command, timed from sending it to the fake receiving the answer on the command's
+response_url. That includes the signature check, the ack, the revision check against the database,
+the engine, recording the question (one transaction) and the reply. Baselines, in the same run:
+`PolicyIndex.answer` alone on the same questions and handbook, and `/crew me` through the same door
+(a command that does no policy work), so the difference is what the policy wiring adds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import os
+import platform
+import random
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from domain.policy import PolicyIndex, load_eval_cases, load_handbook  # noqa: E402
+from sandbox.fake_slack import FakeSlack  # noqa: E402
+from sandbox.harness import BotHarness  # noqa: E402
+
+
+def _engine_bench() -> object:
+    """bench/policy.py, for its synthetic handbook and question generator."""
+    spec = importlib.util.spec_from_file_location("policy_engine_bench", ROOT / "bench" / "policy.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def row(name: str, values: list[float], baseline: float | None = None) -> str:
+    p99 = percentile(values, 99)
+    ratio = f"{p99 / baseline:.1f}×" if baseline else "1.0×"
+    return (
+        f"| {name} | {statistics.median(values):.2f} | {percentile(values, 95):.2f} | {p99:.2f} | {ratio} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sections", type=int, default=1000)
+    parser.add_argument("--questions", type=int, default=400)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    engine_bench = _engine_bench()
+
+    with tempfile.TemporaryDirectory(prefix="policy-desk-bench-") as tmp:
+        handbook = Path(tmp) / "handbook"
+        handbook.mkdir()
+        engine_bench.synth_handbook(handbook, args.sections, args.seed)  # type: ignore[attr-defined]
+        for path in (ROOT / "policies").glob("*.md"):
+            shutil.copy(path, handbook / path.name)
+        sections, errors = load_handbook(handbook)
+        assert not errors, errors[:3]
+        index = PolicyIndex.build(sections)
+
+        rng = random.Random(args.seed)
+        asked = [c.question for c in load_eval_cases(ROOT / "tests" / "policy_eval.yaml")]
+        asked += engine_bench.random_questions(sections, args.questions, args.seed)  # type: ignore[attr-defined]
+        rng.shuffle(asked)
+        asked = asked[: args.questions]
+
+        engine_ms = []
+        for question in asked:
+            start = time.perf_counter()
+            index.answer(question)
+            engine_ms.append((time.perf_counter() - start) * 1000)
+
+        env = {"POLICY_DIR": str(handbook), "LEADS_CHANNEL": "C0LEADS", "HTTP_THREADS": "4"}
+        with FakeSlack() as fake, BotHarness(f"sqlite:///{tmp}/bench.db", fake=fake, env=env) as bot:
+            fake.add_user("U1")
+            bot.command("U1", "/policy", "when is payday?")  # warm-up: member row, connections
+            crew_ms = []
+            for _ in asked:
+                start = time.perf_counter()
+                bot.command("U1", "/crew", "me")
+                crew_ms.append((time.perf_counter() - start) * 1000)
+            door_ms = []
+            escalated = 0
+            for question in asked:
+                start = time.perf_counter()
+                reply = bot.command("U1", "/policy", question)
+                door_ms.append((time.perf_counter() - start) * 1000)
+                escalated += "asked the leads" in reply.text
+
+    print(
+        f"# /policy through the HTTP door — python {platform.python_version()}, {os.cpu_count()} cores, "
+        f"{len(sections)} sections, {len(asked)} questions ({escalated} escalated)"
+    )
+    print()
+    print("| path | p50 ms | p95 ms | p99 ms | p99 vs engine |")
+    print("|---|---|---|---|---|")
+    baseline = percentile(engine_ms, 99)
+    print(row("engine `PolicyIndex.answer` alone (baseline)", engine_ms))
+    print(row("`/crew me` → reply on the response_url (the door alone)", crew_ms, baseline))
+    print(row("`/policy` command → answer on the response_url (SQLite)", door_ms, baseline))
+
+
+if __name__ == "__main__":
+    main()
