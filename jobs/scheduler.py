@@ -100,7 +100,7 @@ class Scheduler:
     LEADER_POLL = 5.0
     _LEADER_LOCK = 7_315_002
 
-    def __init__(self, engine: Engine, clock: Clock, threads: int = 8) -> None:
+    def __init__(self, engine: Engine, clock: Clock, threads: int = 16) -> None:
         self.clock = clock
         self._engine = engine
         self._leader_conn: Any = None
