@@ -89,6 +89,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "REFERRAL_BONUS_HOURS", "Tracked hours a hired referee needs before the bonus is earned", default="10"
     ),
+    Setting(
+        "ANNOUNCE_RATE_PER_MIN",
+        "Announcement messages sent per minute, all recipients together; keep it under Slack's "
+        "chat.postMessage workspace limit (several hundred a minute)",
+        default="480",
+    ),
+    Setting(
+        "ANNOUNCE_INDOUBT_WAIT",
+        "Seconds the announcement sender waits after a restart before checking whether a message "
+        "that was under way when the last process died reached Slack",
+        default="10",
+    ),
     Setting("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", default="INFO"),
 )
 
@@ -113,6 +125,8 @@ class Config:
     max_active_claims: int = 3
     referral_bonus: Decimal = Decimal("250")
     referral_bonus_hours: Decimal = Decimal("10")
+    announce_rate_per_min: int = 480
+    announce_indoubt_wait: float = 10.0
     log_level: str = "INFO"
 
     @property
@@ -159,6 +173,13 @@ def _typed(values: Mapping[str, str], name: str, convert: Callable[[str], Any], 
 def _positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
+        raise ValueError(raw)
+    return value
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 3600:
         raise ValueError(raw)
     return value
 
@@ -250,6 +271,12 @@ def _parse(values: Mapping[str, str]) -> Config:
         max_active_claims=_typed(values, "MAX_ACTIVE_CLAIMS", _positive_int, "a positive whole number"),
         referral_bonus=_typed(values, "REFERRAL_BONUS", _money, "an amount in dollars like 250"),
         referral_bonus_hours=_typed(values, "REFERRAL_BONUS_HOURS", _money, "a number of hours like 10"),
+        announce_rate_per_min=_typed(
+            values, "ANNOUNCE_RATE_PER_MIN", _positive_int, "a positive whole number of messages"
+        ),
+        announce_indoubt_wait=_typed(
+            values, "ANNOUNCE_INDOUBT_WAIT", _seconds, "a number of seconds between 0 and 3600"
+        ),
         log_level=_typed(values, "LOG_LEVEL", _log_level, "one of " + ", ".join(_LOG_LEVELS)),
     )
 

@@ -1,7 +1,12 @@
 """Every table, imported here so `SQLModel.metadata` and Alembic see the whole schema.
 Each domain keeps its models in a module of its own."""
 
+from db.models.announcements import Announcement, AnnouncementAck, AnnouncementDelivery
 from db.models.core import AuditEntry, Member, MemberSkill, ProcessedEvent
 from db.models.work import Assignment, Task, TimeEntry
 
-__all__ = ["Assignment", "AuditEntry", "Member", "MemberSkill", "ProcessedEvent", "Task", "TimeEntry"]
+__all__ = [
+    "Announcement",
+    "AnnouncementAck",
+    "AnnouncementDelivery",
+    "Assignment", "AuditEntry", "Member", "MemberSkill", "ProcessedEvent", "Task", "TimeEntry"]
