@@ -214,6 +214,8 @@ def confirm(session: Session, announcement_id: int, by: Actor, now: datetime, so
     announcement = session.get(Announcement, announcement_id)
     if announcement is None or announcement.author_id != by.user_id:
         raise UserError("That draft is gone. Start again with `/announce`.")
+    if announcement.state != DRAFT:
+        raise UserError(f"{label(announcement_id)} was already confirmed: it is {announcement.state}.")
     immediate = announcement.send_at == announcement.created_at
     if not immediate:
         check_send_at(announcement.send_at, now, by.tz)
@@ -223,9 +225,9 @@ def confirm(session: Session, announcement_id: int, by: Actor, now: datetime, so
         .values(state=SCHEDULED, send_at=now if immediate else announcement.send_at)
         .execution_options(synchronize_session=False)
     ).rowcount  # type: ignore[attr-defined]
+    if not changed:  # a second press that raced the first
+        raise UserError(f"{label(announcement_id)} was already confirmed.")
     session.refresh(announcement)
-    if not changed:
-        raise UserError(f"{label(announcement_id)} was already confirmed: it is {announcement.state}.")
     _audit_created(session, announcement, now, source)
     return announcement
 

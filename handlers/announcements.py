@@ -172,8 +172,8 @@ def _send(ctx: Ctx, audience: Audience, text: str, at: datetime | None, ack: str
             source=ctx.source,
         )
         recipients = announcements.estimate(session, audience)
-    ctx.reply(*created_reply(announcement, recipients, scheduled=send_at is not None))
     launch(ctx.services, announcement)
+    ctx.reply(*created_reply(announcement, recipients, scheduled=send_at is not None))
 
 
 def _check_channels(ctx: Ctx, channels: tuple[str, ...]) -> None:
@@ -265,8 +265,8 @@ def confirmed(ctx: Ctx, values: ViewValues) -> None:
     with ctx.session() as session:
         announcement = announcements.confirm(session, announcement_id, ctx.actor, ctx.now, ctx.source)
         recipients = announcements.estimate(session, Audience.of(announcement))
-    ctx.reply(*created_reply(announcement, recipients, scheduled=announcement.send_at > ctx.now))
     launch(ctx.services, announcement)
+    ctx.reply(*created_reply(announcement, recipients, scheduled=announcement.send_at > ctx.now))
 
 
 def acknowledged(ctx: Ctx, value: str) -> None:

@@ -120,12 +120,12 @@ def ack_job_id(announcement_id: int) -> str:
 
 
 def launch(services: Services, announcement: Announcement) -> None:
-    """After an announcement is committed: the lead's status card, then a job for its time (kept in
-    the job store, run however late: a time passed while the bot was down sends on start), or the
-    sender is woken to start it now."""
+    """After an announcement is committed: for a later time, the lead's status card and a job (kept
+    in the job store, run however late: a time passed while the bot was down sends on start); for
+    now, the sender is woken (it draws the card once the outbox is written)."""
     announcement_id = announcement.id or 0
-    publish_status(services, announcement_id)
     if announcement.send_at > services.clock.now():
+        publish_status(services, announcement_id)
         services.scheduler.at(
             send_job_id(announcement_id),
             "jobs.announcements:send_due",
@@ -169,8 +169,18 @@ def refresh_acks(announcement_id: int) -> None:
     publish_status(services, announcement_id)
 
 
+# One card per announcement: the sender's threads and the jobs draw it one at a time, so two of
+# them never both find it missing and post it twice.
+_status_lock = threading.Lock()
+
+
 def publish_status(services: Services, announcement_id: int) -> outbox.Progress | None:
     """Draw the lead's status card: updated in place, or posted (DM) when there is none yet."""
+    with _status_lock:
+        return _publish_status(services, announcement_id)
+
+
+def _publish_status(services: Services, announcement_id: int) -> outbox.Progress | None:
     with services.db.session() as session:
         progress = outbox.progress(session, announcement_id)
     if progress is None:
@@ -213,6 +223,7 @@ class Pacer:
     def __init__(self, per_second: float) -> None:
         self.interval = 1.0 / per_second
         self._next = 0.0
+        self._paused_until = 0.0
         self._lock = threading.Lock()
 
     def wait(self, stop: threading.Event) -> bool:
@@ -226,7 +237,16 @@ class Pacer:
 
     def pause(self, seconds: float) -> None:
         with self._lock:
-            self._next = max(self._next, time.monotonic() + seconds)
+            until = time.monotonic() + seconds
+            self._next = max(self._next, until)
+            self._paused_until = max(self._paused_until, until)
+
+    def hold(self, stop: threading.Event) -> None:
+        """For a slot handed out before a pause: wait the pause out too."""
+        with self._lock:
+            delay = self._paused_until - time.monotonic()
+        if delay > 0:
+            stop.wait(delay)
 
 
 class ChannelGate:
@@ -279,6 +299,7 @@ class Sender:
         self._doubts: dict[int, tuple[float, int]] = {}  # in-doubt row -> (check at, checks failed)
         self._cursors: dict[int, int] = {}
         self._announcements: dict[int, Announcement] = {}
+        self._shown: dict[int, tuple[object, ...]] = {}  # what each status card shows now
         self._pool: ThreadPoolExecutor | None = None
         self._threads: list[threading.Thread] = []
 
@@ -323,6 +344,9 @@ class Sender:
                 self._check_doubts()
                 batch = self._next_batch()
                 if not batch:
+                    # Nothing to hand out: any announcement whose last message settled gets its
+                    # report now rather than at the next progress tick.
+                    self._report(only_finished=True)
                     self._wake.wait(IDLE_WAIT)
                     continue
                 for delivery_id in batch:
@@ -416,6 +440,7 @@ class Sender:
         return announcement
 
     def _deliver(self, delivery_id: int) -> None:
+        self.pacer.hold(self._stop)
         with self.services.db.session() as session:
             claim = outbox.claim(session, delivery_id, self.worker_id, self.services.clock.now())
             acknowledged = (
@@ -450,7 +475,7 @@ class Sender:
                 outbox.mark_sent(session, delivery_id, channel, ts, self.services.clock.now())
         except Exception:
             log.exception("could not record delivery %s as sent; it will be checked in Slack", delivery_id)
-            self._doubt(delivery_id, time.monotonic() + BACKOFF_MAX / 4)
+            self._doubt(delivery_id, time.monotonic() + self.indoubt_wait)
 
     def _failed(self, claim: outbox.Claim, failure: SlackFailure) -> None:
         verdict = outcome(failure.error)
@@ -579,29 +604,29 @@ class Sender:
     # ---- progress --------------------------------------------------------------------------------
 
     def _progress_loop(self) -> None:
-        shown: dict[int, tuple[object, ...]] = {}
         while not self._stop.wait(PROGRESS_EVERY):
             try:
-                self._report(shown)
+                self._report()
             except Exception:
                 log.exception("announcement sender: progress update failed")
 
-    def _report(self, shown: dict[int, tuple[object, ...]]) -> None:
-        """Redraw each running announcement's card when its counts moved; close finished ones."""
+    def _report(self, only_finished: bool = False) -> None:
+        """Close announcements whose outbox is settled and draw their report; unless
+        `only_finished`, redraw the cards of the others whose counts moved."""
         with self.services.db.session() as session:
             running = outbox.running(session)
         for announcement_id in running:
             with self.services.db.session() as session:
                 finished = outbox.finish_if_complete(session, announcement_id, self.services.clock.now())
-                progress = outbox.progress(session, announcement_id)
-            if progress is None:
-                continue
-            if finished or shown.get(announcement_id) != progress.key:
-                publish_status(self.services, announcement_id)
-                shown[announcement_id] = progress.key
+                progress = None if only_finished else outbox.progress(session, announcement_id)
             if finished:
                 log.info("%s finished", outbox.label(announcement_id))
-                shown.pop(announcement_id, None)
+                publish_status(self.services, announcement_id)
                 with self._lock:
                     self._announcements.pop(announcement_id, None)
-                    self._cursors.pop(announcement_id, None)
+                    self._shown.pop(announcement_id, None)
+                self._cursors.pop(announcement_id, None)
+            elif progress is not None and self._shown.get(announcement_id) != progress.key:
+                publish_status(self.services, announcement_id)
+                with self._lock:
+                    self._shown[announcement_id] = progress.key
