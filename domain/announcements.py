@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, exists, func, insert, update
+from sqlalchemy import and_, delete, exists, func, insert, update
 from sqlmodel import Session, col, select
 
 from core.authz import Actor
@@ -35,6 +35,7 @@ MAX_TEXT = 3000  # one Block Kit section: the message is never cut
 MAX_CHANNELS = 20
 MAX_SKILLS = 20
 MAX_AHEAD = timedelta(days=90)
+DRAFT_KEPT = timedelta(days=1)
 # A delivery that failed for a reason that might pass (not a permanent one) is tried this often.
 MAX_ATTEMPTS = 5
 
@@ -188,6 +189,15 @@ def create(
         raise UserError(
             f"Nobody has {'the skill' if len(audience.ids) == 1 else 'any of the skills'} "
             f"{', '.join(f'`{s}`' for s in audience.ids)} yet, so there is nobody to send it to."
+        )
+    if draft:
+        # Previews closed without sending leave drafts behind: a lead's new draft clears old ones.
+        session.execute(
+            delete(Announcement).where(
+                col(Announcement.author_id) == by.user_id,
+                col(Announcement.state) == DRAFT,
+                col(Announcement.created_at) < now - DRAFT_KEPT,
+            )
         )
     announcement = Announcement(
         author_id=by.user_id,
@@ -359,7 +369,7 @@ class Claim:
 def claim(session: Session, delivery_id: int, worker: str, now: datetime) -> Claim | None:
     """Take a pending row for sending (committed before the API call); None when another worker
     took it first or it was cancelled."""
-    taken = session.execute(
+    row = session.execute(
         update(AnnouncementDelivery)
         .where(col(AnnouncementDelivery.id) == delivery_id, col(AnnouncementDelivery.state) == PENDING)
         .values(
@@ -368,13 +378,17 @@ def claim(session: Session, delivery_id: int, worker: str, now: datetime) -> Cla
             claimed_by=worker,
             claimed_at=now,
         )
+        .returning(
+            AnnouncementDelivery.announcement_id,  # type: ignore[arg-type]
+            AnnouncementDelivery.kind,  # type: ignore[arg-type]
+            AnnouncementDelivery.target,  # type: ignore[arg-type]
+            AnnouncementDelivery.attempts,  # type: ignore[arg-type]
+        )
         .execution_options(synchronize_session=False)
-    ).rowcount  # type: ignore[attr-defined]
-    if not taken:
+    ).first()
+    if row is None:
         return None
-    row = session.get(AnnouncementDelivery, delivery_id)
-    assert row is not None
-    return Claim(delivery_id, row.announcement_id, row.kind, row.target, row.attempts)
+    return Claim(delivery_id, row[0], row[1], row[2], row[3])
 
 
 def _settle(session: Session, delivery_id: int, **values: object) -> bool:

@@ -30,12 +30,15 @@ import os
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
+from sqlmodel import Session
 
 from core.events import ANNOUNCEMENT_QUEUED
 from core.slack import PERMANENT_USER_ERRORS, SlackFailure, SlackGateway, profile_from_user
@@ -51,7 +54,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("crewcall.announce")
 
 EVENT_TYPE = "crewcall_announcement"
-SENDER_THREADS = 4
+SENDER_THREADS = 8
 BATCH = 25  # rows taken from each running announcement per round
 IDLE_WAIT = 0.5  # seconds between looks at an empty outbox (a new announcement wakes it at once)
 PROGRESS_EVERY = 3.0  # seconds between status card updates while sending
@@ -293,6 +296,7 @@ class Sender:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._slots = threading.Semaphore(SENDER_THREADS)
+        self._sqlite_lock = threading.Lock() if services.db.dialect == "sqlite" else None
         self._lock = threading.Lock()
         self._busy: set[int] = set()  # delivery ids handed to a worker
         self._not_before: dict[int, float] = {}  # backoff of released rows (monotonic)
@@ -327,6 +331,18 @@ class Sender:
     def wake(self) -> None:
         self._wake.set()
 
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        """A unit of work of the sender. On SQLite every transaction takes the database's write
+        lock, and a thread that finds it taken sleeps in SQLite's busy handler (1, 2, 5, 10… ms):
+        the sender's own threads queue on a Python lock instead, which hands over at once."""
+        if self._sqlite_lock is None:
+            with self.services.db.session() as session:
+                yield session
+            return
+        with self._sqlite_lock, self.services.db.session() as session:
+            yield session
+
     # ---- dispatching -----------------------------------------------------------------------------
 
     def _dispatch_loop(self) -> None:
@@ -350,14 +366,17 @@ class Sender:
                     self._wake.wait(IDLE_WAIT)
                     continue
                 for delivery_id in batch:
-                    if not self.pacer.wait(self._stop) or not self._submit(self._deliver, delivery_id):
+                    if not self.pacer.wait(self._stop) or not self._submit(
+                        partial(self._deliver, delivery_id), delivery_id
+                    ):
                         return
             except Exception:
                 # The database or Slack may be briefly away: nothing is lost (rows stay pending).
                 log.exception("announcement sender: dispatch failed; trying again shortly")
                 self._stop.wait(2.0)
 
-    def _submit(self, work: Callable[[int], None], delivery_id: int) -> bool:
+    def _submit(self, work: Callable[[], None], delivery_id: int) -> bool:
+        """Run `work` on a sender thread once one is free; False when stopping."""
         while not self._slots.acquire(timeout=0.5):
             if self._stop.is_set():
                 return False
@@ -366,7 +385,7 @@ class Sender:
 
         def run() -> None:
             try:
-                work(delivery_id)
+                work()
             except Exception:
                 log.exception("announcement sender: delivery %s failed unexpectedly", delivery_id)
             finally:
@@ -383,7 +402,7 @@ class Sender:
         hold up a short one; rows under way or backing off are skipped."""
         now = time.monotonic()
         queues: list[list[int]] = []
-        with self.services.db.session() as session:
+        with self._session() as session:
             for announcement_id in outbox.running(session):
                 after = self._cursors.get(announcement_id, 0)
                 ids = outbox.pending_after(session, announcement_id, after, BATCH)
@@ -404,7 +423,7 @@ class Sender:
     def _start_due(self) -> None:
         """Start every announcement whose time has come: resolve its audience and write its outbox."""
         now = self.services.clock.now()
-        with self.services.db.session() as session:
+        with self._session() as session:
             due = [(a.id or 0, a.audience_kind) for a in outbox.due(session, now)]
         for announcement_id, kind in due:
             workspace = None
@@ -419,7 +438,7 @@ class Sender:
                         DUE_SCAN_EVERY,
                     )
                     continue
-            with self.services.db.session() as session:
+            with self._session() as session:
                 started = outbox.materialize(session, announcement_id, now, workspace)
             if started:
                 log.info("%s is going out", outbox.label(announcement_id))
@@ -432,7 +451,7 @@ class Sender:
             cached = self._announcements.get(announcement_id)
         if cached is not None:
             return cached
-        with self.services.db.session() as session:
+        with self._session() as session:
             announcement = session.get(Announcement, announcement_id)
         assert announcement is not None
         with self._lock:
@@ -441,7 +460,7 @@ class Sender:
 
     def _deliver(self, delivery_id: int) -> None:
         self.pacer.hold(self._stop)
-        with self.services.db.session() as session:
+        with self._session() as session:
             claim = outbox.claim(session, delivery_id, self.worker_id, self.services.clock.now())
             acknowledged = (
                 outbox.ack_count(session, claim.announcement_id) if claim and claim.kind == outbox.POST else 0
@@ -471,7 +490,7 @@ class Sender:
 
     def _record_sent(self, delivery_id: int, channel: str, ts: str) -> None:
         try:
-            with self.services.db.session() as session:
+            with self._session() as session:
                 outbox.mark_sent(session, delivery_id, channel, ts, self.services.clock.now())
         except Exception:
             log.exception("could not record delivery %s as sent; it will be checked in Slack", delivery_id)
@@ -484,10 +503,10 @@ class Sender:
             wait = failure.retry_after or 1.0
             log.warning("Slack rate-limited the announcement sender: pausing %.1fs", wait)
             self.pacer.pause(wait)
-            with self.services.db.session() as session:
+            with self._session() as session:
                 outbox.release(session, delivery_id, failure.error, refund_attempt=True)
         elif verdict == PERMANENT:
-            with self.services.db.session() as session:
+            with self._session() as session:
                 outbox.mark_failed(session, delivery_id, failure.error)
         elif verdict == IN_DOUBT:
             log.warning(
@@ -496,14 +515,14 @@ class Sender:
                 claim.target,
                 failure.error,
             )
-            with self.services.db.session() as session:
+            with self._session() as session:
                 outbox.note_error(session, delivery_id, failure.error)
             self._doubt(delivery_id, time.monotonic() + self.indoubt_wait)
         elif claim.attempts >= outbox.MAX_ATTEMPTS:
-            with self.services.db.session() as session:
+            with self._session() as session:
                 outbox.mark_failed(session, delivery_id, failure.error)
         else:
-            with self.services.db.session() as session:
+            with self._session() as session:
                 outbox.release(session, delivery_id, failure.error)
             with self._lock:
                 self._not_before[delivery_id] = time.monotonic() + backoff(claim.attempts)
@@ -511,7 +530,7 @@ class Sender:
     # ---- in-doubt rows ---------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        with self.services.db.session() as session:
+        with self._session() as session:
             ids = outbox.in_doubt(session, outbox.running(session), self.worker_id)
         if ids:
             log.warning(
@@ -534,13 +553,13 @@ class Sender:
             for delivery_id, _ in due:
                 del self._doubts[delivery_id]
         for delivery_id, tries in due:
-            if not self._submit(lambda i, tries=tries: self._verify(i, tries), delivery_id):  # type: ignore[misc]
+            if not self._submit(partial(self._verify, delivery_id, tries), delivery_id):
                 return
 
     def _verify(self, delivery_id: int, failed_checks: int) -> None:
         """Did this in-doubt message reach Slack? Found: recorded as sent. Not found: back to
         pending, to be sent (again, as far as we know, for the first time)."""
-        with self.services.db.session() as session:
+        with self._session() as session:
             row = outbox.delivery(session, delivery_id)
         if row is None or row.state != outbox.CLAIMED:
             return
@@ -549,7 +568,7 @@ class Sender:
             ts = self._find(channel, row.announcement_id, row.target)
         except SlackFailure as failure:
             verdict = outcome(failure.error)
-            with self.services.db.session() as session:
+            with self._session() as session:
                 if verdict == PERMANENT:
                     outbox.mark_failed(session, delivery_id, failure.error)
                     return
@@ -567,7 +586,7 @@ class Sender:
             )
             self._doubt(delivery_id, time.monotonic() + delay, failed_checks + 1)
             return
-        with self.services.db.session() as session:
+        with self._session() as session:
             if ts:
                 log.info("delivery %s was in doubt and is in Slack: recorded as sent", delivery_id)
                 outbox.mark_sent(session, delivery_id, channel, ts, self.services.clock.now())
@@ -613,10 +632,10 @@ class Sender:
     def _report(self, only_finished: bool = False) -> None:
         """Close announcements whose outbox is settled and draw their report; unless
         `only_finished`, redraw the cards of the others whose counts moved."""
-        with self.services.db.session() as session:
+        with self._session() as session:
             running = outbox.running(session)
         for announcement_id in running:
-            with self.services.db.session() as session:
+            with self._session() as session:
                 finished = outbox.finish_if_complete(session, announcement_id, self.services.clock.now())
                 progress = None if only_finished else outbox.progress(session, announcement_id)
             if finished:

@@ -573,3 +573,19 @@ def test_the_leads_status_card_shows_progress_then_the_report(sqlite_url: str, f
         assert 2 <= len(sending) <= 6  # every few seconds, not once per message
     finally:
         bot.close()
+
+
+def test_the_list_pages_with_a_more_button(sqlite_ann: BotHarness) -> None:
+    bot = sqlite_ann
+    make_lead(bot)
+    for hour in range(10, 22):
+        reply = bot.command("ULEAD", "/announce", f"<#C0ALL> at=2026-01-06T{hour:02d}:00 Note {hour}")
+        assert "is scheduled for" in reply.text
+    first = bot.command("ULEAD", "/announce", "list")
+    assert "Note 10" in first and "Note 19" in first and "Note 20" not in first
+    more = next(b for b in first.blocks if b["type"] == "actions")["elements"][0]
+    assert more["action_id"] == "announce_list_more"
+    second = bot.click("ULEAD", "announce_list_more", more["value"])
+    assert "Note 20" in second and "Note 21" in second and "Note 10" not in second
+    assert not any(b["type"] == "actions" for b in second.blocks)
+    assert "Only leads and admins" in bot.click("UADMIN2", "announce_list_more", more["value"]).text
