@@ -219,9 +219,13 @@ def workspace_members(slack: SlackGateway, page_size: int = USERS_PAGE) -> list[
 
 
 class Pacer:
-    """Hands out send slots evenly spaced at `per_second`, never in bursts: any window of W seconds
-    then holds at most per_second × W + 1 sends, which is how Slack counts. `pause` honours a
+    """Hands out send slots spaced at `per_second`. A slot handed out late (the thread woke late,
+    the database was slow) lets up to CATCH_UP following slots go at once, so such delays do not
+    add up to a lower rate; no more than that, so any window of W seconds holds at most
+    per_second × W + CATCH_UP + 1 sends (Slack counts in sliding windows). `pause` honours a
     Retry-After for every slot not yet handed out."""
+
+    CATCH_UP = 4
 
     def __init__(self, per_second: float) -> None:
         self.interval = 1.0 / per_second
@@ -233,7 +237,7 @@ class Pacer:
         """Block until the next slot; False when `stop` was set meanwhile."""
         with self._lock:
             now = time.monotonic()
-            slot = max(self._next, now)
+            slot = max(self._next, now - self.CATCH_UP * self.interval, self._paused_until)
             self._next = slot + self.interval
         delay = slot - now
         return not stop.wait(delay) if delay > 0 else not stop.is_set()
@@ -241,8 +245,8 @@ class Pacer:
     def pause(self, seconds: float) -> None:
         with self._lock:
             until = time.monotonic() + seconds
-            self._next = max(self._next, until)
             self._paused_until = max(self._paused_until, until)
+            self._next = max(self._next, until)
 
     def hold(self, stop: threading.Event) -> None:
         """For a slot handed out before a pause: wait the pause out too."""
