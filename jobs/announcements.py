@@ -3,10 +3,11 @@ messages, and the scheduled jobs around it (send at a time, debounced acknowledg
 
 How a message goes out, and what "exactly once" rests on:
 
-* The dispatcher thread takes pending rows round-robin across running announcements and spaces the
-  sends evenly at ANNOUNCE_RATE_PER_MIN (no bursts: Slack counts in sliding windows), one message
-  per second at most into any one channel. A few worker threads make the calls, so a slow answer
-  from Slack does not stall the pace.
+* The dispatcher thread queues pending rows round-robin across running announcements; a few sender
+  threads take them, each waiting for its send slot: slots are spaced evenly at
+  ANNOUNCE_RATE_PER_MIN (no bursts: Slack counts in sliding windows), and at most one message a
+  second goes into any one channel. Several threads, so a slow answer from Slack does not stall
+  the pace.
 * A worker claims its row (pending → sending, a conditional UPDATE, committed) right before
   chat.postMessage and records the outcome right after the answer. The only in-doubt window is
   between Slack storing the message and our commit of `sent`: one answer and one commit.
@@ -27,11 +28,11 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from functools import partial
@@ -299,7 +300,9 @@ class Sender:
         self._gate = ChannelGate(CHANNEL_SPACING)
         self._stop = threading.Event()
         self._wake = threading.Event()
-        self._slots = threading.Semaphore(SENDER_THREADS)
+        # Work for the sender threads: (delivery id, paced?, what to do). Short, so a cancel or a
+        # newer announcement is not stuck behind a long queue.
+        self._tasks: queue.Queue[tuple[int, bool, Callable[[], None]]] = queue.Queue(SENDER_THREADS * 2)
         self._sqlite_lock = threading.Lock() if services.db.dialect == "sqlite" else None
         self._lock = threading.Lock()
         self._busy: set[int] = set()  # delivery ids handed to a worker
@@ -308,17 +311,14 @@ class Sender:
         self._cursors: dict[int, int] = {}
         self._announcements: dict[int, Announcement] = {}
         self._shown: dict[int, tuple[object, ...]] = {}  # what each status card shows now
-        self._pool: ThreadPoolExecutor | None = None
         self._threads: list[threading.Thread] = []
 
     # ---- lifecycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._pool = ThreadPoolExecutor(SENDER_THREADS, thread_name_prefix="announce-send")
-        for name, target in (
-            ("announce-dispatch", self._dispatch_loop),
-            ("announce-progress", self._progress_loop),
-        ):
+        loops = [("announce-dispatch", self._dispatch_loop), ("announce-progress", self._progress_loop)]
+        loops += [(f"announce-send-{i}", self._work_loop) for i in range(SENDER_THREADS)]
+        for name, target in loops:
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -329,8 +329,6 @@ class Sender:
         self._wake.set()
         for thread in self._threads:
             thread.join(timeout=CALL_TIMEOUT + 5)
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
 
     def wake(self) -> None:
         self._wake.set()
@@ -370,36 +368,43 @@ class Sender:
                     self._wake.wait(IDLE_WAIT)
                     continue
                 for delivery_id in batch:
-                    if not self.pacer.wait(self._stop) or not self._submit(
-                        partial(self._deliver, delivery_id), delivery_id
-                    ):
+                    if not self._submit(delivery_id, partial(self._deliver, delivery_id), paced=True):
                         return
             except Exception:
                 # The database or Slack may be briefly away: nothing is lost (rows stay pending).
                 log.exception("announcement sender: dispatch failed; trying again shortly")
                 self._stop.wait(2.0)
 
-    def _submit(self, work: Callable[[], None], delivery_id: int) -> bool:
-        """Run `work` on a sender thread once one is free; False when stopping."""
-        while not self._slots.acquire(timeout=0.5):
-            if self._stop.is_set():
-                return False
+    def _submit(self, delivery_id: int, work: Callable[[], None], paced: bool) -> bool:
+        """Queue `work` for the sender threads (waiting while the queue is full); False when stopping."""
         with self._lock:
             self._busy.add(delivery_id)
-
-        def run() -> None:
+        while not self._stop.is_set():
             try:
-                work()
+                self._tasks.put((delivery_id, paced, work), timeout=IDLE_WAIT)
+                return True
+            except queue.Full:
+                continue
+        with self._lock:
+            self._busy.discard(delivery_id)
+        return False
+
+    def _work_loop(self) -> None:
+        """A sender thread. Each waits for its own send slot, so one thread waking late (the GIL,
+        a busy machine) delays only its own message, not the ones after it."""
+        while not self._stop.is_set():
+            try:
+                delivery_id, paced, work = self._tasks.get(timeout=IDLE_WAIT)
+            except queue.Empty:
+                continue
+            try:
+                if not paced or self.pacer.wait(self._stop):
+                    work()
             except Exception:
                 log.exception("announcement sender: delivery %s failed unexpectedly", delivery_id)
             finally:
                 with self._lock:
                     self._busy.discard(delivery_id)
-                self._slots.release()
-
-        assert self._pool is not None
-        self._pool.submit(run)
-        return True
 
     def _next_batch(self) -> list[int]:
         """Pending rows, a few from each running announcement in turn, so a long broadcast does not
@@ -557,7 +562,7 @@ class Sender:
             for delivery_id, _ in due:
                 del self._doubts[delivery_id]
         for delivery_id, tries in due:
-            if not self._submit(partial(self._verify, delivery_id, tries), delivery_id):
+            if not self._submit(delivery_id, partial(self._verify, delivery_id, tries), paced=False):
                 return
 
     def _verify(self, delivery_id: int, failed_checks: int) -> None:

@@ -11,6 +11,7 @@ import pytest
 from slack_sdk import WebClient
 
 from core.authz import Actor, Role
+from core.config import ConfigError, load_config
 from core.errors import UserError
 from core.slack import SlackGateway
 from db.engine import Database
@@ -252,3 +253,15 @@ def test_cancel_and_claim_race_for_each_row_and_one_wins(database_url: str) -> N
         assert (progress.sending, progress.cancelled, progress.pending) == (len(claimed), stopped[0], 0)
     finally:
         db.dispose()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("ANNOUNCE_RATE_PER_MIN", "0"), ("ANNOUNCE_RATE_PER_MIN", "fast"), ("ANNOUNCE_INDOUBT_WAIT", "-1")],
+)
+def test_announcement_settings_refuse_bad_values(name: str, value: str) -> None:
+    base = {"SLACK_BOT_TOKEN": "xoxb-1", "SLACK_SIGNING_SECRET": "s"}
+    config = load_config(env=base, dotenv_path=None)
+    assert (config.announce_rate_per_min, config.announce_indoubt_wait) == (480, 10.0)
+    with pytest.raises(ConfigError, match=name):
+        load_config(env={**base, name: value}, dotenv_path=None)
