@@ -9,4 +9,11 @@ __all__ = [
     "Announcement",
     "AnnouncementAck",
     "AnnouncementDelivery",
-    "Assignment", "AuditEntry", "Member", "MemberSkill", "ProcessedEvent", "Task", "TimeEntry"]
+    "Assignment",
+    "AuditEntry",
+    "Member",
+    "MemberSkill",
+    "ProcessedEvent",
+    "Task",
+    "TimeEntry",
+]
