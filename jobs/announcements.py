@@ -57,7 +57,8 @@ log = logging.getLogger("crewcall.announce")
 EVENT_TYPE = "crewcall_announcement"
 SENDER_THREADS = 8
 BATCH = 25  # rows taken from each running announcement per round
-IDLE_WAIT = 0.5  # seconds between looks at an empty outbox (a new announcement wakes it at once)
+IDLE_WAIT = 0.5  # seconds between looks while rows wait (backing off, in doubt, under way)
+QUIET_WAIT = 5.0  # seconds between looks when nothing is going out (a new announcement wakes it)
 PROGRESS_EVERY = 3.0  # seconds between status card updates while sending
 DUE_SCAN_EVERY = 30.0  # seconds; a safety net for a scheduled announcement whose job was lost
 CHANNEL_SPACING = 1.0  # seconds between two posts into one channel (Slack: about 1 per second)
@@ -360,12 +361,12 @@ class Sender:
                     self._start_due()
                     next_due_scan = time.monotonic() + DUE_SCAN_EVERY
                 self._check_doubts()
-                batch = self._next_batch()
+                batch, running = self._next_batch()
                 if not batch:
                     # Nothing to hand out: any announcement whose last message settled gets its
                     # report now rather than at the next progress tick.
                     self._report(only_finished=True)
-                    self._wake.wait(IDLE_WAIT)
+                    self._wake.wait(IDLE_WAIT if running or self._doubts else QUIET_WAIT)
                     continue
                 for delivery_id in batch:
                     if not self._submit(delivery_id, partial(self._deliver, delivery_id), paced=True):
@@ -406,13 +407,15 @@ class Sender:
                 with self._lock:
                     self._busy.discard(delivery_id)
 
-    def _next_batch(self) -> list[int]:
+    def _next_batch(self) -> tuple[list[int], bool]:
         """Pending rows, a few from each running announcement in turn, so a long broadcast does not
-        hold up a short one; rows under way or backing off are skipped."""
+        hold up a short one; rows under way or backing off are skipped. And whether any
+        announcement is running at all."""
         now = time.monotonic()
         queues: list[list[int]] = []
         with self._session() as session:
-            for announcement_id in outbox.running(session):
+            running = outbox.running(session)
+            for announcement_id in running:
                 after = self._cursors.get(announcement_id, 0)
                 ids = outbox.pending_after(session, announcement_id, after, BATCH)
                 if not ids and after:
@@ -427,7 +430,7 @@ class Sender:
         batch: list[int] = []
         for i in range(max((len(q) for q in queues), default=0)):
             batch += [q[i] for q in queues if i < len(q) and q[i] not in skip]
-        return batch
+        return batch, bool(running)
 
     def _start_due(self) -> None:
         """Start every announcement whose time has come: resolve its audience and write its outbox."""
