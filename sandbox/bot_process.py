@@ -51,7 +51,9 @@ class BotProcess:
         self.admins = admins
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
-        self.log = Path(tempfile.mkstemp(prefix="crewcall-bot-", suffix=".log")[1])
+        fd, log = tempfile.mkstemp(prefix="crewcall-bot-", suffix=".log")
+        os.close(fd)
+        self.log = Path(log)
         for admin in admins:
             if admin not in fake.users:
                 fake.add_user(admin, name=f"admin-{admin.lower()}", tz="UTC")
