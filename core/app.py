@@ -84,7 +84,7 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
 
 
 def start_background(app: CrewApp) -> None:
-    """Start what runs beside the listeners: the scheduler and its jobs, and domain workers."""
+    """Start what runs beside the listeners: the scheduler and its jobs."""
     runtime.install(app.services)
     maintenance.schedule(app.services.scheduler)
     app.services.scheduler.start()
