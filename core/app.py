@@ -18,7 +18,7 @@ from core.clock import Clock
 from core.commands import CommandSet
 from core.config import Config
 from core.directory import Directory
-from core.events import EventBus
+from core.events import APP_STARTED, APP_STOPPING, EventBus
 from core.home import HomeTab
 from core.interactions import dispatch_event
 from core.services import Services
@@ -98,11 +98,13 @@ def start_background(app: CrewApp) -> None:
     maintenance.schedule(app.services.scheduler)
     referrals.schedule(app.services.scheduler)
     app.services.scheduler.start()
+    app.services.events.emit(APP_STARTED)
 
 
 def stop_background(app: CrewApp) -> None:
     """Let acknowledged work finish (listeners, running jobs), then release the store."""
     app.listener_pool.shutdown(wait=True)
+    app.services.events.emit(APP_STOPPING)
     app.services.scheduler.shutdown(wait=True)
     runtime.uninstall(app.services)
     app.services.db.dispose()

@@ -99,6 +99,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Speeds up the pacing's clock; only for benchmarks against a fake Slack with the same scale",
         default="1",
     ),
+    Setting(
+        "ANNOUNCE_RATE_PER_MIN",
+        "Announcement messages sent per minute, all recipients together; keep it under Slack's "
+        "chat.postMessage workspace limit (several hundred a minute)",
+        default="480",
+    ),
+    Setting(
+        "ANNOUNCE_INDOUBT_WAIT",
+        "Seconds the announcement sender waits after a restart before checking whether a message "
+        "that was under way when the last process died reached Slack",
+        default="10",
+    ),
     Setting("LOG_LEVEL", "DEBUG, INFO, WARNING or ERROR", default="INFO"),
 )
 
@@ -125,6 +137,8 @@ class Config:
     referral_bonus_hours: Decimal = Decimal("10")
     slack_posts_per_min: int = 600
     slack_rate_scale: float = 1.0
+    announce_rate_per_min: int = 480
+    announce_indoubt_wait: float = 10.0
     log_level: str = "INFO"
 
     @property
@@ -185,6 +199,13 @@ def _non_negative_int(raw: str) -> int:
 def _positive_float(raw: str) -> float:
     value = float(raw)
     if not value > 0 or value == float("inf"):
+        raise ValueError(raw)
+    return value
+
+
+def _seconds(raw: str) -> float:
+    value = float(raw)
+    if not 0 <= value <= 3600:
         raise ValueError(raw)
     return value
 
@@ -281,6 +302,12 @@ def _parse(values: Mapping[str, str]) -> Config:
         ),
         slack_rate_scale=_typed(
             values, "SLACK_RATE_SCALE", _positive_float, "a number above 0, like 1 or 10"
+        ),
+        announce_rate_per_min=_typed(
+            values, "ANNOUNCE_RATE_PER_MIN", _positive_int, "a positive whole number of messages"
+        ),
+        announce_indoubt_wait=_typed(
+            values, "ANNOUNCE_INDOUBT_WAIT", _seconds, "a number of seconds between 0 and 3600"
         ),
         log_level=_typed(values, "LOG_LEVEL", _log_level, "one of " + ", ".join(_LOG_LEVELS)),
     )

@@ -23,6 +23,11 @@ Subscriber = Callable[..., None]
 
 # The events crewcall emits, and what they carry.
 HOURS_RECORDED = "hours.recorded"  # user_id: a time entry of this member was closed
+# The app's background work started / is stopping (no payload): long-running workers start and stop
+# with these, so a restarted app in the same process starts clean.
+ANNOUNCEMENT_QUEUED = "announcement.queued"  # announcement_id: due now; its sender should start it
+APP_STARTED = "app.started"
+APP_STOPPING = "app.stopping"
 
 
 class EventBus:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from handlers import crew, home, hours, policy, referrals, shifts
+from handlers import announcements, crew, home, hours, policy, referrals, shifts
 
 if TYPE_CHECKING:
     from core.app import CrewApp
 
-MODULES = [home, crew, shifts, hours, policy, referrals]
+MODULES = [home, crew, shifts, hours, announcements, policy, referrals]
 
 
 def register_all(app: CrewApp) -> None:

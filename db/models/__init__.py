@@ -1,6 +1,7 @@
 """Every table, imported here so `SQLModel.metadata` and Alembic see the whole schema.
 Each domain keeps its models in a module of its own."""
 
+from db.models.announcements import Announcement, AnnouncementAck, AnnouncementDelivery
 from db.models.core import AuditEntry, Member, MemberSkill, ProcessedEvent
 from db.models.policy import PolicyFaq, PolicyFeedback, PolicyQuestion, PolicyRevision
 from db.models.referrals import LeaderboardOptIn, Referral
@@ -8,6 +9,9 @@ from db.models.shifts import Shift, ShiftIncident, ShiftMember, ShiftReminder
 from db.models.work import Assignment, Task, TimeEntry
 
 __all__ = [
+    "Announcement",
+    "AnnouncementAck",
+    "AnnouncementDelivery",
     "Assignment",
     "AuditEntry",
     "LeaderboardOptIn",

@@ -1,0 +1,307 @@
+"""Broadcast bench: `/announce everyone` to 30,000 people through the real bot process, against a fake
+Slack that enforces 1 message per second per channel and 600 per minute per workspace (time
+compressed by --scale), with the bot SIGKILLed half-way and started again.
+
+    .venv/bin/python bench/broadcast.py                      # 30,000 recipients, scale 10, SQLite
+    .venv/bin/python bench/broadcast.py --db postgresql      # the same on PostgreSQL
+    .venv/bin/python bench/broadcast.py --recipients 3000    # a quick run
+
+Reports throughput as a fraction of the allowed rate (600/min × scale), duplicates and misses
+(each recipient must get exactly one DM), and, measured in the same run against a fresh fake with
+the same limits, two baselines without any outbox: a bare paced loop (the ceiling of this machine
+and fake) and a naive sender that does not pace and leans on 429 Retry-After instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import psycopg  # noqa: E402
+from slack_sdk import WebClient  # noqa: E402
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler  # noqa: E402
+from sqlalchemy import func  # noqa: E402
+from sqlmodel import col, select  # noqa: E402
+
+from db.engine import Database  # noqa: E402
+from db.models import AnnouncementDelivery  # noqa: E402
+from jobs.announcements import EVENT_TYPE, Pacer  # noqa: E402
+from sandbox.bot_process import BotProcess  # noqa: E402
+from sandbox.fake_slack import Call, FakeSlack  # noqa: E402
+
+PG_ADMIN = os.environ.get("CREWCALL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def limits(scale: float) -> dict[str, float]:
+    return {"per_channel_per_sec": 1, "workspace_per_min": 600, "scale": scale}
+
+
+class Tally:
+    """Accepted announcement DMs seen by the fake, counted incrementally (the call list is long)."""
+
+    def __init__(self, fake: FakeSlack) -> None:
+        self.fake = fake
+        self.seen = 0
+        self.per_recipient: Counter[str] = Counter()
+        self.stamps: list[float] = []
+
+    def update(self) -> int:
+        calls = self.fake.calls
+        for call in calls[self.seen :]:
+            recipient = _recipient(call)
+            if recipient is not None:
+                self.per_recipient[recipient] += 1
+                self.stamps.append(call.ts)
+        self.seen = len(calls)
+        return len(self.stamps)
+
+
+def _recipient(call: Call) -> str | None:
+    if call.method != "chat.postMessage" or not call.ok:
+        return None
+    meta = call.params.get("metadata")
+    if isinstance(meta, dict) and meta.get("event_type") == EVENT_TYPE:
+        return str(meta["event_payload"]["recipient"])
+    return None
+
+
+# ---- databases -----------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def database(kind: str):  # type: ignore[no-untyped-def]
+    if kind == "sqlite":
+        tmp = Path(tempfile.mkdtemp(prefix="crewcall-bench-"))
+        try:
+            yield f"sqlite:///{tmp / 'bench.db'}"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    name = f"crewcall_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    host = PG_ADMIN.split("@", 1)[1].rsplit("/", 1)[0]
+    user = PG_ADMIN.split("://", 1)[1].split("@", 1)[0]
+    try:
+        yield f"postgresql+psycopg://{user}@{host}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def outbox_states(url: str) -> dict[str, int]:
+    db = Database(url)
+    try:
+        with db.session() as session:
+            rows = session.exec(
+                select(AnnouncementDelivery.state, func.count()).group_by(col(AnnouncementDelivery.state))
+            ).all()
+            return {state: count for state, count in rows}
+    finally:
+        db.dispose()
+
+
+# ---- the run through crewcall --------------------------------------------------------------------
+
+
+def crewcall_run(args: argparse.Namespace) -> dict[str, float | int | str]:
+    allowed = 600 * args.scale / 60
+    rate_per_min = int(600 * args.scale * args.rate_fraction)
+    with FakeSlack(rate_limits=limits(args.scale)) as fake, database(args.db) as url:
+        people = [u["id"] for u in fake.add_users(args.recipients - 1)]  # + the admin who sends it
+        fake.add_user("UBOTX", is_bot=True)
+        fake.add_user("UGONEX", deleted=True)
+        expected = set(people) | {"UADMIN"}
+        bot = BotProcess(fake, url, env={"ANNOUNCE_RATE_PER_MIN": str(rate_per_min), "LOG_LEVEL": "WARNING"})
+        bot.start()
+        tally = Tally(fake)
+        try:
+            sent_at, sent_wall = time.monotonic(), time.time()
+            assert (
+                bot.driver.command("UADMIN", "/announce", "everyone Broadcast bench: please ignore").status
+                == 200
+            )
+            while tally.update() < args.recipients // 2:
+                time.sleep(0.2)
+                if time.monotonic() - sent_at > 3600:
+                    raise RuntimeError("the first half took more than an hour")
+            first_dm_after = tally.stamps[0] - sent_wall
+            cpu_first_half = cpu_seconds(bot.pid)
+            bot.kill()
+            killed = time.time()
+            states_at_kill = outbox_states(url)
+            tally.update()
+            delivered_at_kill = len(tally.stamps)
+            bot.start()
+            restarted = time.time()
+            while not _done(fake):
+                time.sleep(0.5)
+                if time.monotonic() - sent_at > 7200:
+                    raise RuntimeError("the broadcast did not finish in two hours")
+            tally.update()
+        finally:
+            bot.stop()
+        states = outbox_states(url)
+    stamps = sorted(tally.stamps)
+    span = stamps[-1] - stamps[0]
+    after_kill = [t for t in stamps if t > killed]
+    gap = (after_kill[0] - max(t for t in stamps if t <= killed)) if after_kill else 0.0
+    throughput = (len(stamps) - 1) / span
+    return {
+        "recipients": args.recipients,
+        "allowed_per_s": allowed,
+        "configured_per_min": rate_per_min,
+        "first_dm_after_s": round(first_dm_after, 1),
+        "span_s": round(span, 1),
+        "throughput_per_s": round(throughput, 2),
+        "fraction": round(throughput / allowed, 4),
+        "fraction_without_outage": round((len(stamps) - 1) / (span - gap) / allowed, 4),
+        "outage_s": round(gap, 1),
+        "restart_s": round(restarted - killed, 1),
+        "delivered_at_kill": delivered_at_kill,
+        "in_doubt_at_kill": states_at_kill.get("sending", 0),
+        "duplicates": sum(n - 1 for n in tally.per_recipient.values() if n > 1),
+        "misses": len(expected - set(tally.per_recipient)),
+        "strangers": len(set(tally.per_recipient) - expected),
+        "rate_limited_429": fake.rate_limited_count,
+        "bot_cpu_ms_per_message": round(1000 * cpu_first_half / delivered_at_kill, 2),
+        "outbox_states": ", ".join(f"{k} {v}" for k, v in sorted(states.items())),
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _done(fake: FakeSlack) -> bool:
+    update = fake.last("chat.update")
+    return update is not None and str(update.params.get("text", "")).startswith("Announcement A-1: done")
+
+
+# ---- baselines (same fake limits, no outbox, no database) ----------------------------------------
+
+
+def bare_paced_loop(args: argparse.Namespace, n: int) -> dict[str, float | int]:
+    """The same pacing as crewcall's sender, posting straight from memory: the ceiling."""
+    allowed = 600 * args.scale / 60
+    with FakeSlack(rate_limits=limits(args.scale)) as fake:
+        users = [u["id"] for u in fake.add_users(n)]
+        client = WebClient(
+            token="xoxb-bench", base_url=fake.api_url, retry_handlers=[RateLimitErrorRetryHandler()]
+        )
+        pacer, stop = Pacer(600 * args.scale * args.rate_fraction / 60), threading.Event()
+        slots = threading.Semaphore(4)
+
+        def post(user: str) -> None:
+            try:
+                client.chat_postMessage(channel=user, text="bench")
+            finally:
+                slots.release()
+
+        threads = []
+        for user in users:
+            pacer.wait(stop)
+            slots.acquire()
+            thread = threading.Thread(target=post, args=(user,))
+            thread.start()
+            threads.append(thread)
+        for thread in threads:
+            thread.join()
+        return _measure(fake, allowed)
+
+
+def naive_unpaced(args: argparse.Namespace, n: int) -> dict[str, float | int]:
+    """Four threads posting as fast as they can, waiting out 429 Retry-After (slack_sdk's handler)."""
+    allowed = 600 * args.scale / 60
+    with FakeSlack(rate_limits=limits(args.scale)) as fake:
+        users = [u["id"] for u in fake.add_users(n)]
+        client = WebClient(
+            token="xoxb-bench",
+            base_url=fake.api_url,
+            retry_handlers=[RateLimitErrorRetryHandler(max_retry_count=100)],
+        )
+        chunks = [users[i::4] for i in range(4)]
+
+        def run(chunk: list[str]) -> None:
+            for user in chunk:
+                client.chat_postMessage(channel=user, text="bench")
+
+        threads = [threading.Thread(target=run, args=(c,)) for c in chunks]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return _measure(fake, allowed)
+
+
+def _measure(fake: FakeSlack, allowed: float) -> dict[str, float | int]:
+    stamps = sorted(c.ts for c in fake.calls_to("chat.postMessage") if c.ok)
+    per_channel = Counter(c.response["channel"] for c in fake.calls_to("chat.postMessage") if c.ok)
+    throughput = (len(stamps) - 1) / (stamps[-1] - stamps[0])
+    return {
+        "sent": len(stamps),
+        "throughput_per_s": round(throughput, 2),
+        "fraction": round(throughput / allowed, 4),
+        "rate_limited_429": fake.rate_limited_count,
+        "duplicates": sum(n - 1 for n in per_channel.values() if n > 1),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--recipients", type=int, default=30_000)
+    parser.add_argument("--scale", type=float, default=10.0, help="time compression of the fake's limits")
+    parser.add_argument(
+        "--rate-fraction",
+        type=float,
+        default=0.98,
+        help="ANNOUNCE_RATE_PER_MIN as a fraction of the allowed rate",
+    )
+    parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--baseline", type=int, default=3_000, help="messages per baseline (0 skips them)")
+    args = parser.parse_args()
+
+    print(
+        f"crewcall: {args.recipients:,} recipients, scale {args.scale:g}, {args.db}, SIGKILL half-way",
+        flush=True,
+    )
+    result = crewcall_run(args)
+    for key, value in result.items():
+        print(f"  {key}: {value}", flush=True)
+    if args.baseline:
+        bare = bare_paced_loop(args, args.baseline)
+        print(f"baseline, bare paced loop ({args.baseline:,} messages, no outbox): {bare}", flush=True)
+        naive = naive_unpaced(args, args.baseline)
+        print(
+            f"baseline, naive unpaced sender leaning on 429 ({args.baseline:,} messages): {naive}", flush=True
+        )
+        print(
+            f"crewcall throughput / bare paced loop: {float(result['throughput_per_s']) / bare['throughput_per_s']:.3f}"
+        )
+    ok = (
+        float(result["fraction"]) >= 0.95
+        and result["duplicates"] == 0
+        and result["misses"] == 0
+        and result["strangers"] == 0
+    )
+    print("targets (fraction >= 0.95, 0 duplicates, 0 misses):", "MET" if ok else "NOT MET", flush=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
