@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from handlers import crew, home
+from handlers import crew, home, tasks
 
 if TYPE_CHECKING:
     from core.app import CrewApp
 
-MODULES = [home, crew]
+MODULES = [home, crew, tasks]
 
 
 def register_all(app: CrewApp) -> None:
