@@ -1,0 +1,233 @@
+"""Claim storm: N contractors press Claim on one task card at the same moment.
+
+    .venv/bin/python bench/claim_storm.py [--clicks 300] [--slots 5] [--backend sqlite|postgresql|both]
+
+Boots the real bot (sandbox.harness.BotHarness: create_app, waitress on a free port, the fake Slack),
+posts one task with `--slots` slots through `/tasks new`, and fires `--clicks` signed Claim clicks
+(SlackDriver.click, one distinct contractor each) from as many threads, released together by a
+barrier. The clicking threads run in a child process, as Slack's servers are not inside the bot:
+they don't take the bot's GIL. The fake Slack does run inside the bot's process, so every reply,
+card update and DM the bot sends costs it CPU here that real Slack would not.
+
+Reported per backend:
+- ack latency p50 / p99 / max: from sending a click to the bot's HTTP 200 (what Slack waits for);
+- claims decided per second: clicks / (last decision reply received − first click sent), where a
+  decision is the ephemeral "is yours" or "is full" reply through the click's response_url;
+- that exactly `--slots` contractors won and the card ends Full, without a Claim button.
+
+Baseline, measured in the same run and the same way: the same storm of signed clicks on a button
+whose listener only acknowledges (`bench_noop`). The ratio claim p99 / no-op p99 is what deciding
+claims adds to the acknowledgements happening at the same time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import multiprocessing
+import os
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+CHANNEL = "C0TASKS"
+sys.setswitchinterval(float(os.environ.get("SWITCH", "0.005")))
+PG_ADMIN_URL = os.environ.get("CREWCALL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@dataclass
+class Storm:
+    """One storm's figures."""
+
+    clicks: int
+    latencies: list[float]
+    decided_per_s: float | None = None
+    winners: int | None = None
+    card_full: bool | None = None
+
+    def pct(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * p))] * 1000
+
+    @property
+    def p50(self) -> float:
+        return self.pct(0.50)
+
+    @property
+    def p99(self) -> float:
+        return self.pct(0.99)
+
+    @property
+    def worst(self) -> float:
+        return max(self.latencies) * 1000
+
+
+def fire(
+    url: str,
+    secret: str,
+    users: list[str],
+    action_id: str,
+    value: str,
+    message: dict[str, Any],
+    urls: list[str],
+) -> tuple[list[float], list[float]]:
+    """In the child process: every user clicks at once; returns ack latencies and send times."""
+    from sandbox.driver import SlackDriver
+
+    driver = SlackDriver(url, secret)
+    n = len(users)
+    barrier = threading.Barrier(n)
+    latencies, sent = [0.0] * n, [0.0] * n
+    failures: list[str] = []
+
+    def click(i: int) -> None:
+        barrier.wait()
+        sent[i] = time.time()
+        started = time.perf_counter()
+        response = driver.click(
+            users[i], action_id, value, channel_id=CHANNEL, message_ts=message["ts"], message=message,
+            response_url=urls[i],
+        )  # fmt: skip
+        latencies[i] = time.perf_counter() - started
+        if response.status != 200:
+            failures.append(f"{users[i]}: HTTP {response.status}")
+
+    threads = [threading.Thread(target=click, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise RuntimeError(f"{len(failures)} clicks were not acknowledged: {failures[:3]}")
+    return latencies, sent
+
+
+def storm(
+    pool: Any, bot: Any, users: list[str], action_id: str, value: str, message: dict[str, Any]
+) -> Storm:
+    from sandbox.harness import SIGNING_SECRET
+
+    urls = [bot.fake.new_response_url() for _ in users]
+    latencies, sent = pool.apply(fire, (bot.url, SIGNING_SECRET, users, action_id, value, message, urls))
+    result = Storm(len(users), latencies)
+    if action_id == "task_claim":
+        wanted = set(urls)
+        replies = bot.fake.wait_for(
+            "response_url", count=len(users), timeout=300, predicate=lambda c: c.params.get("_url") in wanted
+        )
+        result.decided_per_s = len(users) / (max(c.ts for c in replies) - min(sent))
+        result.winners = sum("is yours" in c.params.get("text", "") for c in replies)
+    return result
+
+
+def run_backend(backend: str, database_url: str, clicks: int, slots: int, pool: Any) -> tuple[Storm, Storm]:
+    from core.interactions import button
+    from sandbox.harness import BotHarness
+
+    with BotHarness(database_url) as bot:
+        button(bot.app, "bench_noop")(lambda ctx, value: None)
+        fake = bot.fake
+        fake.add_user("ULEAD", tz="UTC")
+        bot.command("UADMIN", "/crew", "lead <@ULEAD>")
+        # Contractors the bot has met before (their profile is fresh), as on a normal day.
+        users = [u["id"] for u in fake.add_users(clicks, tz="Europe/Lisbon")]
+        for user in users:
+            bot.services.directory.refresh(user)
+        posted = bot.command(
+            "ULEAD",
+            "/tasks",
+            f"new Review 40 contract summaries slots={slots} rate=120 hours=6 channel={CHANNEL}",
+        )
+        assert "Posted" in posted.text, posted.text
+        card = fake.last("chat.postMessage")
+        assert card is not None
+        message = dict(fake.find_message(CHANNEL, card.response["ts"]) or {})
+        task_id = message["blocks"][-2]["accessory"]["value"]
+
+        storm(pool, bot, users[:20], "bench_noop", "warm-up", message)  # first-request costs
+        noop = storm(pool, bot, users, "bench_noop", "x", message)
+        claim = storm(pool, bot, users, "task_claim", task_id, message)
+        time.sleep(0.5)  # the last coalesced card redraw
+        final = fake.find_message(CHANNEL, card.response["ts"]) or {}
+        text = json.dumps(final.get("blocks"))
+        claim.card_full = "*Full*" in text and "task_claim" not in text
+        print(f"  {backend}: done", file=sys.stderr)
+    return noop, claim
+
+
+def postgres_database() -> tuple[str, Any]:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(PG_ADMIN_URL)
+    name = f"crewcall_bench_{uuid.uuid4().hex[:8]}"
+    conninfo = f"host={admin.host} port={admin.port or 5432} user={admin.username} dbname={admin.database}"
+
+    def run(sql: str) -> None:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(sql)
+
+    run(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://{admin.username}@{admin.host}:{admin.port or 5432}/{name}"
+    return url, lambda: run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clicks", type=int, default=300)
+    parser.add_argument("--slots", type=int, default=5)
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    logging.getLogger("waitress").setLevel(logging.ERROR)  # "Task queue depth" warnings are the point
+
+    backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
+    results: dict[str, tuple[Storm, Storm]] = {}
+    with multiprocessing.get_context("spawn").Pool(1) as pool, tempfile.TemporaryDirectory() as tmp:
+        for backend in backends:
+            if backend == "sqlite":
+                results[backend] = run_backend(
+                    backend, f"sqlite:///{tmp}/bench.db", args.clicks, args.slots, pool
+                )
+            else:
+                url, drop = postgres_database()
+                try:
+                    results[backend] = run_backend(backend, url, args.clicks, args.slots, pool)
+                finally:
+                    drop()
+
+    print(
+        f"claim storm: {args.clicks} simultaneous clicks on one {args.slots}-slot task, {os.cpu_count()} cores"
+    )
+    print("| backend | storm | ack p50 | ack p99 | ack max | decided/s | winners | card Full, no button |")
+    print("|---|---|---|---|---|---|---|---|")
+    for backend, (noop, claim) in results.items():
+        for name, s in (("no-op button (baseline)", noop), ("Claim", claim)):
+            decided = f"{s.decided_per_s:.0f}" if s.decided_per_s else "—"
+            winners = f"{s.winners} of {args.slots}" if s.winners is not None else "—"
+            full = {None: "—", True: "yes", False: "NO"}[s.card_full]
+            print(
+                f"| {backend} | {name} | {s.p50:.0f} ms | {s.p99:.0f} ms | {s.worst:.0f} ms | {decided} | {winners} | {full} |"
+            )
+    for backend, (noop, claim) in results.items():
+        print(f"{backend}: Claim ack p99 / no-op ack p99 = {claim.p99 / noop.p99:.2f}")
+    if len(results) == 2:
+        sqlite, pg = results["sqlite"][1], results["postgresql"][1]
+        print(f"Claim ack p99 PostgreSQL / SQLite = {pg.p99 / sqlite.p99:.2f}")
+        if sqlite.decided_per_s and pg.decided_per_s:
+            print(f"decided/s PostgreSQL / SQLite = {pg.decided_per_s / sqlite.decided_per_s:.2f}")
+    ok = all(c.winners == args.slots and c.card_full for _, c in results.values())
+    print("correct: exactly one claim per slot, card Full" if ok else "INCORRECT: see the table")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
