@@ -22,6 +22,7 @@ from core.grammar import (
     SKILL,
     TEXT,
     USER,
+    Kind,
     hours_amount,
     integer,
     money,
@@ -41,6 +42,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("crewcall.tasks")
 
 TASK = record_id("T", "task")
+TITLE = Kind("title", TEXT.parse)
+NOTE = Kind("note or link", TEXT.parse)
+REASON = Kind("reason", TEXT.parse)
 RATE = money(Decimal("0"), Decimal("10000"))
 HOURS = hours_amount()
 SLOTS = integer(1, rules.MAX_SLOTS, "number of slots")
@@ -94,9 +98,9 @@ def _send_mine(ctx: Ctx, offset: int) -> None:
 
 @tasks.sub(
     "new",
-    "Post a task as a card with a Claim button (no arguments: a form). rate in $/h, hours estimated; "
-    "slots defaults to 1, channel to TASKS_CHANNEL or this one",
-    params=[Param("title", TEXT, required=False, rest=True)],
+    "Post a task as a card with a Claim button (no arguments: a form). rate= ($/h) and hours= (estimated) "
+    "are required; slots defaults to 1, channel to TASKS_CHANNEL or this one; due is the last day",
+    params=[Param("title", TITLE, required=False, rest=True)],
     options=NEW_OPTIONS,
     role=Role.LEAD,
     action="post tasks",
@@ -262,7 +266,7 @@ def _release(ctx: Ctx, task_id: int) -> None:
 @tasks.sub(
     "done",
     "Submit your work for review, with an optional note or link",
-    params=[Param("task", TASK), Param("note", TEXT, required=False, rest=True)],
+    params=[Param("task", TASK), Param("note", NOTE, required=False, rest=True)],
 )
 def done(ctx: Ctx, args: Args) -> None:
     _submit(ctx, args.task, args.get("note", ""))
@@ -307,7 +311,7 @@ def _approve(ctx: Ctx, task_id: int, user_id: str) -> None:
 @tasks.sub(
     "reject",
     "Reject a member's submitted work, saying why (they are DMed and may dispute within 7 days)",
-    params=[Param("task", TASK), Param("member", USER), Param("reason", TEXT, rest=True)],
+    params=[Param("task", TASK), Param("member", USER), Param("reason", REASON, rest=True)],
     role=Role.LEAD,
     action="reject work",
 )

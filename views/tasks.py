@@ -65,6 +65,14 @@ def claimable(task: Task, now: datetime) -> bool:
     return task.state == rules.OPEN and rules.slots_left(task) > 0 and not rules.is_past_due(task, now)
 
 
+def state_word(task: Task, now: datetime) -> str:
+    if task.state in (rules.CANCELLED, rules.CLOSED):
+        return task.state.capitalize()
+    if task.state == rules.FULL or rules.slots_left(task) == 0:
+        return "Full"
+    return "Past due" if rules.is_past_due(task, now) else "Open"
+
+
 def status_line(task: Task, now: datetime) -> str:
     if task.state == rules.CANCELLED:
         return f":no_entry: *Cancelled* · {slots_text(task)}"
@@ -107,8 +115,7 @@ def card(task: Task, now: datetime) -> tuple[str, list[Block]]:
         status["accessory"] = button("Claim", CLAIM, value=str(task.id), style="primary")
     blocks.append(status)
     blocks.append(context(f"Posted by <@{task.creator_id}> · `/tasks claim {rules.ref(task.id)}` works too"))
-    text = f"{rules.ref(task.id)}: {task.title} ({status_line(task, now).split('*')[1]}, {slots_text(task)})"
-    return text, blocks
+    return f"{rules.ref(task.id)}: {task.title} ({state_word(task, now)}, {slots_text(task)})", blocks
 
 
 # ---- lists ---------------------------------------------------------------------------------------
