@@ -147,8 +147,7 @@ def run_backend(backend: str, database_url: str, clicks: int, slots: int, pool: 
             f"new Review 40 contract summaries slots={slots} rate=120 hours=6 channel={CHANNEL}",
         )
         assert "Posted" in posted.text, posted.text
-        card = fake.last("chat.postMessage")
-        assert card is not None
+        card = fake.wait_for("chat.postMessage", predicate=lambda c: c.params.get("channel") == CHANNEL)[0]
         message = dict(fake.find_message(CHANNEL, card.response["ts"]) or {})
         task_id = message["blocks"][-2]["accessory"]["value"]
 

@@ -62,8 +62,7 @@ def test_defaults_one_slot_and_tasks_channel_or_the_current_one(database_url: st
         make_lead(bot)
         reply = bot.command("ULEAD", "/tasks", "new Label 200 images rate=45 hours=2", channel_id="C0GENERAL")
         assert "<#C0DEFAULT>" in reply.text
-        card = fake.last("chat.postMessage")
-        assert card.params["channel"] == "C0DEFAULT"
+        card = fake.wait_for("chat.postMessage", predicate=lambda c: c.params["channel"] == "C0DEFAULT")[0]
         assert "1 of 1 slot left" in json.dumps(card.params["blocks"])
     with BotHarness(database_url, fake=fake) as bot:
         reply = bot.command("ULEAD", "/tasks", "new Label more images rate=45 hours=2", channel_id="C0HERE")
