@@ -20,9 +20,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import queue
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import parse_qs
@@ -44,34 +45,68 @@ CLICK_HOLD = 0.5
 
 
 class Door:
-    """Requests being answered right now, so that background work can let them go first."""
+    """How busy the door is: requests being answered now, and when the last one came or went."""
 
     def __init__(self) -> None:
-        self._changed = threading.Condition()
+        self._lock = threading.Lock()
         self._inside = 0
         self._last = 0.0
 
     def enter(self) -> None:
-        with self._changed:
+        with self._lock:
             self._inside += 1
             self._last = time.monotonic()
 
     def leave(self) -> None:
-        with self._changed:
+        with self._lock:
             self._inside -= 1
             self._last = time.monotonic()
-            self._changed.notify_all()
 
     def wait_quiet(self, quiet: float = DOOR_QUIET, hold: float = CLICK_HOLD) -> None:
         """Return once no request has been at the door for `quiet` seconds, or after `hold`."""
         deadline = time.monotonic() + hold
-        with self._changed:
-            while True:
-                now = time.monotonic()
-                quiet_at = now if self._inside else self._last + quiet
-                if (not self._inside and now >= quiet_at) or now >= deadline:
-                    return
-                self._changed.wait(max(0.001, min(quiet_at, deadline) - now) if not self._inside else None)
+        while True:
+            with self._lock:
+                inside, last = self._inside, self._last
+            now = time.monotonic()
+            if now >= deadline or (not inside and now >= last + quiet):
+                return
+            time.sleep(max(0.001, min(deadline, now + quiet if inside else last + quiet) - now))
+
+
+class Clicks:
+    """Clicks acknowledged at the door, handed to Bolt by worker threads once the door is quiet.
+    One thread waits for the quiet (so waiting costs nothing while requests are being answered),
+    then passes on everything queued so far."""
+
+    def __init__(self, dispatch: Callable[[str, dict[str, str]], None], door: Door, threads: int) -> None:
+        self._dispatch = dispatch
+        self._door = door
+        self._queue: queue.SimpleQueue[tuple[str, dict[str, str]] | None] = queue.SimpleQueue()
+        self._workers = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="click")
+        self._feeder = threading.Thread(target=self._feed, name="click-feeder", daemon=True)
+        self._feeder.start()
+
+    def put(self, body: str, headers: dict[str, str]) -> None:
+        self._queue.put((body, headers))
+
+    def _feed(self) -> None:
+        while (click := self._queue.get()) is not None:
+            self._door.wait_quiet()
+            while click is not None:
+                self._workers.submit(self._dispatch, *click)
+                try:
+                    click = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+            if click is None:
+                return
+
+    def close(self) -> None:
+        """Dispatch every click already acknowledged, then stop."""
+        self._queue.put(None)
+        self._feeder.join()
+        self._workers.shutdown(wait=True)
 
 
 class WsgiApp:
@@ -79,8 +114,8 @@ class WsgiApp:
         self.app = app
         self.slack = SlackRequestHandler(app, path=EVENTS_PATH)
         self.verifier = SignatureVerifier(app.services.config.slack_signing_secret)
-        self.clicks = ThreadPoolExecutor(max_workers=click_threads, thread_name_prefix="click")
         self.door = Door()
+        self.clicks = Clicks(self._dispatch_click, self.door, click_threads)
 
     def health(self) -> tuple[int, dict[str, Any]]:
         database = self.app.services.db.reachable()
@@ -111,8 +146,8 @@ class WsgiApp:
                 {k[5:].lower().replace("_", "-"): v for k, v in environ.items() if k[:5] == "HTTP_"}
             )
             body = raw.decode("utf-8", errors="replace")
-            if _is_click(body) and self._signed(body, headers):
-                self.clicks.submit(self._dispatch_click, body, headers)
+            if self._signed(body, headers) and _is_click(body):
+                self.clicks.put(body, headers)
                 start_response("200 OK", [("Content-Length", "0")])
                 return [b""]
             environ["wsgi.input"] = io.BytesIO(raw)
@@ -126,15 +161,13 @@ class WsgiApp:
     def _dispatch_click(self, body: str, headers: dict[str, str]) -> None:
         # The full Bolt path (signature again, middleware, the listener's authorize → run); its
         # own acknowledgement has nowhere to go and is dropped.
-        self.door.wait_quiet()
         try:
             self.app.dispatch(BoltRequest(body=body, headers=headers))
         except Exception:
             log.exception("a click acknowledged at the door failed in dispatch")
 
     def close(self) -> None:
-        """Dispatch the clicks already acknowledged, then stop."""
-        self.clicks.shutdown(wait=True)
+        self.clicks.close()
 
 
 def _is_click(body: str) -> bool:
