@@ -146,7 +146,7 @@ class WsgiApp:
                 {k[5:].lower().replace("_", "-"): v for k, v in environ.items() if k[:5] == "HTTP_"}
             )
             body = raw.decode("utf-8", errors="replace")
-            if self._signed(body, headers) and _is_click(body):
+            if self._signed(body, headers) and is_click(body):
                 self.clicks.put(body, headers)
                 start_response("200 OK", [("Content-Length", "0")])
                 return [b""]
@@ -170,7 +170,8 @@ class WsgiApp:
         self.clicks.close()
 
 
-def _is_click(body: str) -> bool:
+def is_click(body: str) -> bool:
+    """A block_actions interaction (a button, a select): Slack reads nothing from its ack's body."""
     if not body.startswith("payload="):
         return False
     try:
