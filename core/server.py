@@ -11,8 +11,8 @@ behind Bolt's listener matching and its listener threads (bench/claim_storm.py m
 Commands, modal submissions and events carry their answer in the acknowledgement and go through Bolt.
 
 Acknowledgements go first: Python runs one thread at a time, so while requests are arriving, the
-click workers hold back (for at most CLICK_HOLD, 2 s) until the door has been quiet for DOOR_QUIET. A burst
-of clicks is thus acknowledged as fast as the server can answer, and decided right after.
+clicks wait (at most CLICK_HOLD) until the door has been quiet for DOOR_QUIET. A burst of clicks is
+thus acknowledged as fast as the server can answer, and decided right after.
 """
 
 from __future__ import annotations
