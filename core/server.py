@@ -11,12 +11,14 @@ behind Bolt's listener matching and its listener threads (bench/claim_storm.py m
 Commands, modal submissions and events carry their answer in the acknowledgement and go through Bolt.
 
 Acknowledgements go first: Python runs one thread at a time, so while requests are arriving, the
-clicks wait (at most CLICK_HOLD) until the door has been quiet for DOOR_QUIET. A burst of clicks is
-thus acknowledged as fast as the server can answer, and decided right after.
+clicks wait (at most CLICK_HOLD) until the door has been quiet for DOOR_QUIET and requests no longer
+arrive at a storm's pace. A burst of clicks is thus acknowledged as fast as the server can answer,
+and decided right after; a lone click is decided 20 ms after its ack.
 """
 
 from __future__ import annotations
 
+import collections
 import io
 import json
 import logging
@@ -41,39 +43,48 @@ log = logging.getLogger("crewcall.http")
 
 EVENTS_PATH = "/slack/events"
 DOOR_QUIET = 0.02
+STORM_WINDOW, STORM_ARRIVALS = 0.1, 3  # 3 requests within 100 ms: a storm is on
 # Slack gives an ack 3 s. Holding decisions back for up to 2 s lets a whole storm be acknowledged
 # first even on a busy machine; a quiet door (the usual case) releases them after 20 ms.
 CLICK_HOLD = 2.0
 
 
 class Door:
-    """How busy the door is: requests being answered now, and when the last one came or went."""
+    """How busy the door is: requests being answered now, and the recent arrivals."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._inside = 0
         self._last = 0.0
+        self._arrivals: collections.deque[float] = collections.deque()
 
     def enter(self) -> None:
+        now = time.monotonic()
         with self._lock:
             self._inside += 1
-            self._last = time.monotonic()
+            self._last = now
+            self._arrivals.append(now)
+            while self._arrivals[0] < now - STORM_WINDOW:
+                self._arrivals.popleft()
 
     def leave(self) -> None:
         with self._lock:
             self._inside -= 1
             self._last = time.monotonic()
 
-    def wait_quiet(self, quiet: float = DOOR_QUIET, hold: float = CLICK_HOLD) -> None:
-        """Return once no request has been at the door for `quiet` seconds, or after `hold`."""
+    def busy(self, quiet: float = DOOR_QUIET) -> bool:
+        """Answering a request, or one came or went within `quiet`, or they are arriving at a
+        storm's pace (a loaded machine leaves gaps between a storm's requests)."""
+        now = time.monotonic()
+        with self._lock:
+            recent = sum(1 for t in self._arrivals if t >= now - STORM_WINDOW)
+            return bool(self._inside) or now < self._last + quiet or recent >= STORM_ARRIVALS
+
+    def wait_quiet(self, hold: float = CLICK_HOLD) -> None:
+        """Return once the door is not busy, or after `hold`."""
         deadline = time.monotonic() + hold
-        while True:
-            with self._lock:
-                inside, last = self._inside, self._last
-            now = time.monotonic()
-            if now >= deadline or (not inside and now >= last + quiet):
-                return
-            time.sleep(max(0.001, min(deadline, now + quiet if inside else last + quiet) - now))
+        while self.busy() and time.monotonic() < deadline:
+            time.sleep(DOOR_QUIET / 2)
 
 
 class Clicks:
