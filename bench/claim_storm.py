@@ -11,6 +11,9 @@ card update and DM the bot sends costs it CPU here that real Slack would not.
 
 Reported per backend:
 - ack latency p50 / p99 / max: from sending a click to the bot's HTTP 200 (what Slack waits for);
+- bot CPU per ack: the bot process's CPU time over the burst / clicks (decisions wait for the burst
+  to end, so this is what acknowledging costs); unlike wall-clock latency it doesn't depend on how
+  busy the machine is, and clicks x this figure is the burst's length on an idle core;
 - claims decided per second: clicks / (last decision reply received − first click sent), where a
   decision is the ephemeral "is yours" or "is full" reply through the click's response_url (for the
   baseline: its "ok");
@@ -52,6 +55,7 @@ class Storm:
     clicks: int
     latencies: list[float]
     answered_per_s: float | None = None
+    cpu_per_ack_ms: float | None = None
     winners: int | None = None
     card_full: bool | None = None
 
@@ -126,14 +130,16 @@ def storm(
     from sandbox.harness import SIGNING_SECRET
 
     urls = [bot.fake.new_response_url() for _ in users]
+    cpu = time.process_time()
     latencies, sent = pool.apply(fire, (bot.url, SIGNING_SECRET, users, action_id, value, message, urls))
+    cpu_per_ack = (time.process_time() - cpu) / len(users) * 1000  # decisions wait for the burst to end
     # Every click is answered (the no-op button says "ok"): wait for all of them, so that one storm's
     # work is over before the next storm starts.
     wanted = set(urls)
     replies = bot.fake.wait_for(
         "response_url", count=len(users), timeout=300, predicate=lambda c: c.params.get("_url") in wanted
     )
-    result = Storm(len(users), latencies, len(users) / (max(c.ts for c in replies) - min(sent)))
+    result = Storm(len(users), latencies, len(users) / (max(c.ts for c in replies) - min(sent)), cpu_per_ack)
     if action_id == "task_claim":
         result.winners = sum("is yours" in c.params.get("text", "") for c in replies)
     return result
@@ -230,15 +236,18 @@ def main() -> int:
         f"{os.cpu_count()} cores, load average {load} (1, 5, 15 min) at the end"
         + ("; clicks acknowledged by Bolt, not at the door" if args.through_bolt else "")
     )
-    print("| backend | storm | ack p50 | ack p99 | ack max | answered/s | winners | card Full, no button |")
-    print("|---|---|---|---|---|---|---|---|")
+    print(
+        "| backend | storm | ack p50 | ack p99 | ack max | bot CPU per ack | answered/s | winners "
+        "| card Full, no button |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|")
     for backend, (noop, claim) in results.items():
         for name, s in (("no-op button (baseline)", noop), ("Claim", claim)):
             decided = f"{s.answered_per_s:.0f}" if s.answered_per_s else "—"
             winners = f"{s.winners} of {args.slots}" if s.winners is not None else "—"
             full = {None: "—", True: "yes", False: "NO"}[s.card_full]
             print(
-                f"| {backend} | {name} | {s.p50:.0f} ms | {s.p99:.0f} ms | {s.worst:.0f} ms | {decided} | {winners} | {full} |"
+                f"| {backend} | {name} | {s.p50:.0f} ms | {s.p99:.0f} ms | {s.worst:.0f} ms | {s.cpu_per_ack_ms:.2f} ms | {decided} | {winners} | {full} |"
             )
     for backend, (noop, claim) in results.items():
         print(f"{backend}: Claim ack p99 / no-op ack p99 = {claim.p99 / noop.p99:.2f}")

@@ -3,10 +3,13 @@ lost once acknowledged, even when the bot stops right after."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+from urllib.parse import urlencode
 
 from core.interactions import button
+from core.server import is_click
 from sandbox.fake_slack import FakeSlack
 from sandbox.harness import BotHarness
 from tests.tasks_support import TASKS, assignments, make_lead, post
@@ -63,3 +66,17 @@ def test_a_click_acknowledged_just_before_a_stop_is_still_decided(sqlite_url: st
         )
     finally:
         bot.close()
+
+
+def test_only_click_payloads_are_taken_for_clicks() -> None:
+    def form(**fields: str) -> str:
+        return urlencode(fields)
+
+    click = {"type": "block_actions", "user": {"id": "U1"}, "actions": [{"type": "button"}]}
+    assert is_click(form(payload=json.dumps(click)))
+    assert is_click(form(payload=json.dumps(click, separators=(",", ":"))))  # as Slack writes it
+    typed = {"type": "plain_text_input", "value": '{"type": "block_actions"}'}
+    submission = {"type": "view_submission", "view": {"state": {"values": {"b": {"a": typed}}}}}
+    assert not is_click(form(payload=json.dumps(submission)))
+    assert not is_click(form(command="/tasks", text='"type":"block_actions"'))
+    assert not is_click(json.dumps({"type": "event_callback", "event": {"type": "block_actions"}}))
