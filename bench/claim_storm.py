@@ -12,8 +12,8 @@ card update and DM the bot sends costs it CPU here that real Slack would not.
 Reported per backend:
 - ack latency p50 / p99 / max: from sending a click to the bot's HTTP 200 (what Slack waits for);
 - bot CPU per ack: the bot process's CPU time over the burst / clicks (decisions wait for the burst
-  to end, so this is what acknowledging costs); unlike wall-clock latency it doesn't depend on how
-  busy the machine is, and clicks x this figure is the burst's length on an idle core;
+  to end, so this is what acknowledging costs); unlike wall-clock latency it hardly depends on how
+  busy the machine is: clicks x this figure is the CPU the whole burst needs;
 - claims decided per second: clicks / (last decision reply received − first click sent), where a
   decision is the ephemeral "is yours" or "is full" reply through the click's response_url (for the
   baseline: its "ok");
@@ -23,6 +23,8 @@ Baseline, measured in the same run and the same way: the same storm of signed cl
 whose listener only answers "ok" (`bench_noop`), through the same framework path (authorize, member
 lookup, reply). The ratios Claim / no-op say what deciding a claim adds, to the acknowledgements
 happening at the same time and to the answers. Each storm is waited out before the next starts.
+A second baseline, the HTTP floor: the same storm, sent the same way, to waitress (same settings)
+serving an empty WSGI app; no acknowledgement can be faster than that on the same machine.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from urllib.parse import urlencode
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CHANNEL = "C0TASKS"
+CLICK_BYTES = 2700  # the size of a signed click on a task card
 PG_ADMIN_URL = os.environ.get("CREWCALL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
@@ -99,8 +102,12 @@ def fire(
             user, action_id, value, channel_id=CHANNEL, message_ts=message["ts"], message=message,
             response_url=response_url,
         )  # fmt: skip
-    bodies = [urlencode({"payload": json.dumps(payload)}) for payload in built]
-    n = len(users)
+    return send_together(driver, [urlencode({"payload": json.dumps(payload)}) for payload in built])
+
+
+def send_together(driver: Any, bodies: list[str]) -> tuple[list[float], list[float]]:
+    """Send every body at once (threads released by a barrier); ack latencies and send times."""
+    n = len(bodies)
     barrier = threading.Barrier(n)
     latencies, sent = [0.0] * n, [0.0] * n
     failures: list[str] = []
@@ -112,7 +119,7 @@ def fire(
         response = driver.post(bodies[i], "application/x-www-form-urlencoded")
         latencies[i] = time.perf_counter() - started
         if response.status != 200:
-            failures.append(f"{users[i]}: HTTP {response.status}")
+            failures.append(f"request {i}: HTTP {response.status}")
 
     threads = [threading.Thread(target=click, args=(i,)) for i in range(n)]
     for t in threads:
@@ -120,7 +127,7 @@ def fire(
     for t in threads:
         t.join()
     if failures:
-        raise RuntimeError(f"{len(failures)} clicks were not acknowledged: {failures[:3]}")
+        raise RuntimeError(f"{len(failures)} requests were not acknowledged: {failures[:3]}")
     return latencies, sent
 
 
@@ -180,6 +187,34 @@ def run_backend(backend: str, database_url: str, clicks: int, slots: int, pool: 
     return noop, claim
 
 
+def fire_bare(url: str, n: int, body: str) -> tuple[list[float], list[float]]:
+    from sandbox.driver import SlackDriver
+
+    return send_together(SlackDriver(url, "any"), [body] * n)
+
+
+def http_floor(pool: Any, clicks: int, body: str) -> Storm:
+    """The same storm against waitress serving an empty WSGI app: the HTTP server's own floor."""
+    from waitress.server import create_server
+
+    def empty(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
+
+    server = create_server(empty, host="127.0.0.1", port=0, threads=16, connection_limit=1000, backlog=1024)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.effective_port}"  # type: ignore[union-attr]
+    try:
+        pool.apply(fire_bare, (url, 100, body))
+        cpu = time.process_time()
+        latencies, _ = pool.apply(fire_bare, (url, clicks, body))
+        return Storm(clicks, latencies, cpu_per_ack_ms=(time.process_time() - cpu) / clicks * 1000)
+    finally:
+        server.close()
+
+
 def postgres_database() -> tuple[str, Any]:
     import psycopg
     from sqlalchemy.engine import make_url
@@ -229,6 +264,7 @@ def main() -> int:
                     results[backend] = run_backend(backend, url, args.clicks, args.slots, pool)
                 finally:
                     drop()
+        floor = http_floor(pool, args.clicks, "payload=" + "x" * CLICK_BYTES)
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     print(
@@ -249,8 +285,13 @@ def main() -> int:
             print(
                 f"| {backend} | {name} | {s.p50:.0f} ms | {s.p99:.0f} ms | {s.worst:.0f} ms | {s.cpu_per_ack_ms:.2f} ms | {decided} | {winners} | {full} |"
             )
+    print(
+        f"| — | waitress with an empty app (HTTP floor) | {floor.p50:.0f} ms | {floor.p99:.0f} ms "
+        f"| {floor.worst:.0f} ms | {floor.cpu_per_ack_ms:.2f} ms | — | — | — |"
+    )
     for backend, (noop, claim) in results.items():
         print(f"{backend}: Claim ack p99 / no-op ack p99 = {claim.p99 / noop.p99:.2f}")
+        print(f"{backend}: Claim ack p99 / HTTP floor p99 = {claim.p99 / floor.p99:.2f}")
         if claim.answered_per_s and noop.answered_per_s:
             print(
                 f"{backend}: claims decided/s / no-op answered/s = {claim.answered_per_s / noop.answered_per_s:.2f}"
