@@ -104,16 +104,16 @@ class Clicks:
         self._queue.put((body, headers))
 
     def _feed(self) -> None:
-        while (click := self._queue.get()) is not None:
-            self._door.wait_quiet()
-            while click is not None:
+        while True:
+            batch = [self._queue.get()]
+            if batch[0] is not None:
+                self._door.wait_quiet()
+            while not self._queue.empty():  # what queued up meanwhile goes too (one reader: safe)
+                batch.append(self._queue.get())
+            for click in batch:
+                if click is None:  # close(): everything before it is dispatched
+                    return
                 self._workers.submit(self._dispatch, *click)
-                try:
-                    click = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-            if click is None:
-                return
 
     def close(self) -> None:
         """Dispatch every click already acknowledged, then stop."""

@@ -111,7 +111,7 @@ def new(ctx: Ctx, args: Args) -> None:
         return
     usage = tasks.subcommands["new"].usage()
     if args.title is None:
-        raise UsageError("Missing title: put it before the options.", usage)
+        raise UsageError("Missing title (the words that are not options).", usage)
     stray = _STRAY_OPTION.search(args.title)
     if stray:
         known = ", ".join(o.key for o in NEW_OPTIONS)
@@ -196,9 +196,7 @@ def _claim(ctx: Ctx, task_id: int) -> None:
                 session, task_id, ctx.actor, ctx.now, ctx.services.config.max_active_claims, ctx.source
             )
     except rules.TaskRefusal as refusal:
-        ctx.reply(f":warning: {refusal.message}")
-        if refusal.card_stale:
-            refresh_card(ctx.services, task_id)
+        _refused(ctx, task_id, refusal)
         return
     task = taken.task
     ctx.reply(
@@ -208,6 +206,13 @@ def _claim(ctx: Ctx, task_id: int) -> None:
     refresh_card(ctx.services, task_id)
     text, blocks = views.taken_dm(task, ctx.actor.tz)
     ctx.dm(ctx.actor.user_id, text, blocks, what="claim confirmation")
+
+
+def _refused(ctx: Ctx, task_id: int, refusal: rules.TaskRefusal) -> None:
+    """Say why, then redraw the card if the click may have come from a stale one."""
+    ctx.reply(f":warning: {refusal.message}")
+    if refusal.card_stale:
+        refresh_card(ctx.services, task_id)
 
 
 @tasks.sub(
@@ -232,9 +237,7 @@ def assign(ctx: Ctx, args: Args) -> None:
                 ctx.source,
             )
     except rules.TaskRefusal as refusal:
-        ctx.reply(f":warning: {refusal.message}")
-        if refusal.card_stale:
-            refresh_card(ctx.services, args.task)
+        _refused(ctx, args.task, refusal)
         return
     task = taken.task
     notes = "".join(f"\nNote: {n}" for n in taken.notes)

@@ -61,7 +61,7 @@ def slots_text(task: Task) -> str:
     return f"{rules.slots_left(task)} of {task.slots} slot{'s' if task.slots != 1 else ''} left"
 
 
-def claimable(task: Task, now: datetime) -> bool:
+def can_be_claimed(task: Task, now: datetime) -> bool:
     return task.state == rules.OPEN and rules.slots_left(task) > 0 and not rules.is_past_due(task, now)
 
 
@@ -111,7 +111,7 @@ def card(task: Task, now: datetime) -> tuple[str, list[Block]]:
         )
     )
     status = section(status_line(task, now), block_id=f"task_status_{task.id}")
-    if claimable(task, now):
+    if can_be_claimed(task, now):
         status["accessory"] = button("Claim", CLAIM, value=str(task.id), style="primary")
     blocks.append(status)
     blocks.append(context(f"Posted by <@{task.creator_id}> · `/tasks claim {rules.ref(task.id)}` works too"))
