@@ -28,6 +28,7 @@ from views.blocks import (
 )
 
 PAGE = 10
+HISTORY_PAGE = 40
 
 CLAIM = "task_claim"
 LIST_MORE = "task_list_more"
@@ -194,9 +195,6 @@ def mine_list(rows: list[tuple[Assignment, Task]], offset: int, has_more: bool, 
     if has_more:
         blocks.append(actions(button("More", MINE_MORE, value=str(offset + PAGE))))
     return fit_message(blocks)
-
-
-HISTORY_PAGE = 40
 
 
 def history_list(task: Task, entries: list[AuditEntry], offset: int, has_more: bool) -> list[Block]:
