@@ -36,13 +36,16 @@ def record(
     return entry
 
 
-def history(session: Session, entity: str, entity_id: str | int, limit: int = 200) -> list[AuditEntry]:
-    """Oldest first."""
+def history(
+    session: Session, entity: str, entity_id: str | int, limit: int = 200, offset: int = 0
+) -> list[AuditEntry]:
+    """Oldest first; `offset` pages through a long history."""
     return list(
         session.exec(
             select(AuditEntry)
             .where(AuditEntry.entity == entity, AuditEntry.entity_id == str(entity_id))
             .order_by(col(AuditEntry.id))
+            .offset(offset)
             .limit(limit)
         )
     )

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from handlers import announcements, crew, home, hours, policy, referrals, shifts
+from handlers import announcements, crew, home, hours, policy, referrals, shifts, tasks
 
 if TYPE_CHECKING:
     from core.app import CrewApp
 
-MODULES = [home, crew, shifts, hours, announcements, policy, referrals]
+MODULES = [home, crew, tasks, shifts, hours, announcements, policy, referrals]
 
 
 def register_all(app: CrewApp) -> None:

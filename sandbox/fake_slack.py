@@ -83,6 +83,12 @@ MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default listen backlog is 5: a burst of calls from the bot (a claim storm's
+    # replies) would be refused like no real Slack refuses them.
+    request_queue_size = 1024
+
+
 def dm_channel_id(user_id: str) -> str:
     """The DM channel id the fake uses for a user: ``"U123"`` -> ``"D123"``.
 
@@ -285,7 +291,7 @@ class FakeSlack:
         """Bind ``127.0.0.1`` on a free port and serve on a daemon thread. Returns self."""
         if self._server is not None:
             return self
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", 0), _Handler)
         server.daemon_threads = True
         server.fake = self  # type: ignore[attr-defined]
         self._server = server

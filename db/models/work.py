@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from db.types import UTCDateTime
@@ -15,7 +15,9 @@ from db.types import UTCDateTime
 
 class Task(SQLModel, table=True):
     """A paid piece of work with a number of slots. `claimed` counts active assignments
-    (claimed or submitted) and is changed only by conditional updates, never read-then-write."""
+    (claimed or submitted), `approved` the slots whose work was approved; both are changed only by
+    conditional updates, never read-then-write, so `claimed + approved <= slots` always holds.
+    `due_at` is the instant the due date ends (midnight after `due` in the creator's timezone)."""
 
     id: int | None = Field(default=None, primary_key=True)
     title: str = Field(max_length=200)
@@ -25,7 +27,9 @@ class Task(SQLModel, table=True):
     est_hours: float = Field(default=0)
     slots: int
     claimed: int = Field(default=0)
+    approved: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     due: date | None = Field(default=None)
+    due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     state: str = Field(default="open", max_length=16, index=True)  # open / full / cancelled / closed
     channel_id: str | None = Field(default=None, max_length=32)
     message_ts: str | None = Field(default=None, max_length=32)
@@ -35,9 +39,21 @@ class Task(SQLModel, table=True):
 
 
 class Assignment(SQLModel, table=True):
-    """One member's hold on one task slot: claimed → submitted → approved / rejected, or released."""
+    """One member's hold on one task slot: claimed → submitted → approved / rejected, or released.
+    A member holds at most one active (claimed or submitted) assignment per task: a partial unique
+    index says so, whatever the race."""
 
-    __table_args__ = (Index("ix_assignment_member_state", "user_id", "state"),)
+    __table_args__ = (
+        Index("ix_assignment_member_state", "user_id", "state"),
+        Index(
+            "uq_assignment_active",
+            "task_id",
+            "user_id",
+            unique=True,
+            sqlite_where=text("state IN ('claimed', 'submitted')"),
+            postgresql_where=text("state IN ('claimed', 'submitted')"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     task_id: int = Field(foreign_key="task.id", index=True)

@@ -1,0 +1,664 @@
+"""Tasks and assignments: who may claim what, and how a slot is given exactly once.
+
+Where is a claim decided? In `claim` below, by one conditional UPDATE of the task row
+(`claimed = claimed + 1 … WHERE state = 'open' AND claimed + approved < slots`): the database,
+not Python, decides who gets the last slot, and the loser's UPDATE matches no row.
+
+The rules, as a contractor meets them:
+- A task has `slots`; `claimed` counts active assignments (claimed or submitted) and `approved` the
+  slots whose work was approved, so `claimed + approved <= slots` always. A task is *full* when no
+  slot is free and *closed* when every slot's work is approved.
+- A member may hold at most `max_active` tasks in the *claimed* state (MAX_ACTIVE_CLAIMS): work
+  submitted and waiting for review doesn't count. They may hold one active assignment per task.
+- *Past due*: a task's due date ends at midnight after it, in the timezone of the lead who posted
+  it (`deadline`). From then on it can't be claimed, assigned or submitted, and the expiry job
+  releases the claims still unsubmitted.
+- Releasing, rejecting or expiring a claim frees its slot (a full task opens again); approving
+  keeps the slot taken for good.
+
+Concurrency. Every change runs in one transaction (`Database.session()`) with its audit entry.
+On SQLite each transaction holds the write lock from its start (BEGIN IMMEDIATE), so changes are
+serialized. On PostgreSQL (READ COMMITTED) rows are locked in one order everywhere, member → task →
+assignment, so that two changes never wait on each other:
+- `claim` and `assign` lock the member row first: two claims by one member (clicking several cards
+  at once) run one after the other, and the second counts the first's assignment, so the cap holds.
+  Then the conditional UPDATE locks the task row; then the assignment is inserted.
+- release, approve, reject, cancel and expiry lock the task row, then change assignments.
+- submit changes only its assignment row (a conditional UPDATE from `claimed`).
+The partial unique index `uq_assignment_active` guarantees one active assignment per member and
+task even if a path forgot the lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case, func, or_, update
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, col, select
+
+from core.authz import Actor
+from core.errors import UserError
+from db.models import Assignment, AuditEntry, Member, Task
+from domain import audit, members
+
+# Task states
+OPEN, FULL, CANCELLED, CLOSED = "open", "full", "cancelled", "closed"
+# Assignment states
+CLAIMED, SUBMITTED, APPROVED, REJECTED, RELEASED = "claimed", "submitted", "approved", "rejected", "released"
+ACTIVE = (CLAIMED, SUBMITTED)
+
+DISPUTE_WINDOW = timedelta(days=7)
+SYSTEM = "system"  # the actor of changes the bot makes on its own (expiry)
+TITLE_MAX = 200
+DESCRIPTION_MAX = 2500
+MAX_SLOTS = 500
+
+
+class TaskRefusal(UserError):
+    """A claim or assignment refused; `card_stale` when the task's card may still show a Claim
+    button it should no longer have (full, cancelled, closed, past due), so it gets redrawn."""
+
+    def __init__(self, message: str, card_stale: bool = False) -> None:
+        super().__init__(message)
+        self.card_stale = card_stale
+
+
+def ref(task_id: int | None) -> str:
+    return f"T-{task_id}"
+
+
+def deadline(due: date, tz: str) -> datetime:
+    """The instant a due date is over: midnight after it, in `tz` (UTC if the zone is unknown)."""
+    try:
+        zone = ZoneInfo(tz)
+    except (KeyError, ValueError):
+        zone = ZoneInfo("UTC")
+    return datetime.combine(due + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+
+
+def is_past_due(task: Task, now: datetime) -> bool:
+    return task.due_at is not None and now >= task.due_at
+
+
+def slots_left(task: Task) -> int:
+    return max(0, task.slots - task.claimed - task.approved)
+
+
+# ---- posting ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskDraft:
+    """What a lead fills in to post a task. Rate in cents."""
+
+    title: str
+    rate_cents: int
+    est_hours: float
+    slots: int = 1
+    description: str = ""
+    skill: str | None = None
+    due: date | None = None
+    channel_id: str | None = None
+
+
+def check_draft(draft: TaskDraft, creator_tz: str, now: datetime) -> dict[str, str]:
+    """What is wrong with a draft, by field name (empty when it can be posted)."""
+    problems: dict[str, str] = {}
+    if not draft.title.strip():
+        problems["title"] = "A task needs a title."
+    elif len(draft.title) > TITLE_MAX:
+        problems["title"] = f"Keep the title under {TITLE_MAX} characters (it has {len(draft.title)})."
+    if len(draft.description) > DESCRIPTION_MAX:
+        problems["description"] = f"Keep the description under {DESCRIPTION_MAX} characters."
+    if draft.rate_cents <= 0:
+        problems["rate"] = "The hourly rate must be more than $0."
+    if draft.est_hours <= 0:
+        problems["hours"] = "The estimated hours must be more than 0."
+    if not 1 <= draft.slots <= MAX_SLOTS:
+        problems["slots"] = f"Slots must be between 1 and {MAX_SLOTS} (got {draft.slots})."
+    if draft.due is not None and deadline(draft.due, creator_tz) <= now:
+        problems["due"] = f"The due date {draft.due.isoformat()} has already passed (in {creator_tz})."
+    return problems
+
+
+def create(session: Session, by: Actor, draft: TaskDraft, now: datetime, source: str) -> Task:
+    problems = check_draft(draft, by.tz, now)
+    if problems:
+        raise UserError(" ".join(problems.values()))
+    task = Task(
+        title=draft.title.strip(),
+        description=draft.description.strip(),
+        skill=draft.skill,
+        rate_cents=draft.rate_cents,
+        est_hours=draft.est_hours,
+        slots=draft.slots,
+        due=draft.due,
+        due_at=deadline(draft.due, by.tz) if draft.due else None,
+        channel_id=draft.channel_id,
+        creator_id=by.user_id,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(task)
+    session.flush()
+    _audit(
+        session,
+        now,
+        by.user_id,
+        "task.created",
+        task,
+        source,
+        title=task.title,
+        slots=task.slots,
+        rate_cents=task.rate_cents,
+        est_hours=task.est_hours,
+        skill=task.skill,
+        due=task.due,
+        channel=task.channel_id,
+    )
+    return task
+
+
+def attach_card(session: Session, task_id: int, channel_id: str, message_ts: str) -> None:
+    session.execute(
+        update(Task)
+        .where(col(Task.id) == task_id)
+        .values(channel_id=channel_id, message_ts=message_ts)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def withdraw(session: Session, task_id: int, by: str, now: datetime, source: str, why: str) -> None:
+    """Cancel a task nobody could see (its card could not be posted)."""
+    session.execute(
+        update(Task)
+        .where(col(Task.id) == task_id, col(Task.state) == OPEN, col(Task.claimed) == 0)
+        .values(state=CANCELLED, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    task = get(session, task_id)
+    _audit(session, now, by, "task.withdrawn", task, source, reason=why)
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+
+def get(session: Session, task_id: int, lock: bool = False) -> Task:
+    """The task, fresh from the database (locked FOR UPDATE on PostgreSQL when `lock`)."""
+    query = select(Task).where(col(Task.id) == task_id).execution_options(populate_existing=True)
+    task = session.exec(query.with_for_update() if lock else query).first()
+    if task is None:
+        raise UserError(f"There is no task {ref(task_id)}. `/tasks` lists the open ones.")
+    return task
+
+
+def active_assignment(session: Session, task_id: int, user_id: str) -> Assignment | None:
+    return session.exec(
+        select(Assignment)
+        .where(
+            col(Assignment.task_id) == task_id,
+            col(Assignment.user_id) == user_id,
+            col(Assignment.state).in_(ACTIVE),
+        )
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def latest_assignment(session: Session, task_id: int, user_id: str) -> Assignment | None:
+    return session.exec(
+        select(Assignment)
+        .where(col(Assignment.task_id) == task_id, col(Assignment.user_id) == user_id)
+        .order_by(col(Assignment.id).desc())
+        .execution_options(populate_existing=True)
+    ).first()
+
+
+def claimed_by(session: Session, user_id: str) -> list[int]:
+    """Ids of the tasks a member holds in the claimed state (what counts against the cap)."""
+    return list(
+        session.exec(
+            select(Assignment.task_id)
+            .where(col(Assignment.user_id) == user_id, col(Assignment.state) == CLAIMED)
+            .order_by(col(Assignment.task_id))
+        )
+    )
+
+
+def holders(session: Session, task_id: int) -> list[Assignment]:
+    """The active assignments of a task, oldest first."""
+    return list(
+        session.exec(
+            select(Assignment)
+            .where(col(Assignment.task_id) == task_id, col(Assignment.state).in_(ACTIVE))
+            .order_by(col(Assignment.id))
+        )
+    )
+
+
+def claimable(
+    session: Session, member: Actor, now: datetime, offset: int, limit: int
+) -> tuple[list[Task], bool]:
+    """Open tasks this member may claim (skills, not past due, not already theirs), newest first;
+    and whether there are more after this page."""
+    mine = select(Assignment.task_id).where(
+        col(Assignment.user_id) == member.user_id, col(Assignment.state).in_(ACTIVE)
+    )
+    skill_ok = col(Task.skill).is_(None)
+    if member.skills:
+        skill_ok = or_(skill_ok, col(Task.skill).in_(sorted(member.skills)))
+    rows = list(
+        session.exec(
+            select(Task)
+            .where(
+                col(Task.state) == OPEN,
+                col(Task.claimed) + col(Task.approved) < col(Task.slots),
+                or_(col(Task.due_at).is_(None), col(Task.due_at) > now),
+                skill_ok,
+                col(Task.id).not_in(mine),
+            )
+            .order_by(col(Task.id).desc())
+            .offset(offset)
+            .limit(limit + 1)
+        )
+    )
+    return rows[:limit], len(rows) > limit
+
+
+def assignments_of(
+    session: Session, user_id: str, offset: int, limit: int, active_only: bool = False
+) -> tuple[list[tuple[Assignment, Task]], bool]:
+    """A member's assignments: active ones first, then the rest, newest first."""
+    active = col(Assignment.state).in_(ACTIVE)
+    active_first = case((active, 0), else_=1)
+    rows = list(
+        session.exec(
+            select(Assignment, Task)
+            .join(Task, col(Task.id) == col(Assignment.task_id))
+            .where(col(Assignment.user_id) == user_id, active if active_only else True)
+            .order_by(active_first, col(Assignment.id).desc())
+            .offset(offset)
+            .limit(limit + 1)
+        )
+    )
+    return [(a, t) for a, t in rows[:limit]], len(rows) > limit
+
+
+def counts_by_state(session: Session) -> dict[str, int]:
+    rows = session.exec(select(Task.state, func.count()).group_by(col(Task.state)))
+    counts = {state: 0 for state in (OPEN, FULL, CLOSED, CANCELLED)}
+    counts.update({state: int(n) for state, n in rows})
+    return counts
+
+
+def awaiting_review(session: Session, limit: int) -> tuple[list[tuple[Assignment, Task]], int]:
+    """The oldest submissions waiting for a lead's decision, and how many there are in all."""
+    waiting = col(Assignment.state) == SUBMITTED
+    total = session.exec(select(func.count()).select_from(Assignment).where(waiting)).one()
+    rows = session.exec(
+        select(Assignment, Task)
+        .join(Task, col(Task.id) == col(Assignment.task_id))
+        .where(waiting)
+        .order_by(col(Assignment.submitted_at), col(Assignment.id))
+        .limit(limit)
+    )
+    return [(a, t) for a, t in rows], int(total)
+
+
+def history(session: Session, task_id: int, offset: int, limit: int) -> tuple[list[AuditEntry], bool]:
+    get(session, task_id)
+    entries = audit.history(session, "task", task_id, limit=limit + 1, offset=offset)
+    return entries[:limit], len(entries) > limit
+
+
+# ---- claiming ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Taken:
+    """A slot given: the task as it is now, the new assignment, and anything the lead should know."""
+
+    task: Task
+    assignment: Assignment
+    notes: tuple[str, ...] = ()
+
+
+def claim(
+    session: Session, task_id: int, member: Actor, now: datetime, max_active: int, source: str
+) -> Taken:
+    """Give `member` a slot of the task, or raise a TaskRefusal saying why not (nothing changes)."""
+    task = get(session, task_id)
+    _refuse_if_held(session, task, member.user_id)
+    _refuse_if_closed(task, now)
+    if task.skill and task.skill not in member.skills:
+        yours = ", ".join(f"`{s}`" for s in sorted(member.skills)) or "none yet"
+        raise TaskRefusal(
+            f"{ref(task_id)} needs the `{task.skill}` skill, which you don't have (your skills: {yours}). "
+            "Skills are vetted and added by leads."
+        )
+    _refuse_if_full(task)
+
+    _lock_member(session, member.user_id)
+    _refuse_if_held(session, task, member.user_id)  # a second click by the same member, serialized
+    held = claimed_by(session, member.user_id)
+    if len(held) >= max_active:
+        listed = ", ".join(ref(t) for t in held)
+        raise TaskRefusal(
+            f"You already hold {len(held)} claimed tasks ({listed}), the most one person may hold at once. "
+            f"Submit one (`/tasks done T-n`) or release one (`/tasks release T-n`), then claim {ref(task_id)}."
+        )
+    return _take(session, task_id, member.user_id, now, source, "task.claimed", member.user_id)
+
+
+def assign(
+    session: Session, task_id: int, user_id: str, by: Actor, now: datetime, max_active: int, source: str
+) -> Taken:
+    """A lead gives a slot to a member. Slots, state and the due date are respected; the member's
+    skills and claim cap are the lead's call, and reported back as notes."""
+    member = members.ensure(session, user_id, now)
+    if member.is_bot:
+        raise UserError(f"<@{user_id}> is a bot, not a member.")
+    task = get(session, task_id)
+    existing = active_assignment(session, task_id, user_id)
+    if existing is not None:
+        raise TaskRefusal(f"<@{user_id}> already holds {ref(task_id)} ({existing.state}). Nothing changed.")
+    _refuse_if_closed(task, now)
+    _refuse_if_full(task)
+    _lock_member(session, user_id)
+    taken = _take(session, task_id, user_id, now, source, "task.assigned", by.user_id)
+    notes = []
+    skills = members.skills_of(session, user_id)
+    if task.skill and task.skill not in skills:
+        notes.append(f"<@{user_id}> doesn't have the `{task.skill}` skill.")
+    held = len(claimed_by(session, user_id))
+    if held > max_active:
+        notes.append(f"<@{user_id}> now holds {held} claimed tasks, over the usual limit of {max_active}.")
+    return Taken(taken.task, taken.assignment, tuple(notes))
+
+
+def _take(
+    session: Session, task_id: int, user_id: str, now: datetime, source: str, action: str, actor_id: str
+) -> Taken:
+    """The decision: one conditional UPDATE takes a slot or matches nothing."""
+    taken = session.execute(
+        update(Task)
+        .where(
+            col(Task.id) == task_id,
+            col(Task.state) == OPEN,
+            col(Task.claimed) + col(Task.approved) < col(Task.slots),
+            or_(col(Task.due_at).is_(None), col(Task.due_at) > now),
+        )
+        .values(
+            claimed=col(Task.claimed) + 1,
+            state=case((col(Task.claimed) + 1 + col(Task.approved) >= col(Task.slots), FULL), else_=OPEN),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        task = get(session, task_id)
+        _refuse_if_closed(task, now)
+        _refuse_if_full(task)
+        raise TaskRefusal(f"{ref(task_id)} can't be claimed right now.", card_stale=True)
+    assignment = Assignment(task_id=task_id, user_id=user_id, state=CLAIMED, claimed_at=now)
+    session.add(assignment)
+    try:
+        session.flush()
+    except IntegrityError:
+        # Unreachable while every path takes the member lock; the index keeps the rule regardless,
+        # and raising rolls the whole transaction back (the slot taken above included).
+        raise TaskRefusal(f"{ref(task_id)} is already held by <@{user_id}>.") from None
+    task = get(session, task_id)
+    _audit(session, now, actor_id, action, task, source, member=user_id, slots_left=slots_left(task))
+    return Taken(task, assignment)
+
+
+def _lock_member(session: Session, user_id: str) -> None:
+    """Serialize one member's claims (PostgreSQL row lock; SQLite's write lock already does)."""
+    session.exec(select(Member.user_id).where(col(Member.user_id) == user_id).with_for_update()).first()
+
+
+def _refuse_if_held(session: Session, task: Task, user_id: str) -> None:
+    existing = active_assignment(session, task.id or 0, user_id)
+    if existing is None:
+        return
+    if existing.state == SUBMITTED:
+        raise TaskRefusal(f"{ref(task.id)} is already yours: you submitted it and it's waiting for review.")
+    raise TaskRefusal(
+        f"{ref(task.id)} is already yours. When the work is ready, submit it with `/tasks done {ref(task.id)}`."
+    )
+
+
+def _refuse_if_closed(task: Task, now: datetime) -> None:
+    if task.state == CANCELLED:
+        raise TaskRefusal(f"{ref(task.id)} was cancelled, so it can't be claimed.", card_stale=True)
+    if task.state == CLOSED:
+        raise TaskRefusal(
+            f"{ref(task.id)} is closed: the work on all its slots is approved.", card_stale=True
+        )
+    if is_past_due(task, now):
+        due = task.due.isoformat() if task.due else "earlier"
+        raise TaskRefusal(f"{ref(task.id)} was due {due} and can no longer be claimed.", card_stale=True)
+
+
+def _refuse_if_full(task: Task) -> None:
+    if task.state == FULL or slots_left(task) == 0:
+        raise TaskRefusal(
+            f"{ref(task.id)} is full: all {task.slots} slot{'s' if task.slots != 1 else ''} are taken. "
+            "If someone releases theirs, the card will show a Claim button again.",
+            card_stale=True,
+        )
+
+
+# ---- working a task ----------------------------------------------------------------------------
+
+
+def release(session: Session, task_id: int, user_id: str, now: datetime, source: str) -> Task:
+    """The claimant gives their slot back."""
+    task = get(session, task_id, lock=True)
+    current = _held_or_refuse(session, task, user_id, "release")
+    if current.state == SUBMITTED:
+        raise UserError(
+            f"You already submitted {ref(task_id)}; it's waiting for review, so it can't be released."
+        )
+    if not _move(session, current, (CLAIMED,), RELEASED, released_at=now, reason="released by the member"):
+        raise UserError(f"Your claim on {ref(task_id)} changed meanwhile. Check `/tasks mine`.")
+    task = _free_slot(session, task_id, now)
+    _audit(session, now, user_id, "task.released", task, source, member=user_id, slots_left=slots_left(task))
+    return task
+
+
+def submit(
+    session: Session, task_id: int, user_id: str, note: str, now: datetime, source: str
+) -> tuple[Task, Assignment]:
+    """The claimant hands in the work (an optional note or link) for a lead's review."""
+    task = get(session, task_id)
+    current = _held_or_refuse(session, task, user_id, "submit")
+    if current.state == SUBMITTED:
+        raise UserError(f"You already submitted {ref(task_id)}; it's waiting for review.")
+    if is_past_due(task, now):
+        raise UserError(
+            f"{ref(task_id)} was due {task.due.isoformat() if task.due else 'earlier'}: "
+            "the deadline has passed, so the claim has expired."
+        )
+    note = note.strip()[:DESCRIPTION_MAX]
+    if not _move(session, current, (CLAIMED,), SUBMITTED, submitted_at=now, note=note):
+        raise UserError(f"Your claim on {ref(task_id)} changed meanwhile. Check `/tasks mine`.")
+    _audit(session, now, user_id, "task.submitted", task, source, member=user_id, note=note)
+    return task, _reloaded(session, current)
+
+
+def approve(session: Session, task_id: int, user_id: str, by: Actor, now: datetime, source: str) -> Task:
+    task = get(session, task_id, lock=True)
+    current = _submission_or_refuse(session, task, user_id)
+    if not _move(session, current, (SUBMITTED,), APPROVED, reviewer_id=by.user_id, decided_at=now):
+        raise UserError(f"<@{user_id}>'s submission for {ref(task_id)} was decided meanwhile.")
+    session.execute(
+        update(Task)
+        .where(col(Task.id) == task_id, col(Task.claimed) > 0)
+        .values(
+            claimed=col(Task.claimed) - 1,
+            approved=col(Task.approved) + 1,
+            state=case((col(Task.approved) + 1 >= col(Task.slots), CLOSED), else_=col(Task.state)),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    task = get(session, task_id)
+    _audit(session, now, by.user_id, "task.approved", task, source, member=user_id, state=task.state)
+    return task
+
+
+def reject(
+    session: Session, task_id: int, user_id: str, by: Actor, reason: str, now: datetime, source: str
+) -> Task:
+    """A lead turns down a submission; the slot opens again. The member may dispute within 7 days."""
+    reason = reason.strip()
+    if not reason:
+        raise UserError("Say why the work is rejected: the contractor is told, and it settles disputes.")
+    task = get(session, task_id, lock=True)
+    current = _submission_or_refuse(session, task, user_id)
+    if not _move(
+        session, current, (SUBMITTED,), REJECTED, reviewer_id=by.user_id, decided_at=now, reason=reason[:1000]
+    ):
+        raise UserError(f"<@{user_id}>'s submission for {ref(task_id)} was decided meanwhile.")
+    task = _free_slot(session, task_id, now)
+    _audit(session, now, by.user_id, "task.rejected", task, source, member=user_id, reason=reason[:1000])
+    return task
+
+
+def cancel(session: Session, task_id: int, by: Actor, now: datetime, source: str) -> tuple[Task, list[str]]:
+    """Withdraw a task; every active claim is released. Returns the task and who held it."""
+    task = get(session, task_id, lock=True)
+    if task.state == CANCELLED:
+        raise UserError(f"{ref(task_id)} is already cancelled. Nothing changed.")
+    if task.state == CLOSED:
+        raise UserError(f"{ref(task_id)} is closed: all its work is approved, so there is nothing to cancel.")
+    held = holders(session, task_id)
+    session.execute(
+        update(Task)
+        .where(col(Task.id) == task_id, col(Task.state).in_((OPEN, FULL)))
+        .values(state=CANCELLED, claimed=0, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    released = [
+        a.user_id
+        for a in held
+        if _move(session, a, ACTIVE, RELEASED, released_at=now, reason="task cancelled")
+    ]
+    task = get(session, task_id)
+    _audit(session, now, by.user_id, "task.cancelled", task, source, released=released)
+    return task, released
+
+
+def expire_claims(
+    session: Session, task_id: int, now: datetime, source: str
+) -> tuple[Task | None, list[str]]:
+    """Release the claims still unsubmitted once the task is past due; returns who lost theirs."""
+    task = session.get(Task, task_id)
+    if task is None or not is_past_due(task, now):
+        return task, []
+    task = get(session, task_id, lock=True)
+    expired = []
+    for assignment in holders(session, task_id):
+        if assignment.state == CLAIMED and _move(
+            session,
+            assignment,
+            (CLAIMED,),
+            RELEASED,
+            released_at=now,
+            reason="expired: not submitted by the due date",
+        ):
+            task = _free_slot(session, task_id, now)
+            _audit(
+                session,
+                now,
+                SYSTEM,
+                "task.claim_expired",
+                task,
+                source,
+                member=assignment.user_id,
+                slots_left=slots_left(task),
+            )
+            expired.append(assignment.user_id)
+    return task, expired
+
+
+def _held_or_refuse(session: Session, task: Task, user_id: str, verb: str) -> Assignment:
+    current = active_assignment(session, task.id or 0, user_id)
+    if current is not None:
+        return current
+    last = latest_assignment(session, task.id or 0, user_id)
+    if last is None:
+        raise UserError(f"You don't hold {ref(task.id)}, so there is nothing to {verb}.")
+    why = {
+        APPROVED: "your work on it was approved",
+        REJECTED: "your submission was rejected",
+        RELEASED: f"your claim was released ({last.reason or 'released'})",
+    }.get(last.state, last.state)
+    raise UserError(f"You no longer hold {ref(task.id)}: {why}. Nothing to {verb}.")
+
+
+def _submission_or_refuse(session: Session, task: Task, user_id: str) -> Assignment:
+    current = active_assignment(session, task.id or 0, user_id)
+    if current is None:
+        last = latest_assignment(session, task.id or 0, user_id)
+        state = f" (their last assignment on it is {last.state})" if last else ""
+        raise UserError(f"<@{user_id}> has no submission on {ref(task.id)} to review{state}.")
+    if current.state != SUBMITTED:
+        raise UserError(f"<@{user_id}> hasn't submitted {ref(task.id)} yet, so there is nothing to review.")
+    return current
+
+
+def _move(
+    session: Session, assignment: Assignment, from_states: Sequence[str], to: str, **values: Any
+) -> bool:
+    """Change an assignment's state only if it is still in one of `from_states`."""
+    moved = session.execute(
+        update(Assignment)
+        .where(col(Assignment.id) == assignment.id, col(Assignment.state).in_(from_states))
+        .values(state=to, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return moved.rowcount == 1  # type: ignore[attr-defined]
+
+
+def _reloaded(session: Session, assignment: Assignment) -> Assignment:
+    return session.exec(
+        select(Assignment)
+        .where(col(Assignment.id) == assignment.id)
+        .execution_options(populate_existing=True)
+    ).one()
+
+
+def _free_slot(session: Session, task_id: int, now: datetime) -> Task:
+    session.execute(
+        update(Task)
+        .where(col(Task.id) == task_id, col(Task.claimed) > 0)
+        .values(
+            claimed=col(Task.claimed) - 1,
+            state=case((col(Task.state) == FULL, OPEN), else_=col(Task.state)),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return get(session, task_id)
+
+
+def _audit(
+    session: Session, now: datetime, actor_id: str, action: str, task: Task, source: str, **detail: Any
+) -> None:
+    audit.record(
+        session,
+        at=now,
+        actor_id=actor_id,
+        action=action,
+        entity="task",
+        entity_id=task.id or 0,
+        source=source,
+        **detail,
+    )

@@ -1,0 +1,559 @@
+"""/tasks: leads post tasks as cards, contractors claim them with a button, leads review the work.
+
+Every listener parses (grammar), is authorized by the role it declares, calls `domain.tasks` in one
+transaction, then, with the transaction closed, answers, DMs and redraws the task's card.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from core.authz import Role
+from core.commands import Args, Option, Param, SlashCommand
+from core.context import Ctx, ViewValues
+from core.errors import UsageError, UserError
+from core.grammar import (
+    CHANNEL,
+    DATE,
+    SKILL,
+    TEXT,
+    USER,
+    Kind,
+    hours_amount,
+    integer,
+    money,
+    parse_skill,
+    record_id,
+)
+from core.interactions import FieldErrors, button, modal
+from core.slack import SlackFailure
+from domain import tasks as rules
+from views import tasks as views
+
+if TYPE_CHECKING:
+    from core.app import CrewApp
+    from core.authz import Actor
+    from core.services import Services
+
+log = logging.getLogger("crewcall.tasks")
+
+TASK = record_id("T", "task")
+TITLE = Kind("title", TEXT.parse)
+NOTE = Kind("note or link", TEXT.parse)
+REASON = Kind("reason", TEXT.parse)
+RATE = money(Decimal("0"), Decimal("10000"))
+HOURS = hours_amount()
+SLOTS = integer(1, rules.MAX_SLOTS, "number of slots")
+NEW_OPTIONS = (
+    Option("slots", SLOTS, default=1),
+    Option("rate", RATE),
+    Option("hours", HOURS),
+    Option("skill", SKILL),
+    Option("due", DATE),
+    Option("channel", CHANNEL),
+)
+_STRAY_OPTION = re.compile(r"(?:^|\s)([a-z_]+)=\S*")
+
+tasks = SlashCommand(
+    "/tasks",
+    "Find, claim and work on paid tasks",
+    "A task is due at the end of its due date in the timezone of the lead who posted it; claims not "
+    "submitted by then are released.",
+)
+
+
+# ---- finding work --------------------------------------------------------------------------------
+
+
+@tasks.sub("", "List the open tasks you can claim, newest first")
+def list_open(ctx: Ctx, args: Args) -> None:
+    _send_claimable(ctx, 0)
+
+
+def _send_claimable(ctx: Ctx, offset: int) -> None:
+    cap = ctx.services.config.max_active_claims
+    with ctx.session() as session:
+        held = len(rules.claimed_by(session, ctx.actor.user_id))
+        found, has_more = rules.claimable(session, ctx.actor, ctx.now, offset, views.PAGE)
+    ctx.reply("Open tasks you can claim", views.claimable_list(found, offset, has_more, held, cap))
+
+
+@tasks.sub("mine", "List your tasks, with Submit and Release buttons")
+def mine(ctx: Ctx, args: Args) -> None:
+    _send_mine(ctx, 0)
+
+
+def _send_mine(ctx: Ctx, offset: int) -> None:
+    with ctx.session() as session:
+        rows, has_more = rules.assignments_of(session, ctx.actor.user_id, offset, views.PAGE)
+    ctx.reply("Your tasks", views.mine_list(rows, offset, has_more, ctx.actor.tz))
+
+
+# ---- posting -------------------------------------------------------------------------------------
+
+
+@tasks.sub(
+    "new",
+    "Post a task as a card with a Claim button (no arguments: a form). rate= ($/h) and hours= (estimated) "
+    "are required; slots defaults to 1, channel to TASKS_CHANNEL or this one; due is the last day",
+    params=[Param("title", TITLE, required=False, rest=True)],
+    options=NEW_OPTIONS,
+    role=Role.LEAD,
+    action="post tasks",
+)
+def new(ctx: Ctx, args: Args) -> None:
+    if ctx.request.text.strip().lower() == "new":
+        ctx.open_modal(views.new_task_modal(_default_channel(ctx, required=False), ctx.origin_metadata()))
+        return
+    usage = tasks.subcommands["new"].usage()
+    if args.title is None:
+        raise UsageError("Missing title (the words that are not options).", usage)
+    stray = _STRAY_OPTION.search(args.title)
+    if stray:
+        known = ", ".join(o.key for o in NEW_OPTIONS)
+        raise UsageError(f"`{stray.group(1)}` is not an option of `/tasks new` (options: {known}).", usage)
+    for key, example in (("rate", "rate=120"), ("hours", "hours=6")):
+        if key not in args:
+            raise UsageError(f"`{key}=` is required, like {example}.", usage)
+    draft = rules.TaskDraft(
+        title=args.title,
+        rate_cents=int(args.rate * 100),
+        est_hours=float(args.hours),
+        slots=args.slots,
+        skill=args.get("skill"),
+        due=args.get("due"),
+        channel_id=args.get("channel") or _default_channel(ctx, required=True),
+    )
+    _post(ctx, draft)
+
+
+def _default_channel(ctx: Ctx, required: bool) -> str | None:
+    here = ctx.request.channel_id
+    channel = ctx.services.config.tasks_channel or (here if here and here[0] in "CG" else None)
+    if channel is None and required:
+        raise UserError("Say where to post the card, like `channel=#tasks` (or set TASKS_CHANNEL).")
+    return channel
+
+
+def _post(ctx: Ctx, draft: rules.TaskDraft) -> None:
+    """Create the task, post its card, remember where; a card that can't be posted withdraws it."""
+    with ctx.session() as session:
+        task = rules.create(session, ctx.actor, draft, ctx.now, ctx.source)
+    text, blocks = views.card(task, ctx.now)
+    try:
+        posted = ctx.services.slack.call(
+            "chat.postMessage", channel=draft.channel_id, text=text, blocks=blocks, unfurl_links=False
+        )
+    except SlackFailure as e:
+        log.error("could not post the card of %s in %s: %s", rules.ref(task.id), draft.channel_id, e.error)
+        with ctx.session() as session:
+            rules.withdraw(session, task.id or 0, ctx.actor.user_id, ctx.now, ctx.source, e.error)
+        hint = {
+            "not_in_channel": "Invite me there with `/invite @crewcall`",
+            "channel_not_found": "Check the channel (for a private one, invite me first)",
+            "is_archived": "That channel is archived; pick another",
+        }.get(e.error, "Try again in a moment")
+        raise UserError(
+            f"I couldn't post the card in <#{draft.channel_id}> (`{e.error}`), so {rules.ref(task.id)} was "
+            f"withdrawn. {hint}, then post it again."
+        ) from None
+    with ctx.session() as session:
+        rules.attach_card(session, task.id or 0, posted["channel"], posted["ts"])
+    if task.due_at is not None:
+        ctx.services.scheduler.at(
+            _expiry_job(task.id or 0),
+            "jobs.tasks:expire_claims",
+            task.due_at,
+            args=(task.id,),
+            misfire_grace=None,  # a bot that was down expires the claims when it comes back
+        )
+    ctx.reply(
+        f":white_check_mark: Posted *{rules.ref(task.id)} · {task.title}* in <#{posted['channel']}> "
+        f"({views.slots_text(task)})."
+    )
+
+
+def _expiry_job(task_id: int) -> str:
+    return f"task-expiry:{rules.ref(task_id)}"
+
+
+# ---- claiming ------------------------------------------------------------------------------------
+
+
+@tasks.sub("claim", "Claim a task", params=[Param("task", TASK)])
+def claim_command(ctx: Ctx, args: Args) -> None:
+    _claim(ctx, args.task)
+
+
+def _claim(ctx: Ctx, task_id: int) -> None:
+    try:
+        with ctx.session() as session:
+            taken = rules.claim(
+                session, task_id, ctx.actor, ctx.now, ctx.services.config.max_active_claims, ctx.source
+            )
+    except rules.TaskRefusal as refusal:
+        _refused(ctx, task_id, refusal)
+        return
+    task = taken.task
+    ctx.reply(
+        f":white_check_mark: *{rules.ref(task.id)} · {task.title}* is yours! I sent you the details and "
+        f"what to do next in a DM. Submit with `/tasks done {rules.ref(task.id)}`."
+    )
+    refresh_card(ctx.services, task_id)
+    text, blocks = views.taken_dm(task, ctx.actor.tz)
+    ctx.dm(ctx.actor.user_id, text, blocks, what="claim confirmation")
+
+
+def _refused(ctx: Ctx, task_id: int, refusal: rules.TaskRefusal) -> None:
+    """Say why, then redraw the card if the click may have come from a stale one."""
+    ctx.reply(f":warning: {refusal.message}")
+    if refusal.card_stale:
+        refresh_card(ctx.services, task_id)
+
+
+@tasks.sub(
+    "assign",
+    "Give a slot to a member (respects slots; they are DMed)",
+    params=[Param("task", TASK), Param("member", USER)],
+    role=Role.LEAD,
+    action="assign tasks",
+)
+def assign(ctx: Ctx, args: Args) -> None:
+    if ctx.services.directory.refresh(args.member) is None:
+        raise UserError(f"I couldn't find <@{args.member}> in this workspace. Nothing changed.")
+    try:
+        with ctx.session() as session:
+            taken = rules.assign(
+                session,
+                args.task,
+                args.member,
+                ctx.actor,
+                ctx.now,
+                ctx.services.config.max_active_claims,
+                ctx.source,
+            )
+    except rules.TaskRefusal as refusal:
+        _refused(ctx, args.task, refusal)
+        return
+    task = taken.task
+    notes = "".join(f"\nNote: {n}" for n in taken.notes)
+    ctx.reply(
+        f":white_check_mark: Assigned *{rules.ref(task.id)}* to <@{args.member}> "
+        f"({views.slots_text(task)}). I DMed them.{notes}"
+    )
+    refresh_card(ctx.services, args.task)
+    text, blocks = views.taken_dm(task, ctx.services.directory.tz_of(args.member), ctx.actor.user_id)
+    ctx.dm(args.member, text, blocks, what="assignment")
+
+
+# ---- working a task ------------------------------------------------------------------------------
+
+
+@tasks.sub("release", "Give your slot back", params=[Param("task", TASK)])
+def release_command(ctx: Ctx, args: Args) -> None:
+    _release(ctx, args.task)
+
+
+def _release(ctx: Ctx, task_id: int) -> None:
+    with ctx.session() as session:
+        task = rules.release(session, task_id, ctx.actor.user_id, ctx.now, ctx.source)
+    ctx.reply(f"You released *{rules.ref(task.id)} · {task.title}*; the slot is open to others again.")
+    refresh_card(ctx.services, task_id)
+    _refresh_home(ctx)
+
+
+@tasks.sub(
+    "done",
+    "Submit your work for review, with an optional note or link",
+    params=[Param("task", TASK), Param("note", NOTE, required=False, rest=True)],
+)
+def done(ctx: Ctx, args: Args) -> None:
+    _submit(ctx, args.task, args.get("note", ""))
+
+
+def _submit(ctx: Ctx, task_id: int, note: str) -> None:
+    with ctx.session() as session:
+        task, assignment = rules.submit(session, task_id, ctx.actor.user_id, note, ctx.now, ctx.source)
+    ctx.reply(
+        f":inbox_tray: Submitted *{rules.ref(task.id)} · {task.title}*. A lead will review it; "
+        "you'll get a DM with the decision."
+    )
+    ctx.dm(task.creator_id, views.submitted_dm(task, ctx.actor.user_id, assignment.note), what="submission")
+    _refresh_home(ctx)
+
+
+@tasks.sub(
+    "approve",
+    "Approve a member's submitted work (they are DMed)",
+    params=[Param("task", TASK), Param("member", USER)],
+    role=Role.LEAD,
+    action="approve work",
+)
+def approve_command(ctx: Ctx, args: Args) -> None:
+    _approve(ctx, args.task, args.member)
+
+
+def _approve(ctx: Ctx, task_id: int, user_id: str) -> None:
+    with ctx.session() as session:
+        task = rules.approve(session, task_id, user_id, ctx.actor, ctx.now, ctx.source)
+    closed = (
+        " Every slot's work is now approved, so the task is closed." if task.state == rules.CLOSED else ""
+    )
+    ctx.reply(
+        f":white_check_mark: Approved <@{user_id}>'s work on *{rules.ref(task.id)}*. I DMed them.{closed}"
+    )
+    ctx.dm(user_id, views.approved_dm(task, ctx.actor.user_id), what="approval")
+    refresh_card(ctx.services, task_id)
+    _refresh_home(ctx)
+
+
+@tasks.sub(
+    "reject",
+    "Reject a member's submitted work, saying why (they are DMed and may dispute within 7 days)",
+    params=[Param("task", TASK), Param("member", USER), Param("reason", REASON, rest=True)],
+    role=Role.LEAD,
+    action="reject work",
+)
+def reject_command(ctx: Ctx, args: Args) -> None:
+    _reject(ctx, args.task, args.member, args.reason)
+
+
+def _reject(ctx: Ctx, task_id: int, user_id: str, reason: str) -> None:
+    with ctx.session() as session:
+        task = rules.reject(session, task_id, user_id, ctx.actor, reason, ctx.now, ctx.source)
+    ctx.reply(
+        f"Rejected <@{user_id}>'s work on *{rules.ref(task.id)}*; the slot is open again. "
+        "I DMed them the reason and how to dispute it."
+    )
+    until = ctx.now + rules.DISPUTE_WINDOW
+    tz = ctx.services.directory.tz_of(user_id)
+    ctx.dm(user_id, views.rejected_dm(task, ctx.actor.user_id, reason.strip(), until, tz), what="rejection")
+    refresh_card(ctx.services, task_id)
+    _refresh_home(ctx)
+
+
+@tasks.sub(
+    "cancel",
+    "Cancel a task; everyone holding it is DMed",
+    params=[Param("task", TASK)],
+    role=Role.LEAD,
+    action="cancel tasks",
+)
+def cancel(ctx: Ctx, args: Args) -> None:
+    with ctx.session() as session:
+        task, released = rules.cancel(session, args.task, ctx.actor, ctx.now, ctx.source)
+    ctx.services.scheduler.remove(_expiry_job(args.task))
+    told = f" I DMed the {len(released)} people who held it." if released else " Nobody held it."
+    ctx.reply(f"Cancelled *{rules.ref(task.id)} · {task.title}*.{told}")
+    refresh_card(ctx.services, args.task)
+    for user_id in released:
+        ctx.dm(user_id, views.cancelled_dm(task, ctx.actor.user_id), what="cancellation")
+
+
+@tasks.sub(
+    "history",
+    "Every recorded change of a task: who, what, when, from where",
+    params=[Param("task", TASK)],
+    role=Role.LEAD,
+    action="see task history",
+)
+def history(ctx: Ctx, args: Args) -> None:
+    _send_history(ctx, args.task, 0)
+
+
+def _send_history(ctx: Ctx, task_id: int, offset: int) -> None:
+    with ctx.session() as session:
+        task = rules.get(session, task_id)
+        entries, has_more = rules.history(session, task_id, offset, views.HISTORY_PAGE)
+    ctx.reply(f"History of {rules.ref(task_id)}", views.history_list(task, entries, offset, has_more))
+
+
+# ---- the card ------------------------------------------------------------------------------------
+
+# Redraws in flight, by (app, task): True when another change arrived meanwhile. A storm of clicks
+# thus costs one chat.update at a time per card, and the last one drawn is the latest state.
+_redraws: dict[tuple[int, int], bool] = {}
+_redraws_lock = threading.Lock()
+
+
+def refresh_card(services: Services, task_id: int) -> None:
+    """Make the task's card true again (chat.update in place), coalescing concurrent redraws."""
+    key = (id(services), task_id)
+    with _redraws_lock:
+        if key in _redraws:
+            _redraws[key] = True
+            return
+        _redraws[key] = False
+    try:
+        while True:
+            _redraw(services, task_id)
+            with _redraws_lock:
+                if not _redraws[key]:
+                    return
+                _redraws[key] = False
+    finally:
+        with _redraws_lock:
+            _redraws.pop(key, None)
+
+
+def _redraw(services: Services, task_id: int) -> None:
+    with services.db.session() as session:
+        task = rules.get(session, task_id)
+    if not (task.channel_id and task.message_ts):
+        return
+    text, blocks = views.card(task, services.clock.now())
+    services.slack.update(
+        task.channel_id, task.message_ts, text, blocks, what=f"card of {rules.ref(task_id)}"
+    )
+
+
+def _refresh_home(ctx: Ctx) -> None:
+    """Redraw the actor's Home tab when they acted from it (a button there, or a modal it opened)."""
+    if ctx.request.in_home or ctx.request.metadata.get("home"):
+        ctx.services.home.publish(ctx.services, ctx.actor.user_id)
+
+
+# ---- buttons and modals --------------------------------------------------------------------------
+
+
+def _task_id(value: str) -> int:
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError("That button is out of date. Type `/tasks` to see the current tasks.") from None
+
+
+def _task_and_member(value: str) -> tuple[int, str]:
+    task, _, user = value.partition(":")
+    if not user:
+        raise UserError("That button is out of date. Type `/tasks` to see the current tasks.")
+    return _task_id(task), user
+
+
+def _offset(value: str) -> int:
+    return max(0, _task_id(value))
+
+
+def register(app: CrewApp) -> None:
+    app.commands.add(tasks).register(app, app.services)
+
+    @button(app, views.CLAIM)
+    def claim_clicked(ctx: Ctx, value: str) -> None:
+        _claim(ctx, _task_id(value))
+
+    @button(app, views.LIST_MORE)
+    def list_more(ctx: Ctx, value: str) -> None:
+        _send_claimable(ctx, _offset(value))
+
+    @button(app, views.MINE_MORE)
+    def mine_more(ctx: Ctx, value: str) -> None:
+        _send_mine(ctx, _offset(value))
+
+    @button(app, views.HISTORY_MORE, role=Role.LEAD, action="see task history")
+    def history_more(ctx: Ctx, value: str) -> None:
+        task_id, _, offset = value.partition(":")
+        _send_history(ctx, _task_id(task_id), _offset(offset))
+
+    @button(app, views.RELEASE)
+    def release_clicked(ctx: Ctx, value: str) -> None:
+        _release(ctx, _task_id(value))
+
+    @button(app, views.SUBMIT)
+    def submit_clicked(ctx: Ctx, value: str) -> None:
+        task_id = _task_id(value)
+        with ctx.session() as session:
+            task = rules.get(session, task_id)
+        ctx.open_modal(views.submit_modal(task, _metadata(ctx, task=task_id)))
+
+    @modal(app, views.SUBMIT_MODAL)
+    def submit_submitted(ctx: Ctx, values: ViewValues) -> None:
+        _submit(ctx, _task_id(str(ctx.request.metadata.get("task", ""))), values.text("note"))
+
+    @button(app, views.APPROVE, role=Role.LEAD, action="approve work")
+    def approve_clicked(ctx: Ctx, value: str) -> None:
+        _approve(ctx, *_task_and_member(value))
+
+    @button(app, views.REJECT, role=Role.LEAD, action="reject work")
+    def reject_clicked(ctx: Ctx, value: str) -> None:
+        task_id, user_id = _task_and_member(value)
+        with ctx.session() as session:
+            task = rules.get(session, task_id)
+        ctx.open_modal(views.reject_modal(task, user_id, _metadata(ctx, task=task_id, member=user_id)))
+
+    @modal(app, views.REJECT_MODAL, role=Role.LEAD, action="reject work")
+    def reject_submitted(ctx: Ctx, values: ViewValues) -> None:
+        reason = values.text("reason")
+        if not reason:
+            raise FieldErrors({"reason": "Say why: the contractor is told, and it settles disputes."})
+        meta = ctx.request.metadata
+        _reject(ctx, _task_id(str(meta.get("task", ""))), str(meta.get("member", "")), reason)
+
+    @modal(app, views.NEW_MODAL, role=Role.LEAD, action="post tasks")
+    def new_submitted(ctx: Ctx, values: ViewValues) -> None:
+        _post(ctx, _draft_from_form(ctx, values))
+
+    @app.home.section("tasks", "Tasks", order=20)
+    def tasks_home(services: Services, actor: Actor) -> list[dict[str, Any]]:
+        with services.db.session() as session:
+            rows, _ = rules.assignments_of(session, actor.user_id, 0, views.PAGE, active_only=True)
+            blocks = views.home_member(rows, actor.tz)
+            if actor.is_lead:
+                counts = rules.counts_by_state(session)
+                waiting, total = rules.awaiting_review(session, views.PAGE)
+                blocks += views.home_lead(counts, waiting, total)
+        return blocks
+
+
+def _metadata(ctx: Ctx, **extra: Any) -> str:
+    """Modal metadata: where to answer (the channel, or the Home tab) and what it is about."""
+    return ctx.origin_metadata(home=ctx.request.in_home or None, **extra)
+
+
+def _draft_from_form(ctx: Ctx, values: ViewValues) -> rules.TaskDraft:
+    """The modal's fields through the same grammar as the one-line command; errors keep it open."""
+    errors: dict[str, str] = {}
+
+    def parse(block_id: str, kind: Any, required: bool = True) -> Any:
+        raw = values.text(block_id)
+        if not raw:
+            if required:
+                errors[block_id] = "Required."
+            return None
+        try:
+            return kind.parse(raw)
+        except UsageError as e:
+            errors[block_id] = e.message
+            return None
+
+    rate = parse("rate", RATE)
+    est = parse("hours", HOURS)
+    slots = parse("slots", SLOTS)
+    skill = None
+    if values.text("skill"):
+        try:
+            skill = parse_skill(values.text("skill"))
+        except UsageError as e:
+            errors["skill"] = e.message
+    channel = values.channel("channel")
+    if not channel:
+        errors["channel"] = "Pick the channel for the card."
+    # A field that didn't parse is already reported; its stand-in (1) lets the others be checked too.
+    draft = rules.TaskDraft(
+        title=values.text("title"),
+        description=values.text("description"),
+        rate_cents=int(rate * 100) if rate is not None else 1,
+        est_hours=float(est) if est is not None else 1,
+        slots=slots or 1,
+        skill=skill,
+        due=values.date("due"),
+        channel_id=channel,
+    )
+    for field, problem in rules.check_draft(draft, ctx.actor.tz, ctx.now).items():
+        errors.setdefault(field, problem)
+    if errors:
+        raise FieldErrors(errors)
+    return draft
