@@ -36,12 +36,15 @@ HELP_WORDS = frozenset({"help", "-h", "--help", "?"})
 
 @dataclass(frozen=True)
 class Param:
-    """A positional argument. `rest=True` takes the remaining free text (at most one, last)."""
+    """A positional argument. `rest=True` takes the remaining free text (at most one, last);
+    `strict=True` refuses a `word=` in that text that is no option, instead of keeping a mistyped
+    option as part of a title or name."""
 
     name: str
     kind: Kind = TEXT
     required: bool = True
     rest: bool = False
+    strict: bool = False
 
     def usage(self) -> str:
         shown = f"{self.kind.placeholder}…" if self.rest else self.kind.placeholder
@@ -127,7 +130,7 @@ class Subcommand:
                         f"`{key}=` needs a value, like {options[key.lower()].usage()[1:-1]}.", self.usage()
                     )
                 values[key.lower()] = options[key.lower()].kind.parse(value)
-            elif sep and key.isidentifier() and key.islower() and rest_param is None:
+            elif sep and key.isidentifier() and key.islower() and (rest_param is None or rest_param.strict):
                 known = ", ".join(options) or "none"
                 raise UsageError(
                     f"`{key}` is not an option of `{self.command} {self.name}` (options: {known}).",

@@ -3,7 +3,6 @@ reminder's "Can't make it", the new-shift modal and the Home tab's shifts sectio
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -38,8 +37,6 @@ SHIFT_ID = record_id("S", "shift")
 SLOTS = integer(1, MAX_SLOTS, "number of slots")
 DEFAULT_REMIND = timedelta(minutes=30)
 PAGE = 10
-# The name takes the free text, so a mistyped option would silently become part of it.
-_STRAY_OPTION = re.compile(r"(?:^|\s)([a-z_]+)=")
 HOME_SHIFTS = 5
 
 shifts_command = SlashCommand(
@@ -86,7 +83,7 @@ def _list(ctx: Ctx, kind: str, offset: int) -> None:
 @shifts_command.sub(
     "new",
     "Schedule a shift (with no arguments, opens a form)",
-    params=[Param("name", TEXT, required=False, rest=True)],
+    params=[Param("name", TEXT, required=False, rest=True, strict=True)],
     options=[
         Option("start", LOCAL_DATETIME),
         Option("end", LOCAL_DATETIME),
@@ -109,10 +106,6 @@ def new(ctx: Ctx, args: Args) -> None:
     usage = shifts_command.subcommands["new"].usage()
     if "name" not in given:
         raise UsageError("Missing name: put the shift's name before the options, like `Night review`.", usage)
-    stray = _STRAY_OPTION.search(args.name)
-    if stray:
-        known = ", ".join(o.key for o in shifts_command.subcommands["new"].options)
-        raise UsageError(f"`{stray.group(1)}` is not an option of `/shifts new` (options: {known}).", usage)
     tz = args.get("tz", ctx.actor.tz)
     for key in ("start", "end"):
         if key not in given:

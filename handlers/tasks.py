@@ -7,7 +7,6 @@ transaction, then, with the transaction closed, answers, DMs and redraws the tas
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -56,7 +55,6 @@ NEW_OPTIONS = (
     Option("due", DATE),
     Option("channel", CHANNEL),
 )
-_STRAY_OPTION = re.compile(r"(?:^|\s)([a-z_]+)=\S*")
 
 tasks = SlashCommand(
     "/tasks",
@@ -100,7 +98,7 @@ def _send_mine(ctx: Ctx, offset: int) -> None:
     "new",
     "Post a task as a card with a Claim button (no arguments: a form). rate= ($/h) and hours= (estimated) "
     "are required; slots defaults to 1, channel to TASKS_CHANNEL or this one; due is the last day",
-    params=[Param("title", TITLE, required=False, rest=True)],
+    params=[Param("title", TITLE, required=False, rest=True, strict=True)],
     options=NEW_OPTIONS,
     role=Role.LEAD,
     action="post tasks",
@@ -112,10 +110,6 @@ def new(ctx: Ctx, args: Args) -> None:
     usage = tasks.subcommands["new"].usage()
     if args.title is None:
         raise UsageError("Missing title (the words that are not options).", usage)
-    stray = _STRAY_OPTION.search(args.title)
-    if stray:
-        known = ", ".join(o.key for o in NEW_OPTIONS)
-        raise UsageError(f"`{stray.group(1)}` is not an option of `/tasks new` (options: {known}).", usage)
     for key, example in (("rate", "rate=120"), ("hours", "hours=6")):
         if key not in args:
             raise UsageError(f"`{key}=` is required, like {example}.", usage)

@@ -157,3 +157,21 @@ def test_help_is_built_from_the_grammar() -> None:
     text = cmd.help_text()
     assert "/x new <text…> [slots=N] [channel=#channel]" in text
     assert "/x claim <T-n>" in text
+
+
+def test_strict_free_text_refuses_a_mistyped_option() -> None:
+    cmd = SlashCommand("/x", "test")
+
+    @cmd.sub(
+        "new",
+        "make",
+        params=[Param("title", TEXT, rest=True, strict=True)],
+        options=[Option("slots", integer())],
+    )
+    def new(ctx, args):  # type: ignore[no-untyped-def]
+        pass
+
+    with pytest.raises(UsageError, match=r"`slot` is not an option of `/x new` \(options: slots\)"):
+        cmd.resolve("new Review contracts slot=3")
+    _, args = cmd.resolve("new Review Q=3 contracts slots=3")  # type: ignore[misc]
+    assert args.title == "Review Q=3 contracts"
