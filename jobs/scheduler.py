@@ -6,7 +6,7 @@ the same thing twice replaces instead of duplicating. A job finds the running se
 `jobs.runtime.services()`.
 
 Time comes from our Clock: APScheduler asks `datetime.now(scheduler.timezone)`, and the timezone we
-hand it is UTC whose "now" is read from the Clock. With the real clock nothing changes; with a
+hand it is a UTC that carries the Clock, whose "now" the scheduler reads (`_ClockedDatetime`). With the real clock nothing changes; with a
 FakeClock, tests move time and the scheduler runs what fell due at once, without sleeping.
 """
 
@@ -24,6 +24,7 @@ from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers import base as aps_base
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
@@ -34,10 +35,10 @@ log = logging.getLogger("crewcall.jobs")
 
 
 class ClockZone(tzinfo):
-    """UTC, except that `datetime.now(zone)` reads our Clock."""
+    """UTC, carrying the Clock that `datetime.now(zone)` reads inside APScheduler (see below)."""
 
     def __init__(self, clock: Clock) -> None:
-        self._clock = clock
+        self.clock = clock
 
     def utcoffset(self, dt: datetime | None) -> timedelta:
         return timedelta(0)
@@ -48,14 +49,25 @@ class ClockZone(tzinfo):
     def tzname(self, dt: datetime | None) -> str:
         return "UTC"
 
-    def fromutc(self, dt: datetime) -> datetime:
-        if isinstance(self._clock, FakeClock):
-            return self._clock.now().replace(tzinfo=self)
-        return dt.replace(tzinfo=self)
-
     def __reduce__(self) -> tuple[Any, ...]:
         # Pickled triggers keep plain UTC: the clock belongs to the running process only.
         return (_utc, ())
+
+
+class _ClockedDatetime(datetime):
+    """APScheduler's scheduler reads the time only as `datetime.now(self.timezone)`; given a
+    ClockZone, that is our Clock's time. (The zone's `fromutc` can't do it alone: `astimezone`
+    calls it too, and every job time converted into the zone would become "now", so the
+    scheduler would never sleep.)"""
+
+    @classmethod
+    def now(cls, tz: tzinfo | None = None) -> datetime:  # type: ignore[override]
+        if isinstance(tz, ClockZone):
+            return tz.clock.now().astimezone(tz)
+        return datetime.now(tz)
+
+
+aps_base.datetime = _ClockedDatetime  # type: ignore[misc]
 
 
 def _utc() -> tzinfo:
