@@ -79,6 +79,25 @@ def test_scheduled_jobs_run_on_the_bot_clock_without_waiting(bot: BotHarness) ->
     assert left == {"Ev-new"}
 
 
+def test_the_scheduler_sleeps_until_its_next_job_on_the_bot_clock(sqlite_bot: BotHarness) -> None:
+    """With jobs hours away on the bot's clock, the scheduler waits instead of polling its store."""
+    aps = sqlite_bot.services.scheduler._aps  # noqa: SLF001
+    passes = 0
+    process_jobs = aps._process_jobs  # noqa: SLF001
+
+    def counted() -> float | None:
+        nonlocal passes
+        passes += 1
+        return process_jobs()
+
+    aps._process_jobs = counted  # noqa: SLF001
+    aps.wakeup()
+    time.sleep(0.5)
+    assert 1 <= passes <= 3
+    wait = process_jobs()
+    assert wait is not None and wait > 60  # the next job is at least an hour away
+
+
 def test_one_scheduler_leads_per_postgresql_database_and_a_standby_takes_over(templates) -> None:  # type: ignore[no-untyped-def]
     from core.clock import FakeClock
     from db.engine import Database
