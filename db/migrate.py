@@ -1,7 +1,8 @@
 """Apply Alembic migrations at start-up.
 
-Each domain adds its own revision on top of `0001_foundation`; several heads are fine, and
-`upgrade heads` applies them all. Several bot processes starting at once on PostgreSQL take an
+Each domain added its own revision on top of `0002_work` and `0008_merge_features` joins them into
+one head; `upgrade heads` still applies every head, should branches appear again before they are
+merged. Several bot processes starting at once on PostgreSQL take an
 advisory lock so that only one migrates at a time.
 """
 
