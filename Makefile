@@ -34,8 +34,9 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Four workers on two cores: the suite waits on sockets and threads far more than it computes.
 test: install postgres lint
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 4
 
 bench: install postgres
 	$(PY) bench/claim_storm.py
