@@ -123,7 +123,9 @@ def crewcall_run(args: argparse.Namespace) -> dict[str, float | int | str]:
         fake.add_user("UBOTX", is_bot=True)
         fake.add_user("UGONEX", deleted=True)
         expected = set(people) | {"UADMIN"}
-        bot = BotProcess(fake, url, env={"ANNOUNCE_RATE_PER_MIN": str(rate_per_min), "LOG_LEVEL": "WARNING"})
+        # The workspace budget the bot keeps to is the fake's, compressed the same way.
+        env = {"ANNOUNCE_RATE_PER_MIN": str(rate_per_min), "SLACK_RATE_SCALE": f"{args.scale:g}"}
+        bot = BotProcess(fake, url, env={**env, "LOG_LEVEL": "WARNING"})
         bot.start()
         tally = Tally(fake)
         try:

@@ -91,7 +91,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "SLACK_POSTS_PER_MIN",
-        "Messages per minute the bot allows itself workspace-wide when sending bursts (reminders); 0 = no pacing",
+        "Messages per minute the bot allows itself workspace-wide, everything it posts together; reminders "
+        "and cards go before announcements; 0 = no pacing",
         default="600",
     ),
     Setting(
@@ -101,8 +102,8 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "ANNOUNCE_RATE_PER_MIN",
-        "Announcement messages sent per minute, all recipients together; keep it under Slack's "
-        "chat.postMessage workspace limit (several hundred a minute)",
+        "Announcement messages sent per minute, all recipients together, evenly spaced; they also count "
+        "against SLACK_POSTS_PER_MIN, where reminders go first",
         default="480",
     ),
     Setting(

@@ -5,9 +5,10 @@ How a message goes out, and what "exactly once" rests on:
 
 * The dispatcher thread queues pending rows round-robin across running announcements; a few sender
   threads take them, each waiting for its send slot: slots are spaced evenly at
-  ANNOUNCE_RATE_PER_MIN (no bursts: Slack counts in sliding windows), and at most one message a
-  second goes into any one channel. Several threads, so a slow answer from Slack does not stall
-  the pace.
+  ANNOUNCE_RATE_PER_MIN (no bursts: Slack counts in sliding windows). Each send also takes a bulk
+  slot of the workspace's shared budget (`jobs/pacing.py`): reminders and cards waiting for a slot
+  go first, and at most one message a second goes into any one channel. Several threads, so a
+  slow answer from Slack does not stall the pace.
 * A worker claims its row (pending → sending, a conditional UPDATE, committed) right before
   chat.postMessage and records the outcome right after the answer. The only in-doubt window is
   between Slack storing the message and our commit of `sent`: one answer and one commit.
@@ -47,6 +48,7 @@ from db.models import Announcement
 from domain import announcements as outbox
 from domain.members import Profile
 from jobs import runtime
+from jobs.pacing import pacer_for
 from views.announcements import fallback_text, message_blocks, status_blocks, status_text
 
 if TYPE_CHECKING:
@@ -61,7 +63,6 @@ IDLE_WAIT = 0.5  # seconds between looks while rows wait (backing off, in doubt,
 QUIET_WAIT = 5.0  # seconds between looks when nothing is going out (a new announcement wakes it)
 PROGRESS_EVERY = 3.0  # seconds between status card updates while sending
 DUE_SCAN_EVERY = 30.0  # seconds; a safety net for a scheduled announcement whose job was lost
-CHANNEL_SPACING = 1.0  # seconds between two posts into one channel (Slack: about 1 per second)
 CALL_TIMEOUT = 10  # seconds the sender waits for one Web API answer
 BACKOFF_BASE, BACKOFF_MAX = 0.5, 60.0
 MAX_VERIFY_TRIES = 8
@@ -258,24 +259,6 @@ class Pacer:
             stop.wait(delay)
 
 
-class ChannelGate:
-    """At most one post per CHANNEL_SPACING into any one channel (DMs each have their own channel,
-    so this only matters when several announcements post into the same channel)."""
-
-    def __init__(self, spacing: float) -> None:
-        self.spacing = spacing
-        self._next: dict[str, float] = {}
-        self._lock = threading.Lock()
-
-    def wait(self, channel: str, stop: threading.Event) -> None:
-        with self._lock:
-            now = time.monotonic()
-            slot = max(now, self._next.get(channel, 0.0))
-            self._next[channel] = slot + self.spacing
-        if slot > now:
-            stop.wait(slot - now)
-
-
 # ---- the sender ----------------------------------------------------------------------------------
 
 
@@ -298,7 +281,6 @@ class Sender:
         self.slack = SlackGateway(client)
         self.pacer = Pacer(config.announce_rate_per_min / 60.0)
         self.indoubt_wait = config.announce_indoubt_wait
-        self._gate = ChannelGate(CHANNEL_SPACING)
         self._stop = threading.Event()
         self._wake = threading.Event()
         # Work for the sender threads: (delivery id, paced?, what to do). Short, so a cancel or a
@@ -481,20 +463,21 @@ class Sender:
             return
         announcement = self._announcement(claim.announcement_id)
         in_channel = claim.kind == outbox.POST
-        if in_channel:
-            self._gate.wait(claim.target, self._stop)
         try:
-            # A user ID as the channel posts into the bot's DM with them: no conversations.open
-            # (Tier 3) per recipient.
-            data = self.slack.call(
-                "chat.postMessage",
-                channel=claim.target,
-                text=fallback_text(announcement),
-                blocks=message_blocks(announcement, in_channel=in_channel, acknowledged=acknowledged),
-                metadata=metadata(claim.announcement_id, claim.target),
-                unfurl_links=False,
-                unfurl_media=False,
-            )
+            # The workspace's budget is shared with reminders and cards, which go first; it also
+            # keeps posts into one channel a second apart.
+            with pacer_for(self.services).slot(claim.target, bulk=True, stop=self._stop):
+                # A user ID as the channel posts into the bot's DM with them: no conversations.open
+                # (Tier 3) per recipient.
+                data = self.slack.call(
+                    "chat.postMessage",
+                    channel=claim.target,
+                    text=fallback_text(announcement),
+                    blocks=message_blocks(announcement, in_channel=in_channel, acknowledged=acknowledged),
+                    metadata=metadata(claim.announcement_id, claim.target),
+                    unfurl_links=False,
+                    unfurl_media=False,
+                )
         except SlackFailure as failure:
             self._failed(claim, failure)
             return

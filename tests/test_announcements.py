@@ -19,7 +19,15 @@ from db.models import Announcement, AnnouncementAck, AnnouncementDelivery, Membe
 from sandbox.driver import checkboxes, radio_buttons
 from sandbox.fake_slack import FakeSlack, dm_channel_id
 from sandbox.harness import BotHarness
-from tests.announce_helpers import attempts_to, deliveries, status_updates, text_of, wait_status, wait_until
+from tests.announce_helpers import (
+    announcement_of,
+    attempts_to,
+    deliveries,
+    status_updates,
+    text_of,
+    wait_status,
+    wait_until,
+)
 
 FAST = {"ANNOUNCE_RATE_PER_MIN": "6000", "ANNOUNCE_INDOUBT_WAIT": "0.2"}
 
@@ -414,6 +422,27 @@ def test_cancel_a_running_announcement_stops_what_has_not_been_sent(
         assert all(s in ("sent", "cancelled") for s in states.values())
         assert f"not sent (cancelled) {list(states.values()).count('cancelled')}" in report
         assert "already cancelled" in bot.command("ULEAD", "/announce", "cancel A-1").text
+    finally:
+        bot.close()
+
+
+def test_the_sender_keeps_to_the_workspace_budget_it_shares_with_reminders(
+    sqlite_url: str, fake: FakeSlack
+) -> None:
+    # A budget of 4 posts a minute, time compressed 60x: 4 a second, whatever ANNOUNCE_RATE_PER_MIN says.
+    env = {"ANNOUNCE_RATE_PER_MIN": "6000", "SLACK_POSTS_PER_MIN": "4", "SLACK_RATE_SCALE": "60"}
+    bot = BotHarness(sqlite_url, fake=fake, env=env)
+    bot.start()
+    try:
+        make_lead(bot)
+        people = [u["id"] for u in fake.add_users(8)]
+        bot.command("ULEAD", "/announce", "everyone Budget check")
+        wait_status(fake, 1, "done", timeout=15)
+        assert deliveries(fake, 1) == {u: 1 for u in [*people, "UADMIN", "ULEAD"]}
+        sent = sorted(c.ts for c in fake.calls_to("chat.postMessage") if announcement_of(c) and c.ok)
+        # 10 messages, 4 per sliding second: never a 5th inside one second, and so at least 2 s.
+        assert all(later - earlier >= 0.95 for earlier, later in zip(sent, sent[4:], strict=False))
+        assert sent[-1] - sent[0] >= 1.9
     finally:
         bot.close()
 
