@@ -150,6 +150,23 @@ def test_restart_re_registers_without_duplicates_and_recovers_a_lost_job(bot: Bo
     assert len(reminders_to(bot, "U1")) == 1 and len(reminders_to(bot, "U2")) == 1
 
 
+def test_many_reminders_due_at_once_go_out_once_each(bot: BotHarness) -> None:
+    make_lead(bot, tz="UTC")
+    members = [add_member(bot, f"U{n}", "UTC") for n in range(10)]
+    new_shift(bot, "Evening start=2026-01-05T20:00 end=2026-01-05T22:00 slots=10 remind=1h")
+    for member in members:
+        bot.command(member, "/shifts", "join S-1")
+    bot.clock.set(at("2026-01-05T19:00:00"))
+    eventually(lambda: all(reminders_to(bot, m) for m in members))
+    bot.restart()
+    bot.clock.set(at("2026-01-05T19:10:00"))
+    settle()
+    assert [len(reminders_to(bot, m)) for m in members] == [1] * 10
+    assert bot.services.scheduler.jobs("reminder:") == []
+    with bot.services.db.session() as session:
+        assert set(session.exec(select(ShiftReminder.state))) == {"sent"}
+
+
 def test_failed_reminder_is_retried_before_the_start(sqlite_bot: BotHarness) -> None:
     bot = sqlite_bot
     make_lead(bot, tz="UTC")
