@@ -4,10 +4,12 @@ Retry-After), and measure how late they arrive.
 
     .venv/bin/python bench/reminders.py                 # scale 1: Slack's real limits (a few minutes)
     .venv/bin/python bench/reminders.py --scale 10      # limits 10x faster (shorter run)
+    .venv/bin/python bench/reminders.py --backend postgresql   # on PostgreSQL (CREWCALL_TEST_PG)
 
 Reports scheduling time, re-registration time at restart, resident memory, and for the burst:
-delivered / lost / repeated, 429s, lateness p50/p99/max, and how long after the earliest moment the
-limits allow the last reminder arrived. The baseline, measured in the same run, is the same burst
+delivered / lost / repeated, 429s, lateness p50/p99/max, how long after the earliest moment the
+limits allow the last reminder arrived, and the bot's CPU time per reminder of the burst (less
+sensitive than wall-clock figures to whatever else the machine runs). The baseline, measured in the same run, is the same burst
 with pacing off (SLACK_POSTS_PER_MIN=0): the WebClient alone waits out 429s.
 """
 
@@ -21,6 +23,7 @@ import resource
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +32,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from sqlalchemy.engine import make_url  # noqa: E402
 from sqlmodel import func, select  # noqa: E402
 
 from core.authz import Actor  # noqa: E402
@@ -44,6 +48,7 @@ START = datetime.fromisoformat("2026-01-05T09:00:00+00:00")
 ZONES = ("Asia/Manila", "Europe/Lisbon", "America/Chicago")
 PER_SHIFT = 100
 REMIND = timedelta(minutes=30)
+PG_ADMIN_URL = os.environ.get("CREWCALL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def rss_mib() -> float:
@@ -121,7 +126,24 @@ def _serve_fake(conn: Any, rate_limits: dict[str, float]) -> None:
             return
 
 
-def run(label: str, scale: float, paced: bool, reminders: int, burst: int, db_dir: Path) -> dict[str, object]:
+def postgres_database() -> tuple[str, Any]:
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    admin = make_url(PG_ADMIN_URL)
+    name = f"crewcall_bench_{uuid.uuid4().hex[:8]}"
+    conninfo = f"host={admin.host} port={admin.port or 5432} user={admin.username} dbname={admin.database}"
+
+    def execute(sql: str) -> None:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(sql)
+
+    execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql+psycopg://{admin.username}@{admin.host}:{admin.port or 5432}/{name}"
+    return url, lambda: execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def run(label: str, scale: float, paced: bool, reminders: int, burst: int, url: str) -> dict[str, object]:
     fake = RemoteFake({"per_channel_per_sec": 1, "workspace_per_min": 600, "scale": scale})
     clock = FakeClock(START)
     env = {
@@ -129,7 +151,6 @@ def run(label: str, scale: float, paced: bool, reminders: int, burst: int, db_di
         "SLACK_POSTS_PER_MIN": "600" if paced else "0",
         "LOG_LEVEL": "ERROR",
     }
-    url = f"sqlite:///{db_dir / f'{label}.db'}"
     bot = BotHarness(url, env=env, clock=clock, fake=fake, admins=()).start()  # type: ignore[arg-type]
     services = bot.services
     users = [f"UB{i:05d}" for i in range(reminders)]
@@ -170,12 +191,14 @@ def run(label: str, scale: float, paced: bool, reminders: int, burst: int, db_di
     fake.ask("clear")
     due_users = set(users[:burst])
     due_wall = time.time()
+    cpu = time.process_time()  # the fake runs in its own process: this is the bot's
     clock.set(first_start - REMIND)
     window = 60.0 / scale
     deadline = time.time() + window * 6 + 120
 
     while fake.ask("count") < burst and time.time() < deadline:
         time.sleep(0.1)
+    burst_cpu = time.process_time() - cpu
     time.sleep(1.0)  # anything extra (a repeat) would show up now
     calls, rate_limited = fake.ask("report")
     per_user = Counter("U" + channel[1:] for _, channel in calls)
@@ -188,6 +211,7 @@ def run(label: str, scale: float, paced: bool, reminders: int, burst: int, db_di
         )
     result = {
         "label": label,
+        "backend": make_url(url).get_backend_name(),
         "paced": paced,
         "scale": scale,
         "reminders_scheduled": reminders,
@@ -208,6 +232,7 @@ def run(label: str, scale: float, paced: bool, reminders: int, burst: int, db_di
         "earliest_possible_last_s": round(ideal_last - due_wall, 3),
         "last_after_earliest_s": round(last - ideal_last, 3),
         "last_after_earliest_slack_s": round((last - ideal_last) * scale, 3),
+        "bot_cpu_ms_per_burst_reminder": round(burst_cpu / burst * 1000, 2),
         "ledger": states,
     }
     bot.close()
@@ -223,15 +248,27 @@ def main() -> None:
     parser.add_argument("--reminders", type=int, default=10_000)
     parser.add_argument("--burst", type=int, default=1_000)
     parser.add_argument("--no-baseline", action="store_true")
+    parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
+    print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
-        results = [run("paced", args.scale, True, args.reminders, args.burst, Path(tmp))]
-        print(json.dumps(results[-1], indent=2), flush=True)
+        runs = [("paced", True, args.reminders)]
         if not args.no_baseline:
             # The baseline measures the burst only: it schedules just the reminders that fall due.
-            results.append(run("baseline", args.scale, False, args.burst, args.burst, Path(tmp)))
+            runs.append(("baseline", False, args.burst))
+        results = []
+        for label, paced, reminders in runs:
+            url, drop = (
+                postgres_database() if args.backend == "postgresql" else (f"sqlite:///{tmp}/{label}.db", None)
+            )
+            try:
+                results.append(run(label, args.scale, paced, reminders, args.burst, url))
+            finally:
+                if drop is not None:
+                    drop()
             print(json.dumps(results[-1], indent=2), flush=True)
     print(f"peak RSS of the whole bench process: {peak_rss_mib():.1f} MiB; cpus: {os.cpu_count()}")
+    print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if len(results) == 2:
         paced, base = results
         print(

@@ -3,6 +3,9 @@
 SQLite (the embedded default) runs in WAL mode with foreign keys on, and every transaction starts
 with BEGIN IMMEDIATE: a writer takes the write lock up front, so two threads that read and then
 write never deadlock on the lock upgrade (SQLite would fail one of them at once instead of waiting).
+Within the process, transactions first queue on a lock of their own: SQLite's busy handler polls
+with sleeps of up to 100 ms, so under contention (a burst of a thousand reminder jobs) writers
+slept far longer than the lock was held; a waiter on the in-process lock wakes when it is freed.
 PostgreSQL runs with a connection pool sized for the HTTP worker threads and the scheduler.
 
 One session per unit of work: `Database.session()` opens a transaction that commits when the block
@@ -11,6 +14,7 @@ ends and rolls back on any exception. Sessions are never shared across threads.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +25,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_S = 30
+_WRITE_LOCK = "crewcall.write_lock"  # in a pooled connection's record_info while it holds the lock
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
@@ -41,6 +46,10 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
 
 
 def _configure_sqlite(engine: Engine) -> None:
+    # A plain Lock, not an RLock: a connection may be checked in (and the lock released) by the
+    # garbage collector in another thread.
+    write_lock = threading.Lock()
+
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event below decide how transactions start.
@@ -54,7 +63,17 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
+        held = connection.connection.record_info
+        # Held until the connection goes back to the pool (after its commit or rollback has run).
+        # Past the timeout, SQLite's own busy handler decides, as it did before this lock.
+        if not held.get(_WRITE_LOCK) and write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
+            held[_WRITE_LOCK] = True
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        if record.record_info.pop(_WRITE_LOCK, False):
+            write_lock.release()
 
 
 class Database:

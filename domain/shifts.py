@@ -555,15 +555,20 @@ def claim_reminder(
 ) -> ReminderToSend | None:
     """Take the right to send one reminder; None when it must not go out (already sent, the member
     left, the shift was cancelled or has started). The conditional update makes two runs of the same
-    job (a restart, a second process) send it once. Kept to two statements: a burst of a thousand
-    reminders runs this a thousand times at once."""
+    job (a restart, a second process) send it once; one left "sending" for STALE_SENDING was cut off
+    by a crash and is taken over. Kept to two statements: a burst of a thousand reminders runs this
+    a thousand times at once."""
     claimed = session.exec(  # type: ignore[call-overload]
         update(ShiftReminder)
         .where(
             col(ShiftReminder.shift_id) == shift_id,
             col(ShiftReminder.occurrence) == occurrence,
             col(ShiftReminder.user_id) == user_id,
-            col(ShiftReminder.state) == "pending",
+            (col(ShiftReminder.state) == "pending")
+            | (
+                (col(ShiftReminder.state) == "sending")
+                & (col(ShiftReminder.claimed_at) < now - STALE_SENDING)
+            ),
         )
         .values(state="sending", claimed_at=now, attempts=ShiftReminder.attempts + 1)
     )
@@ -833,7 +838,7 @@ def outstanding(session: Session, now: datetime) -> JobPlan:
     job lost in a crash (APScheduler removes a one-off job when it hands it to a worker, before it
     has run) still runs. Registering is idempotent, and the ledger keeps reminders exactly-once."""
     plan = JobPlan()
-    # A reminder left "sending" was cut off mid-call by a crash: try it again.
+    # A reminder left "sending" this long was cut off mid-call by a crash: try it again.
     session.exec(  # type: ignore[call-overload]
         update(ShiftReminder)
         .where(col(ShiftReminder.state) == "sending", col(ShiftReminder.claimed_at) < now - STALE_SENDING)
@@ -848,12 +853,19 @@ def outstanding(session: Session, now: datetime) -> JobPlan:
             plan.ends.append((shift.id, shift.last_started, window_of(shift, shift.last_started)[1]))
         if shift.last_started < shift.occurrence:
             plan.ends.append((shift.id, shift.occurrence, shift.ends_at))
-    for row in session.exec(select(ShiftReminder).where(ShiftReminder.state == "pending")):
+    for row in session.exec(
+        select(ShiftReminder).where(col(ShiftReminder.state).in_(("pending", "sending")))
+    ):
         shift = shifts.get(row.shift_id)
         if shift is not None:
+            at = row.due_at
+            if row.state == "sending" and row.claimed_at is not None:
+                # Claimed less than STALE_SENDING ago, it may still be in flight (in another
+                # process): its job runs once it counts as cut off, and takes it over then.
+                at = max(row.due_at, row.claimed_at + STALE_SENDING)
             plan.reminders.append(
                 ReminderPlan(
-                    row.shift_id, row.occurrence, row.user_id, row.due_at, window_of(shift, row.occurrence)[0]
+                    row.shift_id, row.occurrence, row.user_id, at, window_of(shift, row.occurrence)[0]
                 )
             )
     return plan

@@ -33,14 +33,12 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
-from sqlmodel import Session
 
 from core.events import ANNOUNCEMENT_QUEUED
 from core.slack import PERMANENT_USER_ERRORS, SlackFailure, SlackGateway, profile_from_user
@@ -286,7 +284,6 @@ class Sender:
         # Work for the sender threads: (delivery id, paced?, what to do). Short, so a cancel or a
         # newer announcement is not stuck behind a long queue.
         self._tasks: queue.Queue[tuple[int, bool, Callable[[], None]]] = queue.Queue(SENDER_THREADS * 2)
-        self._sqlite_lock = threading.Lock() if services.db.dialect == "sqlite" else None
         self._lock = threading.Lock()
         self._busy: set[int] = set()  # delivery ids handed to a worker
         self._not_before: dict[int, float] = {}  # backoff of released rows (monotonic)
@@ -315,18 +312,6 @@ class Sender:
 
     def wake(self) -> None:
         self._wake.set()
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        """A unit of work of the sender. On SQLite every transaction takes the database's write
-        lock, and a thread that finds it taken sleeps in SQLite's busy handler (1, 2, 5, 10… ms):
-        the sender's own threads queue on a Python lock instead, which hands over at once."""
-        if self._sqlite_lock is None:
-            with self.services.db.session() as session:
-                yield session
-            return
-        with self._sqlite_lock, self.services.db.session() as session:
-            yield session
 
     # ---- dispatching -----------------------------------------------------------------------------
 
@@ -395,7 +380,7 @@ class Sender:
         announcement is running at all."""
         now = time.monotonic()
         queues: list[list[int]] = []
-        with self._session() as session:
+        with self.services.db.session() as session:
             running = outbox.running(session)
             for announcement_id in running:
                 after = self._cursors.get(announcement_id, 0)
@@ -417,7 +402,7 @@ class Sender:
     def _start_due(self) -> None:
         """Start every announcement whose time has come: resolve its audience and write its outbox."""
         now = self.services.clock.now()
-        with self._session() as session:
+        with self.services.db.session() as session:
             due = [(a.id or 0, a.audience_kind) for a in outbox.due(session, now)]
         for announcement_id, kind in due:
             workspace = None
@@ -432,7 +417,7 @@ class Sender:
                         DUE_SCAN_EVERY,
                     )
                     continue
-            with self._session() as session:
+            with self.services.db.session() as session:
                 started = outbox.materialize(session, announcement_id, now, workspace)
             if started:
                 log.info("%s is going out", outbox.label(announcement_id))
@@ -445,7 +430,7 @@ class Sender:
             cached = self._announcements.get(announcement_id)
         if cached is not None:
             return cached
-        with self._session() as session:
+        with self.services.db.session() as session:
             announcement = session.get(Announcement, announcement_id)
         assert announcement is not None
         with self._lock:
@@ -454,7 +439,7 @@ class Sender:
 
     def _deliver(self, delivery_id: int) -> None:
         self.pacer.hold(self._stop)
-        with self._session() as session:
+        with self.services.db.session() as session:
             claim = outbox.claim(session, delivery_id, self.worker_id, self.services.clock.now())
             acknowledged = (
                 outbox.ack_count(session, claim.announcement_id) if claim and claim.kind == outbox.POST else 0
@@ -485,7 +470,7 @@ class Sender:
 
     def _record_sent(self, delivery_id: int, channel: str, ts: str) -> None:
         try:
-            with self._session() as session:
+            with self.services.db.session() as session:
                 outbox.mark_sent(session, delivery_id, channel, ts, self.services.clock.now())
         except Exception:
             log.exception("could not record delivery %s as sent; it will be checked in Slack", delivery_id)
@@ -498,10 +483,10 @@ class Sender:
             wait = failure.retry_after or 1.0
             log.warning("Slack rate-limited the announcement sender: pausing %.1fs", wait)
             self.pacer.pause(wait)
-            with self._session() as session:
+            with self.services.db.session() as session:
                 outbox.release(session, delivery_id, failure.error, refund_attempt=True)
         elif verdict == PERMANENT:
-            with self._session() as session:
+            with self.services.db.session() as session:
                 outbox.mark_failed(session, delivery_id, failure.error)
         elif verdict == IN_DOUBT:
             log.warning(
@@ -510,14 +495,14 @@ class Sender:
                 claim.target,
                 failure.error,
             )
-            with self._session() as session:
+            with self.services.db.session() as session:
                 outbox.note_error(session, delivery_id, failure.error)
             self._doubt(delivery_id, time.monotonic() + self.indoubt_wait)
         elif claim.attempts >= outbox.MAX_ATTEMPTS:
-            with self._session() as session:
+            with self.services.db.session() as session:
                 outbox.mark_failed(session, delivery_id, failure.error)
         else:
-            with self._session() as session:
+            with self.services.db.session() as session:
                 outbox.release(session, delivery_id, failure.error)
             with self._lock:
                 self._not_before[delivery_id] = time.monotonic() + backoff(claim.attempts)
@@ -525,7 +510,7 @@ class Sender:
     # ---- in-doubt rows ---------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        with self._session() as session:
+        with self.services.db.session() as session:
             ids = outbox.in_doubt(session, outbox.running(session), self.worker_id)
         if ids:
             log.warning(
@@ -554,7 +539,7 @@ class Sender:
     def _verify(self, delivery_id: int, failed_checks: int) -> None:
         """Did this in-doubt message reach Slack? Found: recorded as sent. Not found: back to
         pending, to be sent (again, as far as we know, for the first time)."""
-        with self._session() as session:
+        with self.services.db.session() as session:
             row = outbox.delivery(session, delivery_id)
         if row is None or row.state != outbox.CLAIMED:
             return
@@ -563,7 +548,7 @@ class Sender:
             ts = self._find(channel, row.announcement_id, row.target)
         except SlackFailure as failure:
             verdict = outcome(failure.error)
-            with self._session() as session:
+            with self.services.db.session() as session:
                 if verdict == PERMANENT:
                     outbox.mark_failed(session, delivery_id, failure.error)
                     return
@@ -581,7 +566,7 @@ class Sender:
             )
             self._doubt(delivery_id, time.monotonic() + delay, failed_checks + 1)
             return
-        with self._session() as session:
+        with self.services.db.session() as session:
             if ts:
                 log.info("delivery %s was in doubt and is in Slack: recorded as sent", delivery_id)
                 outbox.mark_sent(session, delivery_id, channel, ts, self.services.clock.now())
@@ -627,10 +612,10 @@ class Sender:
     def _report(self, only_finished: bool = False) -> None:
         """Close announcements whose outbox is settled and draw their report; unless
         `only_finished`, redraw the cards of the others whose counts moved."""
-        with self._session() as session:
+        with self.services.db.session() as session:
             running = outbox.running(session)
         for announcement_id in running:
-            with self._session() as session:
+            with self.services.db.session() as session:
                 finished = outbox.finish_if_complete(session, announcement_id, self.services.clock.now())
                 progress = None if only_finished else outbox.progress(session, announcement_id)
             if finished:

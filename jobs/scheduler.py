@@ -26,6 +26,7 @@ from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers import base as aps_base
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.date import DateTrigger
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
@@ -103,6 +104,34 @@ class ClockedExecutor(ThreadPoolExecutor):
             self._scheduler._dispatch_event(event)  # noqa: SLF001
 
 
+class TakingJobStore(SQLAlchemyJobStore):
+    """The library's SQLAlchemy store, except that the one-off jobs that fell due leave the store in
+    one statement as they are fetched. The scheduler's loop would delete them one write transaction
+    at a time, each queued behind the running jobs' writes, and a burst of a thousand reminders
+    reached the workers no faster than those deletes. The library, too, removes a one-off job when
+    it hands it to a worker, before it has run: a job lost in a crash is registered again from the
+    database at start-up (e.g. `jobs.shifts.schedule_outstanding`)."""
+
+    def __init__(self, engine: Engine, tablename: str) -> None:
+        super().__init__(engine=engine, tablename=tablename)
+        self._taken: set[str] = set()
+
+    def get_due_jobs(self, now: datetime) -> list[Job]:
+        due = super().get_due_jobs(now)
+        # The scheduler's lock is held from here until it has asked to remove each of these.
+        self._taken = {job.id for job in due if isinstance(job.trigger, DateTrigger)}
+        if self._taken:
+            with self.engine.begin() as connection:
+                connection.execute(self.jobs_t.delete().where(self.jobs_t.c.id.in_(self._taken)))
+        return due
+
+    def remove_job(self, job_id: str) -> None:
+        if job_id in self._taken:
+            self._taken.discard(job_id)
+            return
+        super().remove_job(job_id)
+
+
 class Scheduler:
     """Several bot processes may share one PostgreSQL database, but APScheduler 3 must not run the
     same job store twice: the process holding a PostgreSQL advisory lock is the leader and runs
@@ -119,7 +148,7 @@ class Scheduler:
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
         self._aps = BackgroundScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=engine, tablename="apscheduler_jobs")},
+            jobstores={"default": TakingJobStore(engine, "apscheduler_jobs")},
             executors={"default": ClockedExecutor(clock, threads)},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
             timezone=ClockZone(clock),

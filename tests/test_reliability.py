@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlmodel import select
 
+from db.engine import Database
 from db.models import ProcessedEvent
 from sandbox.harness import BotHarness
 
@@ -79,23 +82,64 @@ def test_scheduled_jobs_run_on_the_bot_clock_without_waiting(bot: BotHarness) ->
     assert left == {"Ev-new"}
 
 
-def test_the_scheduler_sleeps_until_its_next_job_on_the_bot_clock(sqlite_bot: BotHarness) -> None:
-    """With jobs hours away on the bot's clock, the scheduler waits instead of polling its store."""
-    aps = sqlite_bot.services.scheduler._aps  # noqa: SLF001
-    passes = 0
-    process_jobs = aps._process_jobs  # noqa: SLF001
+def test_the_scheduler_sleeps_until_its_next_job_on_a_fake_clock(sqlite_bot: BotHarness) -> None:
+    """Its loop must wait for the next job (or a move of the clock), not spin on the job store."""
+    scheduler = sqlite_bot.services.scheduler
+    soonest = min(j.next_run_time for j in scheduler.jobs() if j.next_run_time is not None)
+    wait = scheduler._aps._process_jobs()  # noqa: SLF001
+    assert wait == pytest.approx((soonest - sqlite_bot.clock.now()).total_seconds(), abs=1)
 
-    def counted() -> float | None:
-        nonlocal passes
-        passes += 1
-        return process_jobs()
 
-    aps._process_jobs = counted  # noqa: SLF001
-    aps.wakeup()
-    time.sleep(0.5)
-    assert 1 <= passes <= 3
-    wait = process_jobs()
-    assert wait is not None and wait > 60  # the next job is at least an hour away
+def test_due_one_off_jobs_leave_the_store_as_they_are_fetched(sqlite_bot: BotHarness) -> None:
+    bot = sqlite_bot
+    now = bot.clock.now()
+    for n in range(5):
+        bot.services.scheduler.at(
+            f"test:prune:{n}", "jobs.maintenance:prune_processed_events", now + timedelta(minutes=1)
+        )
+    with bot.services.db.session() as session:
+        session.add(ProcessedEvent(event_id="Ev-old", received_at=now - timedelta(days=8)))
+    bot.clock.advance(minutes=1)
+    deadline = time.monotonic() + 5
+    while bot.services.scheduler.jobs("test:") and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert bot.services.scheduler.jobs("test:") == []
+    assert bot.services.scheduler.get("maintenance:prune-processed-events") is not None  # repeating: kept
+    while time.monotonic() < deadline:
+        with bot.services.db.session() as session:
+            if not session.exec(select(ProcessedEvent)).all():
+                break
+        time.sleep(0.02)
+    with bot.services.db.session() as session:
+        assert session.exec(select(ProcessedEvent)).all() == []
+
+
+def test_sqlite_writers_queue_in_process_and_every_way_out_frees_the_lock(sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    with db.session() as session:
+        session.exec(text("CREATE TABLE counter (n INTEGER NOT NULL)"))  # type: ignore[call-overload]
+        session.exec(text("INSERT INTO counter VALUES (0)"))  # type: ignore[call-overload]
+    with pytest.raises(RuntimeError), db.session() as session:  # rolled back
+        session.exec(text("UPDATE counter SET n = n + 100"))  # type: ignore[call-overload]
+        raise RuntimeError
+    with db.engine.connect() as conn:  # a read, closed without commit
+        conn.execute(text("SELECT n FROM counter"))
+
+    def bump() -> None:
+        for _ in range(25):
+            with db.session() as session:  # read, then write: BEGIN IMMEDIATE keeps it whole
+                n = session.exec(text("SELECT n FROM counter")).one()[0]  # type: ignore[call-overload]
+                session.exec(text("UPDATE counter SET n = :n"), params={"n": n + 1})  # type: ignore[call-overload]
+
+    threads = [threading.Thread(target=bump) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=10)  # a lock left held would keep them waiting SQLITE_BUSY_TIMEOUT_S
+    assert not any(t.is_alive() for t in threads)
+    with db.session() as session:
+        assert session.exec(text("SELECT n FROM counter")).one()[0] == 200  # type: ignore[call-overload]
+    db.dispose()
 
 
 def test_one_scheduler_leads_per_postgresql_database_and_a_standby_takes_over(templates) -> None:  # type: ignore[no-untyped-def]

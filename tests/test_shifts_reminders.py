@@ -8,6 +8,7 @@ import logging
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import update
 from sqlmodel import select
 
 from db.models import Shift, ShiftIncident, ShiftReminder
@@ -148,6 +149,51 @@ def test_restart_re_registers_without_duplicates_and_recovers_a_lost_job(bot: Bo
     bot.clock.set(at("2026-01-05T19:30:00"))
     settle()
     assert len(reminders_to(bot, "U1")) == 1 and len(reminders_to(bot, "U2")) == 1
+
+
+def test_many_reminders_due_at_once_go_out_once_each(bot: BotHarness) -> None:
+    make_lead(bot, tz="UTC")
+    members = [add_member(bot, f"U{n}", "UTC") for n in range(10)]
+    new_shift(bot, "Evening start=2026-01-05T20:00 end=2026-01-05T22:00 slots=10 remind=1h")
+    for member in members:
+        bot.command(member, "/shifts", "join S-1")
+    bot.clock.set(at("2026-01-05T19:00:00"))
+    eventually(lambda: all(reminders_to(bot, m) for m in members))
+    bot.restart()
+    bot.clock.set(at("2026-01-05T19:10:00"))
+    settle()
+    assert [len(reminders_to(bot, m)) for m in members] == [1] * 10
+    assert bot.services.scheduler.jobs("reminder:") == []
+    with bot.services.db.session() as session:
+        assert set(session.exec(select(ShiftReminder.state))) == {"sent"}
+
+
+def test_a_reminder_cut_off_between_claim_and_send_goes_out_once_after_a_quick_restart(
+    bot: BotHarness,
+) -> None:
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    new_shift(bot, "Evening start=2026-01-05T20:00 end=2026-01-05T22:00 remind=1h")
+    bot.command("U1", "/shifts", "join S-1")
+    # What a crash right after the claim leaves: the job gone from the store, the ledger "sending".
+    bot.services.scheduler.remove("reminder:S-1:0:U1")
+    with bot.services.db.session() as session:
+        session.exec(  # type: ignore[call-overload]
+            update(ShiftReminder).values(state="sending", claimed_at=at("2026-01-05T19:00:00"), attempts=1)
+        )
+    bot.stop()
+    bot.clock.set(at("2026-01-05T19:00:30"))
+    bot.start()  # within STALE_SENDING: it may still be in flight elsewhere, so not yet
+    settle()
+    assert reminders_to(bot, "U1") == []
+    bot.clock.set(at("2026-01-05T19:02:01"))
+    bot.wait_dm("U1", "Reminder: S-1")
+    bot.restart()
+    bot.clock.set(at("2026-01-05T19:10:00"))
+    settle()
+    assert len(reminders_to(bot, "U1")) == 1
+    with bot.services.db.session() as session:
+        assert session.exec(select(ShiftReminder.state)).one() == "sent"
 
 
 def test_failed_reminder_is_retried_before_the_start(sqlite_bot: BotHarness) -> None:
