@@ -3,7 +3,8 @@
     .venv/bin/python bot.py      (or `make run`)
 
 Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on PORT (POST /slack/events, GET /healthz).
-A missing or malformed setting stops start-up with one line naming it, exit status 2.
+A missing or malformed setting, or an app token Slack refuses, stops start-up with one line naming
+it, exit status 2 (restarting won't help). A Socket Mode connection that can't be opened: exit 1.
 """
 
 from __future__ import annotations
@@ -13,8 +14,14 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from core.config import ConfigError, load_config
+
+if TYPE_CHECKING:
+    from core.app import CrewApp
+
+log = logging.getLogger("crewcall")
 
 SETUP_HINT = """\
 To connect crewcall to Slack:
@@ -37,47 +44,65 @@ def main() -> int:
     from core import logs
 
     logs.configure(config.log_level, config.secrets())
-    log = logging.getLogger("crewcall")
 
-    from core.app import create_app, start_background, stop_background
+    from core.app import create_app
 
     app = create_app(config)
+    if config.slack_app_token:
+        return serve_socket_mode(app, config.slack_app_token)
+    return serve_http(app, config.port, config.http_threads)
+
+
+def serve_socket_mode(app: CrewApp, app_token: str) -> int:
+    from core import socket_mode
+    from core.app import start_background, stop_background
+
+    try:
+        # Before the scheduler starts: a bot that can't take requests must not run jobs either.
+        url = socket_mode.socket_url(app, app_token)
+    except (socket_mode.AppTokenRefused, socket_mode.SocketModeUnavailable) as e:
+        app.services.db.dispose()
+        print(f"crewcall: {e}", file=sys.stderr)
+        return 2 if isinstance(e, socket_mode.AppTokenRefused) else 1
     start_background(app)
+    try:
+        handler = socket_mode.connect(app, app_token, url)
+    except socket_mode.SocketModeUnavailable as e:
+        stop_background(app)
+        print(f"crewcall: {e}", file=sys.stderr)
+        return 1
+    log.info("crewcall is running in Socket Mode")
     stopping = threading.Event()
 
-    if config.socket_mode:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("shutting down (signal %s)", signum)
+        stopping.set()
 
-        handler = SocketModeHandler(app, config.slack_app_token)
-        try:
-            handler.connect()
-        except Exception as e:
-            log.error("could not open a Socket Mode connection (%s); check SLACK_APP_TOKEN", type(e).__name__)
-            stop_background(app)
-            return 1
-        log.info("crewcall is running in Socket Mode")
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    stopping.wait()
+    handler.close()
+    stop_background(app)
+    log.info("crewcall stopped")
+    return 0
 
-        def stop_socket(signum: int, frame: FrameType | None) -> None:
-            stopping.set()
 
-        signal.signal(signal.SIGTERM, stop_socket)
-        signal.signal(signal.SIGINT, stop_socket)
-        stopping.wait()
-        handler.close()
-    else:
-        from core.server import HttpServer
+def serve_http(app: CrewApp, port: int, threads: int) -> int:
+    from core.app import start_background, stop_background
+    from core.server import HttpServer
 
-        server = HttpServer(app, port=config.port, threads=config.http_threads)
+    start_background(app)
+    server = HttpServer(app, port=port, threads=threads)
 
-        def stop_http(signum: int, frame: FrameType | None) -> None:
-            log.info("shutting down (signal %s)", signum)
-            # waitress stops gracefully on SystemExit raised in its loop: in-flight requests finish.
-            raise SystemExit(0)
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("shutting down (signal %s)", signum)
+        # waitress stops gracefully on SystemExit raised in its loop: in-flight requests finish.
+        raise SystemExit(0)
 
-        signal.signal(signal.SIGTERM, stop_http)
-        signal.signal(signal.SIGINT, stop_http)
-        log.info("crewcall is listening on port %s (POST /slack/events, GET /healthz)", server.port)
-        server.serve_forever()
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    log.info("crewcall is listening on port %s (POST /slack/events, GET /healthz)", server.port)
+    server.serve_forever()
     stop_background(app)
     log.info("crewcall stopped")
     return 0

@@ -5,6 +5,9 @@
   every call (``fake.calls``, ``fake.wait_for(...)``).
 * :class:`SlackDriver` (``sandbox.driver``) is Slack calling the bot: signed slash commands,
   button clicks, modal submissions and events POSTed to ``{bot_url}/slack/events``.
+* :class:`SocketModeDriver` (``sandbox.driver``) is Slack calling a bot in Socket Mode: the same
+  payloads pushed as envelopes through ``fake.socket_mode`` (``sandbox.socket_mode``), the
+  WebSocket endpoint ``apps.connections.open`` hands out.
 
 A typical bot test::
 
@@ -21,6 +24,8 @@ Standard library only; no dependency on the rest of crewcall.
 from .driver import (
     Response,
     SlackDriver,
+    SlackPayloads,
+    SocketModeDriver,
     checkboxes,
     conversations_select,
     datepicker,
@@ -34,6 +39,7 @@ from .driver import (
 )
 from .fake_slack import (
     APP_ID,
+    APP_TOKEN,
     BOT_ID,
     BOT_USER_ID,
     TEAM_ID,
@@ -45,6 +51,7 @@ from .fake_slack import (
 
 __all__ = [
     "APP_ID",
+    "APP_TOKEN",
     "BOT_ID",
     "BOT_USER_ID",
     "TEAM_ID",
@@ -52,6 +59,8 @@ __all__ = [
     "FakeSlack",
     "Response",
     "SlackDriver",
+    "SlackPayloads",
+    "SocketModeDriver",
     "checkboxes",
     "conversations_select",
     "datepicker",

@@ -8,6 +8,9 @@ same database.
         bot.kill()          # SIGKILL: no clean-up of any kind
         bot.start()         # same database, same fake Slack
         bot.stop()          # SIGTERM: graceful
+
+With ``SLACK_APP_TOKEN`` in ``env`` it runs in Socket Mode: it is ready once it has connected to
+``fake.socket_mode``, and is driven with ``SocketModeDriver(fake)`` instead of ``bot.driver``.
 """
 
 from __future__ import annotations
@@ -59,6 +62,10 @@ class BotProcess:
                 fake.add_user(admin, name=f"admin-{admin.lower()}", tz="UTC")
 
     @property
+    def socket_mode(self) -> bool:
+        return bool(self.extra_env.get("SLACK_APP_TOKEN"))
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
@@ -72,8 +79,10 @@ class BotProcess:
         return self.proc.pid
 
     def start(self, timeout: float = 60.0) -> BotProcess:
-        """Start the bot and wait until /healthz answers."""
+        """Start the bot and wait until it takes requests: /healthz answers, or in Socket Mode, it
+        has opened a new connection to the fake."""
         self.port = free_port()
+        connections_before = self.fake.socket_mode.connections
         env = {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "SLACK_BOT_TOKEN": BOT_TOKEN,
@@ -95,18 +104,23 @@ class BotProcess:
             )
         deadline = time.monotonic() + timeout
         while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as resp:
-                    if json.loads(resp.read()).get("ok"):
-                        return self
-            except OSError:
-                pass
+            if self.socket_mode and self.fake.socket_mode.connections > connections_before:
+                return self
+            if not self.socket_mode and self._healthy():
+                return self
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the bot exited with {self.proc.returncode}:\n{self.output()[-3000:]}")
             if time.monotonic() > deadline:
                 self.kill()
                 raise RuntimeError(f"the bot did not become healthy in {timeout}s:\n{self.output()[-3000:]}")
             time.sleep(0.1)
+
+    def _healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=2) as resp:
+                return bool(json.loads(resp.read()).get("ok"))
+        except OSError:
+            return False
 
     def kill(self) -> None:
         """SIGKILL: the process ends at once, mid-whatever it was doing."""

@@ -1,4 +1,5 @@
-"""Send correctly signed Slack requests to the bot's HTTP endpoint.
+"""Slack calling the bot: correctly signed requests to its HTTP endpoint, or the same payloads
+as Socket Mode envelopes.
 
 :class:`SlackDriver` plays Slack's side of the "request URL" door: slash commands,
 button clicks (``block_actions``), modal submissions (``view_submission``) and Events
@@ -23,6 +24,10 @@ Every helper accepts, keyword-only, ``timestamp=`` (to send a stale request),
 The ``plain_text`` ... ``number_input`` functions build the ``state.values`` entries
 of :meth:`SlackDriver.submit_view` for each kind of input element.
 
+Both drivers build their payloads with :class:`SlackPayloads`, so a :class:`SocketModeDriver`
+envelope carries exactly what the HTTP request would (``sandbox.socket_mode`` has the WebSocket
+endpoint it pushes them through).
+
 Standard library only.
 """
 
@@ -43,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
 from .fake_slack import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, dm_channel_id
+from .socket_mode import Ack
 
 if TYPE_CHECKING:
     from .fake_slack import FakeSlack
@@ -50,6 +56,8 @@ if TYPE_CHECKING:
 __all__ = [
     "Response",
     "SlackDriver",
+    "SlackPayloads",
+    "SocketModeDriver",
     "checkboxes",
     "datepicker",
     "multi_static_select",
@@ -177,98 +185,29 @@ def _find_block_id(blocks: Any, action_id: str) -> str | None:
     return None
 
 
-class SlackDriver:
-    """Sends signed Slack requests to a bot's ``POST {bot_url}/slack/events`` endpoint.
+class SlackPayloads:
+    """The requests Slack sends, built as Slack builds them, whichever door they go through:
+    :class:`SlackDriver` POSTs them, signed, to the bot's request URL, and
+    :class:`~sandbox.socket_mode.SocketModeDriver` pushes them as Socket Mode envelopes.
 
     Args:
-        bot_url: the bot's base URL, e.g. ``"http://127.0.0.1:3000"``.
-        signing_secret: the app's signing secret (the bot must be configured with the same).
         team_id: workspace id put in every payload.
         fake: the :class:`~sandbox.fake_slack.FakeSlack` the bot talks to, if any. With it,
             ``response_url``\\ s are real (recorded as ``"response_url"`` calls), user names come
-            from its directory, ``click(message_ts=...)`` sends the stored message, and
-            ``home_opened`` carries the published Home view.
-        path: the endpoint path (default ``"/slack/events"``).
+            from its directory, a click on ``message_ts`` carries the stored message, and
+            ``app_home_opened`` carries the published Home view.
         api_app_id: app id put in every payload.
-        timeout: seconds to wait for the bot's answer (Slack gives up after 3).
     """
 
     def __init__(
-        self,
-        bot_url: str,
-        signing_secret: str,
-        team_id: str = TEAM_ID,
-        fake: FakeSlack | None = None,
-        *,
-        path: str = "/slack/events",
-        api_app_id: str = APP_ID,
-        timeout: float = 10.0,
+        self, team_id: str = TEAM_ID, fake: FakeSlack | None = None, *, api_app_id: str = APP_ID
     ) -> None:
-        self.bot_url = bot_url.rstrip("/")
-        self.signing_secret = signing_secret
         self.team_id = team_id
         self.fake = fake
-        self.path = path
         self.api_app_id = api_app_id
-        self.timeout = timeout
         self._seq = itertools.count(1)
         self._lock = threading.Lock()
         self._last_ts_micros = 0
-
-    # ------------------------------------------------------------------ low level
-
-    def sign(self, body: str, timestamp: int | str) -> str:
-        """Slack's signature of ``body``: ``"v0=" + hex HMAC-SHA256(secret, f"v0:{timestamp}:{body}")``."""
-        base = f"v0:{timestamp}:{body}".encode()
-        return "v0=" + hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest()
-
-    def post(
-        self,
-        body: str,
-        content_type: str,
-        *,
-        timestamp: int | str | None = None,
-        signature: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> Response:
-        """POST a raw ``body`` to the endpoint, signed (unless ``signature`` overrides it).
-
-        ``timestamp`` defaults to now (an int of unix seconds); pass an old one to test
-        replay protection, or ``signature="v0=bad"`` to test forgery.
-        """
-        ts = str(int(time.time()) if timestamp is None else timestamp)
-        headers = {
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": ts,
-            "X-Slack-Signature": signature if signature is not None else self.sign(body, ts),
-            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
-        }
-        headers.update(extra_headers or {})
-        url = urlsplit(self.bot_url + self.path)
-        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=self.timeout)
-        try:
-            target = url.path + (f"?{url.query}" if url.query else "")
-            conn.request("POST", target, body=body.encode("utf-8"), headers=headers)
-            resp = conn.getresponse()
-            text = resp.read().decode("utf-8", errors="replace")
-            return Response(resp.status, text, {k.lower(): v for k, v in resp.getheaders()})
-        finally:
-            conn.close()
-
-    def post_form(self, fields: Mapping[str, Any], **options: Any) -> Response:
-        """POST ``fields`` form-encoded (``application/x-www-form-urlencoded``), signed.
-
-        ``options`` are :meth:`post`'s ``timestamp``, ``signature``, ``extra_headers``.
-        """
-        return self.post(urlencode(fields), "application/x-www-form-urlencoded", **options)
-
-    def post_json(self, data: Any, **options: Any) -> Response:
-        """POST ``data`` as JSON (``application/json``), signed. ``options`` as for :meth:`post_form`."""
-        return self.post(json.dumps(data), "application/json", **options)
-
-    def post_payload(self, payload: Mapping[str, Any], **options: Any) -> Response:
-        """POST an interaction payload as Slack does: form field ``payload=<json>``, signed."""
-        return self.post_form({"payload": json.dumps(payload)}, **options)
 
     # ------------------------------------------------------------------ ids and urls
 
@@ -312,28 +251,25 @@ class SlackDriver:
             return "general"
         return channel_id.lower()
 
-    # ------------------------------------------------------------------ slash commands
+    def new_event_id(self) -> str:
+        """A fresh, unique Events API event id (``"Ev..."``)."""
+        return f"Ev{next(self._seq):04d}{secrets.token_hex(4).upper()}"
 
-    def command(
+    # ------------------------------------------------------------------ payloads
+
+    def command_fields(
         self,
         user_id: str,
         command: str,
         text: str = "",
         channel_id: str = "C0GENERAL",
         trigger_id: str | None = None,
-        *,
         response_url: str | None = None,
-        timestamp: int | str | None = None,
-        signature: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> Response:
-        """Run a slash command as ``user_id`` typed it: ``driver.command("U1", "/tasks", "list")``.
-
-        Sends the form body Slack sends (token, team_id, channel_id, user_id, command, text,
-        response_url, trigger_id, ...). ``response_url`` defaults to a fresh one on the fake
-        (read replies with ``fake.wait_for("response_url")``); ``trigger_id`` is generated.
-        """
-        fields = {
+    ) -> dict[str, str]:
+        """The fields of a slash command (``command`` typed by ``user_id`` with ``text``):
+        token, team_id, channel_id, user_id, command, text, response_url, trigger_id, ...
+        ``response_url`` defaults to a fresh one on the fake; ``trigger_id`` is generated."""
+        return {
             "token": VERIFICATION_TOKEN,
             "team_id": self.team_id,
             "team_domain": TEAM_DOMAIN,
@@ -348,11 +284,8 @@ class SlackDriver:
             "response_url": response_url or self.new_response_url(),
             "trigger_id": trigger_id or self.new_trigger_id(),
         }
-        return self.post_form(fields, timestamp=timestamp, signature=signature, extra_headers=extra_headers)
 
-    # ------------------------------------------------------------------ interactions
-
-    def block_actions(
+    def block_actions_payload(
         self,
         user_id: str,
         actions: list[dict[str, Any]],
@@ -361,16 +294,10 @@ class SlackDriver:
         message: dict[str, Any] | None = None,
         container: dict[str, Any] | None = None,
         view: dict[str, Any] | None = None,
-        *,
         trigger_id: str | None = None,
         response_url: str | None = None,
-        timestamp: int | str | None = None,
-        signature: str | None = None,
-        extra_headers: Mapping[str, str] | None = None,
-    ) -> Response:
-        """Send a ``block_actions`` interaction carrying the given ``actions`` (Slack-shaped dicts).
-
-        This is what :meth:`click` and :meth:`select` build on; use it for other elements.
+    ) -> dict[str, Any]:
+        """A ``block_actions`` interaction carrying the given ``actions`` (Slack-shaped dicts).
 
         * Message interaction (no ``view``): includes ``channel``, ``container`` of type
           ``"message"`` and, when ``message_ts`` is given, the ``message`` (``message`` if passed,
@@ -427,6 +354,223 @@ class SlackDriver:
                 action["block_id"] = _find_block_id(blocks, action["action_id"]) or "sandbox_block"
             filled.append(action)
         payload["actions"] = filled
+        return payload
+
+    @staticmethod
+    def button_action(
+        action_id: str, value: str | None = None, block_id: str | None = None
+    ) -> dict[str, Any]:
+        """The ``actions`` entry of a click on the button ``action_id`` carrying ``value``."""
+        action: dict[str, Any] = {
+            "type": "button",
+            "action_id": action_id,
+            "text": {"type": "plain_text", "text": action_id, "emoji": True},
+        }
+        if value is not None:
+            action["value"] = value
+        if block_id is not None:
+            action["block_id"] = block_id
+        return action
+
+    def _full_view(self, view: dict[str, Any]) -> dict[str, Any]:
+        """``view`` with the fields Slack always sends filled in."""
+        view_id = view.get("id") or f"V{uuid.uuid4().hex[:10].upper()}"
+        return {
+            "type": "modal",
+            "team_id": self.team_id,
+            "app_id": self.api_app_id,
+            "bot_id": "B0BOT",
+            "callback_id": "",
+            "private_metadata": "",
+            "external_id": "",
+            "blocks": [],
+            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
+            "previous_view_id": None,
+            **view,
+            "id": view_id,
+            "root_view_id": view.get("root_view_id") or view_id,
+            "state": view.get("state") or {"values": {}},
+        }
+
+    def event_callback(self, event: Mapping[str, Any], event_id: str | None = None) -> dict[str, Any]:
+        """``event`` (the inner event dict) in an Events API ``event_callback`` envelope.
+
+        ``event_id`` defaults to a fresh unique ``"Ev..."``; Slack redelivers an event under the
+        same one. ``event_ts`` is filled in when missing.
+        """
+        inner = dict(event)
+        inner.setdefault("event_ts", f"{time.time():.6f}")
+        return {
+            "token": VERIFICATION_TOKEN,
+            "team_id": self.team_id,
+            "context_team_id": self.team_id,
+            "api_app_id": self.api_app_id,
+            "event": inner,
+            "type": "event_callback",
+            "event_id": event_id or self.new_event_id(),
+            "event_time": int(time.time()),
+            "authorizations": [
+                {
+                    "enterprise_id": None,
+                    "team_id": self.team_id,
+                    "user_id": BOT_USER_ID,
+                    "is_bot": True,
+                    "is_enterprise_install": False,
+                }
+            ],
+            "is_ext_shared_channel": False,
+        }
+
+    def home_opened_event(self, user_id: str, tab: str = "home") -> dict[str, Any]:
+        """``app_home_opened``: ``user_id`` opened the bot's Home tab; carries the user's
+        published Home view when the fake has one."""
+        event: dict[str, Any] = {
+            "type": "app_home_opened",
+            "user": user_id,
+            "channel": dm_channel_id(user_id),
+            "tab": tab,
+        }
+        if self.fake is not None and user_id in self.fake.home_views:
+            event["view"] = self.fake.home_views[user_id]
+        return event
+
+
+class SlackDriver(SlackPayloads):
+    """Sends signed Slack requests to a bot's ``POST {bot_url}/slack/events`` endpoint.
+
+    Args:
+        bot_url: the bot's base URL, e.g. ``"http://127.0.0.1:3000"``.
+        signing_secret: the app's signing secret (the bot must be configured with the same).
+        team_id: workspace id put in every payload.
+        fake: the :class:`~sandbox.fake_slack.FakeSlack` the bot talks to, if any. With it,
+            ``response_url``\\ s are real (recorded as ``"response_url"`` calls), user names come
+            from its directory, ``click(message_ts=...)`` sends the stored message, and
+            ``home_opened`` carries the published Home view.
+        path: the endpoint path (default ``"/slack/events"``).
+        api_app_id: app id put in every payload.
+        timeout: seconds to wait for the bot's answer (Slack gives up after 3).
+    """
+
+    def __init__(
+        self,
+        bot_url: str,
+        signing_secret: str,
+        team_id: str = TEAM_ID,
+        fake: FakeSlack | None = None,
+        *,
+        path: str = "/slack/events",
+        api_app_id: str = APP_ID,
+        timeout: float = 10.0,
+    ) -> None:
+        super().__init__(team_id, fake, api_app_id=api_app_id)
+        self.bot_url = bot_url.rstrip("/")
+        self.signing_secret = signing_secret
+        self.path = path
+        self.timeout = timeout
+
+    # ------------------------------------------------------------------ low level
+
+    def sign(self, body: str, timestamp: int | str) -> str:
+        """Slack's signature of ``body``: ``"v0=" + hex HMAC-SHA256(secret, f"v0:{timestamp}:{body}")``."""
+        base = f"v0:{timestamp}:{body}".encode()
+        return "v0=" + hmac.new(self.signing_secret.encode(), base, hashlib.sha256).hexdigest()
+
+    def post(
+        self,
+        body: str,
+        content_type: str,
+        *,
+        timestamp: int | str | None = None,
+        signature: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """POST a raw ``body`` to the endpoint, signed (unless ``signature`` overrides it).
+
+        ``timestamp`` defaults to now (an int of unix seconds); pass an old one to test
+        replay protection, or ``signature="v0=bad"`` to test forgery.
+        """
+        ts = str(int(time.time()) if timestamp is None else timestamp)
+        headers = {
+            "Content-Type": content_type,
+            "X-Slack-Request-Timestamp": ts,
+            "X-Slack-Signature": signature if signature is not None else self.sign(body, ts),
+            "User-Agent": "Slackbot 1.0 (+https://api.slack.com/robots)",
+        }
+        headers.update(extra_headers or {})
+        url = urlsplit(self.bot_url + self.path)
+        conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=self.timeout)
+        try:
+            target = url.path + (f"?{url.query}" if url.query else "")
+            conn.request("POST", target, body=body.encode("utf-8"), headers=headers)
+            resp = conn.getresponse()
+            text = resp.read().decode("utf-8", errors="replace")
+            return Response(resp.status, text, {k.lower(): v for k, v in resp.getheaders()})
+        finally:
+            conn.close()
+
+    def post_form(self, fields: Mapping[str, Any], **options: Any) -> Response:
+        """POST ``fields`` form-encoded (``application/x-www-form-urlencoded``), signed.
+
+        ``options`` are :meth:`post`'s ``timestamp``, ``signature``, ``extra_headers``.
+        """
+        return self.post(urlencode(fields), "application/x-www-form-urlencoded", **options)
+
+    def post_json(self, data: Any, **options: Any) -> Response:
+        """POST ``data`` as JSON (``application/json``), signed. ``options`` as for :meth:`post_form`."""
+        return self.post(json.dumps(data), "application/json", **options)
+
+    def post_payload(self, payload: Mapping[str, Any], **options: Any) -> Response:
+        """POST an interaction payload as Slack does: form field ``payload=<json>``, signed."""
+        return self.post_form({"payload": json.dumps(payload)}, **options)
+
+    # ------------------------------------------------------------------ slash commands
+
+    def command(
+        self,
+        user_id: str,
+        command: str,
+        text: str = "",
+        channel_id: str = "C0GENERAL",
+        trigger_id: str | None = None,
+        *,
+        response_url: str | None = None,
+        timestamp: int | str | None = None,
+        signature: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Run a slash command as ``user_id`` typed it: ``driver.command("U1", "/tasks", "list")``.
+
+        Sends the form body Slack sends (see :meth:`command_fields`); read replies sent through
+        the ``response_url`` with ``fake.wait_for("response_url")``.
+        """
+        fields = self.command_fields(user_id, command, text, channel_id, trigger_id, response_url)
+        return self.post_form(fields, timestamp=timestamp, signature=signature, extra_headers=extra_headers)
+
+    # ------------------------------------------------------------------ interactions
+
+    def block_actions(
+        self,
+        user_id: str,
+        actions: list[dict[str, Any]],
+        channel_id: str = "C0GENERAL",
+        message_ts: str | None = None,
+        message: dict[str, Any] | None = None,
+        container: dict[str, Any] | None = None,
+        view: dict[str, Any] | None = None,
+        *,
+        trigger_id: str | None = None,
+        response_url: str | None = None,
+        timestamp: int | str | None = None,
+        signature: str | None = None,
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        """Send a ``block_actions`` interaction (see :meth:`block_actions_payload`).
+
+        This is what :meth:`click` and :meth:`select` build on; use it for other elements.
+        """
+        payload = self.block_actions_payload(
+            user_id, actions, channel_id, message_ts, message, container, view, trigger_id, response_url
+        )
         return self.post_payload(
             payload, timestamp=timestamp, signature=signature, extra_headers=extra_headers
         )
@@ -454,20 +598,11 @@ class SlackDriver:
         On a message: pass ``channel_id`` and ``message_ts`` of the message (e.g. from
         ``fake.last("chat.postMessage").response``). In a modal or on the Home tab: pass the
         ``view`` (e.g. ``fake.home_views["U1"]`` or ``fake.last("views.open").response["view"]``).
-        See :meth:`block_actions` for the payload.
+        See :meth:`block_actions_payload` for the payload.
         """
-        action: dict[str, Any] = {
-            "type": "button",
-            "action_id": action_id,
-            "text": {"type": "plain_text", "text": action_id, "emoji": True},
-        }
-        if value is not None:
-            action["value"] = value
-        if block_id is not None:
-            action["block_id"] = block_id
         return self.block_actions(
             user_id,
-            [action],
+            [self.button_action(action_id, value, block_id)],
             channel_id=channel_id,
             message_ts=message_ts,
             message=message,
@@ -518,26 +653,6 @@ class SlackDriver:
             signature=signature,
             extra_headers=extra_headers,
         )
-
-    def _full_view(self, view: dict[str, Any]) -> dict[str, Any]:
-        """``view`` with the fields Slack always sends filled in."""
-        view_id = view.get("id") or f"V{uuid.uuid4().hex[:10].upper()}"
-        return {
-            "type": "modal",
-            "team_id": self.team_id,
-            "app_id": self.api_app_id,
-            "bot_id": "B0BOT",
-            "callback_id": "",
-            "private_metadata": "",
-            "external_id": "",
-            "blocks": [],
-            "hash": f"{int(time.time())}.{secrets.token_hex(4)}",
-            "previous_view_id": None,
-            **view,
-            "id": view_id,
-            "root_view_id": view.get("root_view_id") or view_id,
-            "state": view.get("state") or {"values": {}},
-        }
 
     def submit_view(
         self,
@@ -604,43 +719,22 @@ class SlackDriver:
         signature: str | None = None,
         extra_headers: Mapping[str, str] | None = None,
     ) -> Response:
-        """Deliver ``event`` (the inner event dict) in an Events API ``event_callback`` envelope.
+        """Deliver ``event`` (the inner event dict) in an Events API ``event_callback`` envelope
+        (see :meth:`event_callback`).
 
-        ``event_id`` defaults to a fresh unique ``"Ev..."``; reuse one with ``retry_num=1`` to
-        simulate Slack redelivering it (adds ``X-Slack-Retry-Num`` / ``X-Slack-Retry-Reason``).
-        ``event_ts`` is filled in when missing.
+        Reuse an ``event_id`` with ``retry_num=1`` to simulate Slack redelivering it (adds
+        ``X-Slack-Retry-Num`` / ``X-Slack-Retry-Reason``).
         """
-        inner = dict(event)
-        inner.setdefault("event_ts", f"{time.time():.6f}")
-        envelope = {
-            "token": VERIFICATION_TOKEN,
-            "team_id": self.team_id,
-            "context_team_id": self.team_id,
-            "api_app_id": self.api_app_id,
-            "event": inner,
-            "type": "event_callback",
-            "event_id": event_id or self.new_event_id(),
-            "event_time": int(time.time()),
-            "authorizations": [
-                {
-                    "enterprise_id": None,
-                    "team_id": self.team_id,
-                    "user_id": BOT_USER_ID,
-                    "is_bot": True,
-                    "is_enterprise_install": False,
-                }
-            ],
-            "is_ext_shared_channel": False,
-        }
         headers = dict(extra_headers or {})
         if retry_num is not None:
             headers.setdefault("X-Slack-Retry-Num", str(retry_num))
             headers.setdefault("X-Slack-Retry-Reason", retry_reason)
-        return self.post_json(envelope, timestamp=timestamp, signature=signature, extra_headers=headers)
-
-    def new_event_id(self) -> str:
-        """A fresh, unique Events API event id (``"Ev..."``)."""
-        return f"Ev{next(self._seq):04d}{secrets.token_hex(4).upper()}"
+        return self.post_json(
+            self.event_callback(event, event_id),
+            timestamp=timestamp,
+            signature=signature,
+            extra_headers=headers,
+        )
 
     def url_verification(
         self,
@@ -655,20 +749,10 @@ class SlackDriver:
         return self.post_json(body, timestamp=timestamp, signature=signature, extra_headers=extra_headers)
 
     def home_opened(self, user_id: str, tab: str = "home", **options: Any) -> Response:
-        """``app_home_opened``: ``user_id`` opened the bot's Home tab.
-
-        Carries the user's published Home view when the fake has one. ``options`` go to
-        :meth:`event` (``event_id``, ``retry_num``, ``timestamp``, ``signature``...).
+        """``app_home_opened``: ``user_id`` opened the bot's Home tab (see :meth:`home_opened_event`).
+        ``options`` go to :meth:`event` (``event_id``, ``retry_num``, ``timestamp``, ``signature``...).
         """
-        event: dict[str, Any] = {
-            "type": "app_home_opened",
-            "user": user_id,
-            "channel": dm_channel_id(user_id),
-            "tab": tab,
-        }
-        if self.fake is not None and user_id in self.fake.home_views:
-            event["view"] = self.fake.home_views[user_id]
-        return self.event(event, **options)
+        return self.event(self.home_opened_event(user_id, tab), **options)
 
     def message_im(
         self,
@@ -731,3 +815,62 @@ class SlackDriver:
         look the user up. ``options`` go to :meth:`event`.
         """
         return self.event({"type": "team_join", "user": dict(user)}, **options)
+
+
+class SocketModeDriver(SlackPayloads):
+    """Slack calling the bot over Socket Mode: the same payloads :class:`~sandbox.driver.SlackDriver`
+    POSTs, pushed as envelopes through ``fake.socket_mode``. Each method returns the envelope id;
+    :meth:`wait_ack` returns the bot's acknowledgement of it."""
+
+    def __init__(self, fake: FakeSlack) -> None:
+        super().__init__(fake=fake)
+        self.server = fake.socket_mode
+
+    def command(
+        self,
+        user_id: str,
+        command: str,
+        text: str = "",
+        channel_id: str = "C0GENERAL",
+        *,
+        response_url: str | None = None,
+    ) -> str:
+        fields = self.command_fields(user_id, command, text, channel_id, response_url=response_url)
+        return self.server.send_envelope("slash_commands", fields, accepts_response_payload=True)
+
+    def click(
+        self,
+        user_id: str,
+        action_id: str,
+        value: str | None = None,
+        channel_id: str = "C0GENERAL",
+        message_ts: str | None = None,
+        *,
+        response_url: str | None = None,
+    ) -> str:
+        payload = self.block_actions_payload(
+            user_id,
+            [self.button_action(action_id, value)],
+            channel_id,
+            message_ts,
+            response_url=response_url,
+        )
+        # Slack reads nothing from a block_actions ack, and says so in the envelope.
+        return self.server.send_envelope("interactive", payload, accepts_response_payload=False)
+
+    def event(self, event: Mapping[str, Any], event_id: str | None = None, retry_attempt: int = 0) -> str:
+        """An Events API envelope; reuse an ``event_id`` with ``retry_attempt=1`` for Slack's
+        redelivery of an event it thinks was missed (a new envelope, the same event)."""
+        return self.server.send_envelope(
+            "events_api",
+            self.event_callback(event, event_id),
+            accepts_response_payload=False,
+            retry_attempt=retry_attempt,
+            retry_reason="timeout" if retry_attempt else "",
+        )
+
+    def home_opened(self, user_id: str, event_id: str | None = None, retry_attempt: int = 0) -> str:
+        return self.event(self.home_opened_event(user_id), event_id, retry_attempt)
+
+    def wait_ack(self, envelope_id: str, timeout: float = 10.0) -> Ack:
+        return self.server.wait_ack(envelope_id, timeout)

@@ -20,6 +20,8 @@ What it models (see the ``_m_*`` methods for each Web API method):
 * a user directory (``users.*``), channel membership (``conversations.members``);
 * modals and the Home tab (``views.*``), file uploads (``files_upload_v2``'s three steps);
 * ``response_url`` endpoints (:meth:`FakeSlack.new_response_url`);
+* Socket Mode: ``apps.connections.open`` (with an ``xapp-`` token) hands out a ``ws://`` URL on
+  :attr:`FakeSlack.socket_mode` (``sandbox.socket_mode``), where tests push envelopes;
 * failure injection (:meth:`FakeSlack.fail_next`), latency (:attr:`FakeSlack.latency`)
   and Slack-like rate limiting of ``chat.postMessage`` (``rate_limits=``).
 
@@ -51,11 +53,14 @@ from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
 from sandbox import blockkit
+from sandbox.socket_mode import SocketModeServer
 
 log = logging.getLogger("sandbox.fake_slack")
 
 __all__ = [
     "APP_ID",
+    "APP_LEVEL_METHODS",
+    "APP_TOKEN",
     "BOT_ID",
     "BOT_USER_ID",
     "JSON_PARAMS",
@@ -74,6 +79,10 @@ BOT_USER_ID = "U0BOT"
 BOT_ID = "B0BOT"
 BOT_NAME = "crewcall"
 APP_ID = "A0CREWCALL"
+#: The app-level token the fake accepts for Socket Mode (any other ``xapp-`` token is ``invalid_auth``).
+APP_TOKEN = "xapp-1-A0CREWCALL-1-sandbox"
+#: Methods that take the app-level token instead of the bot token.
+APP_LEVEL_METHODS = frozenset({"apps.connections.open"})
 
 #: Params that slack_sdk sends as JSON strings; they are decoded into objects when recorded.
 JSON_PARAMS = frozenset({"blocks", "view", "attachments", "metadata", "files"})
@@ -250,6 +259,10 @@ class FakeSlack:
         require_token: answer ``not_authed`` to API calls without a token (default True).
         strict_users: if True, DMs to user ids not in :attr:`users` fail like Slack
             (``user_not_found`` / ``channel_not_found``); by default any id gets a DM.
+        app_token: the app-level token ``apps.connections.open`` accepts (default
+            :data:`APP_TOKEN`); set another to make the bot's token a revoked one.
+        socket_mode: the Socket Mode WebSocket endpoint, listening from the first
+            ``apps.connections.open``.
     """
 
     def __init__(self, rate_limits: dict[str, Any] | None = None) -> None:
@@ -283,6 +296,8 @@ class FakeSlack:
         self.home_views: dict[str, dict[str, Any]] = {}
         self.views: dict[str, dict[str, Any]] = {}
         self.uploaded_files: dict[str, dict[str, Any]] = {}
+        self.app_token = APP_TOKEN
+        self.socket_mode = SocketModeServer(APP_ID)
         self.add_user(BOT_USER_ID, name=BOT_NAME, is_bot=True)
 
     # ------------------------------------------------------------------ lifecycle
@@ -302,7 +317,8 @@ class FakeSlack:
         return self
 
     def stop(self) -> None:
-        """Stop serving and release the port. Safe to call twice."""
+        """Stop serving and release the ports. Safe to call twice."""
+        self.socket_mode.stop()
         server, self._server = self._server, None
         if server is None:
             return
@@ -576,6 +592,10 @@ class FakeSlack:
                     status = 400
             elif self.require_token and not token:
                 response = {"ok": False, "error": "not_authed"}
+            elif method in APP_LEVEL_METHODS and token != self.app_token:
+                # Slack tells a bot token apart from an app-level token it doesn't (or no longer) know.
+                error = "invalid_auth" if (token or "").startswith("xapp-") else "not_allowed_token_type"
+                response = {"ok": False, "error": error}
             else:
                 impl = getattr(self, "_m_" + method.replace(".", "_"), None)
                 if impl is None:
@@ -722,6 +742,9 @@ class FakeSlack:
             "bot_id": BOT_ID,
             "is_enterprise_install": False,
         }
+
+    def _m_apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
+        return {"url": self.socket_mode.start().new_url()}
 
     def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(params.get("channel"))
