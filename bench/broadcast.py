@@ -15,20 +15,15 @@ and fake) and a naive sender that does not pace and leans on 429 Retry-After ins
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import shutil
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psycopg  # noqa: E402
 from slack_sdk import WebClient  # noqa: E402
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler  # noqa: E402
 from sqlalchemy import func  # noqa: E402
@@ -39,8 +34,7 @@ from db.models import AnnouncementDelivery  # noqa: E402
 from jobs.announcements import EVENT_TYPE, Pacer  # noqa: E402
 from sandbox.bot_process import BotProcess  # noqa: E402
 from sandbox.fake_slack import Call, FakeSlack  # noqa: E402
-
-PG_ADMIN = os.environ.get("CREWCALL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+from sandbox.scratch_db import scratch_database  # noqa: E402
 
 
 def limits(scale: float) -> dict[str, float]:
@@ -79,27 +73,6 @@ def _recipient(call: Call) -> str | None:
 # ---- databases -----------------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def database(kind: str):  # type: ignore[no-untyped-def]
-    if kind == "sqlite":
-        tmp = Path(tempfile.mkdtemp(prefix="crewcall-bench-"))
-        try:
-            yield f"sqlite:///{tmp / 'bench.db'}"
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-        return
-    name = f"crewcall_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    host = PG_ADMIN.split("@", 1)[1].rsplit("/", 1)[0]
-    user = PG_ADMIN.split("://", 1)[1].split("@", 1)[0]
-    try:
-        yield f"postgresql+psycopg://{user}@{host}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def outbox_states(url: str) -> dict[str, int]:
     db = Database(url)
     try:
@@ -118,7 +91,7 @@ def outbox_states(url: str) -> dict[str, int]:
 def crewcall_run(args: argparse.Namespace) -> dict[str, float | int | str]:
     allowed = 600 * args.scale / 60
     rate_per_min = int(600 * args.scale * args.rate_fraction)
-    with FakeSlack(rate_limits=limits(args.scale)) as fake, database(args.db) as url:
+    with FakeSlack(rate_limits=limits(args.scale)) as fake, scratch_database(args.db) as url:
         people = [u["id"] for u in fake.add_users(args.recipients - 1)]  # + the admin who sends it
         fake.add_user("UBOTX", is_bot=True)
         fake.add_user("UGONEX", deleted=True)

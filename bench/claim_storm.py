@@ -35,10 +35,8 @@ import logging
 import multiprocessing
 import os
 import sys
-import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,7 +46,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CHANNEL = "C0TASKS"
 CLICK_BYTES = 2700  # the size of a signed click on a task card
-PG_ADMIN_URL = os.environ.get("CREWCALL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 @dataclass
@@ -215,23 +212,6 @@ def http_floor(pool: Any, clicks: int, body: str) -> Storm:
         server.close()
 
 
-def postgres_database() -> tuple[str, Any]:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(PG_ADMIN_URL)
-    name = f"crewcall_bench_{uuid.uuid4().hex[:8]}"
-    conninfo = f"host={admin.host} port={admin.port or 5432} user={admin.username} dbname={admin.database}"
-
-    def run(sql: str) -> None:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(sql)
-
-    run(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://{admin.username}@{admin.host}:{admin.port or 5432}/{name}"
-    return url, lambda: run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clicks", type=int, default=300)
@@ -250,20 +230,14 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("waitress").setLevel(logging.ERROR)  # "Task queue depth" warnings are the point
 
+    from sandbox.scratch_db import scratch_database
+
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     results: dict[str, tuple[Storm, Storm]] = {}
-    with multiprocessing.get_context("spawn").Pool(1) as pool, tempfile.TemporaryDirectory() as tmp:
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
         for backend in backends:
-            if backend == "sqlite":
-                results[backend] = run_backend(
-                    backend, f"sqlite:///{tmp}/bench.db", args.clicks, args.slots, pool
-                )
-            else:
-                url, drop = postgres_database()
-                try:
-                    results[backend] = run_backend(backend, url, args.clicks, args.slots, pool)
-                finally:
-                    drop()
+            with scratch_database(backend) as url:
+                results[backend] = run_backend(backend, url, args.clicks, args.slots, pool)
         floor = http_floor(pool, args.clicks, "payload=" + "x" * CLICK_BYTES)
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())

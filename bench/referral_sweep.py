@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import sys
-import tempfile
 import time
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -27,17 +25,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psycopg  # noqa: E402
 from sqlmodel import col, select  # noqa: E402
 
 from db.engine import Database  # noqa: E402
 from db.migrate import upgrade  # noqa: E402
 from db.models import Member, Referral, TimeEntry  # noqa: E402
 from domain import referrals as rules  # noqa: E402
+from sandbox.scratch_db import scratch_database  # noqa: E402
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 THRESHOLD = Decimal(10)
-PG = "host=127.0.0.1 port=5432 user=postgres dbname=test"
 
 
 def seed(db: Database, referrals: int, entries: int) -> None:
@@ -131,22 +128,9 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=20)
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        run("sqlite", f"sqlite:///{tmp}/bench.db", args.referrals, args.entries, args.runs)
-    name = f"crewcall_bench_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(PG, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        run(
-            "postgresql",
-            f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}",
-            args.referrals,
-            args.entries,
-            args.runs,
-        )
-    finally:
-        with psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    for backend in ("sqlite", "postgresql"):
+        with scratch_database(backend) as url:
+            run(backend, url, args.referrals, args.entries, args.runs)
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ import multiprocessing
 import os
 import resource
 import sys
-import tempfile
 import time
-import uuid
 from collections import Counter
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,12 +41,12 @@ from domain.shifts import JobPlan, NewShift  # noqa: E402
 from jobs import shifts as shift_jobs  # noqa: E402
 from sandbox.fake_slack import FakeSlack  # noqa: E402
 from sandbox.harness import BotHarness  # noqa: E402
+from sandbox.scratch_db import scratch_database  # noqa: E402
 
 START = datetime.fromisoformat("2026-01-05T09:00:00+00:00")
 ZONES = ("Asia/Manila", "Europe/Lisbon", "America/Chicago")
 PER_SHIFT = 100
 REMIND = timedelta(minutes=30)
-PG_ADMIN_URL = os.environ.get("CREWCALL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def rss_mib() -> float:
@@ -124,23 +122,6 @@ def _serve_fake(conn: Any, rate_limits: dict[str, float]) -> None:
             fake.stop()
             conn.send(True)
             return
-
-
-def postgres_database() -> tuple[str, Any]:
-    import psycopg
-    from sqlalchemy.engine import make_url
-
-    admin = make_url(PG_ADMIN_URL)
-    name = f"crewcall_bench_{uuid.uuid4().hex[:8]}"
-    conninfo = f"host={admin.host} port={admin.port or 5432} user={admin.username} dbname={admin.database}"
-
-    def execute(sql: str) -> None:
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(sql)
-
-    execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql+psycopg://{admin.username}@{admin.host}:{admin.port or 5432}/{name}"
-    return url, lambda: execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def run(label: str, scale: float, paced: bool, reminders: int, burst: int, url: str) -> dict[str, object]:
@@ -251,22 +232,15 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
     args = parser.parse_args()
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
-    with tempfile.TemporaryDirectory() as tmp:
-        runs = [("paced", True, args.reminders)]
-        if not args.no_baseline:
-            # The baseline measures the burst only: it schedules just the reminders that fall due.
-            runs.append(("baseline", False, args.burst))
-        results = []
-        for label, paced, reminders in runs:
-            url, drop = (
-                postgres_database() if args.backend == "postgresql" else (f"sqlite:///{tmp}/{label}.db", None)
-            )
-            try:
-                results.append(run(label, args.scale, paced, reminders, args.burst, url))
-            finally:
-                if drop is not None:
-                    drop()
-            print(json.dumps(results[-1], indent=2), flush=True)
+    runs = [("paced", True, args.reminders)]
+    if not args.no_baseline:
+        # The baseline measures the burst only: it schedules just the reminders that fall due.
+        runs.append(("baseline", False, args.burst))
+    results = []
+    for label, paced, reminders in runs:
+        with scratch_database(args.backend) as url:
+            results.append(run(label, args.scale, paced, reminders, args.burst, url))
+        print(json.dumps(results[-1], indent=2), flush=True)
     print(f"peak RSS of the whole bench process: {peak_rss_mib():.1f} MiB; cpus: {os.cpu_count()}")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if len(results) == 2:
