@@ -49,11 +49,11 @@ def main() -> int:
 
     app = create_app(config)
     if config.slack_app_token:
-        return serve_socket_mode(app, config.slack_app_token)
+        return serve_socket_mode(app, config.slack_app_token, config.http_threads)
     return serve_http(app, config.port, config.http_threads)
 
 
-def serve_socket_mode(app: CrewApp, app_token: str) -> int:
+def serve_socket_mode(app: CrewApp, app_token: str, threads: int) -> int:
     from core import socket_mode
     from core.app import start_background, stop_background
 
@@ -66,7 +66,7 @@ def serve_socket_mode(app: CrewApp, app_token: str) -> int:
         return 2 if isinstance(e, socket_mode.AppTokenRefused) else 1
     start_background(app)
     try:
-        handler = socket_mode.connect(app, app_token, url)
+        handler = socket_mode.connect(app, app_token, url, threads)
     except socket_mode.SocketModeUnavailable as e:
         stop_background(app)
         print(f"crewcall: {e}", file=sys.stderr)

@@ -68,7 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
         default="sqlite:///data/crewcall.db",
     ),
     Setting("PORT", "HTTP port for /slack/events and /healthz (HTTP mode)", default="3000"),
-    Setting("HTTP_THREADS", "Worker threads of the HTTP server", default="16"),
+    Setting("HTTP_THREADS", "Worker threads of the HTTP server, or of the Socket Mode client", default="16"),
     Setting(
         "ADMIN_USER_IDS",
         "Comma-separated Slack user IDs of admins (U…)",

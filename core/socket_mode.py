@@ -58,9 +58,10 @@ def socket_url(app: CrewApp, app_token: str) -> str:
         ) from None
 
 
-def connect(app: CrewApp, app_token: str, url: str) -> SocketModeHandler:
-    """Open the WebSocket at `url` (from `socket_url`); later URLs the client fetches itself."""
-    handler = SocketModeHandler(app, app_token)
+def connect(app: CrewApp, app_token: str, url: str, threads: int) -> SocketModeHandler:
+    """Open the WebSocket at `url` (from `socket_url`); later URLs the client fetches itself.
+    `threads` envelopes are handled at once, as HTTP_THREADS requests are in HTTP mode."""
+    handler = SocketModeHandler(app, app_token, concurrency=threads)
     handler.client.wss_uri = url
     handler.connect()
     # slack_sdk's builtin client logs a failed handshake and returns, leaving reconnection to a
