@@ -392,6 +392,41 @@ class SlackPayloads:
             "state": view.get("state") or {"values": {}},
         }
 
+    def view_submission_payload(
+        self,
+        user_id: str,
+        callback_id: str,
+        values: Mapping[str, Mapping[str, Any]],
+        private_metadata: str | None = None,
+        view_id: str | None = None,
+        *,
+        view: dict[str, Any] | None = None,
+        response_urls: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """A ``view_submission`` of the modal ``callback_id`` (see :meth:`SlackDriver.submit_view`)."""
+        state = {
+            block_id: {action_id: _state_value(block_id, action_id, v) for action_id, v in actions.items()}
+            for block_id, actions in values.items()
+        }
+        base = dict(view or {})
+        base.update({"callback_id": callback_id, "state": {"values": state}})
+        if view_id is not None:
+            base["id"] = view_id
+        if private_metadata is not None:
+            base["private_metadata"] = private_metadata
+        return {
+            "type": "view_submission",
+            "team": self._team(),
+            "user": self._user(user_id),
+            "api_app_id": self.api_app_id,
+            "token": VERIFICATION_TOKEN,
+            "trigger_id": self.new_trigger_id(),
+            "view": self._full_view(base),
+            "response_urls": response_urls or [],
+            "is_enterprise_install": False,
+            "enterprise": None,
+        }
+
     def event_callback(self, event: Mapping[str, Any], event_id: str | None = None) -> dict[str, Any]:
         """``event`` (the inner event dict) in an Events API ``event_callback`` envelope.
 
@@ -680,28 +715,9 @@ class SlackDriver(SlackPayloads):
         ``private_metadata`` are given. The bot's answer (e.g. ``{"response_action": "errors",
         ...}``) is in ``Response.json()``.
         """
-        state = {
-            block_id: {action_id: _state_value(block_id, action_id, v) for action_id, v in actions.items()}
-            for block_id, actions in values.items()
-        }
-        base = dict(view or {})
-        base.update({"callback_id": callback_id, "state": {"values": state}})
-        if view_id is not None:
-            base["id"] = view_id
-        if private_metadata is not None:
-            base["private_metadata"] = private_metadata
-        payload = {
-            "type": "view_submission",
-            "team": self._team(),
-            "user": self._user(user_id),
-            "api_app_id": self.api_app_id,
-            "token": VERIFICATION_TOKEN,
-            "trigger_id": self.new_trigger_id(),
-            "view": self._full_view(base),
-            "response_urls": response_urls or [],
-            "is_enterprise_install": False,
-            "enterprise": None,
-        }
+        payload = self.view_submission_payload(
+            user_id, callback_id, values, private_metadata, view_id, view=view, response_urls=response_urls
+        )
         return self.post_payload(
             payload, timestamp=timestamp, signature=signature, extra_headers=extra_headers
         )
@@ -857,6 +873,20 @@ class SocketModeDriver(SlackPayloads):
         )
         # Slack reads nothing from a block_actions ack, and says so in the envelope.
         return self.server.send_envelope("interactive", payload, accepts_response_payload=False)
+
+    def submit_view(
+        self,
+        user_id: str,
+        callback_id: str,
+        values: Mapping[str, Mapping[str, Any]],
+        private_metadata: str | None = None,
+        *,
+        view: dict[str, Any] | None = None,
+    ) -> str:
+        """A modal submitted; the bot's answer (e.g. ``{"response_action": "errors", ...}``) is the
+        payload of its ack."""
+        payload = self.view_submission_payload(user_id, callback_id, values, private_metadata, view=view)
+        return self.server.send_envelope("interactive", payload, accepts_response_payload=True)
 
     def event(self, event: Mapping[str, Any], event_id: str | None = None, retry_attempt: int = 0) -> str:
         """An Events API envelope; reuse an ``event_id`` with ``retry_attempt=1`` for Slack's

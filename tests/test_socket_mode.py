@@ -19,7 +19,7 @@ from sqlmodel import select
 from db.engine import Database
 from db.models import Assignment
 from sandbox.bot_process import BotProcess
-from sandbox.driver import SocketModeDriver
+from sandbox.driver import SocketModeDriver, conversations_select, datepicker
 from sandbox.fake_slack import APP_TOKEN, Call, FakeSlack, dm_channel_id
 from sandbox.harness import BotHarness
 
@@ -120,6 +120,33 @@ def test_a_claim_clicked_over_the_socket_is_decided_and_answered_through_the_web
     finally:
         db.dispose()
     assert [tuple(c) for c in claims] == [("U1", "claimed")]
+
+
+def test_a_modal_submitted_over_the_socket_gets_its_errors_in_the_ack_then_posts(
+    sqlite_socket_bot: BotProcess, fake: FakeSlack, slack: SocketModeDriver
+) -> None:
+    fake.add_user("ULEAD")
+    assert "is now a lead" in run_command(slack, "UADMIN", "/crew", "lead <@ULEAD>")
+    assert slack.wait_ack(slack.command("ULEAD", "/tasks", "new", channel_id=TASKS)).payload == {}
+    view = fake.wait_for("views.open")[0].response["view"]
+    filled = {
+        "title": {"value": "Summarise trial transcripts"},
+        "rate": {"value": "lots"},
+        "hours": {"value": "6"},
+        "slots": {"value": "2"},
+        "due": {"value": datepicker("2025-12-31")},
+        "channel": {"value": conversations_select(TASKS)},
+    }
+    bad = slack.wait_ack(slack.submit_view("ULEAD", "task_new", filled, view=view)).payload
+    assert bad["response_action"] == "errors" and set(bad["errors"]) == {"rate", "due"}
+    assert not [c for c in fake.calls_to("chat.postMessage") if c.params["channel"] == TASKS]
+    filled.update({"rate": {"value": "120"}, "due": {"value": datepicker("2099-06-30")}})
+    ok = slack.wait_ack(slack.submit_view("ULEAD", "task_new", filled, view=view)).payload
+    assert ok.get("response_action") != "errors"
+    card = fake.wait_for("chat.postMessage", predicate=lambda c: c.params["channel"] == TASKS)[0]
+    assert "Summarise trial transcripts" in card.params["text"] and "task_claim" in json.dumps(
+        card.params["blocks"]
+    )
 
 
 def test_an_event_envelope_is_handled(
