@@ -13,6 +13,7 @@ import logging
 import signal
 import sys
 import threading
+from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
@@ -48,9 +49,20 @@ def main() -> int:
     from core.app import create_app
 
     app = create_app(config)
-    if config.slack_app_token:
+    if config.socket_mode:
         return serve_socket_mode(app, config.slack_app_token, config.http_threads)
     return serve_http(app, config.port, config.http_threads)
+
+
+def on_stop_signal(then: Callable[[], None]) -> None:
+    """On SIGTERM or SIGINT: say so, then `then()`, which ends the serving."""
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        log.info("shutting down (signal %s)", signum)
+        then()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 def serve_socket_mode(app: CrewApp, app_token: str, threads: int) -> int:
@@ -73,13 +85,7 @@ def serve_socket_mode(app: CrewApp, app_token: str, threads: int) -> int:
         return 1
     log.info("crewcall is running in Socket Mode")
     stopping = threading.Event()
-
-    def stop(signum: int, frame: FrameType | None) -> None:
-        log.info("shutting down (signal %s)", signum)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    on_stop_signal(stopping.set)
     stopping.wait()
     handler.close()
     stop_background(app)
@@ -94,13 +100,11 @@ def serve_http(app: CrewApp, port: int, threads: int) -> int:
     start_background(app)
     server = HttpServer(app, port=port, threads=threads)
 
-    def stop(signum: int, frame: FrameType | None) -> None:
-        log.info("shutting down (signal %s)", signum)
+    def leave_loop() -> None:
         # waitress stops gracefully on SystemExit raised in its loop: in-flight requests finish.
         raise SystemExit(0)
 
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
+    on_stop_signal(leave_loop)
     log.info("crewcall is listening on port %s (POST /slack/events, GET /healthz)", server.port)
     server.serve_forever()
     stop_background(app)

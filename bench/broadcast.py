@@ -31,7 +31,7 @@ from sqlmodel import col, select  # noqa: E402
 
 from db.engine import Database  # noqa: E402
 from db.models import AnnouncementDelivery  # noqa: E402
-from jobs.announcements import EVENT_TYPE, Pacer  # noqa: E402
+from jobs.announcements import EVENT_TYPE, EvenPacer  # noqa: E402
 from sandbox.bot_process import BotProcess  # noqa: E402
 from sandbox.fake_slack import Call, FakeSlack  # noqa: E402
 from sandbox.scratch_db import scratch_database  # noqa: E402
@@ -177,7 +177,7 @@ def bare_paced_loop(args: argparse.Namespace, n: int) -> dict[str, float | int]:
         client = WebClient(
             token="xoxb-bench", base_url=fake.api_url, retry_handlers=[RateLimitErrorRetryHandler()]
         )
-        pacer, stop = Pacer(600 * args.scale * args.rate_fraction / 60), threading.Event()
+        pacer, stop = EvenPacer(600 * args.scale * args.rate_fraction / 60), threading.Event()
         slots = threading.Semaphore(4)
 
         def post(user: str) -> None:

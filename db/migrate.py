@@ -2,8 +2,8 @@
 
 Each domain added its own revision on top of `0002_work` and `0008_merge_features` joins them into
 one head; `upgrade heads` still applies every head, should branches appear again before they are
-merged. Several bot processes starting at once on PostgreSQL take an
-advisory lock so that only one migrates at a time.
+merged. Several bot processes starting at once on PostgreSQL take an advisory lock so that only one
+migrates at a time.
 """
 
 from __future__ import annotations

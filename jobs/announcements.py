@@ -219,7 +219,7 @@ def workspace_members(slack: SlackGateway, page_size: int = USERS_PAGE) -> list[
 # ---- pacing --------------------------------------------------------------------------------------
 
 
-class Pacer:
+class EvenPacer:
     """Hands out send slots spaced at `per_second`. A slot handed out late (the thread woke late,
     the database was slow) lets up to CATCH_UP following slots go at once, so such delays do not
     add up to a lower rate; no more than that, so any window of W seconds holds at most
@@ -277,7 +277,7 @@ class Sender:
             retry_handlers=[],
         )
         self.slack = SlackGateway(client)
-        self.pacer = Pacer(config.announce_rate_per_min / 60.0)
+        self.pacer = EvenPacer(config.announce_rate_per_min / 60.0)
         self.indoubt_wait = config.announce_indoubt_wait
         self._stop = threading.Event()
         self._wake = threading.Event()

@@ -6,8 +6,9 @@ the same thing twice replaces instead of duplicating. A job finds the running se
 `jobs.runtime.services()`.
 
 Time comes from our Clock: APScheduler asks `datetime.now(scheduler.timezone)`, and the timezone we
-hand it is a UTC that carries the Clock, whose "now" the scheduler reads (`_ClockedDatetime`). With the real clock nothing changes; with a
-FakeClock, tests move time and the scheduler runs what fell due at once, without sleeping.
+hand it is a UTC that carries the Clock, whose "now" the scheduler reads (`_ClockedDatetime`). With
+the real clock nothing changes; with a FakeClock, tests move time and the scheduler runs what fell
+due at once, without sleeping.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from jobs.announcements import (
     PERMANENT,
     RATELIMITED,
     RETRY,
-    Pacer,
+    EvenPacer,
     backoff,
     outcome,
     workspace_members,
@@ -98,17 +98,17 @@ def test_failure_verdicts() -> None:
 
 
 def test_pacer_spaces_sends_evenly_and_honours_a_pause() -> None:
-    pacer, stop = Pacer(per_second=200), threading.Event()
+    pacer, stop = EvenPacer(per_second=200), threading.Event()
     started = time.monotonic()
     stamps = []
     for _ in range(41):
         assert pacer.wait(stop)
         stamps.append(time.monotonic())
     # At most CATCH_UP slots ahead of an even spacing, never more.
-    assert stamps[-1] - started >= (40 - Pacer.CATCH_UP) / 200 - 0.001
+    assert stamps[-1] - started >= (40 - EvenPacer.CATCH_UP) / 200 - 0.001
     for i in range(len(stamps)):
         in_window = [t for t in stamps[i:] if t - stamps[i] < 0.05]
-        assert len(in_window) <= 0.05 * 200 + Pacer.CATCH_UP + 1
+        assert len(in_window) <= 0.05 * 200 + EvenPacer.CATCH_UP + 1
     pacer.pause(0.3)
     paused = time.monotonic()
     for _ in range(3):
