@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 from core.config import ConfigError, load_config
 
 if TYPE_CHECKING:
-    from core.app import CrewApp
+    from handlers.kit.app import CrewApp
 
 log = logging.getLogger("crewcall")
 
@@ -46,7 +46,7 @@ def main() -> int:
 
     logs.configure(config.log_level, config.secrets())
 
-    from core.app import create_app
+    from server.app import create_app
 
     app = create_app(config)
     if config.socket_mode:
@@ -66,8 +66,8 @@ def on_stop_signal(then: Callable[[], None]) -> None:
 
 
 def serve_socket_mode(app: CrewApp, app_token: str, threads: int) -> int:
-    from core import socket_mode
-    from core.app import start_background, stop_background
+    from server import socket_mode
+    from server.app import start_background, stop_background
 
     try:
         # Before the scheduler starts: a bot that can't take requests must not run jobs either.
@@ -94,8 +94,8 @@ def serve_socket_mode(app: CrewApp, app_token: str, threads: int) -> int:
 
 
 def serve_http(app: CrewApp, port: int, threads: int) -> int:
-    from core.app import start_background, stop_background
-    from core.server import HttpServer
+    from server.app import start_background, stop_background
+    from server.http import HttpServer
 
     start_background(app)
     server = HttpServer(app, port=port, threads=threads)

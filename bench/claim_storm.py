@@ -150,7 +150,7 @@ def storm(
 
 
 def run_backend(backend: str, database_url: str, clicks: int, slots: int, pool: Any) -> tuple[Storm, Storm]:
-    from core.interactions import button
+    from handlers.kit.interactions import button
     from sandbox.harness import BotHarness
 
     with BotHarness(database_url) as bot:
@@ -224,9 +224,9 @@ def main() -> int:
     )
     args = parser.parse_args()
     if args.through_bolt:
-        import core.server
+        import server.http
 
-        core.server.is_click = lambda body: False  # every request takes Bolt's own path
+        server.http.is_click = lambda body: False  # every request takes Bolt's own path
     logging.basicConfig(level=logging.ERROR)
     logging.getLogger("waitress").setLevel(logging.ERROR)  # "Task queue depth" warnings are the point
 

@@ -1,7 +1,7 @@
 """Who may do what: the one place where a role is checked.
 
-Every command, button and modal declares the role it needs; the dispatchers in `core.commands`
-and `core.interactions` call `authorize` before any handler runs, so no handler checks roles itself.
+Every command, button and modal declares the role it needs; the dispatchers in `handlers.kit.commands`
+and `handlers.kit.interactions` call `authorize` before any handler runs, so no handler checks roles itself.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """In-process domain events, so one domain can react to another without importing it.
 
-    services.events.on("hours.recorded", handler)        # handler(services, user_id=…)
+    services.events.on("hours.recorded", handler)        # handler(user_id=…)
     services.events.emit("hours.recorded", user_id="U1")  # after the change is committed
 
 Emit only after the transaction that made the change has committed; a failing subscriber is logged
@@ -12,10 +12,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from core.services import Services
+from typing import Any
 
 log = logging.getLogger("crewcall.events")
 
@@ -23,17 +20,15 @@ Subscriber = Callable[..., None]
 
 # The events crewcall emits, and what they carry.
 HOURS_RECORDED = "hours.recorded"  # user_id: a time entry of this member was closed
-# The app's background work started / is stopping (no payload): long-running workers start and stop
-# with these, so a restarted app in the same process starts clean.
 ANNOUNCEMENT_QUEUED = "announcement.queued"  # announcement_id: due now; its sender should start it
-APP_STARTED = "app.started"
+# The app's background work is stopping (no payload): a feature that started workers in its
+# `start(services)` stops them on this, so a restarted app in the same process starts clean.
 APP_STOPPING = "app.stopping"
 
 
 class EventBus:
     def __init__(self) -> None:
         self._subscribers: dict[str, list[Subscriber]] = defaultdict(list)
-        self.services: Services | None = None
 
     def on(self, name: str, subscriber: Subscriber) -> None:
         self._subscribers[name].append(subscriber)
@@ -41,6 +36,6 @@ class EventBus:
     def emit(self, name: str, **payload: Any) -> None:
         for subscriber in list(self._subscribers.get(name, ())):
             try:
-                subscriber(self.services, **payload)
+                subscriber(**payload)
             except Exception:
                 log.exception("subscriber %s of %s failed", getattr(subscriber, "__name__", "?"), name)

@@ -22,7 +22,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
-from domain.members import Profile
+from core.people import Profile
 
 log = logging.getLogger("crewcall.slack")
 

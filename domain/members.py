@@ -7,31 +7,18 @@ Everyone is a contractor; leads are named by admins; admins come from ADMIN_USER
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, col, delete, select
 
 from core.authz import Actor, Role, role_for
 from core.errors import UserError
+from core.people import Profile
 from db.models import Member, MemberSkill
 from db.upsert import insert_ignore
 from domain import audit
 
 PROFILE_MAX_AGE = timedelta(hours=24)
-
-
-@dataclass(frozen=True)
-class Profile:
-    """What Slack's users.info tells us about a person."""
-
-    user_id: str
-    name: str
-    real_name: str
-    tz: str
-    email: str | None
-    is_bot: bool = False
-    deleted: bool = False
 
 
 def ensure(session: Session, user_id: str, now: datetime) -> Member:

@@ -1,21 +1,6 @@
-"""Bolt listeners, one module per domain, each exposing `register(app)`.
+"""Bolt listeners, one module per feature, each exposing `register(app)`.
 
 Handlers stay thin: they parse (through the command grammar), authorize (declared with each
-command, button and modal), call the domain, and render with `views`.
+command, button and modal), call the domain, and render with `views`; a feature's Slack side
+effects beyond the reply (card redraws, DMs, scheduling) live in its `jobs` module.
 """
-
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from handlers import announcements, crew, home, hours, policy, referrals, shifts, tasks
-
-if TYPE_CHECKING:
-    from core.app import CrewApp
-
-MODULES = [home, crew, tasks, shifts, hours, announcements, policy, referrals]
-
-
-def register_all(app: CrewApp) -> None:
-    for module in MODULES:
-        module.register(app)

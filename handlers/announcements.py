@@ -6,10 +6,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from core.authz import Role
-from core.commands import Args, Option, Param, SlashCommand
-from core.context import Ctx, ViewValues
 from core.errors import UserError
-from core.events import ANNOUNCEMENT_QUEUED, APP_STARTED, APP_STOPPING
 from core.grammar import (
     LOCAL_DATETIME,
     SKILLS,
@@ -21,14 +18,15 @@ from core.grammar import (
     record_id,
     tokenize,
 )
-from core.interactions import FieldErrors, button, modal
 from core.slack import SlackFailure
 from domain import announcements
 from domain.announcements import CHANNELS, EVERYONE, SCHEDULED, Audience, label
 from domain.announcements import SKILLS as SKILL_AUDIENCE
+from handlers.kit.commands import Args, Option, Param, SlashCommand
+from handlers.kit.context import Ctx, ViewValues
+from handlers.kit.interactions import FieldErrors, button, modal
 from jobs.announcements import (
     ACK_DEBOUNCE,
-    Sender,
     launch,
     publish_status,
     schedule_ack_refresh,
@@ -49,7 +47,7 @@ from views.announcements import (
 from views.blocks import local_time
 
 if TYPE_CHECKING:
-    from core.app import CrewApp
+    from handlers.kit.app import CrewApp
 
 LIST_PAGE = 10
 
@@ -317,9 +315,3 @@ def register(app: CrewApp) -> None:
     modal(app, CONFIRM_CALLBACK, role=Role.LEAD, action=SEND_ACTION)(confirmed)
     button(app, ACK_ACTION)(acknowledged)
     button(app, MORE_ACTION, role=Role.LEAD, action="see announcements")(more)
-
-    sender = Sender(app.services)
-    events = app.services.events
-    events.on(APP_STARTED, lambda services: sender.start())
-    events.on(APP_STOPPING, lambda services: sender.stop())
-    events.on(ANNOUNCEMENT_QUEUED, lambda services, announcement_id: sender.wake())

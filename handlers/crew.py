@@ -5,15 +5,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.authz import Role
-from core.commands import Args, Param, SlashCommand
-from core.context import Ctx
 from core.errors import UserError
 from core.grammar import SKILLS, USER
 from domain import members
+from handlers.kit.commands import Args, Param, SlashCommand
+from handlers.kit.context import Ctx
 from views.crew import profile_blocks
 
 if TYPE_CHECKING:
-    from core.app import CrewApp
+    from handlers.kit.app import CrewApp
 
 crew = SlashCommand("/crew", "Your profile; leads and skills")
 

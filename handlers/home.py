@@ -6,13 +6,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from core.authz import Actor
-from core.context import Ctx
-from core.interactions import event
+from handlers.kit.context import Ctx
+from handlers.kit.interactions import event
 from views.blocks import Block, section
 
 if TYPE_CHECKING:
-    from core.app import CrewApp
-    from core.services import Services
+    from handlers.kit.app import CrewApp
+    from jobs.runtime import Services
 
 _PLACEHOLDERS = [
     ("tasks", "Tasks", 20, "Find and claim paid tasks with `/tasks`."),

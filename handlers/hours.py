@@ -7,19 +7,19 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from core.authz import Actor, Role
-from core.commands import Args, Option, Param, SlashCommand
-from core.context import Ctx
 from core.errors import UserError
 from core.grammar import DATE, record_id
 from core.slack import SlackFailure
 from domain import hours
+from handlers.kit.commands import Args, Option, Param, SlashCommand
+from handlers.kit.context import Ctx
 from jobs import hours as hour_jobs
 from views import hours as hour_views
 from views.blocks import Block, local_time, section
 
 if TYPE_CHECKING:
-    from core.app import CrewApp
-    from core.services import Services
+    from handlers.kit.app import CrewApp
+    from jobs.runtime import Services
 
 hours_command = SlashCommand(
     "/hours",
@@ -152,4 +152,3 @@ def home_section(services: Services, actor: Actor) -> list[Block]:
 def register(app: CrewApp) -> None:
     app.commands.add(hours_command).register(app, app.services)
     app.home.section("hours", "Hours", order=40)(home_section)
-    hour_jobs.schedule_outstanding(app.services)

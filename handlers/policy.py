@@ -19,22 +19,22 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from core.authz import Actor, Role
-from core.commands import Args, Param, SlashCommand
-from core.context import Ctx, ViewValues
 from core.errors import UserError
 from core.grammar import Kind, integer
-from core.interactions import FieldErrors, button, event, modal
 from core.slack import SlackFailure
 from domain.policy import HandbookError, PolicyIndex, load_handbook
 from domain.policy import service as rules
 from domain.policy.service import ANSWERED, ESCALATED, RESOLVED, VIA_COMMAND, VIA_DM, VIA_MENTION, Asked
+from handlers.kit.commands import Args, Param, SlashCommand
+from handlers.kit.context import Ctx, ViewValues
+from handlers.kit.interactions import FieldErrors, button, event, modal
 from views import policy as views
 from views.blocks import Block, section
 
 if TYPE_CHECKING:
-    from core.app import CrewApp
-    from core.services import Services
     from db.models import PolicyQuestion
+    from handlers.kit.app import CrewApp
+    from jobs.runtime import Services
 
 log = logging.getLogger("crewcall.policy")
 

@@ -13,23 +13,23 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from core.authz import Actor, Role
-from core.commands import Args, Option, Param, SlashCommand
-from core.context import Ctx, ViewValues
 from core.errors import UsageError, UserError
-from core.events import HOURS_RECORDED
 from core.grammar import EMAIL, Kind, choice, normalize_email, parse_skill, record_id
-from core.interactions import FieldErrors, button, event, modal
 from core.slack import SlackFailure, profile_from_user
 from db.models import Referral
 from domain import members
 from domain import referrals as rules
+from handlers.kit.commands import Args, Option, Param, SlashCommand
+from handlers.kit.context import Ctx, ViewValues
+from handlers.kit.interactions import FieldErrors, button, event, modal
+from jobs import referrals as referral_jobs
 from views import referrals as views
 
 if TYPE_CHECKING:
     from sqlmodel import Session
 
-    from core.app import CrewApp
-    from core.services import Services
+    from handlers.kit.app import CrewApp
+    from jobs.runtime import Services
     from views.blocks import Block
 
 log = logging.getLogger("crewcall.referrals")
@@ -132,13 +132,7 @@ def submit_form(ctx: Ctx, values: ViewValues) -> dict[str, Any]:
     except UserError as e:
         raise FieldErrors({"email": e.message}) from None
     # Redraw the Home tab after the ack: Slack waits only 3 s for this answer.
-    ctx.services.scheduler.at(
-        f"referrals:home:{ctx.actor.user_id}",
-        "jobs.referrals:refresh_home",
-        ctx.now,
-        args=(ctx.actor.user_id,),
-        misfire_grace=None,
-    )
+    referral_jobs.refresh_home_soon(ctx.services, ctx.actor.user_id)
     return {
         "response_action": "update",
         "view": views.recorded_modal(referral, ctx.services.config.referral_bonus_hours),
@@ -255,7 +249,7 @@ def set_status(ctx: Ctx, args: Args) -> None:
     promoted = None
     if change.after == rules.HIRED:
         # The referee may have tracked their hours already (e.g. as a contractor on trial).
-        done = promote_and_notify(ctx.services, ctx.source, referral_id=referral.id)
+        done = referral_jobs.promote_and_notify(ctx.services, ctx.source, referral_id=referral.id)
         promoted = done[0].hours if done else None
     ctx.reply(views.set_reply(referral, change.before, change.after, promoted))
 
@@ -289,44 +283,6 @@ def export(ctx: Ctx, args: Args) -> None:
     ctx.reply(f":white_check_mark: Sent you `referrals-{stamp}.csv` in a DM: {len(rows)} referrals.")
 
 
-# ---- eligibility and notifications, shared with the jobs -----------------------------------------
-
-
-def promote_and_notify(
-    services: Services, source: str, referee_user_id: str | None = None, referral_id: int | None = None
-) -> list[rules.Promotion]:
-    """Promote hired referrals whose referee reached the hours (exactly once each), then DM each
-    referrer. Without a filter, every hired referral is checked."""
-    with services.db.session() as session:
-        promoted = rules.promote_eligible(
-            session,
-            threshold_hours=services.config.referral_bonus_hours,
-            now=services.clock.now(),
-            source=source,
-            referee_user_id=referee_user_id,
-            referral_id=referral_id,
-        )
-    for promotion in promoted:
-        referral = promotion.referral
-        tz = services.directory.tz_of(referral.referrer_id)
-        services.slack.dm(
-            referral.referrer_id,
-            views.eligible_dm(referral, promotion.hours, referral.eligible_at or services.clock.now(), tz),
-            what="referral bonus earned",
-        )
-    return promoted
-
-
-def notify_joined(services: Services, linked: list[Referral]) -> None:
-    for referral in linked:
-        if referral.status != rules.REJECTED:
-            services.slack.dm(referral.referrer_id, views.joined_dm(referral), what="referee joined")
-
-
-def on_hours_recorded(services: Services, user_id: str, **_: Any) -> None:
-    promote_and_notify(services, f"event {HOURS_RECORDED}", referee_user_id=user_id)
-
-
 # ---- Home ----------------------------------------------------------------------------------------
 
 
@@ -355,7 +311,6 @@ def register(app: CrewApp) -> None:
     app.commands.add(refer).register(app, services)
     app.commands.add(referrals).register(app, services)
     app.home.section("referrals", "Referrals", order=70)(home_section)
-    services.events.on(HOURS_RECORDED, on_hours_recorded)
 
     modal(app, views.REFER_CALLBACK)(submit_form)
 
@@ -392,5 +347,5 @@ def register(app: CrewApp) -> None:
             linked = rules.link_referee(session, profile.email, profile.user_id, ctx.now, ctx.source)
         if linked is None:
             return
-        notify_joined(services, [linked])
-        promote_and_notify(services, ctx.source, referee_user_id=profile.user_id)
+        referral_jobs.notify_joined(services, [linked])
+        referral_jobs.promote_and_notify(services, ctx.source, referee_user_id=profile.user_id)

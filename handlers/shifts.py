@@ -7,8 +7,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from core.authz import Actor, Role
-from core.commands import Args, Option, Param, SlashCommand
-from core.context import Ctx, ViewValues
 from core.errors import UsageError, UserError
 from core.grammar import (
     CHANNEL,
@@ -22,16 +20,18 @@ from core.grammar import (
     integer,
     record_id,
 )
-from core.interactions import FieldErrors, button, modal
 from domain import shifts
 from domain.shifts import MAX_SLOTS, REPEATS, JobPlan, NewShift, ShiftInputError
+from handlers.kit.commands import Args, Option, Param, SlashCommand
+from handlers.kit.context import Ctx, ViewValues
+from handlers.kit.interactions import FieldErrors, button, modal
 from jobs import shifts as shift_jobs
 from views import shifts as shift_views
 from views.blocks import Block, local_time, section
 
 if TYPE_CHECKING:
-    from core.app import CrewApp
-    from core.services import Services
+    from handlers.kit.app import CrewApp
+    from jobs.runtime import Services
 
 SHIFT_ID = record_id("S", "shift")
 SLOTS = integer(1, MAX_SLOTS, "number of slots")
@@ -358,5 +358,3 @@ def register(app: CrewApp) -> None:
         except ShiftInputError as e:
             raise FieldErrors({e.field: e.message}) from None
         _create(ctx, spec)
-
-    shift_jobs.schedule_outstanding(app.services)

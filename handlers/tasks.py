@@ -7,13 +7,10 @@ transaction, then, with the transaction closed, answers, DMs and redraws the tas
 from __future__ import annotations
 
 import logging
-import threading
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from core.authz import Role
-from core.commands import Args, Option, Param, SlashCommand
-from core.context import Ctx, ViewValues
 from core.errors import UsageError, UserError
 from core.grammar import (
     CHANNEL,
@@ -28,15 +25,18 @@ from core.grammar import (
     parse_skill,
     record_id,
 )
-from core.interactions import FieldErrors, button, modal
 from core.slack import SlackFailure
 from domain import tasks as rules
+from handlers.kit.commands import Args, Option, Param, SlashCommand
+from handlers.kit.context import Ctx, ViewValues
+from handlers.kit.interactions import FieldErrors, button, modal
+from jobs import tasks as task_jobs
 from views import tasks as views
 
 if TYPE_CHECKING:
-    from core.app import CrewApp
     from core.authz import Actor
-    from core.services import Services
+    from handlers.kit.app import CrewApp
+    from jobs.runtime import Services
 
 log = logging.getLogger("crewcall.tasks")
 
@@ -157,22 +157,11 @@ def _post(ctx: Ctx, draft: rules.TaskDraft) -> None:
         ) from None
     with ctx.session() as session:
         rules.attach_card(session, task.id or 0, posted["channel"], posted["ts"])
-    if task.due_at is not None:
-        ctx.services.scheduler.at(
-            _expiry_job(task.id or 0),
-            "jobs.tasks:expire_claims",
-            task.due_at,
-            args=(task.id,),
-            misfire_grace=None,  # a bot that was down expires the claims when it comes back
-        )
+    task_jobs.schedule_expiry(ctx.services, task)
     ctx.reply(
         f":white_check_mark: Posted *{rules.ref(task.id)} · {task.title}* in <#{posted['channel']}> "
         f"({views.slots_text(task)})."
     )
-
-
-def _expiry_job(task_id: int) -> str:
-    return f"task-expiry:{rules.ref(task_id)}"
 
 
 # ---- claiming ------------------------------------------------------------------------------------
@@ -197,7 +186,7 @@ def _claim(ctx: Ctx, task_id: int) -> None:
         f":white_check_mark: *{rules.ref(task.id)} · {task.title}* is yours! I sent you the details and "
         f"what to do next in a DM. Submit with `/tasks done {rules.ref(task.id)}`."
     )
-    refresh_card(ctx.services, task_id)
+    task_jobs.refresh_card(ctx.services, task_id)
     text, blocks = views.taken_dm(task, ctx.actor.tz)
     ctx.dm(ctx.actor.user_id, text, blocks, what="claim confirmation")
 
@@ -206,7 +195,7 @@ def _refused(ctx: Ctx, task_id: int, refusal: rules.TaskRefusal) -> None:
     """Say why, then redraw the card if the click may have come from a stale one."""
     ctx.reply(f":warning: {refusal.message}")
     if refusal.card_stale:
-        refresh_card(ctx.services, task_id)
+        task_jobs.refresh_card(ctx.services, task_id)
 
 
 @tasks.sub(
@@ -239,7 +228,7 @@ def assign(ctx: Ctx, args: Args) -> None:
         f":white_check_mark: Assigned *{rules.ref(task.id)}* to <@{args.member}> "
         f"({views.slots_text(task)}). I DMed them.{notes}"
     )
-    refresh_card(ctx.services, args.task)
+    task_jobs.refresh_card(ctx.services, args.task)
     text, blocks = views.taken_dm(task, ctx.services.directory.tz_of(args.member), ctx.actor.user_id)
     ctx.dm(args.member, text, blocks, what="assignment")
 
@@ -256,7 +245,7 @@ def _release(ctx: Ctx, task_id: int) -> None:
     with ctx.session() as session:
         task = rules.release(session, task_id, ctx.actor.user_id, ctx.now, ctx.source)
     ctx.reply(f"You released *{rules.ref(task.id)} · {task.title}*; the slot is open to others again.")
-    refresh_card(ctx.services, task_id)
+    task_jobs.refresh_card(ctx.services, task_id)
     _refresh_home(ctx)
 
 
@@ -301,7 +290,7 @@ def _approve(ctx: Ctx, task_id: int, user_id: str) -> None:
         f":white_check_mark: Approved <@{user_id}>'s work on *{rules.ref(task.id)}*. I DMed them.{closed}"
     )
     ctx.dm(user_id, views.approved_dm(task, ctx.actor.user_id), what="approval")
-    refresh_card(ctx.services, task_id)
+    task_jobs.refresh_card(ctx.services, task_id)
     _refresh_home(ctx)
 
 
@@ -326,7 +315,7 @@ def _reject(ctx: Ctx, task_id: int, user_id: str, reason: str) -> None:
     until = ctx.now + rules.DISPUTE_WINDOW
     tz = ctx.services.directory.tz_of(user_id)
     ctx.dm(user_id, views.rejected_dm(task, ctx.actor.user_id, reason.strip(), until, tz), what="rejection")
-    refresh_card(ctx.services, task_id)
+    task_jobs.refresh_card(ctx.services, task_id)
     _refresh_home(ctx)
 
 
@@ -340,10 +329,10 @@ def _reject(ctx: Ctx, task_id: int, user_id: str, reason: str) -> None:
 def cancel(ctx: Ctx, args: Args) -> None:
     with ctx.session() as session:
         task, released = rules.cancel(session, args.task, ctx.actor, ctx.now, ctx.source)
-    ctx.services.scheduler.remove(_expiry_job(args.task))
+    task_jobs.cancel_expiry(ctx.services, args.task)
     told = f" I DMed the {len(released)} people who held it." if released else " Nobody held it."
     ctx.reply(f"Cancelled *{rules.ref(task.id)} · {task.title}*.{told}")
-    refresh_card(ctx.services, args.task)
+    task_jobs.refresh_card(ctx.services, args.task)
     for user_id in released:
         ctx.dm(user_id, views.cancelled_dm(task, ctx.actor.user_id), what="cancellation")
 
@@ -367,42 +356,6 @@ def _send_history(ctx: Ctx, task_id: int, offset: int) -> None:
 
 
 # ---- the card ------------------------------------------------------------------------------------
-
-# Redraws in flight, by (app, task): True when another change arrived meanwhile. A storm of clicks
-# thus costs one chat.update at a time per card, and the last one drawn is the latest state.
-_redraws: dict[tuple[int, int], bool] = {}
-_redraws_lock = threading.Lock()
-
-
-def refresh_card(services: Services, task_id: int) -> None:
-    """Make the task's card true again (chat.update in place), coalescing concurrent redraws."""
-    key = (id(services), task_id)
-    with _redraws_lock:
-        if key in _redraws:
-            _redraws[key] = True
-            return
-        _redraws[key] = False
-    try:
-        while True:
-            _redraw(services, task_id)
-            with _redraws_lock:
-                if not _redraws[key]:
-                    return
-                _redraws[key] = False
-    finally:
-        with _redraws_lock:
-            _redraws.pop(key, None)
-
-
-def _redraw(services: Services, task_id: int) -> None:
-    with services.db.session() as session:
-        task = rules.get(session, task_id)
-    if not (task.channel_id and task.message_ts):
-        return
-    text, blocks = views.card(task, services.clock.now())
-    services.slack.update(
-        task.channel_id, task.message_ts, text, blocks, what=f"card of {rules.ref(task_id)}"
-    )
 
 
 def _refresh_home(ctx: Ctx) -> None:

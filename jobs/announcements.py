@@ -40,17 +40,18 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 
-from core.events import ANNOUNCEMENT_QUEUED
+from core.events import ANNOUNCEMENT_QUEUED, APP_STOPPING
+from core.people import Profile
 from core.slack import PERMANENT_USER_ERRORS, SlackFailure, SlackGateway, profile_from_user
 from db.models import Announcement
 from domain import announcements as outbox
-from domain.members import Profile
 from jobs import runtime
 from jobs.pacing import pacer_for
+from jobs.redraw import Redraws
 from views.announcements import fallback_text, message_blocks, status_blocks, status_text
 
 if TYPE_CHECKING:
-    from core.services import Services
+    from jobs.runtime import Services
 
 log = logging.getLogger("crewcall.announce")
 
@@ -123,6 +124,14 @@ def ack_job_id(announcement_id: int) -> str:
     return f"announce:acks:{outbox.label(announcement_id)}"
 
 
+def start(services: Services) -> None:
+    """One sender per app: started here, woken when an announcement falls due, stopped with the app."""
+    sender = Sender(services)
+    services.events.on(ANNOUNCEMENT_QUEUED, lambda announcement_id: sender.wake())
+    services.events.on(APP_STOPPING, sender.stop)
+    sender.start()
+
+
 def launch(services: Services, announcement: Announcement) -> None:
     """After an announcement is committed: for a later time, the lead's status card and a job (kept
     in the job store, run however late: a time passed while the bot was down sends on start); for
@@ -132,7 +141,7 @@ def launch(services: Services, announcement: Announcement) -> None:
         publish_status(services, announcement_id)
         services.scheduler.at(
             send_job_id(announcement_id),
-            "jobs.announcements:send_due",
+            send_due,
             announcement.send_at,
             args=(announcement_id,),
             misfire_grace=None,
@@ -149,7 +158,7 @@ def send_due(announcement_id: int) -> None:
 def schedule_ack_refresh(services: Services, announcement_id: int, at: datetime) -> None:
     services.scheduler.at(
         ack_job_id(announcement_id),
-        "jobs.announcements:refresh_acks",
+        refresh_acks,
         at,
         args=(announcement_id,),
         misfire_grace=None,
@@ -173,34 +182,32 @@ def refresh_acks(announcement_id: int) -> None:
     publish_status(services, announcement_id)
 
 
-# One card per announcement: the sender's threads and the jobs draw it one at a time, so two of
-# them never both find it missing and post it twice.
-_status_lock = threading.Lock()
+# One status card per announcement: the sender's threads and the jobs draw it one at a time, so two
+# of them never both find it missing and post it twice.
+_status_cards = Redraws()
 
 
-def publish_status(services: Services, announcement_id: int) -> outbox.Progress | None:
+def publish_status(services: Services, announcement_id: int) -> None:
     """Draw the lead's status card: updated in place, or posted (DM) when there is none yet."""
-    with _status_lock:
-        return _publish_status(services, announcement_id)
+    _status_cards.request((id(services), announcement_id), lambda: _draw_status(services, announcement_id))
 
 
-def _publish_status(services: Services, announcement_id: int) -> outbox.Progress | None:
+def _draw_status(services: Services, announcement_id: int) -> None:
     with services.db.session() as session:
         progress = outbox.progress(session, announcement_id)
     if progress is None:
-        return None
+        return
     announcement = progress.announcement
     text, blocks = status_text(progress), status_blocks(progress, announcement.author_tz)
     if announcement.status_channel and announcement.status_ts:
         services.slack.update(
             announcement.status_channel, announcement.status_ts, text, blocks, what="status"
         )
-        return progress
+        return
     posted = services.slack.dm(announcement.author_id, text, blocks, what="announcement status")
     if posted is not None:
         with services.db.session() as session:
             outbox.set_status_message(session, announcement_id, posted.channel, posted.ts)
-    return progress
 
 
 def workspace_members(slack: SlackGateway, page_size: int = USERS_PAGE) -> list[Profile]:

@@ -22,7 +22,7 @@ from jobs.shifts import notify
 from views.blocks import local_time
 
 if TYPE_CHECKING:
-    from core.services import Services
+    from jobs.runtime import Services
     from jobs.scheduler import Scheduler
 
 log = logging.getLogger("crewcall.hours")
@@ -39,14 +39,14 @@ def close_job_id(entry_id: int) -> str:
 def register(scheduler: Scheduler, entry_id: int, started_at: datetime) -> None:
     scheduler.at(
         remind_job_id(entry_id),
-        "jobs.hours:remind_open",
+        remind_open,
         started_at + hours.REMIND_AFTER,
         args=(entry_id,),
         misfire_grace=None,
     )
     scheduler.at(
         close_job_id(entry_id),
-        "jobs.hours:close_open",
+        close_open,
         started_at + hours.AUTO_CLOSE_AFTER,
         args=(entry_id,),
         misfire_grace=None,
@@ -58,7 +58,7 @@ def unregister(scheduler: Scheduler, entry_id: int) -> None:
     scheduler.remove(close_job_id(entry_id))
 
 
-def schedule_outstanding(services: Services) -> None:
+def start(services: Services) -> None:
     """At start-up: the jobs of every open clock-in (idempotent)."""
     with services.db.session() as session:
         entries = hours.open_entries(session)

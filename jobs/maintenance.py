@@ -9,7 +9,7 @@ from sqlmodel import col, delete
 
 from db.models import ProcessedEvent
 from jobs import runtime
-from jobs.scheduler import Scheduler
+from jobs.runtime import Services
 
 log = logging.getLogger("crewcall.jobs")
 
@@ -24,7 +24,5 @@ def prune_processed_events() -> None:
         session.exec(delete(ProcessedEvent).where(col(ProcessedEvent.received_at) < cutoff))  # type: ignore[call-overload]
 
 
-def schedule(scheduler: Scheduler) -> None:
-    scheduler.every(
-        "maintenance:prune-processed-events", "jobs.maintenance:prune_processed_events", timedelta(hours=6)
-    )
+def start(services: Services) -> None:
+    services.scheduler.every("maintenance:prune-processed-events", prune_processed_events, timedelta(hours=6))

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from core.services import Services
     from core.slack import SlackGateway
+    from jobs.runtime import Services
 
 
 @dataclass

@@ -1,18 +1,74 @@
-"""Referral jobs: the weekly digest for leads and the hourly eligibility safety net."""
+"""The Slack side of referrals: the referrer's DMs when a referee joins or earns the bonus, the
+weekly digest for leads and the hourly eligibility safety net, and the Home redraw after a referral
+made from it."""
 
 from __future__ import annotations
 
 import logging
+from typing import Any
 
+from core.events import HOURS_RECORDED
+from db.models import Referral
 from domain import referrals as rules
-from handlers.referrals import notify_joined, promote_and_notify
 from jobs import runtime
-from jobs.scheduler import Scheduler
+from jobs.runtime import Services
 from views import referrals as views
 
 log = logging.getLogger("crewcall.jobs")
 
 SWEEP_SOURCE = "job referrals:eligibility"
+
+
+def start(services: Services) -> None:
+    services.scheduler.cron(
+        "referrals:weekly-digest",
+        weekly_digest,
+        tz="UTC",
+        day_of_week="mon",
+        hour=9,
+        # A bot that was down at 09:00 still sends that week's digest when it is back (once: coalesced).
+        misfire_grace_time=None,
+    )
+    # Hourly, on the hour: the safety net for a team_join or hours event that never arrived.
+    services.scheduler.cron(
+        "referrals:eligibility", eligibility_sweep, tz="UTC", minute=0, misfire_grace_time=None
+    )
+
+    def on_hours_recorded(user_id: str, **_: Any) -> None:
+        promote_and_notify(services, f"event {HOURS_RECORDED}", referee_user_id=user_id)
+
+    services.events.on(HOURS_RECORDED, on_hours_recorded)
+
+
+def promote_and_notify(
+    services: Services, source: str, referee_user_id: str | None = None, referral_id: int | None = None
+) -> list[rules.Promotion]:
+    """Promote hired referrals whose referee reached the hours (exactly once each), then DM each
+    referrer. Without a filter, every hired referral is checked."""
+    with services.db.session() as session:
+        promoted = rules.promote_eligible(
+            session,
+            threshold_hours=services.config.referral_bonus_hours,
+            now=services.clock.now(),
+            source=source,
+            referee_user_id=referee_user_id,
+            referral_id=referral_id,
+        )
+    for promotion in promoted:
+        referral = promotion.referral
+        tz = services.directory.tz_of(referral.referrer_id)
+        services.slack.dm(
+            referral.referrer_id,
+            views.eligible_dm(referral, promotion.hours, referral.eligible_at or services.clock.now(), tz),
+            what="referral bonus earned",
+        )
+    return promoted
+
+
+def notify_joined(services: Services, linked: list[Referral]) -> None:
+    for referral in linked:
+        if referral.status != rules.REJECTED:
+            services.slack.dm(referral.referrer_id, views.joined_dm(referral), what="referee joined")
 
 
 def weekly_digest() -> None:
@@ -39,27 +95,14 @@ def eligibility_sweep() -> None:
     promote_and_notify(services, SWEEP_SOURCE)
 
 
+def refresh_home_soon(services: Services, user_id: str) -> None:
+    """Redraw a member's Home tab after the ack (Slack waits only 3 s for a modal's answer)."""
+    services.scheduler.at(
+        f"referrals:home:{user_id}", refresh_home, services.clock.now(), args=(user_id,), misfire_grace=None
+    )
+
+
 def refresh_home(user_id: str) -> None:
     """Redraw a member's Home tab (after they referred someone from it)."""
     services = runtime.services()
     services.home.publish(services, user_id)
-
-
-def schedule(scheduler: Scheduler) -> None:
-    scheduler.cron(
-        "referrals:weekly-digest",
-        "jobs.referrals:weekly_digest",
-        tz="UTC",
-        day_of_week="mon",
-        hour=9,
-        # A bot that was down at 09:00 still sends that week's digest when it is back (once: coalesced).
-        misfire_grace_time=None,
-    )
-    # Hourly, on the hour: the safety net for a team_join or hours event that never arrived.
-    scheduler.cron(
-        "referrals:eligibility",
-        "jobs.referrals:eligibility_sweep",
-        tz="UTC",
-        minute=0,
-        misfire_grace_time=None,
-    )

@@ -1,12 +1,32 @@
-"""The services of the running bot, for scheduled jobs: the job store keeps only a function's name
-and plain arguments, so a job looks up the database, Slack and the clock here when it runs."""
+"""The services of the running bot, built once per app, and where scheduled jobs find them: the job
+store keeps only a function's name and plain arguments, so a job looks up the database, Slack and
+the clock here when it runs."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
-if TYPE_CHECKING:
-    from core.services import Services
+from core.clock import Clock
+from core.config import Config
+from core.events import EventBus
+from core.slack import SlackGateway
+from db.engine import Database
+from jobs.directory import Directory
+from jobs.home import HomeTab
+from jobs.scheduler import Scheduler
+
+
+@dataclass
+class Services:
+    config: Config
+    db: Database
+    slack: SlackGateway
+    clock: Clock
+    scheduler: Scheduler
+    directory: Directory
+    home: HomeTab
+    events: EventBus
+
 
 _current: Services | None = None
 

@@ -1,7 +1,8 @@
 """One APScheduler BackgroundScheduler, its jobs kept in the bot's own database.
 
-Jobs are stored by textual reference (`"jobs.maintenance:prune_processed_events"`) with plain
-arguments, so they survive restarts; ids are deterministic (`reminder:S-3:U123:…`), so scheduling
+Jobs are module-level functions of `jobs.*`, passed as callables; the store keeps their textual
+reference (`jobs.maintenance:prune_processed_events`) with plain arguments, so they survive
+restarts (moving or renaming a job function needs a migration of the stored jobs); ids are deterministic (`reminder:S-3:U123:…`), so scheduling
 the same thing twice replaces instead of duplicating. A job finds the running services through
 `jobs.runtime.services()`.
 
@@ -111,7 +112,7 @@ class TakingJobStore(SQLAlchemyJobStore):
     at a time, each queued behind the running jobs' writes, and a burst of a thousand reminders
     reached the workers no faster than those deletes. The library, too, removes a one-off job when
     it hands it to a worker, before it has run: a job lost in a crash is registered again from the
-    database at start-up (e.g. `jobs.shifts.schedule_outstanding`)."""
+    database at start-up (e.g. `jobs.shifts.start`)."""
 
     def __init__(self, engine: Engine, tablename: str) -> None:
         super().__init__(engine=engine, tablename=tablename)
@@ -223,7 +224,7 @@ class Scheduler:
     def at(
         self,
         job_id: str,
-        func: str | Callable[..., Any],
+        func: Callable[..., Any],
         run_at: datetime,
         args: tuple[Any, ...] = (),
         misfire_grace: timedelta | None = timedelta(minutes=1),
@@ -240,7 +241,7 @@ class Scheduler:
             misfire_grace_time=int(misfire_grace.total_seconds()) if misfire_grace is not None else None,
         )
 
-    def every(self, job_id: str, func: str | Callable[..., Any], interval: timedelta, **kwargs: Any) -> Job:
+    def every(self, job_id: str, func: Callable[..., Any], interval: timedelta, **kwargs: Any) -> Job:
         """Run every `interval`, first one `interval` from now. Registering it again at start-up
         keeps the stored schedule, so frequent restarts never postpone it indefinitely."""
         existing = self.get(job_id)
@@ -258,7 +259,7 @@ class Scheduler:
             **kwargs,
         )
 
-    def cron(self, job_id: str, func: str | Callable[..., Any], tz: str = "UTC", **fields: Any) -> Job:
+    def cron(self, job_id: str, func: Callable[..., Any], tz: str = "UTC", **fields: Any) -> Job:
         return self._aps.add_job(
             func, trigger="cron", timezone=tz, id=job_id, replace_existing=True, **fields
         )

@@ -10,14 +10,12 @@ Job ids are deterministic, so registering a plan twice replaces instead of dupli
 
 Whether a reminder went out is kept in the ledger (`shift_reminder`), not in the job: a job that
 runs twice (a restart, a second process) sends once, and one lost in a crash is registered again
-from the ledger at start-up (`schedule_outstanding`).
+from the ledger at start-up (`start`).
 """
 
 from __future__ import annotations
 
 import logging
-import threading
-from collections import defaultdict
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -26,11 +24,12 @@ from domain import shifts
 from domain.shifts import JobPlan, ReminderToSend, ShiftView
 from jobs import runtime
 from jobs.pacing import pacer_for
+from jobs.redraw import Redraws
 from views import shifts as shift_views
 from views.blocks import local_time
 
 if TYPE_CHECKING:
-    from core.services import Services
+    from jobs.runtime import Services
     from jobs.scheduler import Scheduler
 
 log = logging.getLogger("crewcall.shifts")
@@ -58,20 +57,16 @@ def register(scheduler: Scheduler, plan: JobPlan) -> None:
     for r in plan.reminders:
         scheduler.at(
             reminder_job_id(r.shift_id, r.occurrence, r.user_id),
-            "jobs.shifts:send_reminder",
+            send_reminder,
             r.due_at,
             args=(r.shift_id, r.occurrence, r.user_id),
             # Still sent late (e.g. after downtime) as long as the shift hasn't started.
             misfire_grace=max(r.starts_at - r.due_at, timedelta(seconds=1)),
         )
     for shift_id, n, at in plan.starts:
-        scheduler.at(
-            start_job_id(shift_id, n), "jobs.shifts:start_shift", at, args=(shift_id, n), misfire_grace=None
-        )
+        scheduler.at(start_job_id(shift_id, n), start_shift, at, args=(shift_id, n), misfire_grace=None)
     for shift_id, n, at in plan.ends:
-        scheduler.at(
-            end_job_id(shift_id, n), "jobs.shifts:end_shift", at, args=(shift_id, n), misfire_grace=None
-        )
+        scheduler.at(end_job_id(shift_id, n), end_shift, at, args=(shift_id, n), misfire_grace=None)
 
 
 def unregister_reminders(scheduler: Scheduler, dropped: tuple[tuple[int, int, str], ...]) -> None:
@@ -87,7 +82,7 @@ def unregister_shift(scheduler: Scheduler, shift_id: int) -> None:
             scheduler.remove(job.id)
 
 
-def schedule_outstanding(services: Services) -> None:
+def start(services: Services) -> None:
     """At start-up: register every job the database says is still to run (idempotent)."""
     with services.db.session() as session:
         plan = shifts.outstanding(session, services.clock.now())
@@ -103,25 +98,22 @@ def schedule_outstanding(services: Services) -> None:
 
 # ---- Slack side ---------------------------------------------------------------------------
 
-_card_locks: defaultdict[int, threading.Lock] = defaultdict(threading.Lock)
-_card_locks_guard = threading.Lock()
+_cards = Redraws()
 
 
 def refresh_card(services: Services, shift_id: int) -> None:
-    """Redraw the shift's card from the database. One redraw per shift at a time, each reading the
-    state after the previous one, so the last update shown is never an older count."""
-    with _card_locks_guard:
-        lock = _card_locks[shift_id]
-    with lock:
-        with services.db.session() as session:
-            shift = shifts.get(session, shift_id)
-            current = shifts.view(session, shift)
-        if not current.message_ts:
-            return
-        text, blocks = shift_views.card(current)
-        services.slack.update(
-            current.channel_id, current.message_ts, text, blocks, what=f"{current.ref} card"
-        )
+    """Redraw the shift's card from the database, coalescing concurrent redraws."""
+    _cards.request((id(services), shift_id), lambda: _redraw(services, shift_id))
+
+
+def _redraw(services: Services, shift_id: int) -> None:
+    with services.db.session() as session:
+        shift = shifts.get(session, shift_id)
+        current = shifts.view(session, shift)
+    if not current.message_ts:
+        return
+    text, blocks = shift_views.card(current)
+    services.slack.update(current.channel_id, current.message_ts, text, blocks, what=f"{current.ref} card")
 
 
 def post_card(services: Services, v: ShiftView) -> str | None:
@@ -198,7 +190,7 @@ def _retry_or_give_up(services: Services, todo: ReminderToSend, error: str) -> N
     # A new id per attempt: the scheduler is still removing the job that is running now.
     services.scheduler.at(
         f"{reminder_job_id(v.id, v.occurrence, todo.user_id)}:retry{attempts}",
-        "jobs.shifts:send_reminder",
+        send_reminder,
         retry_at,
         args=(v.id, v.occurrence, todo.user_id),
         misfire_grace=max(v.starts_at - retry_at, timedelta(seconds=1)),

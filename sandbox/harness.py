@@ -15,12 +15,12 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.app import CrewApp, create_app, start_background, stop_background
 from core.clock import Clock, FakeClock
 from core.config import load_config
-from core.server import HttpServer
 from sandbox.driver import Response, SlackDriver
 from sandbox.fake_slack import Call, FakeSlack, dm_channel_id
+from server.app import CrewApp, create_app, start_background, stop_background
+from server.http import HttpServer
 
 SIGNING_SECRET = "sandbox-signing-secret"
 BOT_TOKEN = "xoxb-sandbox-token"

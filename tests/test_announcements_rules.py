@@ -13,10 +13,10 @@ from slack_sdk import WebClient
 from core.authz import Actor, Role
 from core.config import ConfigError, load_config
 from core.errors import UserError
+from core.people import Profile
 from core.slack import SlackGateway
 from db.engine import Database
 from domain import announcements as rules
-from domain.members import Profile
 from jobs.announcements import (
     IN_DOUBT,
     PERMANENT,

@@ -7,7 +7,6 @@ from decimal import Decimal
 
 import pytest
 
-from core.commands import Option, Param, SlashCommand
 from core.errors import UsageError
 from core.grammar import (
     CHANNEL,
@@ -26,6 +25,7 @@ from core.grammar import (
     record_id,
     tokenize,
 )
+from handlers.kit.commands import Option, Param, SlashCommand
 
 
 def test_tokenize_keeps_escapes_and_quotes_whole() -> None:

@@ -31,7 +31,7 @@ def test_clock_in_out_totals_and_earnings(bot: BotHarness) -> None:
     contract = add_task(bot, "Contract review", 12_000, holder="U1")  # $120.00/h
     triage = add_task(bot, "Triage", 8_750, holder="U1")  # $87.50/h
     recorded: list[str] = []
-    bot.services.events.on(events.HOURS_RECORDED, lambda services, user_id: recorded.append(user_id))
+    bot.services.events.on(events.HOURS_RECORDED, lambda user_id: recorded.append(user_id))
     out = _work(bot, "U1", timedelta(hours=2, minutes=30), contract)
     assert "2.50 h on T-1 Contract review, $300.00 at $120.00/h" in out
     eventually(lambda: recorded == ["U1"])

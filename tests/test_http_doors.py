@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from core.commands import Args, SlashCommand
-from core.context import Ctx
+from handlers.kit.commands import Args, SlashCommand
+from handlers.kit.context import Ctx
 from sandbox.harness import BotHarness
 
 
@@ -113,7 +113,7 @@ def test_data_survives_a_restart(bot: BotHarness) -> None:
 
 
 def test_every_domain_handling_an_event_gets_it(sqlite_bot: BotHarness) -> None:
-    from core.interactions import event
+    from handlers.kit.interactions import event
 
     bot = sqlite_bot
     seen: list[str] = []

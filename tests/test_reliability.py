@@ -13,6 +13,7 @@ from sqlmodel import select
 
 from db.engine import Database
 from db.models import ProcessedEvent
+from jobs import maintenance
 from sandbox.harness import BotHarness
 
 
@@ -95,7 +96,7 @@ def test_due_one_off_jobs_leave_the_store_as_they_are_fetched(sqlite_bot: BotHar
     now = bot.clock.now()
     for n in range(5):
         bot.services.scheduler.at(
-            f"test:prune:{n}", "jobs.maintenance:prune_processed_events", now + timedelta(minutes=1)
+            f"test:prune:{n}", maintenance.prune_processed_events, now + timedelta(minutes=1)
         )
     with bot.services.db.session() as session:
         session.add(ProcessedEvent(event_id="Ev-old", received_at=now - timedelta(days=8)))

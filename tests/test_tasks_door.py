@@ -8,10 +8,10 @@ import threading
 import time
 from urllib.parse import urlencode
 
-from core.interactions import button
-from core.server import is_click
+from handlers.kit.interactions import button
 from sandbox.fake_slack import FakeSlack
 from sandbox.harness import BotHarness
+from server.http import is_click
 from tests.tasks_support import TASKS, assignments, make_lead, post
 
 

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack, App
 
 from core.authz import Actor, Role, authorize
-from core.context import Ctx, SlackRequest
 from core.errors import UsageError, UserError
 from core.grammar import TEXT, Kind, Token, tokenize
+from handlers.kit.context import Ctx, SlackRequest
 from views.blocks import context, section
 
 if TYPE_CHECKING:
-    from core.services import Services
+    from jobs.runtime import Services
 
 log = logging.getLogger("crewcall.commands")
 

@@ -16,7 +16,7 @@ from core.authz import Actor
 from views.blocks import Block, context, divider, fit_view, header, section
 
 if TYPE_CHECKING:
-    from core.services import Services
+    from jobs.runtime import Services
 
 log = logging.getLogger("crewcall.home")
 

@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-from core.app import CrewApp
 from core.slack import SlackFailure
+from handlers.kit.app import CrewApp
 
 # apps.connections.open's answers that mean the token itself is wrong; anything else (ratelimited,
 # internal_error, a 5xx, no network) may pass.

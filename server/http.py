@@ -36,7 +36,7 @@ from slack_sdk.signature import SignatureVerifier
 from waitress import wasyncore
 from waitress.server import create_server
 
-from core.app import CrewApp
+from handlers.kit.app import CrewApp
 
 log = logging.getLogger("crewcall.http")
 

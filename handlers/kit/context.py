@@ -21,7 +21,7 @@ from core.authz import Actor
 from views.blocks import section
 
 if TYPE_CHECKING:
-    from core.services import Services
+    from jobs.runtime import Services
 
 log = logging.getLogger("crewcall")
 

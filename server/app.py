@@ -1,6 +1,8 @@
-"""Building the app: services, the Bolt App with our middleware, every domain's listeners.
+"""The composition root: services, the Bolt App with our middleware, every feature's listeners, and
+the one start-up path of what runs beside them.
 
-`create_app(config)` is used by `bot.py`, the tests and the benches alike.
+`create_app(config)` is used by `bot.py`, the tests and the benches alike; `start_background` then
+starts each feature (`jobs.<feature>.start`: recovery, crons, workers) and the scheduler.
 """
 
 from __future__ import annotations
@@ -11,39 +13,37 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import BoltResponse
 from slack_bolt.request import BoltRequest
 
 from core.clock import Clock
-from core.commands import CommandSet
 from core.config import Config
-from core.directory import Directory
-from core.events import APP_STARTED, APP_STOPPING, EventBus
-from core.home import HomeTab
-from core.interactions import dispatch_event
-from core.services import Services
+from core.events import APP_STOPPING, EventBus
 from core.slack import SlackGateway, make_client
 from db.engine import Database
 from db.migrate import upgrade
 from db.models import ProcessedEvent
 from db.upsert import insert_ignore
-from jobs import maintenance, referrals, runtime
+from handlers import announcements, crew, home, hours, policy, referrals, shifts, tasks
+from handlers.kit.app import CrewApp
+from handlers.kit.commands import CommandSet
+from handlers.kit.interactions import dispatch_event
+from jobs import announcements as announcement_jobs
+from jobs import hours as hour_jobs
+from jobs import maintenance, runtime
+from jobs import referrals as referral_jobs
+from jobs import shifts as shift_jobs
+from jobs.directory import Directory
+from jobs.home import HomeTab
+from jobs.runtime import Services
 from jobs.scheduler import Scheduler
 
 log = logging.getLogger("crewcall")
 
-
-class CrewApp(App):
-    """Bolt's App, carrying our services, the Home tab and the slash commands it registered."""
-
-    services: Services
-    commands: CommandSet
-    listener_pool: ThreadPoolExecutor
-    event_handlers: dict[str, list[Callable[..., None]]]
-
-    @property
-    def home(self) -> HomeTab:
-        return self.services.home
+# Every feature's listeners, registered in this order (the Home tab orders its sections itself).
+LISTENERS = [home, crew, tasks, shifts, hours, announcements, policy, referrals]
+# Every feature's background side: each exposes `start(services)`, called once the app is built.
+FEATURES = [maintenance, shift_jobs, hour_jobs, announcement_jobs, referral_jobs]
 
 
 def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
@@ -62,7 +62,6 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
         home=HomeTab(),
         events=EventBus(),
     )
-    services.events.services = services
     listener_pool = ThreadPoolExecutor(max_workers=config.http_threads * 2, thread_name_prefix="listener")
     app = CrewApp(
         client=client,
@@ -78,11 +77,10 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
     app.use(_deduplicate_deliveries(services))
     app.error(_log_unhandled)
 
-    from handlers import register_all
+    for module in LISTENERS:
+        module.register(app)
 
-    register_all(app)
-
-    # One Bolt listener for every event type: handlers registered with core.interactions.event,
+    # One Bolt listener for every event type: handlers registered with handlers.kit.interactions.event,
     # at any time, all get the event, and events nobody handles still get their 200.
     @app.event(re.compile(".*"))
     def events(ack: Callable[[], None], event: dict[str, Any]) -> None:
@@ -93,12 +91,12 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
 
 
 def start_background(app: CrewApp) -> None:
-    """Start what runs beside the listeners: the scheduler and its jobs."""
+    """Start what runs beside the listeners: each feature's recovery, crons and workers, then the
+    scheduler that runs their jobs."""
     runtime.install(app.services)
-    maintenance.schedule(app.services.scheduler)
-    referrals.schedule(app.services.scheduler)
+    for feature in FEATURES:
+        feature.start(app.services)
     app.services.scheduler.start()
-    app.services.events.emit(APP_STARTED)
 
 
 def stop_background(app: CrewApp) -> None:

@@ -1,5 +1,5 @@
 """Buttons, modals and events: declared with the role they need, dispatched through the same
-authorize-ack-run path as slash commands (`core.commands.run_handler`).
+authorize-ack-run path as slash commands (`handlers.kit.commands.run_handler`).
 
     @button(app, "task_claim")
     def claim(ctx: Ctx, value: str) -> None: ...
@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt import Ack
 
 from core.authz import Actor, Role
-from core.commands import run_handler
-from core.context import Ctx, SlackRequest, ViewValues
+from handlers.kit.commands import run_handler
+from handlers.kit.context import Ctx, SlackRequest, ViewValues
 
 if TYPE_CHECKING:
-    from core.app import CrewApp
+    from handlers.kit.app import CrewApp
 
 log = logging.getLogger("crewcall.interactions")
 
