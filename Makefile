@@ -40,11 +40,11 @@ test: install postgres lint
 	$(VENV)/bin/pytest -n 4
 
 bench: install postgres
-	$(PY) bench/claim_storm.py
-	$(PY) bench/reminders.py
-	$(PY) bench/broadcast.py
-	$(PY) bench/policy.py
-	$(PY) bench/policy_desk.py
+	$(PY) -m bench.claim_storm
+	$(PY) -m bench.reminders
+	$(PY) -m bench.broadcast
+	$(PY) -m bench.policy
+	$(PY) -m bench.policy_desk
 
 # A new revision from the models' difference to the migrated schema of DATABASE_URL.
 migration: install

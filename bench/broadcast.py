@@ -2,9 +2,9 @@
 Slack that enforces 1 message per second per channel and 600 per minute per workspace (time
 compressed by --scale), with the bot SIGKILLed half-way and started again.
 
-    .venv/bin/python bench/broadcast.py                      # 30,000 recipients, scale 10, SQLite
-    .venv/bin/python bench/broadcast.py --db postgresql      # the same on PostgreSQL
-    .venv/bin/python bench/broadcast.py --recipients 3000    # a quick run
+    .venv/bin/python -m bench.broadcast                      # 30,000 recipients, scale 10, SQLite
+    .venv/bin/python -m bench.broadcast --db postgresql      # the same on PostgreSQL
+    .venv/bin/python -m bench.broadcast --recipients 3000    # a quick run
 
 Reports throughput as a fraction of the allowed rate (600/min × scale), duplicates and misses
 (each recipient must get exactly one DM), and, measured in the same run against a fresh fake with
@@ -22,19 +22,17 @@ import time
 from collections import Counter
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from slack_sdk import WebClient
+from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
+from sqlalchemy import func
+from sqlmodel import col, select
 
-from slack_sdk import WebClient  # noqa: E402
-from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler  # noqa: E402
-from sqlalchemy import func  # noqa: E402
-from sqlmodel import col, select  # noqa: E402
-
-from db.engine import Database  # noqa: E402
-from db.models import AnnouncementDelivery  # noqa: E402
-from jobs.announcements import EVENT_TYPE, EvenPacer  # noqa: E402
-from sandbox.bot_process import BotProcess  # noqa: E402
-from sandbox.fake_slack import Call, FakeSlack  # noqa: E402
-from sandbox.scratch_db import scratch_database  # noqa: E402
+from db.engine import Database
+from db.models import AnnouncementDelivery
+from jobs.announcements import EVENT_TYPE, EvenPacer
+from sandbox.bot_process import BotProcess
+from sandbox.fake_slack import Call, FakeSlack
+from sandbox.scratch_db import scratch_database
 
 
 def limits(scale: float) -> dict[str, float]:

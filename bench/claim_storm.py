@@ -1,6 +1,6 @@
 """Claim storm: N contractors press Claim on one task card at the same moment.
 
-    .venv/bin/python bench/claim_storm.py [--clicks 300] [--slots 5] [--backend sqlite|postgresql|both]
+    .venv/bin/python -m bench.claim_storm [--clicks 300] [--slots 5] [--backend sqlite|postgresql|both]
 
 Boots the real bot (sandbox.harness.BotHarness: create_app, waitress on a free port, the fake Slack),
 posts one task with `--slots` slots through `/tasks new`, and fires `--clicks` signed Claim clicks
@@ -38,11 +38,8 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 CHANNEL = "C0TASKS"
 CLICK_BYTES = 2700  # the size of a signed click on a task card
@@ -154,6 +151,7 @@ def run_backend(backend: str, database_url: str, clicks: int, slots: int, pool: 
     from sandbox.harness import BotHarness
 
     with BotHarness(database_url) as bot:
+        assert bot.app is not None
         button(bot.app, "bench_noop")(lambda ctx, value: ctx.reply("ok"))
         fake = bot.fake
         fake.add_user("ULEAD", tz="UTC")

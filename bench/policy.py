@@ -2,7 +2,7 @@
 
 Run from the repo root::
 
-    .venv/bin/python bench/policy.py            # defaults: 1,000 synthetic sections, 2,000 questions
+    .venv/bin/python -m bench.policy            # defaults: 1,000 synthetic sections, 2,000 questions
 
 It generates a synthetic handbook (plus a copy of the real one in ``policies/``) in a temp dir, then
 reports:
@@ -29,21 +29,17 @@ import platform
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TypeVar
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+import bm25s
+import Stemmer
 
-import bm25s  # noqa: E402
-import Stemmer  # noqa: E402
-
-from domain.policy import (  # noqa: E402
+from domain.policy import (
     CONFIDENCE_THRESHOLD,
     EvalCase,
     FaqEntry,
@@ -54,7 +50,10 @@ from domain.policy import (  # noqa: E402
     load_eval_cases,
     load_handbook,
 )
-from domain.policy.index import Analyzer  # noqa: E402
+from domain.policy.index import Analyzer
+
+ROOT = Path(__file__).resolve().parents[1]
+T = TypeVar("T")
 
 EVAL = ROOT / "tests" / "policy_eval.yaml"
 EVAL_SETS = ("questions", "holdout", "holdout2")
@@ -138,8 +137,8 @@ def time_calls(fn: Callable[[str], object], questions: Sequence[str], warmup: in
     return out
 
 
-def median_time(fn: Callable[[], object], runs: int = 3) -> tuple[float, object]:
-    times, result = [], None
+def median_time(fn: Callable[[], T], runs: int = 3) -> tuple[float, T]:
+    times = []
     for _ in range(runs):
         t0 = time.perf_counter()
         result = fn()

@@ -2,7 +2,7 @@
 
 Run from the repo root::
 
-    .venv/bin/python bench/policy_desk.py            # 1,000 synthetic sections (+ the real 17), 400 questions
+    .venv/bin/python -m bench.policy_desk            # 1,000 synthetic sections (+ the real 17), 400 questions
 
 The bot runs for real (create_app, waitress, SQLite in a temp dir) against the fake Slack; each question
 is a signed slash command, timed from sending it to the fake receiving the answer on the command's
@@ -15,33 +15,21 @@ the engine, recording the question (one transaction) and the reply. Baselines, i
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import platform
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+from bench.policy import random_questions, synth_handbook
+from domain.policy import PolicyIndex, load_eval_cases, load_handbook
+from sandbox.fake_slack import FakeSlack
+from sandbox.harness import BotHarness
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from domain.policy import PolicyIndex, load_eval_cases, load_handbook  # noqa: E402
-from sandbox.fake_slack import FakeSlack  # noqa: E402
-from sandbox.harness import BotHarness  # noqa: E402
-
-
-def _engine_bench() -> object:
-    """bench/policy.py, for its synthetic handbook and question generator."""
-    spec = importlib.util.spec_from_file_location("policy_engine_bench", ROOT / "bench" / "policy.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -63,12 +51,11 @@ def main() -> None:
     parser.add_argument("--questions", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    engine_bench = _engine_bench()
 
     with tempfile.TemporaryDirectory(prefix="policy-desk-bench-") as tmp:
         handbook = Path(tmp) / "handbook"
         handbook.mkdir()
-        engine_bench.synth_handbook(handbook, args.sections, args.seed)  # type: ignore[attr-defined]
+        synth_handbook(handbook, args.sections, args.seed)
         for path in (ROOT / "policies").glob("*.md"):
             shutil.copy(path, handbook / path.name)
         sections, errors = load_handbook(handbook)
@@ -77,7 +64,7 @@ def main() -> None:
 
         rng = random.Random(args.seed)
         asked = [c.question for c in load_eval_cases(ROOT / "tests" / "policy_eval.yaml")]
-        asked += engine_bench.random_questions(sections, args.questions, args.seed)  # type: ignore[attr-defined]
+        asked += random_questions(sections, args.questions, args.seed)
         rng.shuffle(asked)
         asked = asked[: args.questions]
 

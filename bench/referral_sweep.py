@@ -1,6 +1,6 @@
 """The hourly referral sweep at community scale: how long one pass over every hired referral takes.
 
-    .venv/bin/python bench/referral_sweep.py [--referrals 2000] [--entries 20]
+    .venv/bin/python -m bench.referral_sweep [--referrals 2000] [--entries 20]
 
 Seeds N hired referrals whose referees each have E closed time entries, on SQLite and on PostgreSQL,
 then times:
@@ -16,22 +16,18 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sqlmodel import col, select
 
-from sqlmodel import col, select  # noqa: E402
-
-from db.engine import Database  # noqa: E402
-from db.migrate import upgrade  # noqa: E402
-from db.models import Member, Referral, TimeEntry  # noqa: E402
-from domain import referrals as rules  # noqa: E402
-from sandbox.scratch_db import scratch_database  # noqa: E402
+from db.engine import Database
+from db.migrate import upgrade
+from db.models import Member, Referral, TimeEntry
+from domain import referrals as rules
+from sandbox.scratch_db import scratch_database
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 THRESHOLD = Decimal(10)

@@ -2,9 +2,9 @@
 fake Slack that enforces 1 message/s per channel and 600 messages/min per workspace (429 +
 Retry-After), and measure how late they arrive.
 
-    .venv/bin/python bench/reminders.py                 # scale 1: Slack's real limits (a few minutes)
-    .venv/bin/python bench/reminders.py --scale 10      # limits 10x faster (shorter run)
-    .venv/bin/python bench/reminders.py --backend postgresql   # on PostgreSQL (CREWCALL_TEST_PG)
+    .venv/bin/python -m bench.reminders                 # scale 1: Slack's real limits (a few minutes)
+    .venv/bin/python -m bench.reminders --scale 10      # limits 10x faster (shorter run)
+    .venv/bin/python -m bench.reminders --backend postgresql   # on PostgreSQL (CREWCALL_TEST_PG)
 
 Reports scheduling time, re-registration time at restart, resident memory, and for the burst:
 delivered / lost / repeated, 429s, lateness p50/p99/max, how long after the earliest moment the
@@ -20,7 +20,6 @@ import json
 import multiprocessing
 import os
 import resource
-import sys
 import time
 from collections import Counter
 from datetime import datetime, timedelta
@@ -28,20 +27,18 @@ from pathlib import Path
 from statistics import median
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from sqlalchemy.engine import make_url
+from sqlmodel import func, select
 
-from sqlalchemy.engine import make_url  # noqa: E402
-from sqlmodel import func, select  # noqa: E402
-
-from core.authz import Actor  # noqa: E402
-from core.clock import FakeClock  # noqa: E402
-from db.models import Member, ShiftReminder  # noqa: E402
-from domain import shifts  # noqa: E402
-from domain.shifts import JobPlan, NewShift  # noqa: E402
-from jobs import shifts as shift_jobs  # noqa: E402
-from sandbox.fake_slack import FakeSlack  # noqa: E402
-from sandbox.harness import BotHarness  # noqa: E402
-from sandbox.scratch_db import scratch_database  # noqa: E402
+from core.authz import Actor
+from core.clock import FakeClock
+from db.models import Member, ShiftReminder
+from domain import shifts
+from domain.shifts import JobPlan, NewShift
+from jobs import shifts as shift_jobs
+from sandbox.fake_slack import FakeSlack
+from sandbox.harness import BotHarness
+from sandbox.scratch_db import scratch_database
 
 START = datetime.fromisoformat("2026-01-05T09:00:00+00:00")
 ZONES = ("Asia/Manila", "Europe/Lisbon", "America/Chicago")
@@ -236,7 +233,7 @@ def main() -> None:
     if not args.no_baseline:
         # The baseline measures the burst only: it schedules just the reminders that fall due.
         runs.append(("baseline", False, args.burst))
-    results = []
+    results: list[dict[str, Any]] = []
     for label, paced, reminders in runs:
         with scratch_database(args.backend) as url:
             results.append(run(label, args.scale, paced, reminders, args.burst, url))
@@ -244,10 +241,10 @@ def main() -> None:
     print(f"peak RSS of the whole bench process: {peak_rss_mib():.1f} MiB; cpus: {os.cpu_count()}")
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     if len(results) == 2:
-        paced, base = results
+        paced_run, baseline_run = results
         print(
             "baseline/paced, last reminder's lateness: "
-            f"{base['lateness_max_s'] / paced['lateness_max_s']:.2f}x"  # type: ignore[operator]
+            f"{baseline_run['lateness_max_s'] / paced_run['lateness_max_s']:.2f}x"
         )
 
 

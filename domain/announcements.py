@@ -27,7 +27,7 @@ from sqlmodel import Session, col, select
 from core.authz import Actor
 from core.errors import UserError
 from db.models import Announcement, AnnouncementAck, AnnouncementDelivery, Member, MemberSkill
-from db.upsert import insert_ignore
+from db.statements import insert_ignore
 from domain import audit
 from domain.members import Profile
 

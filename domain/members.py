@@ -15,7 +15,7 @@ from core.authz import Actor, Role, role_for
 from core.errors import UserError
 from core.people import Profile
 from db.models import Member, MemberSkill
-from db.upsert import insert_ignore
+from db.statements import insert_ignore
 from domain import audit
 
 PROFILE_MAX_AGE = timedelta(hours=24)

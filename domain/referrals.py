@@ -29,7 +29,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from core.authz import Actor
 from core.errors import UserError
 from db.models import LeaderboardOptIn, Member, Referral, TimeEntry
-from db.upsert import insert_ignore
+from db.statements import insert_ignore
 from domain import audit, members
 from domain.members import Profile
 

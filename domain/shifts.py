@@ -24,7 +24,7 @@ from sqlmodel import Session, col, delete, select
 from core.authz import Actor
 from core.errors import UserError
 from db.models import Member, Shift, ShiftIncident, ShiftMember, ShiftReminder, TimeEntry
-from db.upsert import insert_ignore
+from db.statements import insert_ignore
 from domain import audit
 
 log = logging.getLogger("crewcall.shifts")

@@ -1037,7 +1037,8 @@ def _parse_body(content_type: str, body: bytes) -> dict[str, Any]:
         params: dict[str, Any] = {}
         for part in message.iter_parts():
             name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True) or b""
+            raw = part.get_payload(decode=True)
+            payload = raw if isinstance(raw, bytes) else b""
             params[str(name)] = payload if part.get_filename() else payload.decode("utf-8")
         return params
     return dict(parse_qsl(body.decode("utf-8"), keep_blank_values=True))

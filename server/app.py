@@ -23,7 +23,7 @@ from core.slack import SlackGateway, make_client
 from db.engine import Database
 from db.migrate import upgrade
 from db.models import ProcessedEvent
-from db.upsert import insert_ignore
+from db.statements import insert_ignore
 from handlers import announcements, crew, home, hours, policy, referrals, shifts, tasks
 from handlers.kit.app import CrewApp
 from handlers.kit.commands import CommandSet

@@ -26,7 +26,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -175,7 +175,8 @@ class WsgiApp:
         # The full Bolt path (signature again, middleware, the listener's authorize → run); its
         # own acknowledgement has nowhere to go and is dropped.
         try:
-            self.app.dispatch(BoltRequest(body=body, headers=headers))
+            bolt_headers: dict[str, str | Sequence[str]] = dict(headers)
+            self.app.dispatch(BoltRequest(body=body, headers=bolt_headers))
         except Exception:
             log.exception("a click acknowledged at the door failed in dispatch")
 

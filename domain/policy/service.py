@@ -23,7 +23,7 @@ from sqlmodel import Session, col, select
 
 from core.errors import UserError
 from db.models import PolicyFaq, PolicyFeedback, PolicyQuestion, PolicyRevision
-from db.upsert import insert_ignore
+from db.statements import insert_ignore, rows_changed
 from domain import audit
 from domain.policy.index import MAX_QUESTION_CHARS, Analyzer, Answer, FaqEntry, Hit
 from domain.policy.synonyms import tokenize
@@ -200,11 +200,12 @@ def escalate(
 
     Returns the question and whether this call escalated it (False: it already was, or a lead
     already answered it; the caller says which)."""
-    moved = session.execute(
+    moved = rows_changed(
+        session,
         update(PolicyQuestion)
         .where(col(PolicyQuestion.id) == question_id, col(PolicyQuestion.state) == ANSWERED)
-        .values(state=ESCALATED, escalated_by=by_user_id, escalated_at=now)
-    ).rowcount
+        .values(state=ESCALATED, escalated_by=by_user_id, escalated_at=now),
+    )
     question = get_question(session, question_id)
     session.refresh(question)
     if moved:
@@ -256,11 +257,12 @@ def resolve(
     problem = answer_problem(answer)
     if problem:
         raise UserError(problem)
-    moved = session.execute(
+    moved = rows_changed(
+        session,
         update(PolicyQuestion)
         .where(col(PolicyQuestion.id) == question_id, col(PolicyQuestion.state) == ESCALATED)
-        .values(state=RESOLVED, lead_id=lead_id, lead_answer=answer, resolved_at=now)
-    ).rowcount
+        .values(state=RESOLVED, lead_id=lead_id, lead_answer=answer, resolved_at=now),
+    )
     question = get_question(session, question_id)
     session.refresh(question)
     if not moved:
@@ -339,15 +341,16 @@ def vote(session: Session, question_id: int, user_id: str, helpful: bool, now: d
     if inserted:
         outcome = "recorded"
     else:
-        changed = session.execute(
+        changed = rows_changed(
+            session,
             update(PolicyFeedback)
             .where(
                 col(PolicyFeedback.question_id) == question_id,
                 col(PolicyFeedback.user_id) == user_id,
                 col(PolicyFeedback.helpful) != helpful,
             )
-            .values(helpful=helpful, updated_at=now)
-        ).rowcount
+            .values(helpful=helpful, updated_at=now),
+        )
         outcome = "changed" if changed else "unchanged"
     up, down = tally(session, question_id)
     return Vote(outcome=outcome, helpful=helpful, up=up, down=down, question=question)
@@ -420,11 +423,12 @@ def edit_faq(
         raise UserError(problem)
     before = get_faq(session, faq_id)
     old = {"question": before.question, "answer": before.answer, "section_id": before.section_id}
-    moved = session.execute(
+    moved = rows_changed(
+        session,
         update(PolicyFaq)
         .where(col(PolicyFaq.id) == faq_id, col(PolicyFaq.deleted_at).is_(None))
-        .values(question=question, answer=answer, section_id=section_id, editor_id=editor_id, updated_at=now)
-    ).rowcount
+        .values(question=question, answer=answer, section_id=section_id, editor_id=editor_id, updated_at=now),
+    )
     if not moved:
         get_faq(session, faq_id)  # raises: deleted meanwhile
     session.refresh(before)
@@ -446,11 +450,12 @@ def edit_faq(
 def delete_faq(session: Session, faq_id: int, by_id: str, now: datetime, source: str) -> PolicyFaq:
     """Stop serving a FAQ entry. Deleting one already deleted says who did."""
     faq = get_faq(session, faq_id)
-    moved = session.execute(
+    moved = rows_changed(
+        session,
         update(PolicyFaq)
         .where(col(PolicyFaq.id) == faq_id, col(PolicyFaq.deleted_at).is_(None))
-        .values(deleted_at=now, editor_id=by_id, updated_at=now)
-    ).rowcount
+        .values(deleted_at=now, editor_id=by_id, updated_at=now),
+    )
     session.refresh(faq)
     if not moved:
         get_faq(session, faq_id)  # raises: deleted by someone else meanwhile
@@ -500,9 +505,9 @@ def _bump(session: Session, *, handbook: bool = False, faqs: bool = False) -> No
         values["handbook"] = PolicyRevision.handbook + 1
     if faqs:
         values["faqs"] = PolicyRevision.faqs + 1
-    moved = session.execute(
-        update(PolicyRevision).where(col(PolicyRevision.id) == _REVISION_ROW).values(**values)
-    ).rowcount
+    moved = rows_changed(
+        session, update(PolicyRevision).where(col(PolicyRevision.id) == _REVISION_ROW).values(**values)
+    )
     if not moved:  # the migration seeds the row; recreate it if someone deleted it
         insert_ignore(
             session, PolicyRevision, {"id": _REVISION_ROW, "handbook": int(handbook), "faqs": int(faqs)}

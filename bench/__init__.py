@@ -1,0 +1,1 @@
+"""Performance scripts, run as `python -m bench.<name>`; results in BENCHMARKS.md."""
