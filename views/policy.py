@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from domain.policy.service import MAX_ANSWER_CHARS, MAX_FAQ_QUESTION_CHARS
+from domain.policy.service import MAX_ANSWER_CHARS, MAX_FAQ_QUESTION_CHARS, VIA_DM, VIA_MENTION
 from views.blocks import (
     Block,
     actions,
@@ -25,6 +25,17 @@ from views.blocks import (
     slack_date,
     text_input,
 )
+
+# Action ids of the buttons and callback ids of the modals: built here, listened for in handlers/policy.py.
+HELPFUL_BUTTON = "policy_up"
+NOT_HELPFUL_BUTTON = "policy_down"
+ASK_LEAD_BUTTON = "policy_ask_lead"
+ANSWER_BUTTON = "policy_answer"
+ANSWER_CALLBACK = "policy_answer"
+FAQ_PAGE_BUTTON = "policy_faq_page"
+FAQ_EDIT_BUTTON = "policy_faq_edit"
+FAQ_EDIT_CALLBACK = "policy_faq_edit"
+FAQ_DELETE_BUTTON = "policy_faq_delete"
 
 FEEDBACK_BLOCK = "policy_feedback"
 #: How the feedback part of an answer looks: buttons, a thank-you (with "Ask a lead" after a 👎),
@@ -72,9 +83,9 @@ def quoted(text: str) -> str:
 
 
 def _where(via: str, channel_id: str | None) -> str:
-    if via == "mention" and channel_id:
+    if via == VIA_MENTION and channel_id:
         return f"in <#{channel_id}>"
-    if via == "dm":
+    if via == VIA_DM:
         return "by DM"
     return "with `/policy`"
 
@@ -101,8 +112,8 @@ def answer_blocks(
     if feedback == ASK:
         blocks.append(
             actions(
-                button(":+1: Helpful", "policy_up", qid),
-                button(":-1: Not helpful", "policy_down", qid),
+                button(":+1: Helpful", HELPFUL_BUTTON, qid),
+                button(":-1: Not helpful", NOT_HELPFUL_BUTTON, qid),
                 block_id=FEEDBACK_BLOCK,
             )
         )
@@ -125,7 +136,7 @@ def ask_lead_blocks(question_id: int) -> list[Block]:
     return [
         section(
             ":-1: Thanks for the feedback. Sorry that didn't help: a lead can answer it for you.",
-            accessory=button("Ask a lead", "policy_ask_lead", str(question_id), style="primary"),
+            accessory=button("Ask a lead", ASK_LEAD_BUTTON, str(question_id), style="primary"),
         )
     ]
 
@@ -138,7 +149,7 @@ def escalated_text(off_topic: bool, via: str) -> str:
     )
     where = (
         "I'll post their answer here and DM it to you."
-        if via == "mention"
+        if via == VIA_MENTION
         else "Their answer will come to you in a DM."
     )
     return f":raising_hand: {why} I've asked the leads. {where}"
@@ -173,7 +184,7 @@ def leads_card(
             context(f"I answered with “{clip(answered_with, 200)}”, and {who} said it didn't help.")
         )
     blocks.append(section(candidates_text(candidates, off_topic)))
-    blocks.append(actions(button("Answer", "policy_answer", str(question_id), style="primary")))
+    blocks.append(actions(button("Answer", ANSWER_BUTTON, str(question_id), style="primary")))
     blocks.append(
         context(f"Asked {slack_date(asked_at)}. Your answer goes to them and can be saved as a FAQ.")
     )
@@ -270,7 +281,7 @@ def answer_modal(
         )
     blocks.append(faq_checkbox())
     return modal(
-        "policy_answer",
+        ANSWER_CALLBACK,
         f"Answer question #{question_id}",
         blocks,
         submit="Send",
@@ -323,13 +334,14 @@ def faq_page(rows: Sequence[FaqRow], total: int, page: int, pages: int, note: st
             )
         )
         blocks.append(context(f"By <@{row.author_id}>, updated {slack_date(row.updated_at)}{where}"))
+        ref = json.dumps({"faq": row.id, "page": page})
         blocks.append(
             actions(
-                button("Edit", "policy_faq_edit", json.dumps({"faq": row.id, "page": page})),
+                button("Edit", FAQ_EDIT_BUTTON, ref),
                 button(
                     "Delete",
-                    "policy_faq_delete",
-                    json.dumps({"faq": row.id, "page": page}),
+                    FAQ_DELETE_BUTTON,
+                    ref,
                     style="danger",
                     confirm=confirm_dialog(
                         f"Delete FAQ #{row.id}?",
@@ -341,9 +353,9 @@ def faq_page(rows: Sequence[FaqRow], total: int, page: int, pages: int, note: st
         )
     nav = []
     if page > 1:
-        nav.append(button("Previous", "policy_faq_page", str(page - 1)))
+        nav.append(button("Previous", FAQ_PAGE_BUTTON, str(page - 1)))
     if page < pages:
-        nav.append(button("More", "policy_faq_page", str(page + 1)))
+        nav.append(button("More", FAQ_PAGE_BUTTON, str(page + 1)))
     if nav:
         blocks.append(actions(*nav))
     return fit_message(blocks)
@@ -367,7 +379,7 @@ def faq_edit_modal(
         ),
     ]
     return modal(
-        "policy_faq_edit", f"Edit FAQ #{faq_id}", blocks, submit="Save", private_metadata=private_metadata
+        FAQ_EDIT_CALLBACK, f"Edit FAQ #{faq_id}", blocks, submit="Save", private_metadata=private_metadata
     )
 
 
@@ -422,7 +434,7 @@ def home_blocks(
         blocks.append(
             section(
                 f"*#{question_id}* <@{asker_id}>: {clip(text, 200)}",
-                accessory=button("Answer", "policy_answer", str(question_id)),
+                accessory=button("Answer", ANSWER_BUTTON, str(question_id)),
             )
         )
     blocks.append(context(f"FAQ entries: {faq_count} (`/policy faq` to edit them)."))
