@@ -14,7 +14,7 @@ Typical use (the Slack layer holds one index and swaps it when the handbook or t
     index = index.with_faqs(updated_faqs)                # after a lead saves/edits/deletes a FAQ
 
 The rules around the engine (recording questions, escalating, a lead's answer becoming a FAQ entry,
-feedback, FAQ upkeep) are in :mod:`domain.policy.service`; the Slack side is ``handlers/policy.py``.
+feedback, FAQ upkeep) are in :mod:`domain.policy.service`; the Slack side is ``jobs/policy.py`` (the live index and its flows) and ``handlers/policy.py`` (listeners).
 """
 
 from domain.policy.handbook import EXCERPT_MAX_CHARS, HandbookError, Section, load_handbook
