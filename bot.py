@@ -50,7 +50,7 @@ def main() -> int:
 
     app = create_app(config)
     if config.socket_mode:
-        return serve_socket_mode(app, config.slack_app_token, config.http_threads)
+        return serve_socket_mode(app, config.slack_app_token.get_secret_value(), config.http_threads)
     return serve_http(app, config.port, config.http_threads)
 
 

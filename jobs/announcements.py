@@ -278,7 +278,7 @@ class Sender:
         self.worker_id = f"{os.getpid()}-{secrets.token_hex(4)}"
         # No retry handlers: see the module docstring.
         client = WebClient(
-            token=config.slack_bot_token,
+            token=config.slack_bot_token.get_secret_value(),
             base_url=config.slack_api_url,
             timeout=CALL_TIMEOUT,
             retry_handlers=[],

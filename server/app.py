@@ -49,9 +49,9 @@ FEATURES = [maintenance, shift_jobs, hour_jobs, announcement_jobs, policy_jobs, 
 
 def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
     clock = clock or Clock()
-    db = Database(config.database_url, pool_size=max(10, config.http_threads))
+    db = Database(config.database_url.get_secret_value(), pool_size=max(10, config.http_threads))
     upgrade(db.engine)
-    client = make_client(config.slack_bot_token, config.slack_api_url)
+    client = make_client(config.slack_bot_token.get_secret_value(), config.slack_api_url)
     slack = SlackGateway(client)
     services = Services(
         config=config,
@@ -66,7 +66,7 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
     listener_pool = ThreadPoolExecutor(max_workers=config.http_threads * 2, thread_name_prefix="listener")
     app = CrewApp(
         client=client,
-        signing_secret=config.slack_signing_secret,
+        signing_secret=config.slack_signing_secret.get_secret_value(),
         process_before_response=False,
         listener_executor=listener_pool,
         logger=logging.getLogger("crewcall.bolt"),

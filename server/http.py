@@ -126,7 +126,7 @@ class WsgiApp:
     def __init__(self, app: CrewApp, click_threads: int = 16) -> None:
         self.app = app
         self.slack = SlackRequestHandler(app, path=EVENTS_PATH)
-        self.verifier = SignatureVerifier(app.services.config.slack_signing_secret)
+        self.verifier = SignatureVerifier(app.services.config.slack_signing_secret.get_secret_value())
         self.door = Door()
         self.clicks = Clicks(self._dispatch_click, self.door, click_threads)
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from core.config import SETTINGS, ConfigError, load_config
+from core.config import VARIABLES, ConfigError, load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_SIGNING_SECRET": "s3cret"}
@@ -17,7 +18,7 @@ BASE = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_SIGNING_SECRET": "s3cret"}
 def test_defaults() -> None:
     config = load_config(env=BASE, dotenv_path=None)
     assert config.port == 3000
-    assert config.database_url == "sqlite:///data/crewcall.db"
+    assert config.database_url.get_secret_value() == "sqlite:///data/crewcall.db"
     assert config.slack_api_url == "https://slack.com/api/"
     assert str(config.policy_dir) == "policies"
     assert config.max_active_claims == 3
@@ -30,7 +31,7 @@ def test_environment_wins_over_dotenv(tmp_path: Path) -> None:
     config = load_config(env={"PORT": "5000"}, dotenv_path=dotenv)
     assert config.port == 5000
     assert config.log_level == "DEBUG"
-    assert config.slack_bot_token == "xoxb-from-file"
+    assert config.slack_bot_token.get_secret_value() == "xoxb-from-file"
 
 
 def test_values_are_parsed() -> None:
@@ -46,7 +47,7 @@ def test_values_are_parsed() -> None:
     )
     assert config.socket_mode
     assert config.admin_user_ids == frozenset({"U012AB3CD", "W0123"})
-    assert config.database_url == "postgresql+psycopg://u@h/db"
+    assert config.database_url.get_secret_value() == "postgresql+psycopg://u@h/db"
     assert config.slack_api_url == "http://127.0.0.1:9/api/"
 
 
@@ -105,6 +106,81 @@ def test_malformed_value_stops_startup_with_one_line(tmp_path: Path) -> None:
 def test_env_example_and_readme_list_every_setting() -> None:
     example = (ROOT / ".env.example").read_text()
     readme = (ROOT / "README.md").read_text()
-    for setting in SETTINGS:
-        assert f"\n{setting.name}=" in example, f"{setting.name} missing from .env.example"
-        assert f"`{setting.name}`" in readme, f"{setting.name} missing from README's configuration table"
+    for name in VARIABLES:
+        assert f"\n{name}=" in example, f"{name} missing from .env.example"
+        assert f"`{name}`" in readme, f"{name} missing from README's configuration table"
+
+
+SECRET = "hunter2-never-shown"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("SLACK_BOT_TOKEN", f"xoxp-{SECRET}"),
+        ("SLACK_APP_TOKEN", f"xoxb-{SECRET}"),
+        ("DATABASE_URL", f"postgresql:/crewcall:{SECRET}@db.internal/crewcall"),
+    ],
+)
+def test_a_malformed_secret_is_named_never_echoed(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name) as refused:
+        load_config(env={**BASE, name: value}, dotenv_path=None)
+    assert SECRET not in str(refused.value)
+
+
+def test_a_malformed_database_url_stops_startup_without_its_password(tmp_path: Path) -> None:
+    result = _run_bot({**BASE, "DATABASE_URL": f"postgresql:/crewcall:{SECRET}@db/crewcall"}, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "crewcall: DATABASE_URL is malformed: expected a SQLAlchemy URL such as sqlite:///data/crewcall.db."
+    ]
+
+
+def test_secrets_stay_out_of_the_configs_repr_and_go_to_the_log_redaction() -> None:
+    config = load_config(
+        env={
+            "SLACK_BOT_TOKEN": f"xoxb-{SECRET}",
+            "SLACK_SIGNING_SECRET": f"signing-{SECRET}",
+            "SLACK_APP_TOKEN": f"xapp-{SECRET}",
+            "DATABASE_URL": f"postgresql://crewcall:db-{SECRET}@db.internal/crewcall",
+        },
+        dotenv_path=None,
+    )
+    assert SECRET not in repr(config) and SECRET not in str(config)
+    assert set(config.secrets()) == {
+        f"xoxb-{SECRET}",
+        f"signing-{SECRET}",
+        f"xapp-{SECRET}",
+        f"db-{SECRET}",
+    }
+
+
+def _readme_configuration_table() -> dict[str, str]:
+    """Variable → its Default cell, from README's "## Configuration" section."""
+    section = (ROOT / "README.md").read_text().split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    return dict(re.findall(r"^\| `([A-Z_]+)` \| ([^|]+?) \|", section, re.MULTILINE))
+
+
+def _env_example() -> dict[str, str]:
+    lines = (ROOT / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+
+
+def test_readme_and_env_example_list_exactly_the_settings_with_their_defaults() -> None:
+    table, example = _readme_configuration_table(), _env_example()
+    assert sorted(table) == sorted(VARIABLES), "README's configuration table"
+    assert sorted(example) == sorted(VARIABLES), ".env.example"
+    defaults = load_config(env=BASE, dotenv_path=None)
+    for name, field in VARIABLES.items():
+        cell = table[name]
+        if cell == "**required**":
+            assert field.is_required() and example[name] == "", name
+        elif cell == "—":  # nothing: no value, or no admins
+            assert field.default in (None, frozenset()) and example[name] == "", name
+        else:
+            documented = cell.strip("`")
+            assert example[name] == documented, name
+            # The documented text, read as a value, is the default.
+            read = load_config(env={**BASE, name: documented}, dotenv_path=None)
+            attribute = name.lower()
+            assert getattr(read, attribute) == getattr(defaults, attribute), name

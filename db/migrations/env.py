@@ -35,6 +35,6 @@ if connection is not None:
 else:
     from core.config import load_config
 
-    engine = make_engine(load_config().database_url)
+    engine = make_engine(load_config().database_url.get_secret_value())
     with engine.connect() as conn:
         _run(conn)
