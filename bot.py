@@ -49,7 +49,7 @@ def main() -> int:
     from server.app import create_app
 
     app = create_app(config)
-    if config.socket_mode:
+    if config.slack_app_token is not None:  # config.socket_mode, narrowed for the type checker
         return serve_socket_mode(app, config.slack_app_token.get_secret_value(), config.http_threads)
     return serve_http(app, config.port, config.http_threads)
 
