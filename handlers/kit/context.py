@@ -122,9 +122,6 @@ def _view_metadata(raw: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-P = ParamSpec("P")
-
-
 class FieldErrors(Exception):
     """Keep a modal open and show these messages under its blocks: {block_id: message}."""
 
@@ -179,6 +176,9 @@ class ViewValues:
     def form(self) -> Form:
         """Read the fields through the command grammar, collecting every problem before answering."""
         return Form(self)
+
+
+P = ParamSpec("P")
 
 
 class Form:
