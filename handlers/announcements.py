@@ -24,7 +24,7 @@ from domain.announcements import CHANNELS, EVERYONE, SCHEDULED, Audience, label
 from domain.announcements import SKILLS as SKILL_AUDIENCE
 from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
-from handlers.kit.interactions import FieldErrors, button, modal
+from handlers.kit.interactions import OFFSET, ButtonReader, FieldErrors, button, modal
 from jobs.announcements import (
     ACK_DEBOUNCE,
     launch,
@@ -64,6 +64,9 @@ announce = SlashCommand(
 MESSAGE = Kind("#channel(s) message", str)
 SEND_OPTIONS = [Option("at", LOCAL_DATETIME), Option("ack", choice("yes", "no"), default="yes")]
 SEND_ACTION = "send announcements"
+ANNOUNCEMENT = record_id("A", "announcement")
+ACK_BUTTON = ButtonReader("Nothing was recorded.")
+LIST_BUTTON = ButtonReader("Type `/announce list` to see the announcements.")
 
 
 @announce.sub(
@@ -118,7 +121,7 @@ def list_announcements(ctx: Ctx, args: Args) -> None:
 @announce.sub(
     "cancel",
     "Stop an announcement: nothing more of it is sent",
-    params=[Param("announcement", record_id("A", "announcement"))],
+    params=[Param("announcement", ANNOUNCEMENT)],
     role=Role.LEAD,
     action="cancel announcements",
 )
@@ -206,36 +209,15 @@ def _open_form(ctx: Ctx) -> None:
 def composed(ctx: Ctx, values: ViewValues) -> dict[str, Any]:
     """The form was submitted: check every field (errors shown under them), save a draft and
     show the preview."""
-    errors: dict[str, str] = {}
-    text = values.text("text")
-    try:
-        text = announcements.check_text(text)
-    except UserError as e:
-        errors["text"] = e.message
+    form = values.form()
+    text = form.check("text", announcements.check_text, values.text("text"))
     kind = values.selected("audience")
     field = {CHANNELS: "channels", SKILL_AUDIENCE: "skills"}.get(kind or "", "audience")
-    audience: Audience | None = None
-    try:
-        if kind == CHANNELS:
-            audience = Audience.channels(values.channels("channels"))
-            _check_channels(ctx, audience.ids)
-        elif kind == SKILL_AUDIENCE:
-            raw = values.text("skills")
-            audience = Audience.skills(parse_skills(raw) if raw else [])
-        elif kind == EVERYONE:
-            audience = Audience.everyone()
-        else:
-            errors["audience"] = "Pick who it is for."
-    except UserError as e:
-        errors[field] = e.message
+    audience = form.check(field, _audience_from_form, ctx, values, kind)
     send_at = values.timestamp("send_at")
     if send_at is not None:
-        try:
-            announcements.check_send_at(send_at, ctx.now, ctx.actor.tz)
-        except UserError as e:
-            errors["send_at"] = e.message
-    if errors or audience is None:
-        raise FieldErrors(errors)
+        form.check("send_at", announcements.check_send_at, send_at, ctx.now, ctx.actor.tz)
+    form.done()
     try:
         with ctx.session() as session:
             draft = announcements.create(
@@ -255,6 +237,19 @@ def composed(ctx: Ctx, values: ViewValues) -> dict[str, Any]:
     return {"response_action": "update", "view": preview_modal(draft, recipients, ctx.request.metadata)}
 
 
+def _audience_from_form(ctx: Ctx, values: ViewValues, kind: str | None) -> Audience:
+    if kind == CHANNELS:
+        audience = Audience.channels(values.channels("channels"))
+        _check_channels(ctx, audience.ids)
+        return audience
+    if kind == SKILL_AUDIENCE:
+        raw = values.text("skills")
+        return Audience.skills(parse_skills(raw) if raw else [])
+    if kind == EVERYONE:
+        return Audience.everyone()
+    raise UserError("Pick who it is for.")
+
+
 def confirmed(ctx: Ctx, values: ViewValues) -> None:
     """Send (or Schedule) on the preview."""
     announcement_id = ctx.request.metadata.get("announcement_id")
@@ -270,10 +265,7 @@ def confirmed(ctx: Ctx, values: ViewValues) -> None:
 def acknowledged(ctx: Ctx, value: str) -> None:
     """Got it: counted once per person; the post's count is redrawn a few seconds later (one
     update for a burst of clicks); a DM shows the reader's acknowledgement instead of the button."""
-    try:
-        announcement_id = int(value)
-    except ValueError:
-        raise UserError("That button is broken: it names no announcement.") from None
+    announcement_id = ACK_BUTTON.one(value, ANNOUNCEMENT)
     with ctx.session() as session:
         result = announcements.acknowledge(session, announcement_id, ctx.actor.user_id, ctx.now, ACK_DEBOUNCE)
     if result.refresh_at is not None:
@@ -294,11 +286,7 @@ def acknowledged(ctx: Ctx, value: str) -> None:
 
 
 def more(ctx: Ctx, value: str) -> None:
-    try:
-        offset = max(0, int(value))
-    except ValueError:
-        offset = 0
-    _show_list(ctx, offset)
+    _show_list(ctx, LIST_BUTTON.one(value, OFFSET))
 
 
 def _show_list(ctx: Ctx, offset: int) -> None:

@@ -14,14 +14,15 @@ from typing import TYPE_CHECKING, Any
 
 from core.authz import Actor, Role
 from core.errors import UsageError, UserError
-from core.grammar import EMAIL, Kind, choice, normalize_email, parse_skill, record_id
+from core.grammar import EMAIL, Kind, choice, parse_skill, record_id
+from core.money import cents
 from core.slack import SlackFailure, profile_from_user
 from db.models import Referral
 from domain import members
 from domain import referrals as rules
 from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
-from handlers.kit.interactions import FieldErrors, button, event, modal
+from handlers.kit.interactions import ButtonReader, FieldErrors, button, event, modal
 from jobs import referrals as referral_jobs
 from views import referrals as views
 
@@ -48,7 +49,9 @@ def _parse_name(token: str) -> str:
 
 
 NAME = Kind("name", _parse_name)
+SKILL = Kind("S", parse_skill)
 STATUS = choice(*rules.STATUSES)
+REFERRAL = record_id("R", "referral")
 
 refer = SlashCommand(
     "/refer",
@@ -65,7 +68,7 @@ referrals = SlashCommand("/referrals", "Your referrals and bonuses; leads move r
     "",
     "Refer someone by their email address",
     params=[Param("email", EMAIL, required=False), Param("name", NAME, required=False, rest=True)],
-    options=[Option("skill", Kind("S", parse_skill))],
+    options=[Option("skill", SKILL)],
 )
 def refer_someone(ctx: Ctx, args: Args) -> None:
     if args.email is None:
@@ -98,35 +101,21 @@ def record_referral(ctx: Ctx, email: str, name: str, skill: str | None) -> Refer
             name=name,
             skill=skill,
             account=account,
-            bonus_cents=_cents(ctx.services.config.referral_bonus),
+            bonus_cents=cents(ctx.services.config.referral_bonus),
             now=ctx.now,
             source=ctx.source,
         )
 
 
-def _cents(dollars: Decimal) -> int:
-    return int((dollars * 100).to_integral_value())
-
-
 def submit_form(ctx: Ctx, values: ViewValues) -> dict[str, Any]:
     """The referral form: field errors keep it open; success turns it into the confirmation."""
-    errors: dict[str, str] = {}
-    email = ""
-    try:
-        email = normalize_email(values.text("email"))
-    except UsageError as e:
-        errors["email"] = e.message
+    form = values.form()
+    email = form.parse("email", EMAIL)
     name = " ".join(values.text("name").split())
     if len(name) > NAME_MAX:
-        errors["name"] = f"At most {NAME_MAX} characters."
-    skill = None
-    if values.text("skill"):
-        try:
-            skill = parse_skill(values.text("skill"))
-        except UsageError as e:
-            errors["skill"] = e.message
-    if errors:
-        raise FieldErrors(errors)
+        form.fail("name", f"At most {NAME_MAX} characters.")
+    skill = form.parse("skill", SKILL, required=False)
+    form.done()
     try:
         referral = record_referral(ctx, email, name, skill)
     except UserError as e:
@@ -220,7 +209,7 @@ def _send_all(ctx: Ctx, status: str | None, before_id: int | None) -> None:
 @referrals.sub(
     "set",
     "Move a referral to its next status (the referrer gets a DM)",
-    params=[Param("referral", record_id("R", "referral")), Param("status", STATUS)],
+    params=[Param("referral", REFERRAL), Param("status", STATUS)],
     role=Role.LEAD,
     action="change referrals",
 )
@@ -299,11 +288,10 @@ def home_section(services: Services, actor: Actor) -> list[Block]:
     )
 
 
-def _before(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise UserError("That list is out of date. Run the command again to see it.") from None
+BUTTON = ButtonReader("Type `/referrals` to see your referrals, or `/referrals leaderboard on` or `off`.")
+LEAD_BUTTON = ButtonReader("Type `/referrals all` to see every referral.")
+SHOWN = choice("on", "off")
+ANY_STATUS = choice("", *rules.STATUSES)  # "" lists every status
 
 
 def register(app: CrewApp) -> None:
@@ -320,19 +308,20 @@ def register(app: CrewApp) -> None:
 
     @button(app, views.LEADERBOARD_BUTTON)
     def toggle_leaderboard(ctx: Ctx, value: str) -> None:
+        show = BUTTON.one(value, SHOWN) == "on"
         with ctx.session() as session:
-            rules.set_leaderboard(session, ctx.actor.user_id, value == "on", ctx.now, ctx.source)
+            rules.set_leaderboard(session, ctx.actor.user_id, show, ctx.now, ctx.source)
         # The Home tab redrawn with the new choice is the answer.
         services.home.publish(services, ctx.actor.user_id)
 
     @button(app, views.MINE_MORE)
     def more_mine(ctx: Ctx, value: str) -> None:
-        _send_mine(ctx, _before(value))
+        _send_mine(ctx, BUTTON.one(value, REFERRAL))
 
     @button(app, views.ALL_MORE, role=Role.LEAD, action="list everyone's referrals")
     def more_all(ctx: Ctx, value: str) -> None:
-        status, _, before = value.partition(":")
-        _send_all(ctx, status if status in rules.STATUSES else None, _before(before))
+        status, before = LEAD_BUTTON.parts(value, ANY_STATUS, REFERRAL)
+        _send_all(ctx, status or None, before)
 
     @event(app, "team_join")
     def joined(ctx: Ctx, join: dict[str, Any]) -> None:

@@ -4,10 +4,10 @@ reminder's "Can't make it", the new-shift modal and the Home tab's shifts sectio
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from core.authz import Actor, Role
-from core.errors import UsageError, UserError
+from core.errors import UsageError
 from core.grammar import (
     CHANNEL,
     DURATION,
@@ -15,7 +15,6 @@ from core.grammar import (
     SKILL,
     TEXT,
     TIMEZONE,
-    Kind,
     choice,
     integer,
     record_id,
@@ -24,7 +23,7 @@ from domain import shifts
 from domain.shifts import MAX_SLOTS, REPEATS, JobPlan, NewShift, ShiftInputError
 from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
-from handlers.kit.interactions import FieldErrors, button, modal
+from handlers.kit.interactions import OFFSET, ButtonReader, FieldErrors, button, modal
 from jobs import shifts as shift_jobs
 from views import shifts as shift_views
 from views.blocks import Block, local_time, section
@@ -152,21 +151,6 @@ def _create(ctx: Ctx, spec: NewShift) -> None:
         ctx.reply(f"{done} The card is in <#{created.channel_id}>.")
 
 
-def _field(
-    values: ViewValues, block_id: str, kind: Kind, errors: dict[str, str], required: bool = True
-) -> Any:
-    raw = values.text(block_id)
-    if not raw:
-        if required:
-            errors[block_id] = "Required."
-        return None
-    try:
-        return kind.parse(raw)
-    except UsageError as e:
-        errors[block_id] = e.message
-        return None
-
-
 # ---- joining and leaving ------------------------------------------------------------------
 
 
@@ -274,11 +258,8 @@ def _leave(ctx: Ctx, shift_id: int) -> shifts.LeaveResult:
     return result
 
 
-def _shift_id(value: str) -> int:
-    try:
-        return SHIFT_ID.parse(value)  # type: ignore[no-any-return]
-    except UsageError:
-        raise UserError("That button is out of date. Try `/shifts all`.") from None
+BUTTON = ButtonReader("Type `/shifts` to see your shifts, or `/shifts all` for the ones you can join.")
+LIST_KIND = choice("mine", "all")
 
 
 # ---- home -----------------------------------------------------------------------------------
@@ -306,17 +287,17 @@ def register(app: CrewApp) -> None:
     app.commands.add(shifts_command).register(app, app.services)
     app.home.section("shifts", "Shifts", order=30)(home_section)
 
-    @button(app, "shift_join")
+    @button(app, shift_views.JOIN)
     def join_clicked(ctx: Ctx, value: str) -> None:
-        _join(ctx, _shift_id(value))
+        _join(ctx, BUTTON.one(value, SHIFT_ID))
 
-    @button(app, "shift_leave")
+    @button(app, shift_views.LEAVE)
     def leave_clicked(ctx: Ctx, value: str) -> None:
-        _leave(ctx, _shift_id(value))
+        _leave(ctx, BUTTON.one(value, SHIFT_ID))
 
-    @button(app, "shift_cant_make_it")
+    @button(app, shift_views.CANT_MAKE_IT)
     def cant_make_it(ctx: Ctx, value: str) -> None:
-        result = _leave(ctx, _shift_id(value))
+        result = _leave(ctx, BUTTON.one(value, SHIFT_ID))
         req = ctx.request
         if req.channel_id and req.message_ts:
             text, blocks = shift_views.reminder_answered(result.shift, ctx.actor.tz, result.late)
@@ -327,31 +308,25 @@ def register(app: CrewApp) -> None:
                 )
             ctx.services.slack.update(req.channel_id, req.message_ts, text, blocks, what="shift reminder")
 
-    @button(app, "shifts_more")
+    @button(app, shift_views.MORE)
     def more(ctx: Ctx, value: str) -> None:
-        kind, _, offset = value.partition(":")
-        if kind not in ("mine", "all") or not offset.isdigit():
-            raise UserError("That list is out of date. Run `/shifts` again.")
-        _list(ctx, kind, int(offset))
+        _list(ctx, *BUTTON.parts(value, LIST_KIND, OFFSET))
 
-    @modal(app, "shift_new", role=Role.LEAD, action="schedule shifts")
+    @modal(app, shift_views.NEW_MODAL, role=Role.LEAD, action="schedule shifts")
     def submitted(ctx: Ctx, values: ViewValues) -> None:
-        errors: dict[str, str] = {}
-        name = values.text("name")
-        if not name:
-            errors["name"] = "Required."
-        start = _field(values, "start", LOCAL_DATETIME, errors)
-        end = _field(values, "end", LOCAL_DATETIME, errors)
-        tz = _field(values, "tz", TIMEZONE, errors, required=False) or ctx.actor.tz
-        slots = _field(values, "slots", SLOTS, errors)
-        skill = _field(values, "skill", SKILL, errors, required=False)
-        remind = _field(values, "remind", DURATION, errors, required=False) or DEFAULT_REMIND
+        form = values.form()
+        name = form.parse("name", TEXT)
+        start = form.parse("start", LOCAL_DATETIME)
+        end = form.parse("end", LOCAL_DATETIME)
+        tz = form.parse("tz", TIMEZONE, required=False) or ctx.actor.tz
+        slots = form.parse("slots", SLOTS)
+        skill = form.parse("skill", SKILL, required=False)
+        remind = form.parse("remind", DURATION, required=False) or DEFAULT_REMIND
         repeat = values.selected("repeat") or "none"
         channel = values.channel("channel") or ctx.request.channel_id
         if not channel:
-            errors["channel"] = "Pick the channel for the shift card."
-        if errors:
-            raise FieldErrors(errors)
+            form.fail("channel", "Pick the channel for the shift card.")
+        form.done()
         spec = NewShift(name, start, end, tz, slots, skill, repeat, remind, channel or "")
         try:
             shifts.check_new(spec, ctx.now)

@@ -22,14 +22,14 @@ from core.grammar import (
     hours_amount,
     integer,
     money,
-    parse_skill,
     record_id,
 )
+from core.money import cents
 from core.slack import SlackFailure
 from domain import tasks as rules
 from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
-from handlers.kit.interactions import FieldErrors, button, modal
+from handlers.kit.interactions import MEMBER_ID, OFFSET, ButtonReader, FieldErrors, button, modal
 from jobs import tasks as task_jobs
 from views import tasks as views
 
@@ -115,7 +115,7 @@ def new(ctx: Ctx, args: Args) -> None:
             raise UsageError(f"`{key}=` is required, like {example}.", usage)
     draft = rules.TaskDraft(
         title=args.title,
-        rate_cents=int(args.rate * 100),
+        rate_cents=cents(args.rate),
         est_hours=float(args.hours),
         slots=args.slots,
         skill=args.get("skill"),
@@ -367,22 +367,7 @@ def _refresh_home(ctx: Ctx) -> None:
 # ---- buttons and modals --------------------------------------------------------------------------
 
 
-def _task_id(value: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise UserError("That button is out of date. Type `/tasks` to see the current tasks.") from None
-
-
-def _task_and_member(value: str) -> tuple[int, str]:
-    task, _, user = value.partition(":")
-    if not user:
-        raise UserError("That button is out of date. Type `/tasks` to see the current tasks.")
-    return _task_id(task), user
-
-
-def _offset(value: str) -> int:
-    return max(0, _task_id(value))
+BUTTON = ButtonReader("Type `/tasks` to see the current tasks.")
 
 
 def register(app: CrewApp) -> None:
@@ -390,43 +375,42 @@ def register(app: CrewApp) -> None:
 
     @button(app, views.CLAIM)
     def claim_clicked(ctx: Ctx, value: str) -> None:
-        _claim(ctx, _task_id(value))
+        _claim(ctx, BUTTON.one(value, TASK))
 
     @button(app, views.LIST_MORE)
     def list_more(ctx: Ctx, value: str) -> None:
-        _send_claimable(ctx, _offset(value))
+        _send_claimable(ctx, BUTTON.one(value, OFFSET))
 
     @button(app, views.MINE_MORE)
     def mine_more(ctx: Ctx, value: str) -> None:
-        _send_mine(ctx, _offset(value))
+        _send_mine(ctx, BUTTON.one(value, OFFSET))
 
     @button(app, views.HISTORY_MORE, role=Role.LEAD, action="see task history")
     def history_more(ctx: Ctx, value: str) -> None:
-        task_id, _, offset = value.partition(":")
-        _send_history(ctx, _task_id(task_id), _offset(offset))
+        _send_history(ctx, *BUTTON.parts(value, TASK, OFFSET))
 
     @button(app, views.RELEASE)
     def release_clicked(ctx: Ctx, value: str) -> None:
-        _release(ctx, _task_id(value))
+        _release(ctx, BUTTON.one(value, TASK))
 
     @button(app, views.SUBMIT)
     def submit_clicked(ctx: Ctx, value: str) -> None:
-        task_id = _task_id(value)
+        task_id = BUTTON.one(value, TASK)
         with ctx.session() as session:
             task = rules.get(session, task_id)
         ctx.open_modal(views.submit_modal(task, _metadata(ctx, task=task_id)))
 
     @modal(app, views.SUBMIT_MODAL)
     def submit_submitted(ctx: Ctx, values: ViewValues) -> None:
-        _submit(ctx, _task_id(str(ctx.request.metadata.get("task", ""))), values.text("note"))
+        _submit(ctx, BUTTON.one(str(ctx.request.metadata.get("task")), TASK), values.text("note"))
 
     @button(app, views.APPROVE, role=Role.LEAD, action="approve work")
     def approve_clicked(ctx: Ctx, value: str) -> None:
-        _approve(ctx, *_task_and_member(value))
+        _approve(ctx, *BUTTON.parts(value, TASK, MEMBER_ID))
 
     @button(app, views.REJECT, role=Role.LEAD, action="reject work")
     def reject_clicked(ctx: Ctx, value: str) -> None:
-        task_id, user_id = _task_and_member(value)
+        task_id, user_id = BUTTON.parts(value, TASK, MEMBER_ID)
         with ctx.session() as session:
             task = rules.get(session, task_id)
         ctx.open_modal(views.reject_modal(task, user_id, _metadata(ctx, task=task_id, member=user_id)))
@@ -437,7 +421,8 @@ def register(app: CrewApp) -> None:
         if not reason:
             raise FieldErrors({"reason": "Say why: the contractor is told, and it settles disputes."})
         meta = ctx.request.metadata
-        _reject(ctx, _task_id(str(meta.get("task", ""))), str(meta.get("member", "")), reason)
+        task_id = BUTTON.one(str(meta.get("task")), TASK)
+        _reject(ctx, task_id, BUTTON.one(str(meta.get("member")), MEMBER_ID), reason)
 
     @modal(app, views.NEW_MODAL, role=Role.LEAD, action="post tasks")
     def new_submitted(ctx: Ctx, values: ViewValues) -> None:
@@ -462,37 +447,19 @@ def _metadata(ctx: Ctx, **extra: Any) -> str:
 
 def _draft_from_form(ctx: Ctx, values: ViewValues) -> rules.TaskDraft:
     """The modal's fields through the same grammar as the one-line command; errors keep it open."""
-    errors: dict[str, str] = {}
-
-    def parse(block_id: str, kind: Any, required: bool = True) -> Any:
-        raw = values.text(block_id)
-        if not raw:
-            if required:
-                errors[block_id] = "Required."
-            return None
-        try:
-            return kind.parse(raw)
-        except UsageError as e:
-            errors[block_id] = e.message
-            return None
-
-    rate = parse("rate", RATE)
-    est = parse("hours", HOURS)
-    slots = parse("slots", SLOTS)
-    skill = None
-    if values.text("skill"):
-        try:
-            skill = parse_skill(values.text("skill"))
-        except UsageError as e:
-            errors["skill"] = e.message
+    form = values.form()
+    rate = form.parse("rate", RATE)
+    est = form.parse("hours", HOURS)
+    slots = form.parse("slots", SLOTS)
+    skill = form.parse("skill", SKILL, required=False)
     channel = values.channel("channel")
     if not channel:
-        errors["channel"] = "Pick the channel for the card."
+        form.fail("channel", "Pick the channel for the card.")
     # A field that didn't parse is already reported; its stand-in (1) lets the others be checked too.
     draft = rules.TaskDraft(
         title=values.text("title"),
         description=values.text("description"),
-        rate_cents=int(rate * 100) if rate is not None else 1,
+        rate_cents=cents(rate) if rate is not None else 1,
         est_hours=float(est) if est is not None else 1,
         slots=slots or 1,
         skill=skill,
@@ -500,7 +467,6 @@ def _draft_from_form(ctx: Ctx, values: ViewValues) -> rules.TaskDraft:
         channel_id=channel,
     )
     for field, problem in rules.check_draft(draft, ctx.actor.tz, ctx.now).items():
-        errors.setdefault(field, problem)
-    if errors:
-        raise FieldErrors(errors)
+        form.fail(field, problem)
+    form.done()
     return draft

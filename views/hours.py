@@ -7,12 +7,9 @@ import io
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from core.money import csv_dollars, dollars
 from domain.hours import WEEKLY_LIMIT, Entry, ReportRow, Week, as_hours
 from views.blocks import Block, context, local_time, section
-
-
-def dollars(cents: int) -> str:
-    return f"${cents / 100:,.2f}"
 
 
 def task_label(task_id: int | None, title: str | None) -> str:
@@ -27,7 +24,8 @@ def week_blocks(w: Week, tz: str, now: datetime, compact: bool = False) -> list[
     for line in w.lines:
         if line.seconds:
             pay = (
-                f" × {dollars(line.rate_cents)}/h = *{dollars(line.earnings_cents)}*"
+                f" × {dollars(line.rate_cents, always_cents=True)}/h"
+                f" = *{dollars(line.earnings_cents, always_cents=True)}*"
                 if line.rate_cents
                 else " (no rate)"
             )
@@ -36,7 +34,7 @@ def week_blocks(w: Week, tz: str, now: datetime, compact: bool = False) -> list[
     body = "\n".join(lines) or "_No tracked time yet this week._"
     blocks: list[Block] = [
         section(f"*This week* ({span})\n{body}"),
-        section(f"*Total: {w.hours} h · {dollars(w.earnings_cents)}*"),
+        section(f"*Total: {w.hours} h · {dollars(w.earnings_cents, always_cents=True)}*"),
     ]
     notes = []
     if w.flagged_hours:
@@ -69,7 +67,11 @@ def clocked_in(e: Entry, tz: str) -> str:
 
 
 def clocked_out(e: Entry, tz: str) -> str:
-    pay = f", {dollars(e.earnings_cents)} at {dollars(e.rate_cents)}/h" if e.rate_cents else ""
+    pay = (
+        f", {dollars(e.earnings_cents, always_cents=True)} at {dollars(e.rate_cents, always_cents=True)}/h"
+        if e.rate_cents
+        else ""
+    )
     on = f" on {task_label(e.task_id, e.task_title)}" if e.task_id else ""
     return f":white_check_mark: Clocked out at {local_time(e.ended_at or e.started_at, tz)}: {as_hours(e.seconds)} h{on}{pay}."
 
@@ -102,8 +104,8 @@ def report_csv(rows: list[ReportRow]) -> bytes:
                 line.title if line.task_id else "",
                 f"{line.hours}",
                 f"{line.flagged_hours}",
-                f"{line.rate_cents / 100:.2f}" if line.rate_cents else "",
-                f"{line.earnings_cents / 100:.2f}",
+                csv_dollars(line.rate_cents) if line.rate_cents else "",
+                csv_dollars(line.earnings_cents),
                 f"{r.week_hours}",
                 "yes" if r.over_limit else "no",
             ]

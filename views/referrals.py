@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from core.money import csv_dollars, dollars
 from db.models import Referral
 from domain.referrals import (
     APPLIED,
@@ -52,11 +53,6 @@ _EMOJI = {
     PAID: ":white_check_mark:",
     REJECTED: ":no_entry_sign:",
 }
-
-
-def dollars(cents: int) -> str:
-    whole, rest = divmod(cents, 100)
-    return f"${whole:,}" if rest == 0 else f"${whole:,}.{rest:02d}"
 
 
 def escape(text: str) -> str:
@@ -340,7 +336,7 @@ def export_csv(rows: Sequence[Referral], names: dict[str, str]) -> str:
                     r.referrer_id,
                     names.get(r.referrer_id, ""),
                     r.referee_user_id,
-                    f"{Decimal(r.bonus_cents) / 100:.2f}",
+                    csv_dollars(r.bonus_cents),
                     r.created_at,
                     r.updated_at,
                     r.updated_by,

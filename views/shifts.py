@@ -30,6 +30,12 @@ from views.blocks import (
 
 MENTIONS_SHOWN = 50
 
+JOIN = "shift_join"
+LEAVE = "shift_leave"
+CANT_MAKE_IT = "shift_cant_make_it"
+MORE = "shifts_more"
+NEW_MODAL = "shift_new"
+
 
 def span(delta: timedelta) -> str:
     minutes = int(delta.total_seconds() // 60)
@@ -81,8 +87,8 @@ def card(v: ShiftView) -> tuple[str, list[Block]]:
         return f"{title}: ended", blocks
     buttons = []
     if not v.full:
-        buttons.append(button("Join", "shift_join", str(v.id), style="primary"))
-    buttons.append(button("Leave", "shift_leave", str(v.id)))
+        buttons.append(button("Join", JOIN, str(v.id), style="primary"))
+    buttons.append(button("Leave", LEAVE, str(v.id)))
     blocks.append(actions(*buttons, block_id=f"shift_{v.id}"))
     blocks.append(
         context(
@@ -109,13 +115,13 @@ def listing(
             + ("" if v.repeat == "none" else f" · repeats {v.repeat}")
         )
         accessory = (
-            button("Leave", "shift_leave", str(v.id))
+            button("Leave", LEAVE, str(v.id))
             if kind == "mine"
-            else button("Join", "shift_join", str(v.id), style="primary")
+            else button("Join", JOIN, str(v.id), style="primary")
         )
         blocks.append(section(line, accessory=accessory))
     if more:
-        blocks.append(actions(button("More", "shifts_more", f"{kind}:{offset + len(shifts)}")))
+        blocks.append(actions(button("More", MORE, f"{kind}:{offset + len(shifts)}")))
     return title, blocks
 
 
@@ -131,7 +137,7 @@ def reminder(v: ShiftView, tz: str, now: datetime) -> tuple[str, list[Block]]:
         actions(
             button(
                 "Can't make it",
-                "shift_cant_make_it",
+                CANT_MAKE_IT,
                 str(v.id),
                 style="danger",
                 confirm=confirm_dialog(
@@ -205,4 +211,4 @@ def new_shift_modal(tz: str, channel_id: str | None, private_metadata: str) -> d
             "element": channel_select,
         },
     ]
-    return modal("shift_new", "New shift", blocks, submit="Create", private_metadata=private_metadata)
+    return modal(NEW_MODAL, "New shift", blocks, submit="Create", private_metadata=private_metadata)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from core.money import dollars
 from db.models import Assignment, AuditEntry, Task
 from domain import audit
 from domain import tasks as rules
@@ -41,10 +42,6 @@ REJECT = "task_reject_open"
 NEW_MODAL = "task_new"
 SUBMIT_MODAL = "task_submit"
 REJECT_MODAL = "task_reject"
-
-
-def dollars(cents: int) -> str:
-    return f"${cents // 100:,}" if cents % 100 == 0 else f"${cents / 100:,.2f}"
 
 
 def hours(value: float) -> str:

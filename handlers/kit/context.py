@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, ParamSpec
 
 from sqlmodel import Session
 
 from core.authz import Actor
+from core.errors import UserError
+from core.grammar import Kind
 from views.blocks import section
 
 if TYPE_CHECKING:
@@ -120,6 +122,14 @@ def _view_metadata(raw: str) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
+class FieldErrors(Exception):
+    """Keep a modal open and show these messages under its blocks: {block_id: message}."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__(", ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
 class ViewValues:
     """A modal's submitted state, read by block_id (each input block holds one element)."""
 
@@ -162,6 +172,54 @@ class ViewValues:
     def timestamp(self, block_id: str) -> datetime | None:
         raw = self._element(block_id).get("selected_date_time")
         return datetime.fromtimestamp(int(raw), UTC) if raw else None
+
+    def form(self) -> Form:
+        """Read the fields through the command grammar, collecting every problem before answering."""
+        return Form(self)
+
+
+P = ParamSpec("P")
+
+
+class Form:
+    """A modal's fields parsed one by one; each problem is kept under its block, and `done()`
+    keeps the modal open showing all of them at once (the first problem of a field is the one shown).
+
+        form = values.form()
+        rate = form.parse("rate", RATE)                       # None when missing or invalid
+        skill = form.parse("skill", SKILL, required=False)
+        if not values.channel("channel"):
+            form.fail("channel", "Pick the channel for the card.")
+        form.done()                                           # raises FieldErrors if any
+    """
+
+    def __init__(self, values: ViewValues) -> None:
+        self.values = values
+        self.errors: dict[str, str] = {}
+
+    def parse(self, block_id: str, kind: Kind, required: bool = True) -> Any:
+        """The text field `block_id` through `kind`; empty is "Required." unless it is optional."""
+        raw = self.values.text(block_id)
+        if not raw:
+            if required:
+                self.fail(block_id, "Required.")
+            return None
+        return self.check(block_id, kind.parse, raw)
+
+    def check(self, block_id: str, rule: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
+        """`rule(*args)`, or None with its UserError's message kept under `block_id`."""
+        try:
+            return rule(*args, **kwargs)
+        except UserError as e:
+            self.fail(block_id, e.message)
+            return None
+
+    def fail(self, block_id: str, message: str) -> None:
+        self.errors.setdefault(block_id, message)
+
+    def done(self) -> None:
+        if self.errors:
+            raise FieldErrors(self.errors)
 
 
 class Ctx:

@@ -10,6 +10,9 @@ authorize-ack-run path as slash commands (`handlers.kit.commands.run_handler`).
 
     @event(app, "team_join")
     def joined(ctx: Ctx, event: dict) -> None: ...
+
+A button's value is read with the feature's `ButtonReader`, so a stale or forged one is answered
+"out of date" with what to type instead, never with a crash.
 """
 
 from __future__ import annotations
@@ -18,13 +21,16 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt import Ack
 
 from core.authz import Actor, Role
+from core.errors import UsageError, UserError
+from core.grammar import Kind, integer
 from handlers.kit.commands import run_handler
-from handlers.kit.context import Ctx, SlackRequest, ViewValues
+from handlers.kit.context import Ctx, FieldErrors, SlackRequest, ViewValues
 
 if TYPE_CHECKING:
     from handlers.kit.app import CrewApp
@@ -32,12 +38,50 @@ if TYPE_CHECKING:
 log = logging.getLogger("crewcall.interactions")
 
 
-class FieldErrors(Exception):
-    """Keep a modal open and show these messages under its blocks: {block_id: message}."""
+class StaleButton(UserError):
+    """A button whose value its handler cannot read: left on an old message, or forged. Nothing ran."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
-        super().__init__(", ".join(f"{k}: {v}" for k, v in errors.items()))
-        self.errors = errors
+    def __init__(self, hint: str) -> None:
+        super().__init__(f"That button is out of date. {hint}")
+
+
+_MEMBER_ID = re.compile(r"^[UW][A-Z0-9]{1,20}$")
+
+
+def _member_id(token: str) -> str:
+    if not _MEMBER_ID.match(token):
+        raise UsageError(f"`{token}` is not a member ID.")
+    return token
+
+
+# Parts our views put in button values beside record IDs (`grammar.record_id`) and choices.
+MEMBER_ID = Kind("member ID", _member_id)
+OFFSET = integer(0, 1_000_000_000, "offset")
+
+
+@dataclass(frozen=True)
+class ButtonReader:
+    """Reads a feature's button values: parts joined by `:`, each parsed by a grammar Kind. A value
+    that does not fit raises StaleButton with `hint`, what to type instead.
+
+        BUTTON = ButtonReader("Type `/tasks` to see the current tasks.")
+        task_id = BUTTON.one(value, TASK)
+        task_id, member = BUTTON.parts(value, TASK, MEMBER_ID)
+    """
+
+    hint: str
+
+    def one(self, value: str, kind: Kind) -> Any:
+        return self.parts(value, kind)[0]
+
+    def parts(self, value: str, *kinds: Kind) -> tuple[Any, ...]:
+        pieces = value.split(":", len(kinds) - 1)
+        if len(pieces) != len(kinds):
+            raise StaleButton(self.hint)
+        try:
+            return tuple(kind.parse(piece) for kind, piece in zip(kinds, pieces, strict=True))
+        except UsageError:
+            raise StaleButton(self.hint) from None
 
 
 def button(
