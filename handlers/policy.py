@@ -8,17 +8,15 @@ renders its reply.
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
 from core.authz import Actor, Role
-from core.errors import UserError
 from core.grammar import Kind, integer
 from domain.policy import service as rules
 from domain.policy.service import ANSWERED, ESCALATED, RESOLVED, VIA_COMMAND, VIA_DM, VIA_MENTION, Asked
 from handlers.kit.commands import Args, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
-from handlers.kit.interactions import FieldErrors, button, event, modal
+from handlers.kit.interactions import ButtonReader, FieldErrors, button, event, modal
 from jobs.policy import Send, desk_for
 from views import policy as views
 from views.blocks import Block, section
@@ -93,11 +91,11 @@ def _answer_in(services: Services, channel: str, thread: str | None) -> Send:
 
 
 def helpful_clicked(ctx: Ctx, value: str) -> None:
-    _feedback(ctx, _number(value, "question"), helpful=True)
+    _feedback(ctx, QUESTION_BUTTON.one(value, QUESTION_ID), helpful=True)
 
 
 def not_helpful_clicked(ctx: Ctx, value: str) -> None:
-    _feedback(ctx, _number(value, "question"), helpful=False)
+    _feedback(ctx, QUESTION_BUTTON.one(value, QUESTION_ID), helpful=False)
 
 
 def _feedback(ctx: Ctx, question_id: int, helpful: bool) -> None:
@@ -124,7 +122,7 @@ def _feedback(ctx: Ctx, question_id: int, helpful: bool) -> None:
 
 
 def ask_lead_clicked(ctx: Ctx, value: str) -> None:
-    question_id = _number(value, "question")
+    question_id = QUESTION_BUTTON.one(value, QUESTION_ID)
     desk = desk_for(ctx.services)
     with ctx.session() as session:
         q, escalated = rules.escalate(session, question_id, ctx.actor.user_id, ctx.now, ctx.source)
@@ -160,7 +158,7 @@ def _replace_clicked(ctx: Ctx, q: PolicyQuestion, text: str, blocks: list[Block]
 
 
 def answer_clicked(ctx: Ctx, value: str) -> None:
-    question_id = _number(value, "question")
+    question_id = QUESTION_BUTTON.one(value, QUESTION_ID)
     with ctx.session() as session:
         q = rules.get_question(session, question_id)
     if q.state == RESOLVED:
@@ -186,7 +184,7 @@ def answer_clicked(ctx: Ctx, value: str) -> None:
 
 
 def answer_submitted(ctx: Ctx, values: ViewValues) -> None:
-    question_id = _number(str(ctx.request.metadata.get("question_id")), "question")
+    question_id = QUESTION_BUTTON.one(str(ctx.request.metadata.get("question_id")), QUESTION_ID)
     desk = desk_for(ctx.services)
     answer = values.text("answer")
     problem = rules.answer_problem(answer)
@@ -234,11 +232,11 @@ def reload_command(ctx: Ctx, args: Args) -> None:
 
 
 def faq_page_clicked(ctx: Ctx, value: str) -> None:
-    _show_page(ctx, max(1, _number(value, "page")))
+    _show_page(ctx, FAQ_BUTTON.one(value, PAGE))
 
 
 def faq_edit_clicked(ctx: Ctx, value: str) -> None:
-    faq_id, page = _faq_ref(value)
+    faq_id, page = FAQ_BUTTON.parts(value, FAQ_ID, PAGE)
     with ctx.session() as session:
         faq = rules.get_faq(session, faq_id)
     meta = ctx.origin_metadata(faq_id=faq_id, page=page, response_url=ctx.request.response_url)
@@ -255,7 +253,7 @@ def faq_edit_clicked(ctx: Ctx, value: str) -> None:
 
 def faq_edited(ctx: Ctx, values: ViewValues) -> None:
     meta = ctx.request.metadata
-    faq_id = _number(str(meta.get("faq_id")), "FAQ entry")
+    faq_id = FAQ_BUTTON.one(str(meta.get("faq_id")), FAQ_ID)
     desk = desk_for(ctx.services)
     question, answer, section_id = values.text("question"), values.text("answer"), values.text("section")
     unknown_section = (
@@ -290,7 +288,7 @@ def faq_edited(ctx: Ctx, values: ViewValues) -> None:
 
 
 def faq_delete_clicked(ctx: Ctx, value: str) -> None:
-    faq_id, page = _faq_ref(value)
+    faq_id, page = FAQ_BUTTON.parts(value, FAQ_ID, PAGE)
     with ctx.session() as session:
         rules.delete_faq(session, faq_id, ctx.actor.user_id, ctx.now, ctx.source)
     desk_for(ctx.services).refresh_faqs()
@@ -341,25 +339,13 @@ def policy_home(services: Services, actor: Actor) -> list[Block]:
     )
 
 
-# ---- button values: a number, or a FAQ entry with its page -----------------------------------------
-# (Each shape is read here until the listener kit reads button values itself.)
+# ---- button values --------------------------------------------------------------------------------
 
-
-def _number(value: str, what: str) -> int:
-    """The id or page in a button value (or a modal's metadata)."""
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise UserError(f"That button is out of date (no {what} in it). Nothing changed.") from None
-
-
-def _faq_ref(value: str) -> tuple[int, int]:
-    """The FAQ entry and the page it was listed on, from an Edit or Delete button."""
-    try:
-        data = json.loads(value)
-        return int(data["faq"]), int(data.get("page") or 1)
-    except (TypeError, ValueError, KeyError):
-        raise UserError("That button is out of date. Run `/policy faq` again.") from None
+QUESTION_BUTTON = ButtonReader("Nothing changed.")
+FAQ_BUTTON = ButtonReader("Run `/policy faq` again.")
+QUESTION_ID = integer(1, 2**31 - 1, "question")
+FAQ_ID = integer(1, 2**31 - 1, "FAQ entry")
+PAGE = integer(1, 1_000_000, "page")
 
 
 def register(app: CrewApp) -> None:

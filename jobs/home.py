@@ -1,8 +1,8 @@
 """The App Home tab: one section per domain, each drawn by the domain's own provider.
 
 A domain registers `app.home.section("tasks", "Tasks", order=20)(provider)`; the provider gets the
-services and the actor and returns blocks. Registering a key again replaces the section, so the
-foundation's placeholders give way as features arrive.
+services and the actor and returns blocks; sections are drawn in `order`, and a section that fails
+shows a short notice instead of blanking the tab.
 """
 
 from __future__ import annotations

@@ -75,6 +75,12 @@ FORGED = [
     (LEAD, "referrals_all_more", ["5", "bogus:5", "hired:x", "hired:5:5"], "/referrals all"),
     (MEMBER, "announce_ack", ["", "x", "0", "99999999999"], "Nothing was recorded."),
     (LEAD, "announce_list_more", ["x", "-10", "99999999999"], "/announce list"),
+    (MEMBER, "policy_up", ["", "x", "0", "99999999999"], "Nothing changed."),
+    (MEMBER, "policy_ask_lead", ["", "1:2"], "Nothing changed."),
+    (LEAD, "policy_answer", ["x", "-1"], "Nothing changed."),
+    (LEAD, "policy_faq_page", ["", "0", "x"], "/policy faq"),
+    (LEAD, "policy_faq_edit", ["1", '{"faq": 1, "page": 1}', "x:1", "1:0"], "/policy faq"),
+    (LEAD, "policy_faq_delete", ["1", "1:x"], "/policy faq"),
 ]
 SIDE_EFFECTS = ("chat.postMessage", "chat.update", "chat.postEphemeral", "views.open", "views.publish")
 

@@ -3,7 +3,6 @@ escalation card, the lead's answer modal, the FAQ pages and the edit modal, the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -334,7 +333,7 @@ def faq_page(rows: Sequence[FaqRow], total: int, page: int, pages: int, note: st
             )
         )
         blocks.append(context(f"By <@{row.author_id}>, updated {slack_date(row.updated_at)}{where}"))
-        ref = json.dumps({"faq": row.id, "page": page})
+        ref = f"{row.id}:{page}"
         blocks.append(
             actions(
                 button("Edit", FAQ_EDIT_BUTTON, ref),
