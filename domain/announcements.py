@@ -335,7 +335,7 @@ def running(session: Session) -> list[int]:
     """Announcements whose outbox may still hold work: sending, or cancelled while sending."""
     return list(
         session.exec(
-            select(Announcement.id)
+            select(Announcement.id)  # type: ignore[arg-type]  # sqlmodel types an id as optional
             .where(col(Announcement.state).in_([SENDING, CANCELLED]), col(Announcement.finished_at).is_(None))
             .order_by(col(Announcement.id))
         )
@@ -345,7 +345,7 @@ def running(session: Session) -> list[int]:
 def pending_after(session: Session, announcement_id: int, after_id: int, limit: int) -> list[int]:
     return list(
         session.exec(
-            select(AnnouncementDelivery.id)
+            select(AnnouncementDelivery.id)  # type: ignore[arg-type]  # sqlmodel types an id as optional
             .where(
                 col(AnnouncementDelivery.announcement_id) == announcement_id,
                 col(AnnouncementDelivery.state) == PENDING,
@@ -445,7 +445,7 @@ def in_doubt(session: Session, announcement_ids: Iterable[int], not_claimed_by: 
         return []
     return list(
         session.exec(
-            select(AnnouncementDelivery.id)
+            select(AnnouncementDelivery.id)  # type: ignore[arg-type]  # sqlmodel types an id as optional
             .where(
                 col(AnnouncementDelivery.announcement_id).in_(ids),
                 col(AnnouncementDelivery.state) == CLAIMED,
@@ -697,7 +697,7 @@ def listing(session: Session, now: datetime, offset: int, limit: int) -> tuple[l
     week (latest first). Returns one page of ids and whether there are more."""
     active = list(
         session.exec(
-            select(Announcement.id)
+            select(Announcement.id)  # type: ignore[arg-type]  # sqlmodel types an id as optional
             .where(
                 col(Announcement.state).in_([SCHEDULED, SENDING, CANCELLED]),
                 col(Announcement.finished_at).is_(None),
@@ -707,7 +707,7 @@ def listing(session: Session, now: datetime, offset: int, limit: int) -> tuple[l
     )
     recent = list(
         session.exec(
-            select(Announcement.id)
+            select(Announcement.id)  # type: ignore[arg-type]  # sqlmodel types an id as optional
             .where(col(Announcement.finished_at) >= now - RECENT)
             .order_by(col(Announcement.finished_at).desc(), col(Announcement.id).desc())
         )

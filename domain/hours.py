@@ -445,10 +445,10 @@ def tracked_hours(session: Session, user_id: str) -> Decimal:
     are not flagged (a flagged entry counts once a lead approves it)."""
     rows = session.exec(
         select(TimeEntry.started_at, TimeEntry.ended_at).where(
-            TimeEntry.user_id == user_id,
+            col(TimeEntry.user_id) == user_id,
             col(TimeEntry.ended_at).is_not(None),
             col(TimeEntry.flagged).is_(False),
         )
     )
-    seconds = sum((ended - started).total_seconds() for started, ended in rows)
+    seconds = sum((ended - started).total_seconds() for started, ended in rows if ended is not None)
     return as_hours(seconds, rounding=ROUND_DOWN)

@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, update
+from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, delete, select
 
 from core.authz import Actor
@@ -574,8 +575,11 @@ def claim_reminder(
     )
     if claimed.rowcount != 1:
         return None
-    found = session.exec(
-        select(Shift, ShiftReminder.id, ShiftReminder.due_at, ShiftMember.user_id, Member.tz)
+    # Five columns: past sqlmodel's typed select overloads, so SQLAlchemy's own select.
+    found = session.execute(
+        sa_select(
+            Shift, col(ShiftReminder.id), col(ShiftReminder.due_at), col(ShiftMember.user_id), col(Member.tz)
+        )
         .join(ShiftReminder, col(ShiftReminder.shift_id) == col(Shift.id))
         .outerjoin(
             ShiftMember, (col(ShiftMember.shift_id) == col(Shift.id)) & (col(ShiftMember.user_id) == user_id)
@@ -856,8 +860,8 @@ def outstanding(session: Session, now: datetime) -> JobPlan:
     for row in session.exec(
         select(ShiftReminder).where(col(ShiftReminder.state).in_(("pending", "sending")))
     ):
-        shift = shifts.get(row.shift_id)
-        if shift is not None:
+        reminded = shifts.get(row.shift_id)
+        if reminded is not None:
             at = row.due_at
             if row.state == "sending" and row.claimed_at is not None:
                 # Claimed less than STALE_SENDING ago, it may still be in flight (in another
@@ -865,7 +869,7 @@ def outstanding(session: Session, now: datetime) -> JobPlan:
                 at = max(row.due_at, row.claimed_at + STALE_SENDING)
             plan.reminders.append(
                 ReminderPlan(
-                    row.shift_id, row.occurrence, row.user_id, at, window_of(shift, row.occurrence)[0]
+                    row.shift_id, row.occurrence, row.user_id, at, window_of(reminded, row.occurrence)[0]
                 )
             )
     return plan

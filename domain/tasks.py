@@ -37,7 +37,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, or_, update
+from sqlalchemy import ColumnElement, case, func, or_, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -248,7 +248,7 @@ def claimable(
     mine = select(Assignment.task_id).where(
         col(Assignment.user_id) == member.user_id, col(Assignment.state).in_(ACTIVE)
     )
-    skill_ok = col(Task.skill).is_(None)
+    skill_ok: ColumnElement[bool] = col(Task.skill).is_(None)
     if member.skills:
         skill_ok = or_(skill_ok, col(Task.skill).in_(sorted(member.skills)))
     rows = list(
