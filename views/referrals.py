@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from db.models import Referral
+from domain import audit
 from domain.referrals import (
     APPLIED,
     ELIGIBLE,
@@ -18,7 +19,6 @@ from domain.referrals import (
     PAID,
     REFERRED,
     REJECTED,
-    SYSTEM,
     Totals,
     Waiting,
     format_hours,
@@ -135,7 +135,7 @@ def my_referrals(
 
 def _lead_line(referral: Referral) -> str:
     referee = f" · joined as <@{referral.referee_user_id}>" if referral.referee_user_id else ""
-    changed_by = "automatically" if referral.updated_by == SYSTEM else f"by <@{referral.updated_by}>"
+    changed_by = "automatically" if referral.updated_by == audit.BOT else f"by <@{referral.updated_by}>"
     skill = f" · `{referral.skill}`" if referral.skill else ""
     return (
         f"{_EMOJI[referral.status]} *{ref(referral.id)}* {who(referral)}{skill}: *{referral.status}* "
