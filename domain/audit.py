@@ -1,16 +1,16 @@
 """The audit log: who changed what, when, and from where. Written in the same transaction as the
 change it records, so the log and the state can never disagree.
 
-One form for every row, kept here rather than by each caller, because hours and claims are settled
-from this log:
-- `actor_id` is the Slack user id of the member who made the change, or `BOT` when crewcall made it
-  on its own (an expired claim, an auto-closed clock-in, a no-show, a referral's promotion). `BOT`
-  is "crewcall": the name the bot already recorded for its changes everywhere but task expiry, and
-  the name `/tasks history` already showed for them, so only the expiry rows had to be rewritten
-  (migration 0009).
+Hours and claims are settled from this log, so every row has one form, kept here rather than by each
+caller (the functions below refuse any other):
+- `actor_id` is the Slack user id of the member who made the change, or `BOT` for the changes the
+  bot makes on its own (an expired claim, an auto-closed clock-in, a shift's start and no-shows, a
+  referral linked or promoted). `BOT` is "crewcall", the name already recorded for those changes
+  everywhere but task expiry, already on referrals' `updated_by`, and already what `/tasks history`
+  showed for the bot; so only the expiry rows needed rewriting (migration 0009).
 - `entity` names the kind of thing changed and `entity_id` is its primary key as text: the bare
-  number (`"3"`, never a ref such as `S-3`, which is display only), or, for a `member`, whose key
-  is their Slack user id, that id (`record_member`).
+  number (`"3"`; a ref like `S-3` is for display), or for a `member`, keyed by their Slack user id,
+  that id (`record_member`). The handbook, a single thing, is its `policy_revision` row, 1.
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ NEW_ROWS = [
 def test_audit_convention_migration_rewrites_old_rows_and_back(database_url: str) -> None:
     """0009 is data only, so stepping the migrated database back to 0008 gives the previous head."""
     db = Database(database_url)
-    table = AuditEntry.__table__
+    table = AuditEntry.__table__  # type: ignore[attr-defined]
     at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 
     def rows(conn: Connection) -> list[tuple[str, ...]]:
