@@ -171,7 +171,7 @@ def clock_in(session: Session, by: Actor, task_id: int | None, now: datetime, so
         actor_id=by.user_id,
         action="hours.clock_in",
         entity="time_entry",
-        entity_id=entry_ref(row.id),
+        entity_id=row.id or 0,
         source=source,
         task_id=task_id,
     )
@@ -211,7 +211,7 @@ def clock_out(session: Session, by: Actor, now: datetime, source: str) -> Closed
         actor_id=by.user_id,
         action="hours.clock_out",
         entity="time_entry",
-        entity_id=current.ref,
+        entity_id=current.id,
         source=source,
         seconds=int((now - row.started_at).total_seconds()),
     )
@@ -243,10 +243,10 @@ def auto_close(session: Session, entry_id: int, now: datetime) -> Closed | None:
     audit.record(
         session,
         at=now,
-        actor_id="crewcall",
+        actor_id=audit.BOT,
         action="hours.auto_closed",
         entity="time_entry",
-        entity_id=entry_ref(entry_id),
+        entity_id=entry_id,
         source="job",
         user_id=row.user_id,
     )
@@ -274,7 +274,7 @@ def approve(session: Session, by: Actor, entry_id: int, now: datetime, source: s
         actor_id=by.user_id,
         action="hours.approved",
         entity="time_entry",
-        entity_id=entry_ref(entry_id),
+        entity_id=entry_id,
         source=source,
         user_id=row.user_id,
         flag_reason=row.flag_reason,

@@ -89,13 +89,12 @@ def set_lead(session: Session, by: Actor, user_id: str, is_lead: bool, now: date
         return False
     member.is_lead = is_lead
     session.add(member)
-    audit.record(
+    audit.record_member(
         session,
         at=now,
         actor_id=by.user_id,
         action="lead.granted" if is_lead else "lead.revoked",
-        entity="member",
-        entity_id=user_id,
+        member_id=user_id,
         source=source,
     )
     return True
@@ -110,13 +109,12 @@ def set_skills(
     session.exec(delete(MemberSkill).where(col(MemberSkill.user_id) == user_id))  # type: ignore[call-overload]
     for skill in sorted(set(skills)):
         session.add(MemberSkill(user_id=user_id, skill=skill))
-    audit.record(
+    audit.record_member(
         session,
         at=now,
         actor_id=by.user_id,
         action="skills.set",
-        entity="member",
-        entity_id=user_id,
+        member_id=user_id,
         source=source,
         before=before,
         after=sorted(set(skills)),

@@ -60,9 +60,6 @@ IN_PROGRESS = frozenset({REFERRED, APPLIED, INTERVIEWING, HIRED})
 # A lead has to act next: move the candidate along, or pay the bonus.
 WAITING_ON_LEAD: tuple[str, ...] = (ELIGIBLE, REFERRED, APPLIED, INTERVIEWING)
 
-# Who the automatic changes are recorded as.
-SYSTEM = "crewcall"
-
 _ID_CHUNK = 500
 
 
@@ -292,7 +289,7 @@ def link_referee(session: Session, email: str, user_id: str, now: datetime, sour
     audit.record(
         session,
         at=now,
-        actor_id=SYSTEM,
+        actor_id=audit.BOT,
         action="referral.linked",
         entity="referral",
         entity_id=referral.id or 0,
@@ -385,14 +382,14 @@ def promote_eligible(
         won = session.execute(
             update(Referral)
             .where(col(Referral.id) == referral.id, col(Referral.status) == HIRED)
-            .values(status=ELIGIBLE, eligible_at=now, updated_at=now, updated_by=SYSTEM)
+            .values(status=ELIGIBLE, eligible_at=now, updated_at=now, updated_by=audit.BOT)
         )
         if won.rowcount != 1:  # type: ignore[attr-defined]
             continue  # another check promoted it first
         audit.record(
             session,
             at=now,
-            actor_id=SYSTEM,
+            actor_id=audit.BOT,
             action="referral.status",
             entity="referral",
             entity_id=referral.id or 0,
@@ -557,13 +554,12 @@ def set_leaderboard(session: Session, user_id: str, show: bool, now: datetime, s
         result = session.exec(delete(LeaderboardOptIn).where(col(LeaderboardOptIn.user_id) == user_id))  # type: ignore[call-overload]
         changed = bool(result.rowcount)
     if changed:
-        audit.record(
+        audit.record_member(
             session,
             at=now,
             actor_id=user_id,
             action="referral.leaderboard_on" if show else "referral.leaderboard_off",
-            entity="member",
-            entity_id=user_id,
+            member_id=user_id,
             source=source,
         )
     return changed

@@ -53,7 +53,6 @@ CLAIMED, SUBMITTED, APPROVED, REJECTED, RELEASED = "claimed", "submitted", "appr
 ACTIVE = (CLAIMED, SUBMITTED)
 
 DISPUTE_WINDOW = timedelta(days=7)
-SYSTEM = "system"  # the actor of changes the bot makes on its own (expiry)
 TITLE_MAX = 200
 DESCRIPTION_MAX = 2500
 MAX_SLOTS = 500
@@ -577,7 +576,7 @@ def expire_claims(
             _audit(
                 session,
                 now,
-                SYSTEM,
+                audit.BOT,
                 "task.claim_expired",
                 task,
                 source,

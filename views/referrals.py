@@ -11,6 +11,7 @@ from typing import Any
 
 from core.money import csv_dollars, dollars
 from db.models import Referral
+from domain import audit
 from domain.referrals import (
     APPLIED,
     ELIGIBLE,
@@ -19,7 +20,6 @@ from domain.referrals import (
     PAID,
     REFERRED,
     REJECTED,
-    SYSTEM,
     Totals,
     Waiting,
     format_hours,
@@ -131,7 +131,7 @@ def my_referrals(
 
 def _lead_line(referral: Referral) -> str:
     referee = f" · joined as <@{referral.referee_user_id}>" if referral.referee_user_id else ""
-    changed_by = "automatically" if referral.updated_by == SYSTEM else f"by <@{referral.updated_by}>"
+    changed_by = "automatically" if referral.updated_by == audit.BOT else f"by <@{referral.updated_by}>"
     skill = f" · `{referral.skill}`" if referral.skill else ""
     return (
         f"{_EMOJI[referral.status]} *{ref(referral.id)}* {who(referral)}{skill}: *{referral.status}* "

@@ -199,7 +199,7 @@ def history_list(task: Task, entries: list[AuditEntry], offset: int, has_more: b
     for entry in entries:
         detail = audit.details(entry)
         parts = [f"{k}={_short(v)}" for k, v in sorted(detail.items()) if v not in (None, "", [])]
-        who = "crewcall" if entry.actor_id == rules.SYSTEM else f"<@{entry.actor_id}>"
+        who = "crewcall" if entry.actor_id == audit.BOT else f"<@{entry.actor_id}>"
         lines.append(
             f"{slack_date(entry.at, '{date_short} {time_secs}')} · {who} · *{entry.action}* · "
             f"from `{entry.source or '?'}`" + (f"\n      {', '.join(parts)}" if parts else "")

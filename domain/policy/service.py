@@ -491,7 +491,7 @@ def handbook_reloaded(
         actor_id=by_id,
         action="policy.handbook.reloaded",
         entity="policy_handbook",
-        entity_id="handbook",
+        entity_id=_REVISION_ROW,
         source=source,
         sections=sections,
         problems=problems,
