@@ -149,9 +149,10 @@ class Scheduler:
         self._leader_conn: Any = None
         self._stop = threading.Event()
         self._watch: threading.Thread | None = None
+        self._executor = ClockedExecutor(clock, threads)
         self._aps = BackgroundScheduler(
             jobstores={"default": TakingJobStore(engine, "apscheduler_jobs")},
-            executors={"default": ClockedExecutor(clock, threads)},
+            executors={"default": self._executor},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
             timezone=ClockZone(clock),
         )
@@ -183,7 +184,13 @@ class Scheduler:
         if self._watch:
             self._watch.join(timeout=self.LEADER_POLL + 1)
         if self._aps.running:
-            self._aps.shutdown(wait=wait)
+            # APScheduler's shutdown waits for running jobs while holding the job-store lock, which
+            # a running job needs to add or remove a job: so stop taking jobs and wait for the
+            # running ones first, then shut down.
+            self._aps.pause()
+            if wait:
+                self._executor.shutdown(wait=True)
+            self._aps.shutdown(wait=False)
         if self._leader_conn is not None:
             self._leader_conn.close()  # ends the session, releasing the lock
             self._leader_conn = None

@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from db.engine import Database
 from db.models import ProcessedEvent
-from jobs import maintenance
+from jobs import maintenance, runtime
 from sandbox.harness import BotHarness
 
 
@@ -89,6 +89,33 @@ def test_the_scheduler_sleeps_until_its_next_job_on_a_fake_clock(sqlite_bot: Bot
     soonest = min(j.next_run_time for j in scheduler.jobs() if j.next_run_time is not None)
     wait = scheduler._aps._process_jobs()  # noqa: SLF001
     assert wait == pytest.approx((soonest - sqlite_bot.clock.now()).total_seconds(), abs=1)
+
+
+_job_started = threading.Event()
+_job_may_finish = threading.Event()
+
+
+def _job_that_reschedules_as_the_bot_stops() -> None:
+    """A job that touches the job store after the bot began to stop (as hours' auto-close does)."""
+    _job_started.set()
+    _job_may_finish.wait(10)
+    runtime.services().scheduler.remove("test:another")
+
+
+def test_stopping_waits_for_a_running_job_that_uses_the_job_store(sqlite_bot: BotHarness) -> None:
+    scheduler = sqlite_bot.services.scheduler
+    now = sqlite_bot.clock.now()
+    scheduler.at("test:another", maintenance.prune_processed_events, now + timedelta(days=1))
+    scheduler.at("test:running", _job_that_reschedules_as_the_bot_stops, now + timedelta(minutes=1))
+    sqlite_bot.clock.advance(minutes=1)
+    assert _job_started.wait(5)
+    stopping = threading.Thread(target=scheduler.shutdown)
+    stopping.start()
+    time.sleep(0.2)  # the shutdown is under way while the job still runs
+    _job_may_finish.set()
+    stopping.join(10)
+    assert not stopping.is_alive(), "shutdown deadlocked on the job store"
+    assert not scheduler.running
 
 
 def test_due_one_off_jobs_leave_the_store_as_they_are_fetched(sqlite_bot: BotHarness) -> None:
