@@ -6,6 +6,7 @@ section's text, 75 in a button's text, 2,000 in a button's value, 150 in a heade
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,6 +44,20 @@ def section(text: str, accessory: dict[str, Any] | None = None, block_id: str | 
     if block_id:
         block["block_id"] = block_id
     return block
+
+
+def sections(lines: Sequence[str], separator: str = "\n", limit: int = 2800) -> list[Block]:
+    """Lines packed into as few sections as fit, each under Slack's section text limit."""
+    blocks: list[Block] = []
+    chunk: list[str] = []
+    for line in lines:
+        if chunk and sum(len(c) + len(separator) for c in chunk) + len(line) > limit:
+            blocks.append(section(separator.join(chunk)))
+            chunk = []
+        chunk.append(line)
+    if chunk:
+        blocks.append(section(separator.join(chunk)))
+    return blocks
 
 
 def fields(*pairs: tuple[str, str]) -> Block:

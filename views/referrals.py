@@ -34,6 +34,7 @@ from views.blocks import (
     local_time,
     modal,
     section,
+    sections,
     slack_date,
     text_input,
 )
@@ -94,20 +95,6 @@ def _mine_line(referral: Referral, hours: Decimal | None, threshold: Decimal) ->
     )
 
 
-def _lines_to_sections(lines: Sequence[str]) -> list[Block]:
-    """Lines packed into sections of at most ~2,800 characters each."""
-    blocks: list[Block] = []
-    chunk: list[str] = []
-    for line in lines:
-        if chunk and sum(len(c) + 1 for c in chunk) + len(line) > 2800:
-            blocks.append(section("\n".join(chunk)))
-            chunk = []
-        chunk.append(line)
-    if chunk:
-        blocks.append(section("\n".join(chunk)))
-    return blocks
-
-
 def my_referrals(
     items: Sequence[Referral],
     hours: dict[str, Decimal],
@@ -123,7 +110,7 @@ def my_referrals(
     if first_page:
         blocks.append(section(f"*Your referrals* ({totals.count})\n{totals_line(totals)}"))
     lines = [_mine_line(r, hours.get(r.referee_user_id or ""), threshold) for r in items]
-    blocks += _lines_to_sections(lines)
+    blocks += sections(lines)
     if more_before is not None:
         blocks.append(actions(button("More", MINE_MORE, value=str(more_before))))
     return f"Your referrals: {totals.count}", fit_message(blocks)
@@ -150,7 +137,7 @@ def all_referrals(
     blocks: list[Block] = []
     if first_page:
         blocks.append(section(f"*All {scope}*, newest first"))
-    blocks += _lines_to_sections([_lead_line(r) for r in items])
+    blocks += sections([_lead_line(r) for r in items])
     if more_before is not None:
         blocks.append(actions(button("More", ALL_MORE, value=f"{status or ''}:{more_before}")))
     else:
@@ -281,7 +268,7 @@ def digest(waiting: Waiting) -> tuple[str, list[Block]]:
         f"{slack_date(r.updated_at, '{date_short_pretty}')} · referred by <@{r.referrer_id}>"
         for r in waiting.oldest
     ]
-    blocks += _lines_to_sections(lines)
+    blocks += sections(lines)
     shown = len(waiting.oldest)
     more = f"Showing the {shown} that have waited longest. " if shown < waiting.total else ""
     blocks.append(
@@ -390,9 +377,7 @@ def home(
     ]
     if items:
         blocks.append(section(f"*Your referrals* ({totals.count})\n{totals_line(totals)}"))
-        blocks += _lines_to_sections(
-            [_mine_line(r, hours.get(r.referee_user_id or ""), threshold) for r in items]
-        )
+        blocks += sections([_mine_line(r, hours.get(r.referee_user_id or ""), threshold) for r in items])
         if more:
             blocks.append(context("Older ones: `/referrals`."))
     else:

@@ -24,6 +24,7 @@ from views.blocks import (
     local_time,
     modal,
     section,
+    sections,
     slack_date,
     text_input,
 )
@@ -205,14 +206,7 @@ def history_list(task: Task, entries: list[AuditEntry], offset: int, has_more: b
             f"from `{entry.source or '?'}`" + (f"\n      {', '.join(parts)}" if parts else "")
         )
     blocks: list[Block] = [section(f"*History of {rules.ref(task.id)} · {task.title}*")]
-    chunk: list[str] = []
-    for line in lines:
-        if sum(len(c) + 1 for c in chunk) + len(line) > 2800:
-            blocks.append(section("\n".join(chunk)))
-            chunk = []
-        chunk.append(line)
-    if chunk:
-        blocks.append(section("\n".join(chunk)))
+    blocks += sections(lines)
     if not lines:
         blocks.append(section("No changes recorded."))
     if has_more:

@@ -24,7 +24,7 @@ from core.authz import Actor, Role, authorize
 from core.errors import UsageError, UserError
 from core.grammar import TEXT, Kind, Token, tokenize
 from handlers.kit.context import Ctx, SlackRequest
-from views.blocks import context, section
+from views.blocks import context, section, sections
 
 if TYPE_CHECKING:
     from jobs.runtime import Services
@@ -223,15 +223,7 @@ class SlashCommand:
             f"\n{self.description}" if self.description and not only else ""
         )
         lines = [s.describe() for s in subs]
-        blocks = [section(head)]
-        chunk: list[str] = []
-        for line in lines:
-            if sum(len(c) + 2 for c in chunk) + len(line) > 2800:
-                blocks.append(section("\n\n".join(chunk)))
-                chunk = []
-            chunk.append(line)
-        if chunk:
-            blocks.append(section("\n\n".join(chunk)))
+        blocks = [section(head), *sections(lines, separator="\n\n")]
         blocks.append(
             context("IDs can be typed as T-12, T12 or 12. Options go as key=value anywhere on the line.")
         )
