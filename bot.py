@@ -46,9 +46,13 @@ def main() -> int:
 
     logs.configure(config.log_level, config.secrets())
 
-    from server.app import create_app
+    from server.app import BotTokenRefused, SlackUnreachable, create_app
 
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except (BotTokenRefused, SlackUnreachable) as e:
+        print(f"crewcall: {e}", file=sys.stderr)
+        return 2 if isinstance(e, BotTokenRefused) else 1
     if config.slack_app_token is not None:  # config.socket_mode, narrowed for the type checker
         return serve_socket_mode(app, config.slack_app_token.get_secret_value(), config.http_threads)
     return serve_http(app, config.port, config.http_threads)

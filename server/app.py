@@ -14,6 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt import BoltResponse
+from slack_bolt.error import BoltError
+from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_bolt.request import BoltRequest
 
 from core.clock import Clock
@@ -47,6 +49,14 @@ LISTENERS = [home, crew, tasks, shifts, hours, announcements, policy, referrals]
 FEATURES = [maintenance, shift_jobs, hour_jobs, announcement_jobs, policy_jobs, referral_jobs]
 
 
+class BotTokenRefused(Exception):
+    """Slack refused the bot token at start-up: a restart won't help."""
+
+
+class SlackUnreachable(Exception):
+    """Slack's Web API did not answer at start-up: worth a retry."""
+
+
 def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
     clock = clock or Clock()
     db = Database(config.database_url.get_secret_value(), pool_size=max(10, config.http_threads))
@@ -64,13 +74,26 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
         events=EventBus(),
     )
     listener_pool = ThreadPoolExecutor(max_workers=config.http_threads * 2, thread_name_prefix="listener")
-    app = CrewApp(
-        client=client,
-        signing_secret=config.slack_signing_secret.get_secret_value(),
-        process_before_response=False,
-        listener_executor=listener_pool,
-        logger=logging.getLogger("crewcall.bolt"),
-    )
+    try:  # Bolt asks Slack who the bot is (auth.test) here
+        app = CrewApp(
+            client=client,
+            signing_secret=config.slack_signing_secret.get_secret_value(),
+            process_before_response=False,
+            listener_executor=listener_pool,
+            logger=logging.getLogger("crewcall.bolt"),
+        )
+    except BoltError as e:
+        refusal = e.__context__
+        error = refusal.response.get("error") if isinstance(refusal, SlackApiError) else None
+        raise BotTokenRefused(
+            f"SLACK_BOT_TOKEN was refused by Slack ({error or 'auth.test failed'}): it needs to be the app's "
+            "Bot User OAuth Token (xoxb-…) (the app's OAuth & Permissions page)."
+        ) from None
+    except (SlackClientError, OSError) as e:
+        raise SlackUnreachable(
+            f"Slack's Web API can't be reached at {config.slack_api_url} ({type(e).__name__}); "
+            "start again once it is reachable."
+        ) from None
     app.listener_pool = listener_pool
     app.services = services
     app.commands = CommandSet()

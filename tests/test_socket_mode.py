@@ -223,6 +223,36 @@ def test_slack_unavailable_at_start_up_stops_it_with_status_1(sqlite_url: str, f
     assert last_line == "crewcall: could not get a Socket Mode URL from Slack (internal_error)"
 
 
+def test_a_bot_token_slack_refuses_stops_start_up_with_one_line(sqlite_url: str, fake: FakeSlack) -> None:
+    fake.fail_next("auth.test", error="invalid_auth")
+    bot = BotProcess(fake, sqlite_url)
+    with pytest.raises(RuntimeError, match="exited with 2"):
+        bot.start()
+    output = bot.output()
+    assert output.rstrip().splitlines()[-1] == (
+        "crewcall: SLACK_BOT_TOKEN was refused by Slack (invalid_auth): it needs to be the app's Bot User "
+        "OAuth Token (xoxb-…) (the app's OAuth & Permissions page)."
+    )
+    assert "Traceback" not in output and "xoxb-" not in output.rstrip().splitlines()[-1].replace("(xoxb-…)", "")
+
+
+@pytest.mark.parametrize("socket_mode", [False, True])
+def test_slack_unreachable_at_start_up_stops_it_with_one_line(
+    sqlite_url: str, fake: FakeSlack, socket_mode: bool
+) -> None:
+    env = {"SLACK_API_URL": "http://127.0.0.1:9/"}  # nothing listens on the discard port
+    if socket_mode:
+        env["SLACK_APP_TOKEN"] = APP_TOKEN
+    bot = BotProcess(fake, sqlite_url, env=env)
+    with pytest.raises(RuntimeError, match="exited with 1"):
+        bot.start()
+    output = bot.output()
+    assert output.rstrip().splitlines()[-1].startswith(
+        "crewcall: Slack's Web API can't be reached at http://127.0.0.1:9/ ("
+    )
+    assert "Traceback" not in output
+
+
 def test_a_websocket_that_cannot_be_opened_stops_start_up(sqlite_url: str, fake: FakeSlack) -> None:
     fake.socket_mode.refuse_handshakes = True
     bot = BotProcess(fake, sqlite_url, env={"SLACK_APP_TOKEN": APP_TOKEN})
