@@ -15,8 +15,8 @@ from typing import Any
 
 from slack_bolt import BoltResponse
 from slack_bolt.error import BoltError
-from slack_sdk.errors import SlackApiError, SlackClientError
 from slack_bolt.request import BoltRequest
+from slack_sdk.errors import SlackApiError, SlackClientError
 
 from core.clock import Clock
 from core.config import Config

@@ -233,7 +233,9 @@ def test_a_bot_token_slack_refuses_stops_start_up_with_one_line(sqlite_url: str,
         "crewcall: SLACK_BOT_TOKEN was refused by Slack (invalid_auth): it needs to be the app's Bot User "
         "OAuth Token (xoxb-…) (the app's OAuth & Permissions page)."
     )
-    assert "Traceback" not in output and "xoxb-" not in output.rstrip().splitlines()[-1].replace("(xoxb-…)", "")
+    assert "Traceback" not in output and "xoxb-" not in output.rstrip().splitlines()[-1].replace(
+        "(xoxb-…)", ""
+    )
 
 
 @pytest.mark.parametrize("socket_mode", [False, True])
@@ -247,8 +249,10 @@ def test_slack_unreachable_at_start_up_stops_it_with_one_line(
     with pytest.raises(RuntimeError, match="exited with 1"):
         bot.start()
     output = bot.output()
-    assert output.rstrip().splitlines()[-1].startswith(
-        "crewcall: Slack's Web API can't be reached at http://127.0.0.1:9/ ("
+    assert (
+        output.rstrip()
+        .splitlines()[-1]
+        .startswith("crewcall: Slack's Web API can't be reached at http://127.0.0.1:9/ (")
     )
     assert "Traceback" not in output
 
