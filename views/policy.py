@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from core.text import escape
 from domain.policy.service import MAX_ANSWER_CHARS, MAX_FAQ_QUESTION_CHARS, VIA_DM, VIA_MENTION
 from views.blocks import (
     Block,
@@ -70,11 +71,6 @@ class CandidateView:
     confidence: float
     source: Source | None
     from_faq: bool = False
-
-
-def escape(text: str) -> str:
-    """Text we did not get from Slack (handbook passages, a lead's typed answer) as mrkdwn."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def quoted(text: str) -> str:

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.money import csv_dollars, dollars
+from core.text import escape
 from db.models import Referral
 from domain import audit
 from domain.referrals import (
@@ -54,11 +55,6 @@ _EMOJI = {
     PAID: ":white_check_mark:",
     REJECTED: ":no_entry_sign:",
 }
-
-
-def escape(text: str) -> str:
-    """User-typed text shown in mrkdwn: `<!channel>` or `<@U…>` stays literal, never pings."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def who(referral: Referral) -> str:
