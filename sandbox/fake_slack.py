@@ -385,6 +385,9 @@ class FakeSlack:
         self.uploaded_files: dict[str, dict[str, Any]] = {}
         self.app_token = APP_TOKEN
         self.socket_mode = SocketModeServer(APP_ID)
+        self.socket_mode.on_late_ack = lambda envelope_id, delay: self.violation(
+            "ack", f"Socket Mode envelope {envelope_id} acknowledged after {delay:.1f} s (Slack waits 3 s)"
+        )
         self.add_user(BOT_USER_ID, name=BOT_NAME, is_bot=True)
 
     # ------------------------------------------------------------------ lifecycle
