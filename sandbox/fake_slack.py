@@ -48,6 +48,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
@@ -90,6 +91,15 @@ JSON_PARAMS = frozenset({"blocks", "view", "attachments", "metadata", "files"})
 #: Slack's limits on blocks: 50 in a message, 100 in a modal or Home tab.
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
+
+
+#: The sandbox page's static files (plain HTML, CSS and JS; no build step).
+WEB_DIR = Path(__file__).resolve().parent / "web"
+_WEB_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+}
 
 
 class _Server(ThreadingHTTPServer):
@@ -392,11 +402,11 @@ class FakeSlack:
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> FakeSlack:
-        """Bind ``127.0.0.1`` on a free port and serve on a daemon thread. Returns self."""
+    def start(self, port: int = 0) -> FakeSlack:
+        """Bind ``127.0.0.1`` on ``port`` (default: a free one) and serve on a daemon thread."""
         if self._server is not None:
             return self
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", port), _Handler)
         server.daemon_threads = True
         server.fake = self  # type: ignore[attr-defined]
         self._server = server
@@ -417,6 +427,36 @@ class FakeSlack:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def save(self, path: Path) -> None:
+        """Write what the workspace shows (messages, Home tabs, views) to ``path`` (JSON)."""
+        with self._cond:
+            data = json.dumps(
+                {
+                    "messages": self.messages,
+                    "home_views": self.home_views,
+                    "views": self.views,
+                    "last_ts": self._last_ts_micros,
+                    "view_seq": self._view_seq,
+                },
+                default=str,
+            )
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(data)
+        tmp.replace(path)
+
+    def load(self, path: Path) -> None:
+        """Read back what :meth:`save` wrote (nothing when the file is missing)."""
+        if not path.exists():
+            return
+        data = json.loads(path.read_text())
+        with self._cond:
+            self.messages.update(data.get("messages", {}))
+            self.home_views.update(data.get("home_views", {}))
+            self.views.update(data.get("views", {}))
+            self._last_ts_micros = max(self._last_ts_micros, int(data.get("last_ts", 0)))
+            self._view_seq = max(self._view_seq, int(data.get("view_seq", 0)))
+            self.changed()
 
     def __enter__(self) -> FakeSlack:
         return self.start()
@@ -1301,6 +1341,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         segments = [s for s in parts.path.split("/") if s]
+        if not segments or segments[0] in {"static", "sandbox"}:
+            self._page(fake, segments, parts.query, body)
+            return
         if len(segments) != 2 or segments[0] not in {"api", "upload", "response"}:
             self._send(_Reply(404, b'{"ok": false, "error": "not_found"}'))
             return
@@ -1323,6 +1366,47 @@ class _Handler(BaseHTTPRequestHandler):
             param_token = params.pop("token")
             token = token or (str(param_token) or None)
         self._send(fake._handle(kind, name, params, token))
+
+    def _page(self, fake: FakeSlack, segments: list[str], query: str, body: bytes) -> None:
+        """The sandbox page: ``/`` and ``/static/<file>`` from ``sandbox/web``, its state, its
+        server-sent events and what the person does there (see ``sandbox.workspace``)."""
+        if not segments:
+            segments = ["static", "index.html"]
+        if segments[0] == "static" and len(segments) == 2 and segments[1] in _WEB_FILES:
+            path = WEB_DIR / segments[1]
+            ctype = _WEB_FILES[segments[1]]
+            self._send(_Reply(200, path.read_bytes(), {"Cache-Control": "no-store"}, ctype))
+            return
+        workspace = fake.workspace
+        if workspace is None or len(segments) != 2 or segments[0] != "sandbox":
+            self._send(_Reply(404, b'{"ok": false, "error": "not_found"}'))
+            return
+        verb = segments[1]
+        if verb == "events":
+            self._events(fake)
+            return
+        if verb == "state":
+            user = dict(parse_qsl(query)).get("user", "")
+            answer = workspace.state(user)
+        else:
+            answer = workspace.handle(verb, json.loads(body or b"{}"))
+        self._send(_Reply(200, json.dumps(answer, default=str).encode()))
+
+    def _events(self, fake: FakeSlack) -> None:
+        """Server-sent events: the new revision each time something on the page changed."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        revision = -1
+        try:
+            while fake._server is not None:
+                revision = fake.wait_change(revision, 15.0)
+                self.wfile.write(f"data: {revision}\n\n".encode())
+                self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
 
     def _send(self, reply: _Reply) -> None:
         self.send_response(reply.status)
