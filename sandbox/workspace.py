@@ -122,7 +122,7 @@ class Workspace:
             return {"ok": False, "error": "empty"}
         if text.startswith("/"):
             command, _, rest = text.partition(" ")
-            return self.command(user, channel, command, rest.strip())
+            return self.command(user, channel, command, self._mentions(rest.strip(), escaped=True))
         text = self._mentions(text)
         extra = {"thread_ts": str(thread_ts)} if thread_ts else {}
         message = self.fake.add_message(channel, text, user=user, **extra)
@@ -259,12 +259,21 @@ class Workspace:
         message = {"type": "message", "user": "USLACKBOT", "text": text, "ts": self.fake.next_ts()}
         self.fake.add_ephemeral(user, channel or dm_channel_id(user), message)
 
-    def _mentions(self, text: str) -> str:
-        """``@name`` typed in the composer becomes ``<@U…>`` as Slack's client sends it."""
+    def _mentions(self, text: str, escaped: bool = False) -> str:
+        """``@name`` and ``#channel`` typed in the composer become ``<@U…>`` and ``<#C…>`` as
+        Slack's client sends them (slash commands, escaped as the manifest asks: ``<@U…|name>``)."""
         names = {str(u["name"]).lower(): uid for uid, u in self.fake.users.items()}
+        channels = {name: cid for cid, name in self.fake.channel_names.items()}
 
-        def swap(m: re.Match[str]) -> str:
+        def person(m: re.Match[str]) -> str:
             uid = names.get(m.group(1).lower())
-            return f"<@{uid}>" if uid else m.group(0)
+            if uid is None:
+                return m.group(0)
+            return f"<@{uid}|{self.fake.users[uid]['name']}>" if escaped else f"<@{uid}>"
 
-        return re.sub(r"(?<![<\w])@([\w.\-]+)", swap, text)
+        def channel(m: re.Match[str]) -> str:
+            cid = channels.get(m.group(1).lower())
+            return f"<#{cid}|{m.group(1)}>" if cid else m.group(0)
+
+        text = re.sub(r"(?<![<\w])@([\w.\-]+)", person, text)
+        return re.sub(r"(?<![<\w])#([\w\-]+)", channel, text)

@@ -381,25 +381,35 @@ function renderModal() {
   const back = $("modal-backdrop");
   if (!m) { back.hidden = true; shownModal = null; modalErrors = {}; return; }
   const form = $("modal");
-  const key = `${m.id}:${m.hash}:${JSON.stringify(modalErrors)}`;
-  if (shownModal === key) return; // keep what the person is typing
-  if (shownModal && !shownModal.startsWith(`${m.id}:${m.hash}:`)) modalErrors = {};
-  const kept = shownModal && shownModal.startsWith(`${m.id}:${m.hash}:`) ? modalValues(form, m) : null;
-  shownModal = `${m.id}:${m.hash}:${JSON.stringify(modalErrors)}`;
+  const same = shownModal && shownModal.view === `${m.id}:${m.hash}`;
+  if (same && shownModal.errors === JSON.stringify(modalErrors)) return; // keep what the person is typing
+  if (!same) modalErrors = {};
+  const kept = same ? snapshot(form) : null; // errors came back: keep the values, show the errors
+  shownModal = { view: `${m.id}:${m.hash}`, errors: JSON.stringify(modalErrors) };
   const ctx = ctxFor({ where: "modal", view_id: m.id });
   form.innerHTML = `<div class="modal-head"><span>${textObj(m.title)}</span><button type="button" class="link-button" data-close>✕</button></div>
     <div class="modal-body">${blocks(m.blocks, ctx)}</div>
     <div class="modal-foot"><button type="button" class="btn" data-close>${textObj(m.close) || "Cancel"}</button>${m.submit ? `<button type="submit" class="btn primary" data-testid="modal-submit">${textObj(m.submit)}</button>` : ""}</div>`;
-  if (kept) restoreValues(form, kept);
+  if (kept) kept.forEach(([path, prop, value]) => { const n = form.querySelector(path); if (n) n[prop] = value; });
   back.hidden = false;
 }
 
-function restoreValues(form, values) {
-  for (const [blockId, actions] of Object.entries(values)) {
-    const node = form.querySelector(`[data-input="${CSS.escape(blockId)}"]`);
-    const v = Object.values(actions)[0];
-    if (node && "value" in v && (node.tagName === "INPUT" || node.tagName === "TEXTAREA")) node.value = v.value ?? "";
-  }
+// What the person entered in the modal, as [selector, property, value] to put back after a redraw.
+function snapshot(form) {
+  const out = [];
+  form.querySelectorAll("[data-input], [data-input] input, [data-input] option").forEach((n) => {
+    if (n.tagName === "OPTION") out.push([pathOf(n), "selected", n.selected]);
+    else if (n.type === "checkbox" || n.type === "radio") out.push([pathOf(n), "checked", n.checked]);
+    else if (n.tagName !== "DIV" && n.tagName !== "SELECT") out.push([pathOf(n), "value", n.value]);
+  });
+  return out;
+}
+
+function pathOf(n) {
+  const holder = n.closest("[data-input]");
+  const base = `[data-input="${CSS.escape(holder.dataset.input)}"]`;
+  if (n === holder) return base;
+  return `${base} ${n.tagName.toLowerCase()}[value="${CSS.escape(n.value)}"]`;
 }
 
 // ------------------------------------------------------------------ events
@@ -469,14 +479,14 @@ $("modal").addEventListener("submit", async (ev) => {
   ev.preventDefault();
   const m = S.modal;
   const answer = await post("submit", { view_id: m.id, values: modalValues($("modal"), m) });
-  if (answer.errors) { modalErrors = answer.errors; shownModal = null; renderModal(); }
+  if (answer.errors) { modalErrors = answer.errors; renderModal(); }
   else modalErrors = {};
 });
 
 $("me").addEventListener("change", (ev) => {
   me = ev.target.value;
   localStorage.setItem("sandbox-user", me);
-  threadTs = null; shownModal = null;
+  threadTs = null; shownModal = null; modalErrors = {};
   refresh().then(() => { if (view === "home") post("home", {}); });
 });
 
