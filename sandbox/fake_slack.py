@@ -624,7 +624,9 @@ class FakeSlack:
         if issued.isdigit() and len(issued) == 13:  # Slack's shape: "<ms since the epoch>.<n>.<hex>"
             age = time.time() - int(issued) / 1000
             if age > self.trigger_ttl:
-                self.violation(method, f"trigger_id used {age:.1f} s after the interaction (Slack allows 3 s)")
+                self.violation(
+                    method, f"trigger_id used {age:.1f} s after the interaction (Slack allows 3 s)"
+                )
                 raise _ApiError("expired_trigger_id")
 
     @property
@@ -832,7 +834,9 @@ class FakeSlack:
             self.changed()
             return message
 
-    def new_interaction(self, user_id: str, channel: str | None, source: dict[str, Any] | None = None) -> tuple[str, str]:
+    def new_interaction(
+        self, user_id: str, channel: str | None, source: dict[str, Any] | None = None
+    ) -> tuple[str, str]:
         """A trigger_id and a response_url for an interaction ``user_id`` starts on the sandbox page;
         modals opened with the one and replies sent to the other reach that user (``source``:
         the message the interaction came from, replaced by ``replace_original``)."""

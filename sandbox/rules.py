@@ -89,7 +89,9 @@ def known_arguments(method: str) -> frozenset[str] | None:
     if impl is None or not callable(impl):
         return None
     names = [
-        p.name for p in inspect.signature(impl).parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        p.name
+        for p in inspect.signature(impl).parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     ]
     return frozenset(names) - {"self"} | COMMON_ARGUMENTS
 

@@ -15,6 +15,7 @@ Settings (environment): ``SANDBOX_PORT`` (default 3100; 0 picks a free one), ``S
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -57,7 +58,9 @@ TRY_THIS = [
 def _people_labels() -> dict[str, str]:
     labels = {}
     for uid, _name, real, tz, role, skills in PEOPLE:
-        labels[uid] = f"{real} · {role}" + (f" · {skills}" if skills and role == "contractor" else "") + f" · {tz}"
+        labels[uid] = (
+            f"{real} · {role}" + (f" · {skills}" if skills and role == "contractor" else "") + f" · {tz}"
+        )
     return labels
 
 
@@ -148,7 +151,9 @@ class Seeder:
     def command(self, user: str, command: str, text: str, channel: str = "C0GENERAL") -> str:
         response = self.driver.command(user, command, text, channel_id=channel)
         if response.status != 200:
-            raise RuntimeError(f"seeding {command} {text} failed: HTTP {response.status} {response.body[:200]}")
+            raise RuntimeError(
+                f"seeding {command} {text} failed: HTTP {response.status} {response.body[:200]}"
+            )
         return response.body
 
     def run(self) -> None:
@@ -159,7 +164,7 @@ class Seeder:
         def mention(uid: str) -> str:
             return f"<@{uid}|{self.fake.users[uid]['name']}>"
 
-        for uid, _n, _r, _tz, role, skills in PEOPLE:
+        for uid, _n, _r, _tz, role, _skills in PEOPLE:
             if role == "lead":
                 self.command(ADMIN, "/crew", f"lead {mention(uid)}")
         for uid, _n, _r, _tz, _role, skills in PEOPLE:
@@ -185,7 +190,11 @@ class Seeder:
             ("ULEAD1", "Open office hours", at(3, 16), at(3, 17), "slots=10"),
         ]
         for lead, name, start, end, options in shifts:
-            self.command(lead, "/shifts", f"new {name} start={start} end={end} {options} tz=UTC channel=<#C0GENERAL|general>")
+            self.command(
+                lead,
+                "/shifts",
+                f"new {name} start={start} end={end} {options} tz=UTC channel=<#C0GENERAL|general>",
+            )
         self.command("UCON5", "/shifts", "join S-1")
         self.command("UCON6", "/shifts", "join S-2")
         referrals = [
@@ -211,7 +220,12 @@ class Seeder:
 
         db = Database(f"sqlite:///{self.db_path}")
         now = datetime.now(UTC)
-        worked = [("UCON2", 2, "T-2", 3.5), ("UCON3", 2, "T-3", 5), ("UCON5", 1, "T-5", 2.25), ("UCON2", 1, None, 1)]
+        worked = [
+            ("UCON2", 2, "T-2", 3.5),
+            ("UCON3", 2, "T-3", 5),
+            ("UCON5", 1, "T-5", 2.25),
+            ("UCON2", 1, None, 1),
+        ]
         try:
             for uid, days_ago, task, length in worked:
                 tz = self.fake.users[uid]["tz"]
@@ -239,10 +253,8 @@ def main() -> int:
         sandbox.stop()
         return 1
     print(f"crewcall sandbox (no Slack needed) is running: open {sandbox.url}", flush=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         done.wait()
-    except KeyboardInterrupt:
-        pass
     sandbox.stop()
     return 0
 

@@ -145,7 +145,9 @@ class Workspace:
     def command(self, user: str, channel: str, command: str, text: str) -> dict[str, Any]:
         known = {c["command"] for c in self.commands}
         if command not in known:
-            self._notice(user, channel, f"`{command}` is not a valid command. Try one of: {', '.join(sorted(known))}")
+            self._notice(
+                user, channel, f"`{command}` is not a valid command. Try one of: {', '.join(sorted(known))}"
+            )
             return {"ok": True}
         trigger_id, url = self.fake.new_interaction(user, channel)
         response = self.driver.command(user, command, text, channel, trigger_id, response_url=url)
@@ -227,7 +229,7 @@ class Workspace:
     def _ack_reply(self, user: str, channel: str, response: Response, what: str) -> None:
         """A slash command's ack body is shown as Slack shows it: ephemeral, or in the channel."""
         if response.status != 200:
-            self._notice(user, channel, f"{what} failed with the error \"dispatch_failed\"")
+            self._notice(user, channel, f'{what} failed with the error "dispatch_failed"')
             return
         if not response.body.strip():
             return

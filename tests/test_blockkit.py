@@ -112,7 +112,9 @@ def test_modals_too_many_checkboxes_and_mrkdwn_title(fake: FakeSlack) -> None:
         ],
     }
     with pytest.raises(SlackApiError):
-        client.views_publish(user_id="U1", view={**view, "type": "home", "blocks": [{"type": "divider"}] * 101})
+        client.views_publish(
+            user_id="U1", view={**view, "type": "home", "blocks": [{"type": "divider"}] * 101}
+        )
     with pytest.raises(SlackApiError):
         client.views_open(trigger_id=f"{int(time.time() * 1000)}.1.abc", view=view)
     _expect_report(

@@ -92,7 +92,9 @@ def test_a_lead_posts_through_the_modal_and_a_contractor_claims_on_the_card(page
     page.action("UADA", {"where": "message", "channel": "C0TASKS", "message": card, "action": claim})
     confirmation = _wait(lambda: page.state("UADA")["ephemerals"])[-1]
     assert "is yours" in _text(confirmation)
-    updated = _wait(lambda: "Full" in _text(page.fake.messages["C0TASKS"][0]) and page.fake.messages["C0TASKS"][0])
+    updated = _wait(
+        lambda: "Full" in _text(page.fake.messages["C0TASKS"][0]) and page.fake.messages["C0TASKS"][0]
+    )
     assert updated["edited"] and "Claim" not in _text(updated)
     assert page.state("ULEAD")["messages"]["C0TASKS"][0]["ts"] == card["ts"]  # changed in place
     _wait(lambda: page.fake.messages.get(dm_channel_id("UADA")))  # the DM with what to do next
@@ -103,7 +105,9 @@ def test_a_dm_and_a_mention_reach_the_bot(page: Workspace) -> None:
     dm = page.state("UADA")["messages"][dm_channel_id("UADA")]
     asked = next(m for m in dm if m["user"] == "UADA")
     assert asked["text"] == "when is payday?"
-    _wait(lambda: [m for m in page.fake.messages[dm_channel_id("UADA")] if float(m["ts"]) > float(asked["ts"])])
+    _wait(
+        lambda: [m for m in page.fake.messages[dm_channel_id("UADA")] if float(m["ts"]) > float(asked["ts"])]
+    )
     page.send("UADA", "C0GENERAL", "@crewcall when is payday?")
     mention = page.fake.messages["C0GENERAL"][0]
     assert mention["text"].startswith("<@U0BOT>")
