@@ -169,7 +169,7 @@ class Seeder:
                 self.command(ADMIN, "/crew", f"lead {mention(uid)}")
         for uid, _n, _r, _tz, _role, skills in PEOPLE:
             if skills:
-                self.command("ULEAD1", "/crew", f"skill {mention(uid)} {skills}")
+                self.command(ADMIN, "/crew", f"skill {mention(uid)} {skills}")
         due = (datetime.now(UTC).date() + timedelta(days=6)).isoformat()
         tasks = [
             ("ULEAD1", "Review NDA clauses for a model eval", "rate=150 hours=4 slots=2 skill=legal"),

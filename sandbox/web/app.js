@@ -117,7 +117,7 @@ function mrkdwn(text) {
   t = t.replace(/(^|[\s(])_([^_\n]+)_(?=$|[\s).,!?:;])/g, "$1<i>$2</i>");
   t = t.replace(/(^|[\s(])~([^~\n]+)~(?=$|[\s).,!?:;])/g, "$1<s>$2</s>");
   t = emoji(t);
-  t = t.split("\n").map((line) => line.startsWith("&gt; ") || line === "&gt;" ? `<blockquote>${line.slice(4) || "&nbsp;"}</blockquote>` : line).join("\n");
+  t = t.split("\n").map((line) => line.startsWith("&gt;") ? `<blockquote>${line.slice(4).replace(/^ /, "") || "&nbsp;"}</blockquote>` : line).join("\n");
   t = t.replace(/\n/g, "<br>").replace(/<\/blockquote><br>/g, "</blockquote>");
   return t.replace(/\u0000(\d+)\u0000/g, (m, i) => stash[Number(i)]);
 }
