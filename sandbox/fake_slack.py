@@ -1389,11 +1389,14 @@ class _Handler(BaseHTTPRequestHandler):
         if verb == "events":
             self._events(fake)
             return
-        if verb == "state":
-            user = dict(parse_qsl(query)).get("user", "")
-            answer = workspace.state(user)
-        else:
-            answer = workspace.handle(verb, json.loads(body or b"{}"))
+        try:
+            if verb == "state":
+                answer = workspace.state(dict(parse_qsl(query)).get("user", ""))
+            else:
+                answer = workspace.handle(verb, json.loads(body or b"{}"))
+        except (OSError, ValueError, KeyError) as e:  # the bot is restarting, a malformed request…
+            log.warning("the sandbox page's %s failed: %s", verb, e)
+            answer = {"ok": False, "error": str(e)}
         self._send(_Reply(200, json.dumps(answer, default=str).encode()))
 
     def _events(self, fake: FakeSlack) -> None:

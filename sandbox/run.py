@@ -127,7 +127,9 @@ class Sandbox:
         self.bot.stop()
         self._wipe()
         self.fake.reset()
-        self.bot.start()
+        self.bot.start()  # on a new port
+        assert self.workspace is not None
+        self.workspace.driver = self.bot.driver
         Seeder(self.bot, self.db_path).run()
         self.fake.changed()
 
