@@ -20,6 +20,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -213,6 +214,20 @@ class Seeder:
         self._hours()
         self.driver.message_im("UCON4", "how do I get paid?")
         self.command("UCON6", "/policy", "can I bring my dog to the office?")
+        self.fake.wait_for(
+            "chat.postMessage", predicate=lambda c: c.params.get("channel") == "C0LEADS", timeout=30
+        )
+        self.settle()
+
+    def settle(self, quiet: float = 0.7, timeout: float = 30.0) -> None:
+        """Until the bot has stopped posting (the work it does after acknowledging)."""
+        deadline = time.monotonic() + timeout
+        revision = self.fake.revision
+        while time.monotonic() < deadline:
+            now = self.fake.wait_change(revision, quiet)
+            if now == revision:
+                return
+            revision = now
 
     def _hours(self) -> None:
         """Hours already worked this week, clocked in and out at past times by the domain itself."""

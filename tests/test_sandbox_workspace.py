@@ -140,6 +140,22 @@ def test_reset_wipes_the_database_and_the_workspace(tmp_path: Path) -> None:
     assert not (tmp_path / "sandbox.db").exists() and not (tmp_path / "sandbox-slack.json").exists()
 
 
+def _state(url: str) -> dict[str, Any]:
+    return dict(json.loads(urllib.request.urlopen(f"{url}sandbox/state?user=UCON1", timeout=10).read()))
+
+
+def _post(url: str, verb: str, body: dict[str, Any]) -> None:
+    request = urllib.request.Request(f"{url}sandbox/{verb}", data=json.dumps(body).encode(), method="POST")
+    assert json.loads(urllib.request.urlopen(request, timeout=30).read())["ok"]
+
+
+def _reseeded(url: str, cards: list[str]) -> bool:
+    try:
+        return [m["text"] for m in _state(url)["messages"]["C0TASKS"]] == cards
+    except OSError:
+        return False
+
+
 def _run(data: Path) -> tuple[subprocess.Popen[str], str, float]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SANDBOX_DATA": str(data), "SANDBOX_PORT": "0"}
     started = time.monotonic()
@@ -168,8 +184,13 @@ def test_python_m_sandbox_prints_the_url_seeds_once_and_keeps_the_week(tmp_path:
     proc, line, _ = _run(tmp_path)  # kept between runs, not seeded again
     try:
         url = line.split("open ")[1].strip()
-        state = json.loads(urllib.request.urlopen(f"{url}sandbox/state?user=UCON1", timeout=10).read())
-        assert [m["text"] for m in state["messages"]["C0TASKS"]] == cards
+        assert [m["text"] for m in _state(url)["messages"]["C0TASKS"]] == cards
+        _post(
+            url, "send", {"user": "ULEAD1", "channel": "C0TASKS", "text": "/tasks new Extra rate=90 hours=1"}
+        )
+        _wait(lambda: len(_state(url)["messages"]["C0TASKS"]) == 6)
+        _post(url, "reset", {"user": "ULEAD1"})  # the page's "Start over": a new database, seeded again
+        _wait(lambda: _reseeded(url, cards), 90)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
