@@ -342,6 +342,8 @@ function render() {
   $("nav-dm").classList.toggle("active", view === S.dm);
   $("try").innerHTML = S.try_this.map((t) => `<li>${mrkdwn(t)}</li>`).join("");
   $("reset").hidden = !S.can_reset;
+  $("limits").hidden = !S.rate_limited;
+  $("limits").textContent = `⏳ ${S.rate_limited} call(s) rate-limited: answered 429 with Retry-After, as Slack would`;
   if (view === "dm") view = S.dm;
   if (view.startsWith("D") && view !== S.dm) view = S.dm;
   // main pane
