@@ -25,6 +25,7 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
 webdriver = pytest.importorskip("selenium.webdriver")
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
@@ -41,6 +42,9 @@ def _browser(width: int, height: int) -> Any:
         f"--window-size={width},{height}",
     ):
         options.add_argument(arg)
+    if width < 600:  # a phone: headless windows are at least 500 px wide, an emulated device isn't
+        metrics = {"width": width, "height": height, "pixelRatio": 2, "touch": True}
+        options.add_experimental_option("mobileEmulation", {"deviceMetrics": metrics})
     return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
 
 
@@ -66,7 +70,33 @@ class Page:
         self.wait(lambda b: b.find_elements(By.CSS_SELECTOR, "#me option"))
 
     def wait(self, condition: Callable[[Any], Any], timeout: float = 30) -> Any:
-        return WebDriverWait(self.browser, timeout).until(condition)
+        """Until `condition` holds; the page redraws on every change, so an element found a moment
+        ago may be gone (stale): the condition is then tried again."""
+        ignored = (StaleElementReferenceException, NoSuchElementException)
+        return WebDriverWait(self.browser, timeout, ignored_exceptions=ignored).until(condition)
+
+    def press(self, text: str, button: str) -> None:
+        """Press `button` on the message containing `text`."""
+
+        def pressed(b: Any) -> bool:
+            message = self.message_with(text)
+            b.execute_script("arguments[0].scrollIntoView()", message)
+            message.find_element(By.CSS_SELECTOR, f"[data-testid=button-{button}]").click()
+            return True
+
+        self.wait(pressed)
+
+    def ephemeral_with(self, text: str) -> str:
+        """The text of the newest "Only visible to you" message containing `text`."""
+
+        def found(b: Any) -> Any:
+            texts = [e.text for e in b.find_elements(By.CSS_SELECTOR, "#messages .msg.ephemeral")]
+            return next((t for t in reversed(texts) if text in t), False)
+
+        return str(self.wait(found))
+
+    def text_of(self, text: str) -> str:
+        return str(self.wait(lambda b: self.message_with(text).text))
 
     def menu(self) -> None:
         """On a phone the channel list is behind the ☰ button."""
@@ -134,34 +164,25 @@ def test_walk_through_in_a_real_browser(sandbox: Sandbox) -> None:
         rate.send_keys("130")
         lead.browser.find_element(By.CSS_SELECTOR, "[data-testid=modal-submit]").click()
         lead.wait(lambda b: not b.find_element(By.ID, "modal-backdrop").is_displayed())
-        card = lead.message_with("Label contract risk clauses")
-        assert "1 of 1 slot left" in card.text
+        assert "1 of 1 slot left" in lead.text_of("Label contract risk clauses")
         lead.shot("2-task-posted")
 
         # 2. Ada (contractor, legal, on her phone) claims it.
         contractor.be("UCON1")
         contractor.open("C0TASKS")
-        card = contractor.message_with("Label contract risk clauses")
-        contractor.browser.execute_script("arguments[0].scrollIntoView()", card)
-        card.find_element(By.CSS_SELECTOR, "[data-testid=button-Claim]").click()
-        confirmation = contractor.wait(
-            lambda b: [e for e in b.find_elements(By.CSS_SELECTOR, ".msg.ephemeral") if "T-6" in e.text]
-        )[0]
-        assert "Only visible to you" in confirmation.text
+        contractor.press("Label contract risk clauses", "Claim")
+        assert "Only visible to you" in contractor.ephemeral_with("T-6 · Label contract risk clauses")
         contractor.shot("3-claimed")
 
         # 3. The card updates in Lena's view, without a reload.
         lead.wait(lambda b: "Full" in lead.message_with("Label contract risk clauses").text)
-        assert "Claim" not in lead.message_with("Label contract risk clauses").text
+        assert "Claim" not in lead.text_of("Label contract risk clauses")
         lead.shot("4-card-updated-for-the-lead")
 
         # 4. Ada asks a policy question and gets a private answer.
         contractor.type("/policy when is payday?")
-        answer = contractor.wait(
-            lambda b: [e for e in b.find_elements(By.CSS_SELECTOR, ".msg.ephemeral") if "👍" in e.text]
-        )[-1]
-        assert "Only visible to you" in answer.text
-        contractor.browser.execute_script("arguments[0].scrollIntoView()", answer)
+        answer = contractor.ephemeral_with("Helpful")
+        assert "Only visible to you" in answer and "Payday" in answer
         contractor.shot("5-policy-answer")
     finally:
         lead.quit()
