@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sandbox.bot_process import SIGNING_SECRET, BotProcess
-from sandbox.fake_slack import FakeSlack
+from sandbox.fake_slack import Call, FakeSlack
 from sandbox.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -151,12 +151,23 @@ class Seeder:
         self.fake = bot.fake
         self.db_path = db_path
 
-    def command(self, user: str, command: str, text: str, channel: str = "C0GENERAL") -> str:
+    def command(
+        self, user: str, command: str, text: str, channel: str = "C0GENERAL", card_in: str | None = None
+    ) -> str:
+        """Run a slash command; with `card_in`, wait for the card it posts there (so cards come in
+        order, as a person typing them would see)."""
+
+        def posts(c: Call) -> bool:
+            return c.ok and c.params.get("channel") == card_in
+
+        posted = len([c for c in self.fake.calls_to("chat.postMessage") if posts(c)])
         response = self.driver.command(user, command, text, channel_id=channel)
         if response.status != 200:
             raise RuntimeError(
                 f"seeding {command} {text} failed: HTTP {response.status} {response.body[:200]}"
             )
+        if card_in is not None:
+            self.fake.wait_for("chat.postMessage", predicate=posts, count=posted + 1, timeout=30)
         return response.body
 
     def run(self) -> None:
@@ -182,7 +193,8 @@ class Seeder:
             ("ULEAD1", "Contract law Q&A pairs", "rate=140 hours=8 slots=2 skill=legal"),
         ]
         for lead, title, options in tasks:
-            self.command(lead, "/tasks", f"new {title} {options} due={due} channel=<#C0TASKS|tasks>")
+            text = f"new {title} {options} due={due} channel=<#C0TASKS|tasks>"
+            self.command(lead, "/tasks", text, card_in="C0TASKS")
         self.command("UCON2", "/tasks", "claim T-2")
         self.command("UCON3", "/tasks", "claim T-3")
         self.command("UCON5", "/tasks", "claim T-5")
@@ -197,6 +209,7 @@ class Seeder:
                 lead,
                 "/shifts",
                 f"new {name} start={start} end={end} {options} tz=UTC channel=<#C0GENERAL|general>",
+                card_in="C0GENERAL",
             )
         self.command("UCON5", "/shifts", "join S-1")
         self.command("UCON6", "/shifts", "join S-2")

@@ -188,7 +188,7 @@ def test_python_m_sandbox_prints_the_url_seeds_once_and_keeps_the_week(tmp_path:
         _post(
             url, "send", {"user": "ULEAD1", "channel": "C0TASKS", "text": "/tasks new Extra rate=90 hours=1"}
         )
-        _wait(lambda: len(_state(url)["messages"]["C0TASKS"]) == 6)
+        _wait(lambda: len(_state(url)["messages"]["C0TASKS"]) == 6, 30)
         _post(url, "reset", {"user": "ULEAD1"})  # the page's "Start over": a new database, seeded again
         _wait(lambda: _reseeded(url, cards), 90)
     finally:
