@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from sandbox.run import Sandbox
 
@@ -184,6 +186,19 @@ def test_walk_through_in_a_real_browser(sandbox: Sandbox) -> None:
         answer = contractor.ephemeral_with("Helpful")
         assert "Only visible to you" in answer and "Payday" in answer
         contractor.shot("5-policy-answer")
+
+        # 5. A message Slack would refuse shows at the top of the page, naming the block and rule.
+        client = WebClient(token="xoxb-sandbox-token", base_url=sandbox.fake.api_url)
+        with pytest.raises(SlackApiError):
+            client.chat_postMessage(
+                channel="C0TASKS",
+                text="t",
+                blocks=[{"type": "header", "text": {"type": "mrkdwn", "text": "x"}}],
+            )
+        banner = lead.wait(lambda b: b.find_element(By.CSS_SELECTOR, "[data-testid=violations]").text)
+        assert "block 0 (header): header text must be a plain_text object" in banner
+        lead.shot("6-violation-shown")
+        sandbox.fake.violations.clear()
     finally:
         lead.quit()
         contractor.quit()
