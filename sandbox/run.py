@@ -47,7 +47,7 @@ PEOPLE: list[tuple[str, str, str, str, str, str]] = [
 TRY_THIS = [
     "You are Ada (contractor). In #tasks press Claim on a legal task.",
     "Type `/shifts all` and Join a shift.",
-    "Ask `/policy when is payday?`, or DM the bot: can I use ChatGPT for research?",
+    "Ask `/policy when is payday?`, or DM the bot (crewcall · Messages) a question of your own.",
     "Ask something the handbook doesn't know (`/policy can I bring my dog to the office?`), then "
     "switch to Lena (lead): #leads has the question with an Answer button.",
     "`/refer sam@example.com Sam Rivera skill=legal`, then `/referrals`.",
