@@ -23,12 +23,19 @@ What it models (see the ``_m_*`` methods for each Web API method):
 * Socket Mode: ``apps.connections.open`` (with an ``xapp-`` token) hands out a ``ws://`` URL on
   :attr:`FakeSlack.socket_mode` (``sandbox.socket_mode``), where tests push envelopes;
 * failure injection (:meth:`FakeSlack.fail_next`), latency (:attr:`FakeSlack.latency`)
-  and Slack-like rate limiting of ``chat.postMessage`` (``rate_limits=``).
+  and Slack-like rate limiting of ``chat.postMessage`` and, by tier, of other methods
+  (``rate_limits=``);
+* Slack's rules: every call Slack would refuse is answered as Slack answers it and recorded in
+  :attr:`FakeSlack.violations` (see the class docstring);
+* the sandbox page: ``GET /`` and ``/static/*`` from ``sandbox/web``, ``/sandbox/state``,
+  ``/sandbox/events`` (server-sent events) and ``POST /sandbox/<verb>`` handled by the attached
+  ``sandbox.workspace.Workspace``; ephemeral messages and each user's open modals are kept
+  (:attr:`FakeSlack.ephemerals`, :attr:`FakeSlack.modals`) for it.
 
 Every response is HTTP 200 with a JSON body ``{"ok": true, ...}`` unless an error
 applies (``{"ok": false, "error": "..."}``; rate limits and injected failures may
 also change the HTTP status). Unknown methods answer ``unknown_method`` and are
-still recorded. Standard library only.
+still recorded.
 """
 
 from __future__ import annotations
