@@ -1,10 +1,11 @@
-# crewcall: `make run` starts the bot, `make test` runs every check. Both create .venv when missing.
+# crewcall: `make run` starts the bot (with Slack credentials) or the sandbox workspace (without),
+# `make test` runs every check. Both create .venv when missing.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint format postgres bench migration clean
+.PHONY: install run test lint format postgres browser bench migration clean
 
 install: $(STAMP)
 
@@ -17,8 +18,14 @@ $(STAMP): pyproject.toml
 	@$(PY) -m pip install -q --disable-pip-version-check -r $(VENV)/requirements.txt
 	@touch $(STAMP)
 
+# With SLACK_BOT_TOKEN in the environment or .env: the bot against Slack. Without: the sandbox, a
+# local Slack in the browser with the real bot on ./data/sandbox.db (`make run RESET=1` starts over).
 run: install
-	$(PY) bot.py
+	@if [ -n "$$SLACK_BOT_TOKEN" ] || grep -qsE '^SLACK_BOT_TOKEN=.+' .env; then \
+		$(PY) bot.py; \
+	else \
+		RESET=$(RESET) $(PY) -m sandbox; \
+	fi
 
 # PostgreSQL: the tests run every store test on it as well as on SQLite.
 postgres:
@@ -36,9 +43,17 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+# Debian's chromium and chromium-driver for the sandbox's browser test (no browser download needed).
+browser:
+	@if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+		$$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver fonts-noto-color-emoji; \
+	else echo "Install Chromium and its chromedriver at /usr/bin/chromium and /usr/bin/chromedriver" >&2; exit 1; fi
+
 # Four workers on two cores: the suite waits on sockets and threads far more than it computes.
-test: install postgres lint
-	$(VENV)/bin/pytest -n 4
+test: install postgres browser lint
+	CREWCALL_BROWSER_REQUIRED=1 $(VENV)/bin/pytest -n 4
 
 bench: install postgres
 	$(PY) -m bench.claim_storm

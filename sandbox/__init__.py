@@ -18,7 +18,11 @@ A typical bot test::
         assert driver.command("U1", "/tasks").status == 200
         reply = fake.wait_for("response_url")[0].params["text"]
 
-Standard library only; no dependency on the rest of crewcall.
+The same fake Slack is the sandbox workspace (``python -m sandbox``, ``make run`` without
+credentials): it serves a small Slack page (``sandbox/web``, requests to the bot through
+``sandbox.workspace``) and enforces Slack's rules (``sandbox.blockkit``, ``sandbox.rules``) for the
+tests and the page alike. It needs slack_sdk (Slack's own Block Kit models and method signatures)
+and PyYAML (the manifest); nothing else of crewcall.
 """
 
 from .driver import (

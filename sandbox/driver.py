@@ -45,7 +45,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .fake_slack import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, dm_channel_id
 from .socket_mode import Ack
@@ -183,6 +183,23 @@ def _find_block_id(blocks: Any, action_id: str) -> str | None:
         if any(isinstance(e, dict) and e.get("action_id") == action_id for e in elements):
             return block.get("block_id")
     return None
+
+
+def _what(body: str) -> str:
+    """What a request was, for a violation report: the command, the interaction or the event."""
+    fields = dict(parse_qsl(body))
+    if "command" in fields:
+        return f"{fields['command']} {fields.get('text', '')}".strip()
+    try:
+        data = json.loads(fields.get("payload") or body)
+    except ValueError:
+        return "request"
+    if not isinstance(data, dict):
+        return "request"
+    if data.get("type") == "event_callback":
+        return f"event {data.get('event', {}).get('type')}"
+    actions = [a.get("action_id") for a in data.get("actions") or []]
+    return f"{data.get('type')} {' '.join(map(str, actions))}".strip()
 
 
 class SlackPayloads:
@@ -534,14 +551,19 @@ class SlackDriver(SlackPayloads):
         headers.update(extra_headers or {})
         url = urlsplit(self.bot_url + self.path)
         conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port or 80, timeout=self.timeout)
+        started = time.monotonic()
         try:
             target = url.path + (f"?{url.query}" if url.query else "")
             conn.request("POST", target, body=body.encode("utf-8"), headers=headers)
             resp = conn.getresponse()
             text = resp.read().decode("utf-8", errors="replace")
-            return Response(resp.status, text, {k.lower(): v for k, v in resp.getheaders()})
+            response = Response(resp.status, text, {k.lower(): v for k, v in resp.getheaders()})
         finally:
             conn.close()
+        elapsed = time.monotonic() - started
+        if self.fake is not None and elapsed > self.fake.ack_deadline:
+            self.fake.violation("ack", f"{_what(body)} acknowledged after {elapsed:.1f} s (Slack waits 3 s)")
+        return response
 
     def post_form(self, fields: Mapping[str, Any], **options: Any) -> Response:
         """POST ``fields`` form-encoded (``application/x-www-form-urlencoded``), signed.

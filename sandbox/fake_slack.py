@@ -23,12 +23,19 @@ What it models (see the ``_m_*`` methods for each Web API method):
 * Socket Mode: ``apps.connections.open`` (with an ``xapp-`` token) hands out a ``ws://`` URL on
   :attr:`FakeSlack.socket_mode` (``sandbox.socket_mode``), where tests push envelopes;
 * failure injection (:meth:`FakeSlack.fail_next`), latency (:attr:`FakeSlack.latency`)
-  and Slack-like rate limiting of ``chat.postMessage`` (``rate_limits=``).
+  and Slack-like rate limiting of ``chat.postMessage`` and, by tier, of other methods
+  (``rate_limits=``);
+* Slack's rules: every call Slack would refuse is answered as Slack answers it and recorded in
+  :attr:`FakeSlack.violations` (see the class docstring);
+* the sandbox page: ``GET /`` and ``/static/*`` from ``sandbox/web``, ``/sandbox/state``,
+  ``/sandbox/events`` (server-sent events) and ``POST /sandbox/<verb>`` handled by the attached
+  ``sandbox.workspace.Workspace``; ephemeral messages and each user's open modals are kept
+  (:attr:`FakeSlack.ephemerals`, :attr:`FakeSlack.modals`) for it.
 
 Every response is HTTP 200 with a JSON body ``{"ok": true, ...}`` unless an error
 applies (``{"ok": false, "error": "..."}``; rate limits and injected failures may
 also change the HTTP status). Unknown methods answer ``unknown_method`` and are
-still recorded. Standard library only.
+still recorded.
 """
 
 from __future__ import annotations
@@ -48,11 +55,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 from zoneinfo import ZoneInfo
 
-from sandbox import blockkit
+from sandbox import blockkit, rules
 from sandbox.socket_mode import SocketModeServer
 
 log = logging.getLogger("sandbox.fake_slack")
@@ -90,6 +98,15 @@ JSON_PARAMS = frozenset({"blocks", "view", "attachments", "metadata", "files"})
 #: Slack's limits on blocks: 50 in a message, 100 in a modal or Home tab.
 MAX_MESSAGE_BLOCKS = 50
 MAX_VIEW_BLOCKS = 100
+
+
+#: The sandbox page's static files (plain HTML, CSS and JS; no build step).
+WEB_DIR = Path(__file__).resolve().parent / "web"
+_WEB_FILES = {
+    "index.html": "text/html; charset=utf-8",
+    "app.js": "text/javascript; charset=utf-8",
+    "app.css": "text/css; charset=utf-8",
+}
 
 
 class _Server(ThreadingHTTPServer):
@@ -176,6 +193,24 @@ class _ApiError(Exception):
         self.headers = headers or {}
 
 
+@dataclass(frozen=True)
+class Violation:
+    """A call Slack would refuse or frown upon, shown on the sandbox page and failing tests.
+
+    Attributes:
+        method: the Web API method (``"chat.postMessage"``), ``"response_url"`` or ``"ack"``.
+        rule: what was broken, naming the block when it is about blocks.
+        ts: wall-clock time it happened.
+    """
+
+    method: str
+    rule: str
+    ts: float
+
+    def __str__(self) -> str:
+        return f"{self.method}: {self.rule}"
+
+
 @dataclass
 class _Failure:
     error: str
@@ -213,7 +248,7 @@ class _RateLimiter:
 
     def acquire(self, channel: str, now: float) -> float | None:
         """Take one post's budget; return None if allowed, else the seconds until it would be."""
-        waits = []
+        waits: list[float] = []
         if self.channel_interval is not None:
             last = self._last_by_channel.get(channel)
             if last is not None and now - last < self.channel_interval:
@@ -230,6 +265,39 @@ class _RateLimiter:
         return None
 
 
+class _TierLimiter:
+    """Slack's per-method tiers: at most N calls of a method per ``60 / scale`` seconds."""
+
+    def __init__(self, per_min: dict[str, int], scale: float) -> None:
+        self.per_min = per_min
+        self.window = 60.0 / scale
+        self._calls: dict[str, deque[float]] = {}
+
+    def acquire(self, method: str, now: float) -> float | None:
+        budget = self.per_min.get(method)
+        if not budget:
+            return None
+        calls = self._calls.setdefault(method, deque())
+        while calls and calls[0] <= now - self.window:
+            calls.popleft()
+        if len(calls) >= budget:
+            return calls[0] + self.window - now
+        calls.append(now)
+        return None
+
+
+def _tier_budgets(rate_limits: dict[str, Any]) -> dict[str, int]:
+    """``rate_limits["tiers"]``: True for Slack's tiers (`sandbox.rules`), or ``{method: per_min}``
+    (merged over them)."""
+    tiers = rate_limits.get("tiers")
+    if not tiers:
+        return {}
+    budgets = {m: rules.TIER_PER_MIN[t] for m, t in rules.METHOD_TIERS.items()}
+    if isinstance(tiers, dict):
+        budgets.update({m: int(n) for m, n in tiers.items()})
+    return budgets
+
+
 class FakeSlack:
     """A fake Slack Web API server on ``127.0.0.1`` that records every call.
 
@@ -240,7 +308,18 @@ class FakeSlack:
             budget applies to a 6 s window instead of 60 s. Over-limit posts answer HTTP 429
             ``{"ok": false, "error": "ratelimited"}`` with ``Retry-After`` (whole seconds, at
             least 1) and ``X-Retry-After-Float`` (precise seconds); they are recorded but not
-            stored. Either limit may be left out.
+            stored. Either limit may be left out. ``"tiers": True`` adds Slack's per-method
+            tiers (``sandbox.rules.METHOD_TIERS``: e.g. ``users.info`` 100 a minute), and
+            ``"tiers": {"views.open": 5}`` sets a method's budget per minute.
+        scopes: the bot's OAuth scopes; a method needing another answers ``missing_scope``
+            (a violation). Default: the scopes ``manifest.yaml`` asks for.
+
+    **Slack's rules.** Whatever Slack would refuse or punish is recorded in :attr:`violations`
+    (and answered as Slack answers it): blocks and views that break Block Kit's rules
+    (``sandbox.blockkit``), unknown methods and arguments, scopes the manifest lacks, a
+    ``trigger_id`` used after :attr:`trigger_ttl` seconds or twice, acks later than
+    :attr:`ack_deadline` (measured by the drivers). The tests' fixture fails a test that leaves
+    violations behind (:meth:`assert_no_violations`); the sandbox page shows them.
 
     Use it as a context manager, or call :meth:`start` / :meth:`stop`. State you can set
     up or inspect directly (guard concurrent writes with care; reads are fine):
@@ -265,8 +344,33 @@ class FakeSlack:
             ``apps.connections.open``.
     """
 
-    def __init__(self, rate_limits: dict[str, Any] | None = None) -> None:
+    #: Slack gives a trigger_id 3 seconds, and an interaction 3 seconds to be acknowledged.
+    trigger_ttl = 3.0
+    ack_deadline = 3.0
+
+    def __init__(
+        self, rate_limits: dict[str, Any] | None = None, scopes: frozenset[str] | None = None
+    ) -> None:
         self._cond = threading.Condition(threading.RLock())
+        self.violations: list[Violation] = []
+        self.scopes = scopes if scopes is not None else rules.manifest_scopes()
+        self._tiers = _TierLimiter(
+            _tier_budgets(rate_limits or {}), float((rate_limits or {}).get("scale", 1.0))
+        )
+        self._used_triggers: set[str] = set()
+        #: Bumped on every change the sandbox page shows; ``wait_change`` blocks on it.
+        self.revision = 0
+        #: ``{user_id: [ephemeral message, ...]}``: what only that user sees, with its channel.
+        self.ephemerals: dict[str, list[dict[str, Any]]] = {}
+        #: ``{user_id: [view, ...]}``: each user's open modal stack (the last one is on top).
+        self.modals: dict[str, list[dict[str, Any]]] = {}
+        #: ``{trigger_id: user_id}`` and ``{response_url: context}`` for interactions started
+        #: from the sandbox page, so a modal or reply reaches the user who caused it.
+        self.trigger_users: dict[str, str] = {}
+        self.response_contexts: dict[str, dict[str, Any]] = {}
+        #: The sandbox page's connection to the app (``sandbox.workspace.Workspace``), if any.
+        self.workspace: Any = None
+        self._method = ""
         self._calls: list[Call] = []
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -298,15 +402,18 @@ class FakeSlack:
         self.uploaded_files: dict[str, dict[str, Any]] = {}
         self.app_token = APP_TOKEN
         self.socket_mode = SocketModeServer(APP_ID)
+        self.socket_mode.on_late_ack = lambda envelope_id, delay: self.violation(
+            "ack", f"Socket Mode envelope {envelope_id} acknowledged after {delay:.1f} s (Slack waits 3 s)"
+        )
         self.add_user(BOT_USER_ID, name=BOT_NAME, is_bot=True)
 
     # ------------------------------------------------------------------ lifecycle
 
-    def start(self) -> FakeSlack:
-        """Bind ``127.0.0.1`` on a free port and serve on a daemon thread. Returns self."""
+    def start(self, port: int = 0) -> FakeSlack:
+        """Bind ``127.0.0.1`` on ``port`` (default: a free one) and serve on a daemon thread."""
         if self._server is not None:
             return self
-        server = _Server(("127.0.0.1", 0), _Handler)
+        server = _Server(("127.0.0.1", port), _Handler)
         server.daemon_threads = True
         server.fake = self  # type: ignore[attr-defined]
         self._server = server
@@ -327,6 +434,36 @@ class FakeSlack:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def save(self, path: Path) -> None:
+        """Write what the workspace shows (messages, Home tabs, views) to ``path`` (JSON)."""
+        with self._cond:
+            data = json.dumps(
+                {
+                    "messages": self.messages,
+                    "home_views": self.home_views,
+                    "views": self.views,
+                    "last_ts": self._last_ts_micros,
+                    "view_seq": self._view_seq,
+                },
+                default=str,
+            )
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(data)
+        tmp.replace(path)
+
+    def load(self, path: Path) -> None:
+        """Read back what :meth:`save` wrote (nothing when the file is missing)."""
+        if not path.exists():
+            return
+        data = json.loads(path.read_text())
+        with self._cond:
+            self.messages.update(data.get("messages", {}))
+            self.home_views.update(data.get("home_views", {}))
+            self.views.update(data.get("views", {}))
+            self._last_ts_micros = max(self._last_ts_micros, int(data.get("last_ts", 0)))
+            self._view_seq = max(self._view_seq, int(data.get("view_seq", 0)))
+            self.changed()
 
     def __enter__(self) -> FakeSlack:
         return self.start()
@@ -389,6 +526,11 @@ class FakeSlack:
             self.home_views.clear()
             self.views.clear()
             self.uploaded_files.clear()
+            self.violations.clear()
+            self.ephemerals.clear()
+            self.modals.clear()
+            self._used_triggers.clear()
+            self._tiers = _TierLimiter(self._tiers.per_min, 60.0 / self._tiers.window)
             self._rate_limited_count = 0
             if self._limiter is not None:
                 self._limiter = _RateLimiter(
@@ -432,6 +574,67 @@ class FakeSlack:
                         f"Recorded: {listed}." + (f" Failed calls: {failed}." if failed else "")
                     )
                 self._cond.wait(remaining)
+
+    # ------------------------------------------------------------------ Slack's rules
+
+    def violation(self, method: str, rule: str) -> Violation:
+        """Record that a call broke one of Slack's rules (the drivers record late acks here)."""
+        found = Violation(method, rule, time.time())
+        log.warning("Slack rule broken: %s", found)
+        with self._cond:
+            self.violations.append(found)
+            self.changed()
+        return found
+
+    def assert_no_violations(self) -> None:
+        """Raise AssertionError with a report of every rule broken so far, if any."""
+        with self._cond:
+            found = list(self.violations)
+        if found:
+            lines = "\n".join(f"  - {v}" for v in found)
+            raise AssertionError(f"{len(found)} call(s) Slack would refuse:\n{lines}")
+
+    def changed(self) -> None:
+        """Tell the sandbox page (waiting in :meth:`wait_change`) that something it shows changed."""
+        with self._cond:
+            self.revision += 1
+            self._cond.notify_all()
+
+    def wait_change(self, revision: int, timeout: float) -> int:
+        """Block until :attr:`revision` moves past ``revision`` (or ``timeout``); return it."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self.revision == revision:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return self.revision
+
+    def _check_call(self, method: str, params: dict[str, Any]) -> None:
+        """Unknown arguments and scopes the app lacks, as Slack would judge them."""
+        unknown = rules.unknown_arguments(method, params)
+        if unknown:
+            self.violation(method, f"unknown argument(s) {', '.join(unknown)}")
+        scope = rules.required_scope(method, params)
+        if scope and self.scopes is not None and scope not in self.scopes:
+            self.violation(method, f"needs the {scope} scope, which manifest.yaml lacks")
+            raise _ApiError("missing_scope")
+
+    def _check_trigger(self, method: str, trigger_id: str) -> None:
+        """A trigger_id works once, within 3 seconds of the interaction that made it."""
+        if trigger_id in self._used_triggers:
+            self.violation(method, f"trigger_id {trigger_id} used twice")
+            raise _ApiError("exchanged_trigger_id")
+        self._used_triggers.add(trigger_id)
+        issued = trigger_id.split(".")[0]
+        if issued.isdigit() and len(issued) == 13:  # Slack's shape: "<ms since the epoch>.<n>.<hex>"
+            age = time.time() - int(issued) / 1000
+            if age > self.trigger_ttl:
+                self.violation(
+                    method, f"trigger_id used {age:.1f} s after the interaction (Slack allows 3 s)"
+                )
+                raise _ApiError("expired_trigger_id")
 
     @property
     def rate_limited_count(self) -> int:
@@ -587,9 +790,13 @@ class FakeSlack:
                 params = {**params, "_url": f"{self.url}response/{name}"}
                 found = blockkit.problems(params.get("blocks"))
                 response = {"ok": not found} if not found else {"ok": False, "error": "invalid_blocks"}
+                for problem in found:
+                    self.violation("response_url", problem)
                 if found:
-                    log.warning("refused response_url blocks: %s", "; ".join(found))
                     status = 400
+                else:
+                    self._respond(params)
+                    self.changed()
             elif self.require_token and not token:
                 response = {"ok": False, "error": "not_authed"}
             elif method in APP_LEVEL_METHODS and token != self.app_token:
@@ -598,11 +805,16 @@ class FakeSlack:
                 response = {"ok": False, "error": error}
             else:
                 impl = getattr(self, "_m_" + method.replace(".", "_"), None)
-                if impl is None:
+                if impl is None or rules.known_arguments(method) is None:
+                    self.violation(method, "unknown method")
                     response = {"ok": False, "error": "unknown_method"}
                 else:
                     try:
+                        self._check_call(method, params)
+                        self._rate_limit(method)
+                        self._method = method
                         response = {"ok": True, **impl(params)}
+                        self.changed()
                     except _ApiError as exc:
                         response = {"ok": False, "error": exc.error}
                         status = exc.status
@@ -610,6 +822,66 @@ class FakeSlack:
             self._calls.append(Call(method, params, received, response, status, token))
             self._cond.notify_all()
         return _Reply(status, json.dumps(response).encode(), headers)
+
+    def _rate_limit(self, method: str) -> None:
+        wait = self._tiers.acquire(method, time.monotonic())
+        if wait is not None:
+            self._rate_limited_count += 1
+            wait = math.ceil(wait * 1000) / 1000
+            headers = {"Retry-After": str(max(1, math.ceil(wait))), "X-Retry-After-Float": f"{wait:.3f}"}
+            raise _ApiError("ratelimited", status=429, headers=headers)
+
+    # ------------------------------------------------------------------ what a user sees
+
+    def add_ephemeral(self, user_id: str, channel: str, message: dict[str, Any]) -> dict[str, Any]:
+        """Show ``message`` in ``channel`` to ``user_id`` only ("Only visible to you")."""
+        with self._cond:
+            message = {**message, "channel": channel, "is_ephemeral": True}
+            self.ephemerals.setdefault(user_id, []).append(message)
+            self.changed()
+            return message
+
+    def new_interaction(
+        self, user_id: str, channel: str | None, source: dict[str, Any] | None = None
+    ) -> tuple[str, str]:
+        """A trigger_id and a response_url for an interaction ``user_id`` starts on the sandbox page;
+        modals opened with the one and replies sent to the other reach that user (``source``:
+        the message the interaction came from, replaced by ``replace_original``)."""
+        with self._cond:
+            self._response_seq += 1
+            trigger_id = f"{int(time.time() * 1000)}.{self._response_seq}.{hashlib.sha1(str(time.time_ns()).encode()).hexdigest()[:16]}"
+            url = f"{self.url}response/{self._response_seq}"
+            self.trigger_users[trigger_id] = user_id
+            self.response_contexts[url] = {"user": user_id, "channel": channel, "source": source}
+            return trigger_id, url
+
+    def _respond(self, params: dict[str, Any]) -> None:
+        """Apply a response_url POST to what the user sees (only for interactions from the page)."""
+        context = self.response_contexts.get(params["_url"])
+        if context is None or not context.get("channel"):
+            return
+        user, channel, source = context["user"], context["channel"], context.get("source")
+        if (_truthy(params.get("delete_original")) or _truthy(params.get("replace_original"))) and source:
+            if source.get("is_ephemeral"):
+                mine = self.ephemerals.get(user, [])
+                target = next((m for m in mine if m["ts"] == source["ts"]), None)
+                if target is not None and _truthy(params.get("delete_original")):
+                    mine.remove(target)
+                elif target is not None:
+                    target.update(text=params.get("text", ""), blocks=params.get("blocks") or [])
+            else:
+                target = self.find_message(channel, source["ts"])
+                if target is not None and _truthy(params.get("delete_original")):
+                    self.messages[channel].remove(target)
+                elif target is not None:
+                    target.update(text=params.get("text", ""), blocks=params.get("blocks") or [])
+            return
+        message = self._new_message(params, self.next_ts())
+        if params.get("response_type") == "in_channel":
+            self.messages.setdefault(channel, []).append(message)
+            self.changed()
+        else:
+            self.add_ephemeral(user, channel, message)
 
     def _pop_failure(self, method: str) -> _Failure | None:
         queue = self._failures.get(method)
@@ -653,12 +925,12 @@ class FakeSlack:
             raise _ApiError("channel_not_found")
         return channel
 
-    @staticmethod
-    def _check_blocks(blocks: Any, limit: int, error: str) -> None:
-        """Refuse what Slack would refuse (see sandbox.blockkit), naming the problems in the log."""
+    def _check_blocks(self, blocks: Any, limit: int, error: str) -> None:
+        """Refuse what Slack would refuse (see sandbox.blockkit), each problem a violation."""
         found = blockkit.problems(blocks, limit)
+        for problem in found:
+            self.violation(self._method, problem)
         if found:
-            log.warning("refused blocks (%s): %s", error, "; ".join(found))
             raise _ApiError(error)
 
     @staticmethod
@@ -687,9 +959,10 @@ class FakeSlack:
     def _view_object(self, view: Any, view_id: str | None = None, **extra: Any) -> dict[str, Any]:
         if not isinstance(view, dict) or "type" not in view:
             raise _ApiError("invalid_arguments")
-        self._check_blocks(view.get("blocks", []), MAX_VIEW_BLOCKS, "invalid_arguments")
-        if blockkit.view_problems(view):
-            log.warning("refused view: %s", "; ".join(blockkit.view_problems(view)))
+        found = blockkit.view_problems(view)
+        for problem in found:
+            self.violation(self._method, problem)
+        if found:
             raise _ApiError("invalid_arguments")
         if view_id is None:
             self._view_seq += 1
@@ -768,7 +1041,10 @@ class FakeSlack:
         if not params.get("text") and not params.get("blocks") and not params.get("attachments"):
             raise _ApiError("no_text")
         self._check_blocks(params.get("blocks"), MAX_MESSAGE_BLOCKS, "invalid_blocks")
-        return {"message_ts": self.next_ts()}
+        channel = self._resolve_channel(params.get("channel"))
+        message = self._new_message(params, self.next_ts())
+        self.add_ephemeral(str(params["user"]), channel, message)
+        return {"message_ts": message["ts"]}
 
     def _m_chat_update(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(params.get("channel"))
@@ -912,13 +1188,21 @@ class FakeSlack:
             "response_metadata": {"next_cursor": next_cursor},
         }
 
-    def _m_views_open(self, params: dict[str, Any]) -> dict[str, Any]:
-        if not params.get("trigger_id") and not params.get("interactivity_pointer"):
+    def _m_views_open(self, params: dict[str, Any], push: bool = False) -> dict[str, Any]:
+        trigger_id = str(params.get("trigger_id") or params.get("interactivity_pointer") or "")
+        if not trigger_id:
             raise _ApiError("invalid_arguments")
-        return {"view": self._view_object(params.get("view"))}
+        self._check_trigger(self._method, trigger_id)
+        obj = self._view_object(params.get("view"))
+        user = self.trigger_users.get(trigger_id)
+        if user is not None:
+            stack = self.modals.setdefault(user, []) if push else []
+            stack.append(obj)
+            self.modals[user] = stack
+        return {"view": obj}
 
     def _m_views_push(self, params: dict[str, Any]) -> dict[str, Any]:
-        return self._m_views_open(params)
+        return self._m_views_open(params, push=True)
 
     def _m_views_update(self, params: dict[str, Any]) -> dict[str, Any]:
         view_id = params.get("view_id") or None
@@ -938,6 +1222,10 @@ class FakeSlack:
         for user_id, home in self.home_views.items():
             if home["id"] == view_id:
                 self.home_views[user_id] = obj
+        for stack in self.modals.values():
+            for i, view in enumerate(stack):
+                if view["id"] == view_id:
+                    stack[i] = obj
         return {"view": obj}
 
     def _m_views_publish(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -1064,6 +1352,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         segments = [s for s in parts.path.split("/") if s]
+        if not segments or segments[0] in {"static", "sandbox"}:
+            self._page(fake, segments, parts.query, body)
+            return
         if len(segments) != 2 or segments[0] not in {"api", "upload", "response"}:
             self._send(_Reply(404, b'{"ok": false, "error": "not_found"}'))
             return
@@ -1086,6 +1377,50 @@ class _Handler(BaseHTTPRequestHandler):
             param_token = params.pop("token")
             token = token or (str(param_token) or None)
         self._send(fake._handle(kind, name, params, token))
+
+    def _page(self, fake: FakeSlack, segments: list[str], query: str, body: bytes) -> None:
+        """The sandbox page: ``/`` and ``/static/<file>`` from ``sandbox/web``, its state, its
+        server-sent events and what the person does there (see ``sandbox.workspace``)."""
+        if not segments:
+            segments = ["static", "index.html"]
+        if segments[0] == "static" and len(segments) == 2 and segments[1] in _WEB_FILES:
+            path = WEB_DIR / segments[1]
+            ctype = _WEB_FILES[segments[1]]
+            self._send(_Reply(200, path.read_bytes(), {"Cache-Control": "no-store"}, ctype))
+            return
+        workspace = fake.workspace
+        if workspace is None or len(segments) != 2 or segments[0] != "sandbox":
+            self._send(_Reply(404, b'{"ok": false, "error": "not_found"}'))
+            return
+        verb = segments[1]
+        if verb == "events":
+            self._events(fake)
+            return
+        try:
+            if verb == "state":
+                answer = workspace.state(dict(parse_qsl(query)).get("user", ""))
+            else:
+                answer = workspace.handle(verb, json.loads(body or b"{}"))
+        except (OSError, ValueError, KeyError) as e:  # the bot is restarting, a malformed request…
+            log.warning("the sandbox page's %s failed: %s", verb, e)
+            answer = {"ok": False, "error": str(e)}
+        self._send(_Reply(200, json.dumps(answer, default=str).encode()))
+
+    def _events(self, fake: FakeSlack) -> None:
+        """Server-sent events: the new revision each time something on the page changed."""
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        revision = -1
+        try:
+            while fake._server is not None:
+                revision = fake.wait_change(revision, 15.0)
+                self.wfile.write(f"data: {revision}\n\n".encode())
+                self.wfile.flush()
+        except OSError:
+            pass
+        self.close_connection = True
 
     def _send(self, reply: _Reply) -> None:
         self.send_response(reply.status)

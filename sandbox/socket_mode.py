@@ -159,6 +159,12 @@ class SocketModeServer:
         self._connections: list[_Connection] = []
         self._numbers = itertools.count(1)
         self.acks: list[Ack] = []
+        self._sent: dict[str, tuple[float, bool]] = {}
+        self._switched = 0.0  # when a connection last closed: a client switching over is ready then
+        #: Called with (envelope_id, seconds) for an ack later than ``ack_deadline`` (FakeSlack
+        #: records it as a violation).
+        self.on_late_ack: Any = None
+        self.ack_deadline = 3.0
         self.pings = 0
         self.refuse_handshakes = False
 
@@ -239,6 +245,11 @@ class SocketModeServer:
             envelope["retry_attempt"] = retry_attempt or 0
             envelope["retry_reason"] = retry_reason or ""
         self.send(envelope)
+        with self._cond:
+            # Timed from when it left; an envelope sent while the client is still switching to a
+            # new connection (its old one open) is timed from when the old one closed.
+            switching = sum(1 for c in self._connections if c.open) > 1
+            self._sent[envelope_id] = (time.monotonic(), switching)
         return envelope_id
 
     def disconnect(self, reason: str = "refresh_requested") -> None:
@@ -305,6 +316,7 @@ class SocketModeServer:
         finally:
             connection.drop()
             with self._cond:
+                self._switched = time.monotonic()
                 self._cond.notify_all()
 
     def _handshake(self, sock: socket.socket) -> _Connection:
@@ -373,8 +385,15 @@ class SocketModeServer:
         if not isinstance(message, dict) or "envelope_id" not in message:
             log.warning("the client sent something that is no acknowledgement: %.200s", text)
             return
+        envelope_id = str(message["envelope_id"])
         with self._cond:
-            self.acks.append(
-                Ack(str(message["envelope_id"]), message.get("payload") or {}, connection.number)
-            )
+            self.acks.append(Ack(envelope_id, message.get("payload") or {}, connection.number))
+            sent = self._sent.pop(envelope_id, None)
+            now = time.monotonic()
+            if sent is not None and sent[1]:
+                sent = (self._switched if self._switched > sent[0] else now, False)
             self._cond.notify_all()
+        if sent is not None and self.on_late_ack is not None:
+            delay = now - sent[0]
+            if delay > self.ack_deadline:
+                self.on_late_ack(envelope_id, delay)

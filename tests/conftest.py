@@ -108,8 +108,11 @@ def sqlite_url(templates: Templates) -> str:
 
 @pytest.fixture
 def fake() -> Iterator[FakeSlack]:
+    """The fake Slack; a test fails when it leaves behind a call Slack would refuse (a block over
+    its limits, an unknown argument, a missing scope, a late ack…), with the report of each."""
     with FakeSlack() as f:
         yield f
+        f.assert_no_violations()
 
 
 @pytest.fixture

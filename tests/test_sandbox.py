@@ -170,7 +170,12 @@ def test_views(client: WebClient, fake: FakeSlack) -> None:
     assert fake.home_views["U1"]["blocks"] == home["blocks"]
     assert client.views_publish(user_id="U1", view=home)["view"]["id"] == published["id"]
 
-    modal = {"type": "modal", "callback_id": "new_task", "title": {"type": "plain_text", "text": "New"}}
+    modal = {
+        "type": "modal",
+        "callback_id": "new_task",
+        "title": {"type": "plain_text", "text": "New"},
+        "blocks": [{"type": "divider"}],
+    }
     opened = client.views_open(trigger_id="123.456.abc", view=modal)["view"]
     assert opened["callback_id"] == "new_task" and opened["id"] != published["id"]
     updated = client.views_update(view_id=opened["id"], view={**modal, "private_metadata": "x"})["view"]
