@@ -267,7 +267,9 @@ def acknowledged(ctx: Ctx, value: str) -> None:
     update for a burst of clicks); a DM shows the reader's acknowledgement instead of the button."""
     announcement_id = ACK_BUTTON.one(value, ANNOUNCEMENT)
     with ctx.session() as session:
-        result = announcements.acknowledge(session, announcement_id, ctx.actor.user_id, ctx.now, ACK_DEBOUNCE)
+        result = announcements.acknowledge(
+            session, announcement_id, ctx.actor.user_id, ctx.now, ACK_DEBOUNCE, ctx.request.channel_id
+        )
     if result.refresh_at is not None:
         schedule_ack_refresh(ctx.services, announcement_id, result.refresh_at)
     aid = label(announcement_id)

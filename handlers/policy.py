@@ -239,7 +239,7 @@ def faq_edit_clicked(ctx: Ctx, value: str) -> None:
     faq_id, page = FAQ_BUTTON.parts(value, FAQ_ID, PAGE)
     with ctx.session() as session:
         faq = rules.get_faq(session, faq_id)
-    meta = ctx.origin_metadata(faq_id=faq_id, page=page, response_url=ctx.request.response_url)
+    meta = ctx.origin_metadata(faq_id=faq_id, page=page)
     ctx.open_modal(
         views.faq_edit_modal(
             faq_id=faq_id,

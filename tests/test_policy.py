@@ -504,8 +504,10 @@ def test_leads_list_edit_and_delete_faq_entries(bot: BotHarness) -> None:
         },
         private_metadata=meta,
     )
-    saved = bot.fake.wait_for("response_url", predicate=lambda c: "Saved FAQ #1" in _text(c.params))[0]
-    assert saved.params["replace_original"] is True
+    # A fresh page, privately where the lead listed them (a submission carries no response_url of
+    # Slack's own, and one in private_metadata is never trusted).
+    saved = bot.fake.wait_for("chat.postEphemeral", predicate=lambda c: "Saved FAQ #1" in _text(c.params))[0]
+    assert saved.params["user"] == "ULEAD"
     served = bot.command("U2", "/policy", "are dogs allowed on team calls?")
     assert "never on client calls" in served.all_text and "code-of-conduct" in served.all_text
 

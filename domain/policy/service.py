@@ -193,6 +193,14 @@ def set_leads_card(session: Session, question_id: int, channel: str, ts: str) ->
 
 
 # -------------------------------------------------------------------------------------- escalation
+def check_private(question: PolicyQuestion, user_id: str) -> None:
+    """An answer given privately (to /policy or in a DM) is the asker's alone: nobody else may vote
+    on it, send it to the leads or see it, whatever question number a button carries. An answer in
+    a channel thread is there for everyone in it."""
+    if question.via != VIA_MENTION and question.asker_id != user_id:
+        raise UserError("That answer was given to someone else, so there is nothing for you to do there.")
+
+
 def escalate(
     session: Session, question_id: int, by_user_id: str, now: datetime, source: str
 ) -> tuple[PolicyQuestion, bool]:
@@ -200,6 +208,7 @@ def escalate(
 
     Returns the question and whether this call escalated it (False: it already was, or a lead
     already answered it; the caller says which)."""
+    check_private(get_question(session, question_id), by_user_id)
     moved = rows_changed(
         session,
         update(PolicyQuestion)
@@ -327,6 +336,7 @@ def open_escalations(session: Session, limit: int = 5) -> tuple[list[PolicyQuest
 def vote(session: Session, question_id: int, user_id: str, helpful: bool, now: datetime) -> Vote:
     """👍 / 👎 on an answer: one vote per person per question; voting again changes it."""
     question = get_question(session, question_id)
+    check_private(question, user_id)
     inserted = insert_ignore(
         session,
         PolicyFeedback,

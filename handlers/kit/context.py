@@ -90,8 +90,8 @@ class SlackRequest:
             kind="view",
             user_id=body["user"]["id"],
             source=f"modal {view.get('callback_id', '')}",
+            # Never a response_url from private_metadata: the submitter could have put any URL there.
             channel_id=meta.get("channel_id"),
-            response_url=meta.get("response_url"),
             view_id=view.get("id"),
             private_metadata=view.get("private_metadata", ""),
             metadata=meta,
