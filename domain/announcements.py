@@ -218,12 +218,18 @@ def create(
     return announcement
 
 
-def confirm(session: Session, announcement_id: int, by: Actor, now: datetime, source: str) -> Announcement:
-    """The lead pressed Send/Schedule on the preview. A second press (or a retried request) finds
-    it no longer a draft and says so."""
+def get_draft(session: Session, announcement_id: int, by: Actor) -> Announcement:
+    """The lead's own draft (or what became of it)."""
     announcement = session.get(Announcement, announcement_id)
     if announcement is None or announcement.author_id != by.user_id:
         raise UserError("That draft is gone. Start again with `/announce`.")
+    return announcement
+
+
+def confirm(session: Session, announcement_id: int, by: Actor, now: datetime, source: str) -> Announcement:
+    """The lead pressed Send/Schedule on the preview. A second press (or a retried request) finds
+    it no longer a draft and says so."""
+    announcement = get_draft(session, announcement_id, by)
     if announcement.state != DRAFT:
         raise UserError(f"{label(announcement_id)} was already confirmed: it is {announcement.state}.")
     immediate = announcement.send_at == announcement.created_at
@@ -591,7 +597,9 @@ def acknowledge(
         # A Got it can only come from a copy of this announcement: the reader's own DM, or a post
         # in a channel it went to (Slack's payload says where the click came from; the button's
         # value only says which announcement, and can be forged).
-        raise UserError(f"{label(announcement_id)} wasn't sent to you here, so there is nothing to acknowledge.")
+        raise UserError(
+            f"{label(announcement_id)} wasn't sent to you here, so there is nothing to acknowledge."
+        )
     new = insert_ignore(
         session, AnnouncementAck, {"announcement_id": announcement_id, "user_id": user_id, "at": now}
     )

@@ -262,6 +262,18 @@ class Ctx:
     ) -> None:
         self.services.slack.dm(user_id, text, blocks, what=what)
 
+    def later(self, delay: float, work: Callable[[], None]) -> None:
+        """Run `work` after `delay` seconds on the Slack gateway's retry thread, not on a listener
+        (e.g. a post Slack rate-limited); a UserError it raises is told to the member."""
+
+        def run() -> None:
+            try:
+                work()
+            except UserError as e:
+                self.reply(f":warning: {e.message}")
+
+        self.services.slack.later(delay, run)
+
     def open_modal(self, view: dict[str, Any]) -> None:
         if not self.request.trigger_id or not self.services.slack.open_view(self.request.trigger_id, view):
             self.reply("I couldn't open the form. Please try again in a moment.")
