@@ -364,6 +364,10 @@ class SlackGateway:
                 unfurl_links=False,
             )
         except (SlackClientError, OSError) as e:
+            if isinstance(e, TimeoutError) or isinstance(e.__cause__, TimeoutError):
+                # Slack may have it: not repeated (nor said again another way).
+                log.warning("response_url timed out; the reply may have been delivered, not repeated")
+                return True
             log.warning("could not reply through response_url: %s", type(e).__name__)
             return False
         if resp.status_code == 429 and on_request_thread():
@@ -372,8 +376,13 @@ class SlackGateway:
             retry_after = float(raw[0] if isinstance(raw, list) else raw)
             self.later(retry_after, lambda: self.respond(response_url, text, blocks, replace_original))
             return True
+        if resp.status_code >= 500:
+            # In doubt: it may have been posted. Not repeated, nor said again another way.
+            log.warning(
+                "response_url answered %s; the reply may have been delivered, not repeated", resp.status_code
+            )
+            return True
         if resp.status_code >= 300:
-            # Not repeated: a 5xx may hide a message that was posted (and a second one is not worth it).
             log.warning("response_url answered %s", resp.status_code)
             return False
         return True
