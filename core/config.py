@@ -109,13 +109,13 @@ class Config(BaseSettings):
         allow_inf_nan=False,
     )
     member_commands_per_min: int = setting(
-        30,
+        60,
         help="Commands and clicks one member may send in a minute; beyond it they are asked to slow down",
         expected="a positive whole number",
         gt=0,
     )
     member_questions_per_min: int = setting(
-        6,
+        10,
         help="Handbook questions (/policy, DMs, @mentions) one member may ask in a minute",
         expected="a positive whole number",
         gt=0,

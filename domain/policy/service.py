@@ -14,6 +14,7 @@ double click, change the row once and the loser is told what happened.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -148,6 +149,25 @@ def record_question(
             confidence=question.confidence,
         )
     return question
+
+
+def repeated_escalation(session: Session, asked: Asked, answer: Answer) -> PolicyQuestion | None:
+    """The asker's own open escalation of the same question (same words, whatever the case or
+    punctuation), when this one would be escalated too: asking again adds nothing for the leads."""
+    if answer.confident and answer.hit is not None:
+        return None
+    wanted = _words(asked.text[:MAX_QUESTION_CHARS])
+    open_ones = session.exec(
+        select(PolicyQuestion)
+        .where(col(PolicyQuestion.asker_id) == asked.asker_id, col(PolicyQuestion.state) == ESCALATED)
+        .order_by(col(PolicyQuestion.id).desc())
+        .limit(50)
+    )
+    return next((q for q in open_ones if _words(q.text) == wanted), None)
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.casefold()))
 
 
 def _candidate(hit: Hit) -> dict[str, Any]:

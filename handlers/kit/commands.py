@@ -25,7 +25,8 @@ from core.errors import UsageError, UserError
 from core.grammar import TEXT, Kind, Token, tokenize
 from core.slack import answering
 from handlers.kit.context import Ctx, SlackRequest
-from views.blocks import context, section, sections
+from jobs.fairness import limits_for
+from views.blocks import context, section, sections, slow_down
 
 if TYPE_CHECKING:
     from jobs.runtime import Services
@@ -316,6 +317,17 @@ def _run_handler(
     ack_first: bool,
 ) -> Any:
     acked = False
+    if request.kind in ("command", "action"):
+        refusal = limits_for(services).commands.take(request.user_id)
+        if refusal is not None:
+            text = slow_down("commands and clicks", refusal.retry_at)
+            if request.kind == "command":
+                ack(response_type="ephemeral", text=text)
+            else:
+                ack()
+                if refusal.first:
+                    Ctx(services, request, Actor(request.user_id)).reply(text)
+            return None
     if role == Role.CONTRACTOR and ack_first:
         # Everyone may do this: acknowledge before touching the store, so the ack stays fast
         # even when the database is busy (a storm of clicks on one task).
