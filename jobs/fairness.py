@@ -3,8 +3,9 @@
 Each member may send MEMBER_COMMANDS_PER_MIN commands and clicks, and ask MEMBER_QUESTIONS_PER_MIN
 handbook questions, in any sliding minute (read on the bot's clock). Beyond that, a request is
 refused before it is authorized or touches the store: the member is told to slow down and when
-to try again, and nothing changes. A refusal is said once per streak where saying it costs a Web
-API call (a click, a DM); a command's refusal rides on its acknowledgement, so it is always said.
+to try again, and nothing changes. A refusal is said once per streak where saying it costs a
+message (a click, a DM, a mention); a command's refusal rides on its acknowledgement or response_url,
+so it is always said.
 
 The counts live in the bot process: with several processes each allows its own share (the limits
 are about protecting a process's listener threads and the workspace's posting budget).

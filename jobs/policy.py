@@ -23,7 +23,7 @@ from core.events import APP_STOPPING
 from core.slack import SlackFailure
 from domain.policy import HandbookError, PolicyIndex, load_handbook
 from domain.policy import service as rules
-from domain.policy.service import ESCALATED, VIA_DM, VIA_MENTION, Asked
+from domain.policy.service import ESCALATED, VIA_COMMAND, VIA_DM, VIA_MENTION, Asked
 from jobs.fairness import limits_for
 from jobs.pacing import pacer_for
 from views import policy as views
@@ -204,7 +204,8 @@ class PolicyDesk:
         leads' card can wait a moment, the asker shouldn't)."""
         refusal = limits_for(self.services).questions.take(asked.asker_id)
         if refusal is not None:
-            if refusal.first:
+            # A command's reply goes through its response_url; a DM or thread post only once a streak.
+            if refusal.first or asked.via == VIA_COMMAND:
                 text = slow_down("questions", refusal.retry_at)
                 send(text, [section(text)])
             return
