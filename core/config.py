@@ -88,6 +88,38 @@ class Config(BaseSettings):
         expected="a positive whole number",
         gt=0,
     )
+    http_max_body_bytes: int = setting(
+        1_048_576,
+        help="Largest request body the HTTP door accepts; a bigger one is answered 413 before it is read",
+        expected="a whole number of bytes, 1024 or more",
+        ge=1024,
+    )
+    http_connection_limit: int = setting(
+        2000,
+        help="Open HTTP connections at most; at the limit the ones slowest to send their request are closed",
+        expected="a whole number, 10 or more",
+        ge=10,
+    )
+    http_request_timeout: float = setting(
+        10.0,
+        help="Seconds a client has to send a whole request (headers and body); slower ones are closed",
+        expected="a number of seconds between 1 and 300",
+        ge=1,
+        le=300,
+        allow_inf_nan=False,
+    )
+    member_commands_per_min: int = setting(
+        60,
+        help="Commands and clicks one member may send in a minute; beyond it they are asked to slow down",
+        expected="a positive whole number",
+        gt=0,
+    )
+    member_questions_per_min: int = setting(
+        10,
+        help="Handbook questions (/policy, DMs, @mentions) one member may ask in a minute",
+        expected="a positive whole number",
+        gt=0,
+    )
     admin_user_ids: Annotated[frozenset[UserId], NoDecode] = setting(
         frozenset(),
         help="Comma-separated Slack user IDs of admins (U…)",

@@ -4,12 +4,28 @@
 Calls whose failure the caller must act on (the announcement outbox, e-mail lookups) use `call`,
 which raises `SlackFailure` with Slack's error code. Fire-and-forget notifications (`post`, `dm`,
 `update`, …) log a failure with its context and return None: work is never dropped silently.
+
+Two rules keep a slow or refusing Slack from hurting the people using the bot:
+
+* **No waiting on a request thread.** A thread answering someone (`answering()`: listeners,
+  clicks, events) never sleeps out a 429's Retry-After: the call fails at once, and a notification
+  is handed to the gateway's own retry thread (`later`), which waits and sends it then.
+* **A post that may have landed is not sent blindly again.** chat.postMessage and response_url
+  posts are never retried by the client on a 5xx or a timeout. `post_once` marks each message with
+  a key in its metadata and, when the answer is unclear, looks for that key in the channel's
+  latest history before sending again, so a retry never posts a card twice.
 """
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +45,102 @@ log = logging.getLogger("crewcall.slack")
 PERMANENT_USER_ERRORS = frozenset({"user_not_found", "users_not_found", "account_inactive", "cannot_dm_bot"})
 
 
+# Methods that create something each time they are called: a 5xx or a timeout may hide a success.
+NOT_IDEMPOTENT = ("chat.postMessage",)
+IN_DOUBT_ERRORS = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout"})
+POST_KEY_EVENT = "crewcall_post"
+
+_thread = threading.local()
+
+
+@contextmanager
+def answering() -> Iterator[None]:
+    """This thread is answering a request: Web API calls made in it never wait out a rate limit."""
+    before = getattr(_thread, "answering", False)
+    _thread.answering = True
+    try:
+        yield
+    finally:
+        _thread.answering = before
+
+
+def on_request_thread() -> bool:
+    return bool(getattr(_thread, "answering", False))
+
+
+class _RateLimitRetry(RateLimitErrorRetryHandler):
+    """Waits out Retry-After, except on a thread answering a request (it has people waiting)."""
+
+    def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        if on_request_thread():
+            return False
+        return bool(super()._can_retry(state=state, request=request, response=response, error=error))
+
+
+class _IdempotentOnly(ServerErrorRetryHandler):
+    """Retries 5xx only for calls that are safe to repeat."""
+
+    def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        if str(getattr(request, "url", "")).endswith(NOT_IDEMPOTENT):
+            return False
+        return bool(super()._can_retry(state=state, request=request, response=response, error=error))
+
+
+class _ConnectionIdempotentOnly(ConnectionErrorRetryHandler):
+    def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        if str(getattr(request, "url", "")).endswith(NOT_IDEMPOTENT):
+            return False
+        return bool(super()._can_retry(state=state, request=request, response=response, error=error))
+
+
 def retry_handlers() -> list[Any]:
     return [
-        ConnectionErrorRetryHandler(max_retry_count=2),
-        RateLimitErrorRetryHandler(max_retry_count=5),
-        ServerErrorRetryHandler(max_retry_count=2),
+        _ConnectionIdempotentOnly(max_retry_count=2),
+        _RateLimitRetry(max_retry_count=5),
+        _IdempotentOnly(max_retry_count=2),
     ]
+
+
+def webhook_retry_handlers() -> list[Any]:
+    """A response_url post creates a message: only a 429 (refused, so nothing was posted) is retried."""
+    return [_RateLimitRetry(max_retry_count=3)]
+
+
+class Later:
+    """The gateway's retry thread: runs work after a delay (a rate limit's Retry-After), off the
+    threads that answer people. Started on first use; it ends when it has had nothing to do for a while."""
+
+    IDLE = 30.0
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._heap: list[tuple[float, int, Callable[[], object]]] = []
+        self._seq = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def __call__(self, delay: float, work: Callable[[], object]) -> None:
+        with self._cond:
+            heapq.heappush(self._heap, (time.monotonic() + max(0.0, delay), next(self._seq), work))
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="slack-later", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                idle_until = time.monotonic() + self.IDLE
+                while not self._heap or self._heap[0][0] > time.monotonic():
+                    now = time.monotonic()
+                    if not self._heap and now >= idle_until:
+                        self._thread = None
+                        return
+                    self._cond.wait(timeout=(self._heap[0][0] if self._heap else idle_until) - now)
+                _, _, work = heapq.heappop(self._heap)
+            try:
+                work()
+            except Exception:
+                log.exception("deferred Slack work failed")
 
 
 def make_client(token: str, base_url: str) -> WebClient:
@@ -54,6 +160,19 @@ class SlackFailure(Exception):
     def permanent(self) -> bool:
         return self.error in PERMANENT_USER_ERRORS
 
+    @property
+    def rate_limited(self) -> bool:
+        return self.error in ("ratelimited", "429")
+
+    @property
+    def in_doubt(self) -> bool:
+        """No clear answer: the call may or may not have taken effect."""
+        return (
+            self.error in IN_DOUBT_ERRORS
+            or self.error.startswith("transport")
+            or (self.error.isdigit() and int(self.error) >= 500)
+        )
+
 
 @dataclass(frozen=True)
 class Posted:
@@ -66,6 +185,7 @@ class SlackGateway:
         self.client = client
         self._dm_channels: dict[str, str] = {}
         self._lock = threading.Lock()
+        self.later = Later()
 
     # ---- calls whose failure the caller handles ------------------------------------------------
 
@@ -115,6 +235,64 @@ class SlackGateway:
 
     # ---- notifications: logged, never raised ---------------------------------------------------
 
+    def post_once(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        thread_ts: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Posted:
+        """chat.postMessage at most once: a message carries a key (in its metadata, unless the caller
+        brings its own), and an unclear answer (5xx, timeout) is followed by a look in the channel's
+        latest messages for that key before sending it again. Raises SlackFailure."""
+        key = uuid.uuid4().hex
+        marked = metadata or {"event_type": POST_KEY_EVENT, "event_payload": {"key": key}}
+        for attempt in (1, 2):
+            try:
+                data = self.call(
+                    "chat.postMessage",
+                    channel=channel,
+                    text=text,
+                    blocks=blocks,
+                    thread_ts=thread_ts,
+                    metadata=marked,
+                    unfurl_links=False,
+                )
+                return Posted(channel=data.get("channel", channel), ts=data["ts"])
+            except SlackFailure as e:
+                if not e.in_doubt or metadata is not None or attempt == 2:
+                    raise
+                found = self._find_key(channel, key, thread_ts)
+                if found is not None:
+                    log.info(
+                        "a post whose answer was lost (%s) had reached %s; not sent again", e.error, channel
+                    )
+                    return found
+        raise AssertionError("unreachable")
+
+    def _find_key(self, channel: str, key: str, thread_ts: str | None) -> Posted | None:
+        method, where = (
+            ("conversations.replies", {"ts": thread_ts}) if thread_ts else ("conversations.history", {})
+        )
+        try:
+            data = self.call(method, channel=channel, limit=50, include_all_metadata=True, **where)
+        except SlackFailure as e:
+            # Can't tell: don't risk a second copy.
+            raise SlackFailure("chat.postMessage", f"unverified ({e.error})") from None
+        for message in data.get("messages") or []:
+            payload = (message.get("metadata") or {}).get("event_payload") or {}
+            if payload.get("key") == key:
+                return Posted(channel=data.get("channel") or channel, ts=str(message.get("ts")))
+        return None
+
+    def _defer(self, failure: SlackFailure, retry: Callable[[], Any]) -> bool:
+        """A rate limit met on a request thread: send it from the retry thread after Retry-After."""
+        if not (failure.rate_limited and on_request_thread()):
+            return False
+        self.later(failure.retry_after or 1.0, retry)
+        return True
+
     def post(
         self,
         channel: str,
@@ -125,17 +303,11 @@ class SlackGateway:
         what: str = "message",
     ) -> Posted | None:
         try:
-            data = self.call(
-                "chat.postMessage",
-                channel=channel,
-                text=text,
-                blocks=blocks,
-                thread_ts=thread_ts,
-                metadata=metadata,
-                unfurl_links=False,
-            )
-            return Posted(channel=data.get("channel", channel), ts=data["ts"])
+            return self.post_once(channel, text, blocks, thread_ts, metadata)
         except SlackFailure as e:
+            if self._defer(e, lambda: self.post(channel, text, blocks, thread_ts, metadata, what)):
+                log.info("%s to %s rate limited; it goes out in %ss", what, channel, e.retry_after or 1)
+                return None
             log.error("could not post %s to %s: %s", what, channel, e.error)
             return None
 
@@ -156,6 +328,8 @@ class SlackGateway:
             self.call("chat.update", channel=channel, ts=ts, text=text, blocks=blocks)
             return True
         except SlackFailure as e:
+            if self._defer(e, lambda: self.update(channel, ts, text, blocks, what)):
+                return True
             log.error("could not update %s %s/%s: %s", what, channel, ts, e.error)
             return False
 
@@ -166,6 +340,8 @@ class SlackGateway:
             self.call("chat.postEphemeral", channel=channel, user=user_id, text=text, blocks=blocks)
             return True
         except SlackFailure as e:
+            if self._defer(e, lambda: self.ephemeral(channel, user_id, text, blocks)):
+                return True
             log.warning("could not post ephemeral to %s in %s: %s", user_id, channel, e.error)
             return False
 
@@ -178,7 +354,7 @@ class SlackGateway:
     ) -> bool:
         """An ephemeral reply through a request's response_url; with `replace_original`, it replaces
         the message whose button was clicked (e.g. to take away buttons that were used)."""
-        webhook = WebhookClient(response_url, timeout=15, retry_handlers=retry_handlers())
+        webhook = WebhookClient(response_url, timeout=15, retry_handlers=webhook_retry_handlers())
         try:
             resp = webhook.send(
                 text=text,
@@ -188,8 +364,24 @@ class SlackGateway:
                 unfurl_links=False,
             )
         except (SlackClientError, OSError) as e:
+            if isinstance(e, TimeoutError) or isinstance(e.__cause__, TimeoutError):
+                # Slack may have it: not repeated (nor said again another way).
+                log.warning("response_url timed out; the reply may have been delivered, not repeated")
+                return True
             log.warning("could not reply through response_url: %s", type(e).__name__)
             return False
+        if resp.status_code == 429 and on_request_thread():
+            headers = {str(k).lower(): v for k, v in (resp.headers or {}).items()}
+            raw = headers.get("retry-after") or 1
+            retry_after = float(raw[0] if isinstance(raw, list) else raw)
+            self.later(retry_after, lambda: self.respond(response_url, text, blocks, replace_original))
+            return True
+        if resp.status_code >= 500:
+            # In doubt: it may have been posted. Not repeated, nor said again another way.
+            log.warning(
+                "response_url answered %s; the reply may have been delivered, not repeated", resp.status_code
+            )
+            return True
         if resp.status_code >= 300:
             log.warning("response_url answered %s", resp.status_code)
             return False
@@ -208,6 +400,8 @@ class SlackGateway:
             self.call("views.publish", user_id=user_id, view=view)
             return True
         except SlackFailure as e:
+            if self._defer(e, lambda: self.publish_home(user_id, view)):
+                return True
             log.warning("could not publish Home for %s: %s", user_id, e.error)
             return False
 

@@ -218,12 +218,18 @@ def create(
     return announcement
 
 
-def confirm(session: Session, announcement_id: int, by: Actor, now: datetime, source: str) -> Announcement:
-    """The lead pressed Send/Schedule on the preview. A second press (or a retried request) finds
-    it no longer a draft and says so."""
+def get_draft(session: Session, announcement_id: int, by: Actor) -> Announcement:
+    """The lead's own draft (or what became of it)."""
     announcement = session.get(Announcement, announcement_id)
     if announcement is None or announcement.author_id != by.user_id:
         raise UserError("That draft is gone. Start again with `/announce`.")
+    return announcement
+
+
+def confirm(session: Session, announcement_id: int, by: Actor, now: datetime, source: str) -> Announcement:
+    """The lead pressed Send/Schedule on the preview. A second press (or a retried request) finds
+    it no longer a draft and says so."""
+    announcement = get_draft(session, announcement_id, by)
     if announcement.state != DRAFT:
         raise UserError(f"{label(announcement_id)} was already confirmed: it is {announcement.state}.")
     immediate = announcement.send_at == announcement.created_at
@@ -559,8 +565,26 @@ class Acked:
     refresh_at: datetime | None  # set when this ack must schedule the (debounced) count update
 
 
+def is_recipient(session: Session, announcement_id: int, user_id: str, channel_id: str | None) -> bool:
+    """Whether this announcement reached `user_id` by DM, or was posted in `channel_id`."""
+    delivered = (
+        col(AnnouncementDelivery.announcement_id) == announcement_id,
+        col(AnnouncementDelivery.state).in_([SENT, CLAIMED]),
+        or_(
+            and_(col(AnnouncementDelivery.kind) == DM, col(AnnouncementDelivery.target) == user_id),
+            and_(col(AnnouncementDelivery.kind) == POST, col(AnnouncementDelivery.channel_id) == channel_id),
+        ),
+    )
+    return session.exec(select(AnnouncementDelivery.id).where(*delivered).limit(1)).first() is not None
+
+
 def acknowledge(
-    session: Session, announcement_id: int, user_id: str, now: datetime, debounce: timedelta
+    session: Session,
+    announcement_id: int,
+    user_id: str,
+    now: datetime,
+    debounce: timedelta,
+    channel_id: str | None = None,
 ) -> Acked:
     """Count a member's Got it once. The first new ack after a count update asks for the next
     update `debounce` from now; acks until then ride along with it."""
@@ -569,6 +593,13 @@ def acknowledge(
         raise UserError("That announcement no longer exists.")
     if not announcement.ask_ack:
         raise UserError(f"{label(announcement_id)} doesn't ask for acknowledgement.")
+    if not is_recipient(session, announcement_id, user_id, channel_id):
+        # A Got it can only come from a copy of this announcement: the reader's own DM, or a post
+        # in a channel it went to (Slack's payload says where the click came from; the button's
+        # value only says which announcement, and can be forged).
+        raise UserError(
+            f"{label(announcement_id)} wasn't sent to you here, so there is nothing to acknowledge."
+        )
     new = insert_ignore(
         session, AnnouncementAck, {"announcement_id": announcement_id, "user_id": user_id, "at": now}
     )

@@ -24,7 +24,7 @@ from domain.announcements import CHANNELS, EVERYONE, SCHEDULED, Audience, label
 from domain.announcements import SKILLS as SKILL_AUDIENCE
 from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
-from handlers.kit.interactions import OFFSET, ButtonReader, FieldErrors, button, modal
+from handlers.kit.interactions import OFFSET, ButtonReader, FieldErrors, Then, button, modal
 from jobs.announcements import (
     ACK_DEBOUNCE,
     launch,
@@ -238,10 +238,8 @@ def composed(ctx: Ctx, values: ViewValues) -> dict[str, Any]:
 
 
 def _audience_from_form(ctx: Ctx, values: ViewValues, kind: str | None) -> Audience:
-    if kind == CHANNELS:
-        audience = Audience.channels(values.channels("channels"))
-        _check_channels(ctx, audience.ids)
-        return audience
+    if kind == CHANNELS:  # whether the bot can post there is asked of Slack after the ack, on Send
+        return Audience.channels(values.channels("channels"))
     if kind == SKILL_AUDIENCE:
         raw = values.text("skills")
         return Audience.skills(parse_skills(raw) if raw else [])
@@ -250,11 +248,20 @@ def _audience_from_form(ctx: Ctx, values: ViewValues, kind: str | None) -> Audie
     raise UserError("Pick who it is for.")
 
 
-def confirmed(ctx: Ctx, values: ViewValues) -> None:
-    """Send (or Schedule) on the preview."""
+def confirmed(ctx: Ctx, values: ViewValues) -> Then:
+    """Send (or Schedule) on the preview: the modal closes at once, then the channels are checked
+    with Slack and the announcement goes out."""
     announcement_id = ctx.request.metadata.get("announcement_id")
     if not isinstance(announcement_id, int):
         raise UserError("That preview has lost its draft. Start again with `/announce`.")
+    return Then(lambda: _confirm(ctx, announcement_id))
+
+
+def _confirm(ctx: Ctx, announcement_id: int) -> None:
+    with ctx.session() as session:
+        audience = Audience.of(announcements.get_draft(session, announcement_id, ctx.actor))
+    if audience.kind == CHANNELS:
+        _check_channels(ctx, audience.ids)
     with ctx.session() as session:
         announcement = announcements.confirm(session, announcement_id, ctx.actor, ctx.now, ctx.source)
         recipients = announcements.estimate(session, Audience.of(announcement))
@@ -267,7 +274,9 @@ def acknowledged(ctx: Ctx, value: str) -> None:
     update for a burst of clicks); a DM shows the reader's acknowledgement instead of the button."""
     announcement_id = ACK_BUTTON.one(value, ANNOUNCEMENT)
     with ctx.session() as session:
-        result = announcements.acknowledge(session, announcement_id, ctx.actor.user_id, ctx.now, ACK_DEBOUNCE)
+        result = announcements.acknowledge(
+            session, announcement_id, ctx.actor.user_id, ctx.now, ACK_DEBOUNCE, ctx.request.channel_id
+        )
     if result.refresh_at is not None:
         schedule_ack_refresh(ctx.services, announcement_id, result.refresh_at)
     aid = label(announcement_id)

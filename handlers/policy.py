@@ -16,7 +16,7 @@ from domain.policy import service as rules
 from domain.policy.service import ANSWERED, ESCALATED, RESOLVED, VIA_COMMAND, VIA_DM, VIA_MENTION, Asked
 from handlers.kit.commands import Args, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
-from handlers.kit.interactions import ButtonReader, FieldErrors, button, event, modal
+from handlers.kit.interactions import ButtonReader, FieldErrors, Then, button, event, modal
 from jobs.policy import Send, desk_for
 from views import policy as views
 from views.blocks import Block, section
@@ -183,7 +183,7 @@ def answer_clicked(ctx: Ctx, value: str) -> None:
     ctx.open_modal(view)
 
 
-def answer_submitted(ctx: Ctx, values: ViewValues) -> None:
+def answer_submitted(ctx: Ctx, values: ViewValues) -> Then:
     question_id = QUESTION_BUTTON.one(str(ctx.request.metadata.get("question_id")), QUESTION_ID)
     desk = desk_for(ctx.services)
     answer = values.text("answer")
@@ -194,6 +194,11 @@ def answer_submitted(ctx: Ctx, values: ViewValues) -> None:
     if section_id and not desk.has_section(section_id):
         raise FieldErrors({"section": "That section is no longer in the handbook (it was reloaded)."})
     save = "faq" in values.selected_many("save")
+    return Then(lambda: _answer(ctx, question_id, answer, section_id, save))
+
+
+def _answer(ctx: Ctx, question_id: int, answer: str, section_id: str | None, save: bool) -> None:
+    desk = desk_for(ctx.services)
     with ctx.session() as session:
         resolution = rules.resolve(
             session,
@@ -239,7 +244,7 @@ def faq_edit_clicked(ctx: Ctx, value: str) -> None:
     faq_id, page = FAQ_BUTTON.parts(value, FAQ_ID, PAGE)
     with ctx.session() as session:
         faq = rules.get_faq(session, faq_id)
-    meta = ctx.origin_metadata(faq_id=faq_id, page=page, response_url=ctx.request.response_url)
+    meta = ctx.origin_metadata(faq_id=faq_id, page=page)
     ctx.open_modal(
         views.faq_edit_modal(
             faq_id=faq_id,
@@ -251,7 +256,7 @@ def faq_edit_clicked(ctx: Ctx, value: str) -> None:
     )
 
 
-def faq_edited(ctx: Ctx, values: ViewValues) -> None:
+def faq_edited(ctx: Ctx, values: ViewValues) -> Then:
     meta = ctx.request.metadata
     faq_id = FAQ_BUTTON.one(str(meta.get("faq_id")), FAQ_ID)
     desk = desk_for(ctx.services)
@@ -272,6 +277,10 @@ def faq_edited(ctx: Ctx, values: ViewValues) -> None:
     }
     if errors:
         raise FieldErrors(errors)
+    return Then(lambda: _edit_faq(ctx, faq_id, question, answer, section_id, int(meta.get("page") or 1)))
+
+
+def _edit_faq(ctx: Ctx, faq_id: int, question: str, answer: str, section_id: str, page: int) -> None:
     with ctx.session() as session:
         rules.edit_faq(
             session,
@@ -283,8 +292,8 @@ def faq_edited(ctx: Ctx, values: ViewValues) -> None:
             now=ctx.now,
             source=ctx.source,
         )
-    desk.refresh_faqs()
-    _show_page(ctx, int(meta.get("page") or 1), f":white_check_mark: Saved FAQ #{faq_id}.")
+    desk_for(ctx.services).refresh_faqs()
+    _show_page(ctx, page, f":white_check_mark: Saved FAQ #{faq_id}.")
 
 
 def faq_delete_clicked(ctx: Ctx, value: str) -> None:

@@ -23,7 +23,7 @@ from domain import shifts
 from domain.shifts import MAX_SLOTS, REPEATS, JobPlan, NewShift, ShiftInputError
 from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
-from handlers.kit.interactions import OFFSET, ButtonReader, FieldErrors, button, modal
+from handlers.kit.interactions import OFFSET, ButtonReader, FieldErrors, Then, button, modal
 from jobs import shifts as shift_jobs
 from views import shifts as shift_views
 from views.blocks import Block, local_time, section
@@ -313,7 +313,7 @@ def register(app: CrewApp) -> None:
         _list(ctx, *BUTTON.parts(value, LIST_KIND, OFFSET))
 
     @modal(app, shift_views.NEW_MODAL, role=Role.LEAD, action="schedule shifts")
-    def submitted(ctx: Ctx, values: ViewValues) -> None:
+    def submitted(ctx: Ctx, values: ViewValues) -> Then:
         form = values.form()
         name = form.parse("name", TEXT)
         start = form.parse("start", LOCAL_DATETIME)
@@ -332,4 +332,4 @@ def register(app: CrewApp) -> None:
             shifts.check_new(spec, ctx.now)
         except ShiftInputError as e:
             raise FieldErrors({e.field: e.message}) from None
-        _create(ctx, spec)
+        return Then(lambda: _create(ctx, spec))

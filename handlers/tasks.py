@@ -25,16 +25,17 @@ from core.grammar import (
     record_id,
 )
 from core.money import cents
-from core.slack import SlackFailure
+from core.slack import SlackFailure, on_request_thread
 from domain import tasks as rules
 from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
-from handlers.kit.interactions import MEMBER_ID, OFFSET, ButtonReader, FieldErrors, button, modal
+from handlers.kit.interactions import MEMBER_ID, OFFSET, ButtonReader, FieldErrors, Then, button, modal
 from jobs import tasks as task_jobs
 from views import tasks as views
 
 if TYPE_CHECKING:
     from core.authz import Actor
+    from db.models import Task
     from handlers.kit.app import CrewApp
     from jobs.runtime import Services
 
@@ -137,13 +138,19 @@ def _post(ctx: Ctx, draft: rules.TaskDraft) -> None:
     """Create the task, post its card, remember where; a card that can't be posted withdraws it."""
     with ctx.session() as session:
         task = rules.create(session, ctx.actor, draft, ctx.now, ctx.source)
+    _post_card(ctx, task, draft.channel_id or "")
+
+
+def _post_card(ctx: Ctx, task: Task, channel_id: str) -> None:
     text, blocks = views.card(task, ctx.now)
     try:
-        posted = ctx.services.slack.call(
-            "chat.postMessage", channel=draft.channel_id, text=text, blocks=blocks, unfurl_links=False
-        )
+        posted = ctx.services.slack.post_once(channel_id, text, blocks)
     except SlackFailure as e:
-        log.error("could not post the card of %s in %s: %s", rules.ref(task.id), draft.channel_id, e.error)
+        if e.rate_limited and on_request_thread():
+            # Not on a listener thread: the card goes out from the retry thread once Slack allows.
+            ctx.later(e.retry_after or 1.0, lambda: _post_card(ctx, task, channel_id))
+            return
+        log.error("could not post the card of %s in %s: %s", rules.ref(task.id), channel_id, e.error)
         with ctx.session() as session:
             rules.withdraw(session, task.id or 0, ctx.actor.user_id, ctx.now, ctx.source, e.error)
         hint = {
@@ -152,14 +159,14 @@ def _post(ctx: Ctx, draft: rules.TaskDraft) -> None:
             "is_archived": "That channel is archived; pick another",
         }.get(e.error, "Try again in a moment")
         raise UserError(
-            f"I couldn't post the card in <#{draft.channel_id}> (`{e.error}`), so {rules.ref(task.id)} was "
+            f"I couldn't post the card in <#{channel_id}> (`{e.error}`), so {rules.ref(task.id)} was "
             f"withdrawn. {hint}, then post it again."
         ) from None
     with ctx.session() as session:
-        rules.attach_card(session, task.id or 0, posted["channel"], posted["ts"])
+        rules.attach_card(session, task.id or 0, posted.channel, posted.ts)
     task_jobs.schedule_expiry(ctx.services, task)
     ctx.reply(
-        f":white_check_mark: Posted *{rules.ref(task.id)} · {task.title}* in <#{posted['channel']}> "
+        f":white_check_mark: Posted *{rules.ref(task.id)} · {task.title}* in <#{posted.channel}> "
         f"({views.slots_text(task)})."
     )
 
@@ -401,8 +408,9 @@ def register(app: CrewApp) -> None:
         ctx.open_modal(views.submit_modal(task, _metadata(ctx, task=task_id)))
 
     @modal(app, views.SUBMIT_MODAL)
-    def submit_submitted(ctx: Ctx, values: ViewValues) -> None:
-        _submit(ctx, BUTTON.one(str(ctx.request.metadata.get("task")), TASK), values.text("note"))
+    def submit_submitted(ctx: Ctx, values: ViewValues) -> Then:
+        task_id, note = BUTTON.one(str(ctx.request.metadata.get("task")), TASK), values.text("note")
+        return Then(lambda: _submit(ctx, task_id, note))
 
     @button(app, views.APPROVE, role=Role.LEAD, action="approve work")
     def approve_clicked(ctx: Ctx, value: str) -> None:
@@ -416,17 +424,19 @@ def register(app: CrewApp) -> None:
         ctx.open_modal(views.reject_modal(task, user_id, _metadata(ctx, task=task_id, member=user_id)))
 
     @modal(app, views.REJECT_MODAL, role=Role.LEAD, action="reject work")
-    def reject_submitted(ctx: Ctx, values: ViewValues) -> None:
+    def reject_submitted(ctx: Ctx, values: ViewValues) -> Then:
         reason = values.text("reason")
         if not reason:
             raise FieldErrors({"reason": "Say why: the contractor is told, and it settles disputes."})
         meta = ctx.request.metadata
         task_id = BUTTON.one(str(meta.get("task")), TASK)
-        _reject(ctx, task_id, BUTTON.one(str(meta.get("member")), MEMBER_ID), reason)
+        member = BUTTON.one(str(meta.get("member")), MEMBER_ID)
+        return Then(lambda: _reject(ctx, task_id, member, reason))
 
     @modal(app, views.NEW_MODAL, role=Role.LEAD, action="post tasks")
-    def new_submitted(ctx: Ctx, values: ViewValues) -> None:
-        _post(ctx, _draft_from_form(ctx, values))
+    def new_submitted(ctx: Ctx, values: ViewValues) -> Then:
+        draft = _draft_from_form(ctx, values)
+        return Then(lambda: _post(ctx, draft))
 
     @app.home.section("tasks", "Tasks", order=20)
     def tasks_home(services: Services, actor: Actor) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ saved or a handbook reloaded in another bot process is picked up here too.
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
 from collections.abc import Callable
@@ -22,9 +23,11 @@ from core.events import APP_STOPPING
 from core.slack import SlackFailure
 from domain.policy import HandbookError, PolicyIndex, load_handbook
 from domain.policy import service as rules
-from domain.policy.service import ESCALATED, VIA_DM, VIA_MENTION, Asked
+from domain.policy.service import ESCALATED, VIA_COMMAND, VIA_DM, VIA_MENTION, Asked
+from jobs.fairness import limits_for
+from jobs.pacing import pacer_for
 from views import policy as views
-from views.blocks import Block, section
+from views.blocks import Block, section, slow_down
 
 if TYPE_CHECKING:
     from db.models import PolicyQuestion
@@ -55,6 +58,9 @@ class PolicyDesk:
         self._lock = threading.Lock()  # one rebuild at a time; readers never wait for it
         self._bot_user_id: str | None = None
         self.live = self._load()
+        self._cards: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._poster = threading.Thread(target=self._post_cards, name="leads-cards", daemon=True)
+        self._poster.start()
 
     # ---------------------------------------------------------------------------- the live index
     def _load(self) -> Live:
@@ -196,13 +202,26 @@ class PolicyDesk:
     def ask(self, asked: Asked, source: str, send: Send) -> None:
         """Answer from the handbook, or escalate; `send` gives the asker their message (first: the
         leads' card can wait a moment, the asker shouldn't)."""
+        refusal = limits_for(self.services).questions.take(asked.asker_id)
+        if refusal is not None:
+            # A command's reply goes through its response_url; a DM or thread post only once a streak.
+            if refusal.first or asked.via == VIA_COMMAND:
+                text = slow_down("questions", refusal.retry_at)
+                send(text, [section(text)])
+            return
         if rules.is_small_talk(asked.text):
             text = views.small_talk_text()
             send(text, [section(text)])
             return
         answer = self.index().answer(asked.text)
         with self.services.db.session() as session:
-            question = rules.record_question(session, asked, answer, self.services.clock.now(), source)
+            repeated = rules.repeated_escalation(session, asked, answer)
+            if repeated is None:
+                question = rules.record_question(session, asked, answer, self.services.clock.now(), source)
+        if repeated is not None:
+            text = views.repeated_text(repeated.id or 0, repeated.via)
+            send(text, [section(text)])
+            return
         if question.state == ESCALATED:
             text = views.escalated_text(question.off_topic, asked.via)
             send(text, [section(text)])
@@ -211,15 +230,36 @@ class PolicyDesk:
         send(views.answer_text(question.quote, question.cited), self.answer_view(question, views.ASK))
 
     def post_leads_card(self, q: PolicyQuestion) -> None:
-        """Post the escalation to LEADS_CHANNEL. Without the channel (or if Slack refuses), the
-        question still waits on every lead's Home tab, with its Answer button."""
+        """Queue the escalation for LEADS_CHANNEL: the desk's poster sends the cards one at a time
+        through the workspace pacer, so a flood of questions waits in the queue rather than on the
+        threads that answer people. Without the channel (or if Slack refuses), the question still
+        waits on every lead's Home tab, with its Answer button."""
         assert q.id is not None
-        channel = self.services.config.leads_channel
-        if not channel:
+        if not self.services.config.leads_channel:
             log.warning(
                 "question #%s escalated, but LEADS_CHANNEL is not set: only the Home tab shows it", q.id
             )
             return
+        self._cards.put(q.id)
+
+    def _post_cards(self) -> None:
+        while (question_id := self._cards.get()) is not None:
+            try:
+                with self.services.db.session() as session:
+                    q = rules.get_question(session, question_id)
+                if q.state == ESCALATED and not q.leads_ts:
+                    self._post_card(q)
+            except Exception:
+                log.exception("could not post the leads' card of question #%s", question_id)
+
+    def stop(self) -> None:
+        """Post what is queued, then stop the poster."""
+        self._cards.put(None)
+        self._poster.join(timeout=30)
+
+    def _post_card(self, q: PolicyQuestion) -> None:
+        assert q.id is not None
+        channel = self.services.config.leads_channel or ""
         blocks = views.leads_card(
             question_id=q.id,
             asker_id=q.asker_id,
@@ -232,10 +272,13 @@ class PolicyDesk:
             escalated_by=q.escalated_by,
             answered_with=q.cited if q.state == ESCALATED and q.quote else "",
         )
-        posted = self.services.slack.post(
-            channel, f"Question #{q.id} from <@{q.asker_id}> needs a lead", blocks, what="escalation"
-        )
-        if posted is None:
+        try:
+            with pacer_for(self.services).slot(channel):
+                posted = self.services.slack.post_once(
+                    channel, f"Question #{q.id} from <@{q.asker_id}> needs a lead", blocks
+                )
+        except SlackFailure as e:
+            log.error("could not post the escalation of question #%s to %s: %s", q.id, channel, e.error)
             return
         with self.services.db.session() as session:
             rules.set_leads_card(session, q.id, posted.channel, posted.ts)
@@ -318,7 +361,9 @@ def desk_for(services: Services) -> PolicyDesk:
 
 def _forget(services: Services) -> None:
     with _desks_lock:
-        _desks.pop(id(services), None)
+        desk = _desks.pop(id(services), None)
+    if desk is not None:
+        desk.stop()
 
 
 def start(services: Services) -> None:

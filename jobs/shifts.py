@@ -19,7 +19,7 @@ import logging
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from core.slack import PERMANENT_USER_ERRORS, SlackFailure
+from core.slack import PERMANENT_USER_ERRORS, SlackFailure, on_request_thread
 from domain import shifts
 from domain.shifts import JobPlan, ReminderToSend, ShiftView
 from jobs import runtime
@@ -121,13 +121,27 @@ def post_card(services: Services, v: ShiftView) -> str | None:
     text, blocks = shift_views.card(v)
     try:
         with pacer_for(services).slot(v.channel_id):
-            data = services.slack.call("chat.postMessage", channel=v.channel_id, text=text, blocks=blocks)
+            posted = services.slack.post_once(v.channel_id, text, blocks)
     except SlackFailure as e:
+        if e.rate_limited and on_request_thread():  # from the retry thread, once Slack allows
+            services.slack.later(e.retry_after or 1.0, lambda: _post_card_later(services, v))
+            return None
         log.error("could not post the card of %s to %s: %s", v.ref, v.channel_id, e.error)
         return e.error
     with services.db.session() as session:
-        shifts.set_card(session, v.id, data.get("channel", v.channel_id), data["ts"])
+        shifts.set_card(session, v.id, posted.channel, posted.ts)
     return None
+
+
+def _post_card_later(services: Services, v: ShiftView) -> None:
+    error = post_card(services, v)
+    if error:
+        notify(
+            services,
+            v.creator_id,
+            f"I couldn't post the card of {v.ref} in <#{v.channel_id}> (`{error}`).",
+            "card",
+        )
 
 
 def paced_dm(

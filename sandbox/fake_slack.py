@@ -216,6 +216,7 @@ class _Failure:
     error: str
     status: int
     retry_after: int | None
+    applied: bool = False
 
 
 @dataclass
@@ -335,6 +336,8 @@ class FakeSlack:
         views: ``{view_id: view}`` every opened/pushed/updated/published view.
         uploaded_files: ``{file_id: {"filename", "content", "channel_id", "title", ...}}``.
         latency: seconds to sleep before each response (default 0).
+        method_latency: ``{method: seconds}`` overriding ``latency`` for some methods
+            (``"response_url"`` for response_url posts).
         require_token: answer ``not_authed`` to API calls without a token (default True).
         strict_users: if True, DMs to user ids not in :attr:`users` fail like Slack
             (``user_not_found`` / ``channel_not_found``); by default any id gets a DM.
@@ -390,6 +393,7 @@ class FakeSlack:
             )
         self.rate_limits = dict(rate_limits or {})
         self.latency: float = 0.0
+        self.method_latency: dict[str, float] = {}
         self.require_token = True
         self.strict_users = False
         self.users: dict[str, dict[str, Any]] = {}
@@ -750,6 +754,7 @@ class FakeSlack:
         status: int = 200,
         times: int = 1,
         retry_after: int | None = None,
+        applied: bool = False,
     ) -> None:
         """Make the next ``times`` calls to ``method`` fail with ``{"ok": false, "error": error}``.
 
@@ -758,21 +763,23 @@ class FakeSlack:
         ``cannot_dm_bot``, ``channel_not_found``. With ``status=429`` and ``retry_after``
         set, a ``Retry-After: <retry_after>`` header is sent (``0`` is allowed to keep tests
         fast). Failed calls are recorded and change no state. ``method`` may also be
-        ``"response_url"``.
+        ``"response_url"``. With ``applied=True`` the call does take effect (a message is
+        stored) and only its answer is the failure: Slack accepted it, the answer was lost.
         """
         if error is None:
             error = "ratelimited" if status == 429 else "internal_error"
         with self._cond:
             queue = self._failures.setdefault(method, deque())
             for _ in range(times):
-                queue.append(_Failure(error, status, retry_after))
+                queue.append(_Failure(error, status, retry_after, applied))
 
     # ------------------------------------------------------------------ request handling
 
     def _handle(self, kind: str, name: str, params: dict[str, Any], token: str | None) -> _Reply:
         """Answer one request; ``kind`` is "api", "response" or "upload". Thread-safe."""
-        if self.latency:
-            time.sleep(self.latency)
+        delay = self.method_latency.get(name if kind == "api" else "response_url", self.latency)
+        if delay:
+            time.sleep(delay)
         if kind == "upload":
             return self._handle_upload(name, params)
         method = name if kind == "api" else "response_url"
@@ -781,6 +788,11 @@ class FakeSlack:
         status = 200
         with self._cond:
             failure = self._pop_failure(method)
+            if failure is not None and failure.applied:
+                impl = getattr(self, "_m_" + method.replace(".", "_"), None)
+                with contextlib.suppress(_ApiError):
+                    if impl is not None:
+                        impl(params)
             if failure is not None:
                 status = failure.status
                 response: dict[str, Any] = {"ok": False, "error": failure.error}

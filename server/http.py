@@ -10,6 +10,13 @@ and a storm of clicks on one card is acknowledged at the pace of the HTTP server
 behind Bolt's listener matching and its listener threads (bench/claim_storm.py measures it).
 Commands, modal submissions and events carry their answer in the acknowledgement and go through Bolt.
 
+The door refuses before it reads: a body over HTTP_MAX_BODY_BYTES gets 413 from its Content-Length
+(waitress answers it before reading the body), a request without a valid signature (headers missing,
+not a number, older than 5 minutes, or forged) 401, without a traceback. Every connection must send
+its whole request within HTTP_REQUEST_TIMEOUT seconds or is closed, and when HTTP_CONNECTION_LIMIT
+connections are open the ones that have been slowest to send their request are closed to make room,
+so idle or trickling clients cannot lock Slack out (tests/test_door.py holds 1,000+ of them open).
+
 Acknowledgements go first: Python runs one thread at a time, so while requests are arriving, the
 clicks wait (at most CLICK_HOLD) until the door has been quiet for DOOR_QUIET and requests no longer
 arrive at a storm's pace. A burst of clicks is thus acknowledged as fast as the server can answer,
@@ -34,7 +41,10 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 from waitress import wasyncore
-from waitress.server import create_server
+from waitress.adjustments import Adjustments
+from waitress.channel import HTTPChannel
+from waitress.server import TcpWSGIServer
+from waitress.task import ThreadedTaskDispatcher
 
 from handlers.kit.app import CrewApp
 
@@ -129,6 +139,7 @@ class WsgiApp:
         self.verifier = SignatureVerifier(app.services.config.slack_signing_secret.get_secret_value())
         self.door = Door()
         self.clicks = Clicks(self._dispatch_click, self.door, click_threads)
+        self.max_body = app.services.config.http_max_body_bytes
 
     def health(self) -> tuple[int, dict[str, Any]]:
         database = self.app.services.db.reachable()
@@ -153,13 +164,22 @@ class WsgiApp:
             )
             return [body]
         if environ.get("PATH_INFO") == EVENTS_PATH and environ.get("REQUEST_METHOD") == "POST":
-            raw = environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+            length = _content_length(environ)
+            if length is None:
+                return _refuse(start_response, "411 Length Required")
+            if length > self.max_body:
+                return _refuse(start_response, "413 Payload Too Large")
             headers = {"content-type": environ.get("CONTENT_TYPE", "")}
             headers.update(
                 {k[5:].lower().replace("_", "-"): v for k, v in environ.items() if k[:5] == "HTTP_"}
             )
+            if not _numeric(headers.get("x-slack-request-timestamp")) or not headers.get("x-slack-signature"):
+                return _refuse(start_response, "401 Unauthorized")
+            raw = environ["wsgi.input"].read(length)
             body = raw.decode("utf-8", errors="replace")
-            if self._signed(body, headers) and is_click(body):
+            if not self._signed(body, headers):
+                return _refuse(start_response, "401 Unauthorized")
+            if is_click(body):
                 self.clicks.put(body, headers)
                 start_response("200 OK", [("Content-Length", "0")])
                 return [b""]
@@ -167,9 +187,12 @@ class WsgiApp:
         return self.slack(environ, start_response)
 
     def _signed(self, body: str, headers: dict[str, str]) -> bool:
-        return self.verifier.is_valid(
-            body, headers.get("x-slack-request-timestamp", ""), headers.get("x-slack-signature", "")
-        )
+        try:
+            return self.verifier.is_valid(
+                body, headers.get("x-slack-request-timestamp", ""), headers.get("x-slack-signature", "")
+            )
+        except (ValueError, TypeError):  # a timestamp no integer can be made of
+            return False
 
     def _dispatch_click(self, body: str, headers: dict[str, str]) -> None:
         # The full Bolt path (signature again, middleware, the listener's authorize → run); its
@@ -191,25 +214,108 @@ class WsgiApp:
 _CLICK = re.compile(r"%22type%22(?:%20|\+)*%3A(?:%20|\+)*%22block_actions%22", re.IGNORECASE)
 
 
+def _content_length(environ: dict[str, Any]) -> int | None:
+    raw = str(environ.get("CONTENT_LENGTH") or "0").strip()
+    return int(raw) if raw.isdigit() else None
+
+
+def _numeric(value: str | None) -> bool:
+    return bool(value) and str(value).isdigit() and len(str(value)) <= 12
+
+
+def _refuse(start_response: Any, status: str) -> list[bytes]:
+    """An answer to a request the door won't take (not signed, too large): no body."""
+    start_response(status, [("Content-Length", "0")])
+    return [b""]
+
+
 def is_click(body: str) -> bool:
     """A block_actions interaction (a button, a select): Slack reads nothing from its ack's body."""
     return body.startswith("payload=") and _CLICK.search(body) is not None
+
+
+class DoorChannel(HTTPChannel):
+    """A connection that remembers when the request it is receiving began."""
+
+    request_began: float | None = None
+
+    def received(self, data: bytes) -> bool:
+        if self.request is None and data:
+            self.request_began = time.time()
+        answered = super().received(data)
+        if self.request is None:  # every request in the data was completed
+            self.request_began = None
+        return bool(answered)
+
+
+class DoorServer(TcpWSGIServer):
+    """waitress, closing connections too slow to send their request (`request_timeout`), and at the
+    connection limit closing the slowest ones rather than no longer accepting anyone."""
+
+    channel_class = DoorChannel
+
+    def __init__(self, *args: Any, request_timeout: float, **kwargs: Any) -> None:
+        self.request_timeout = request_timeout
+        super().__init__(*args, **kwargs)
+
+    def maintenance(self, now: float) -> None:
+        super().maintenance(now)
+        cutoff = now - self.request_timeout
+        for channel in list(self.active_channels.values()):
+            began = getattr(channel, "request_began", None)
+            if not channel.requests and began is not None and began < cutoff:
+                channel.will_close = True
+
+    def readable(self) -> bool:
+        limit = self.adj.connection_limit
+        if self.accepting and len(self._map) >= limit:
+            self._make_room(len(self._map) - int(limit * 0.9))
+        return bool(super().readable())
+
+    def _make_room(self, count: int) -> None:
+        """Close the `count` connections that have waited longest without a complete request
+        (idle ones first: they have not even begun one)."""
+        waiting = [
+            c
+            for c in self.active_channels.values()
+            if not c.requests and not c.will_close and not getattr(c, "close_when_flushed", False)
+        ]
+        waiting.sort(key=lambda c: getattr(c, "request_began", None) or c.last_activity)
+        for channel in waiting[:count]:
+            channel.will_close = True
+            channel.handle_close()
+        if waiting[:count]:
+            log.warning("connection limit reached: closed %d slow connections", len(waiting[:count]))
 
 
 class HttpServer:
     """waitress on a port (0 picks a free one), runnable in the foreground or on a thread."""
 
     def __init__(self, app: CrewApp, port: int, host: str = "0.0.0.0", threads: int = 16) -> None:
+        config = app.services.config
         self.wsgi = WsgiApp(app, click_threads=threads)
-        self.server = create_server(
-            self.wsgi,
+        adj = Adjustments(
             host=host,
             port=port,
             threads=threads,
-            connection_limit=1000,
+            connection_limit=config.http_connection_limit,
             backlog=1024,
-            channel_timeout=30,
+            channel_timeout=max(5, int(config.http_request_timeout * 3)),  # idle keep-alive connections
+            cleanup_interval=1,
+            asyncore_use_poll=True,  # select() stops at 1,024 descriptors
+            max_request_body_size=config.http_max_body_bytes,
+            max_request_header_size=64 * 1024,
             ident="crewcall",
+        )
+        dispatcher = ThreadedTaskDispatcher()
+        dispatcher.set_thread_count(threads)
+        self.server = DoorServer(
+            self.wsgi,
+            map={},
+            dispatcher=dispatcher,
+            adj=adj,
+            sockinfo=adj.listen[0],
+            request_timeout=config.http_request_timeout,
         )
         self._thread: threading.Thread | None = None
         self._closing = False

@@ -31,10 +31,10 @@ def db(database_url: str) -> Iterator[Database]:
     database.dispose()
 
 
-def _ask(db: Database, index: PolicyIndex, text: str, asker: str = "U1") -> int:
+def _ask(db: Database, index: PolicyIndex, text: str, asker: str = "U1", via: str = rules.VIA_COMMAND) -> int:
     with db.session() as session:
         question = rules.record_question(
-            session, rules.Asked(asker, text, rules.VIA_COMMAND, "C1"), index.answer(text), NOW, "test"
+            session, rules.Asked(asker, text, via, "C1"), index.answer(text), NOW, "test"
         )
         assert question.id is not None
         return question.id
@@ -68,7 +68,7 @@ def test_small_talk_has_nothing_to_look_up() -> None:
 
 
 def test_votes_are_one_per_person_and_changeable(db: Database, index: PolicyIndex) -> None:
-    qid = _ask(db, index, "when is payday?")
+    qid = _ask(db, index, "when is payday?", via=rules.VIA_MENTION)  # in a thread: anyone may vote
     with db.session() as session:
         assert rules.vote(session, qid, "U1", True, NOW).outcome == "recorded"
     with db.session() as session:
@@ -83,8 +83,21 @@ def test_votes_are_one_per_person_and_changeable(db: Database, index: PolicyInde
         rules.vote(session, 999, "U1", True, NOW)
 
 
+def test_a_private_answer_is_the_askers_alone(db: Database, index: PolicyIndex) -> None:
+    qid = _ask(db, index, "when is payday?")  # answered privately to U1
+    for act in (
+        lambda session: rules.vote(session, qid, "U2", True, NOW),
+        lambda session: rules.escalate(session, qid, "U2", NOW, "test"),
+    ):
+        with db.session() as session, pytest.raises(UserError, match="given to someone else"):
+            act(session)
+    with db.session() as session:
+        assert rules.get_question(session, qid).state == "answered"
+        assert rules.tally(session, qid) == (0, 0)
+
+
 def test_escalating_an_answer_happens_once(db: Database, index: PolicyIndex) -> None:
-    qid = _ask(db, index, "when is payday?")
+    qid = _ask(db, index, "when is payday?", via=rules.VIA_MENTION)
     with db.session() as session:
         question, moved = rules.escalate(session, qid, "U2", NOW, "test")
         assert moved and question.state == "escalated" and question.escalated_by == "U2"

@@ -190,3 +190,11 @@ def local_time(when: datetime, tz: str, fmt: str = "%a %d %b, %H:%M") -> str:
         zone = ZoneInfo("UTC")
     local = when.astimezone(zone)
     return f"{local.strftime(fmt)} {local.tzname()}"
+
+
+def slow_down(what: str, retry_at: datetime) -> str:
+    """A member over their fair share: what they did too often, and when they may again."""
+    return (
+        f":hourglass: You're sending {what} faster than I can keep up with for everyone. "
+        f"Try again at {slack_date(retry_at, '{time_secs}')}. Nothing was done."
+    )

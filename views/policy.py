@@ -150,6 +150,14 @@ def escalated_text(off_topic: bool, via: str) -> str:
     return f":raising_hand: {why} I've asked the leads. {where}"
 
 
+def repeated_text(question_id: int, via: str) -> str:
+    where = "be posted in the thread" if via == VIA_MENTION else "come to you in a DM"
+    return (
+        f":raising_hand: You asked this already (question #{question_id}) and it is with the leads; "
+        f"their answer will {where}."
+    )
+
+
 def small_talk_text() -> str:
     return f":wave: {HOW_TO_ASK} For example: _when is payday?_"
 

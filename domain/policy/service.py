@@ -14,6 +14,7 @@ double click, change the row once and the loser is told what happened.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -150,6 +151,25 @@ def record_question(
     return question
 
 
+def repeated_escalation(session: Session, asked: Asked, answer: Answer) -> PolicyQuestion | None:
+    """The asker's own open escalation of the same question (same words, whatever the case or
+    punctuation), when this one would be escalated too: asking again adds nothing for the leads."""
+    if answer.confident and answer.hit is not None:
+        return None
+    wanted = _words(asked.text[:MAX_QUESTION_CHARS])
+    open_ones = session.exec(
+        select(PolicyQuestion)
+        .where(col(PolicyQuestion.asker_id) == asked.asker_id, col(PolicyQuestion.state) == ESCALATED)
+        .order_by(col(PolicyQuestion.id).desc())
+        .limit(50)
+    )
+    return next((q for q in open_ones if _words(q.text) == wanted), None)
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
 def _candidate(hit: Hit) -> dict[str, Any]:
     return {
         "section_id": hit.section_id,
@@ -193,6 +213,14 @@ def set_leads_card(session: Session, question_id: int, channel: str, ts: str) ->
 
 
 # -------------------------------------------------------------------------------------- escalation
+def check_private(question: PolicyQuestion, user_id: str) -> None:
+    """An answer given privately (to /policy or in a DM) is the asker's alone: nobody else may vote
+    on it, send it to the leads or see it, whatever question number a button carries. An answer in
+    a channel thread is there for everyone in it."""
+    if question.via != VIA_MENTION and question.asker_id != user_id:
+        raise UserError("That answer was given to someone else, so there is nothing for you to do there.")
+
+
 def escalate(
     session: Session, question_id: int, by_user_id: str, now: datetime, source: str
 ) -> tuple[PolicyQuestion, bool]:
@@ -200,6 +228,7 @@ def escalate(
 
     Returns the question and whether this call escalated it (False: it already was, or a lead
     already answered it; the caller says which)."""
+    check_private(get_question(session, question_id), by_user_id)
     moved = rows_changed(
         session,
         update(PolicyQuestion)
@@ -327,6 +356,7 @@ def open_escalations(session: Session, limit: int = 5) -> tuple[list[PolicyQuest
 def vote(session: Session, question_id: int, user_id: str, helpful: bool, now: datetime) -> Vote:
     """👍 / 👎 on an answer: one vote per person per question; voting again changes it."""
     question = get_question(session, question_id)
+    check_private(question, user_id)
     inserted = insert_ignore(
         session,
         PolicyFeedback,

@@ -23,8 +23,10 @@ from slack_bolt import Ack, App
 from core.authz import Actor, Role, authorize
 from core.errors import UsageError, UserError
 from core.grammar import TEXT, Kind, Token, tokenize
+from core.slack import answering
 from handlers.kit.context import Ctx, SlackRequest
-from views.blocks import context, section, sections
+from jobs.fairness import limits_for
+from views.blocks import context, section, sections, slow_down
 
 if TYPE_CHECKING:
     from jobs.runtime import Services
@@ -298,8 +300,34 @@ def run_handler(
 
     A UserError becomes a friendly ephemeral reply; any other exception is logged with a reference
     the user is shown, instead of silence. With ack_first=False (modal submissions) the body runs
-    before the ack and acks itself."""
+    before the ack and acks itself (`ack` must then be callable more than once); it gets the stored
+    profile, since no Web API call may come before the ack. The thread is `answering()` throughout:
+    no Web API call made here waits out a rate limit."""
+    with answering():
+        return _run_handler(services, ack, request, role, action, body, ack_first)
+
+
+def _run_handler(
+    services: Services,
+    ack: Callable[..., Any],
+    request: SlackRequest,
+    role: Role,
+    action: str,
+    body: Callable[[Ctx], Any],
+    ack_first: bool,
+) -> Any:
     acked = False
+    if request.kind in ("command", "action"):
+        refusal = limits_for(services).commands.take(request.user_id)
+        if refusal is not None:
+            text = slow_down("commands and clicks", refusal.retry_at)
+            if request.kind == "command":
+                ack(response_type="ephemeral", text=text)
+            else:
+                ack()
+                if refusal.first:
+                    Ctx(services, request, Actor(request.user_id)).reply(text)
+            return None
     if role == Role.CONTRACTOR and ack_first:
         # Everyone may do this: acknowledge before touching the store, so the ack stays fast
         # even when the database is busy (a storm of clicks on one task).
@@ -324,11 +352,15 @@ def run_handler(
     if ack_first and not acked:
         ack()
     try:
-        ctx = Ctx(services, request, services.directory.refreshed(actor))
+        ctx = Ctx(services, request, services.directory.refreshed(actor) if ack_first else actor)
         return body(ctx)
     except UserError as e:
+        if not ack_first:
+            ack()  # a modal's: closes it before the reply (no-op when the body acked already)
         ctx.reply(f":warning: {e.message}")
     except Exception:
+        if not ack_first:
+            ack()
         _report_failure(ctx)
     return None
 

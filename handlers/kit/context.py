@@ -90,8 +90,8 @@ class SlackRequest:
             kind="view",
             user_id=body["user"]["id"],
             source=f"modal {view.get('callback_id', '')}",
+            # Never a response_url from private_metadata: the submitter could have put any URL there.
             channel_id=meta.get("channel_id"),
-            response_url=meta.get("response_url"),
             view_id=view.get("id"),
             private_metadata=view.get("private_metadata", ""),
             metadata=meta,
@@ -261,6 +261,18 @@ class Ctx:
         self, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None, what: str = "DM"
     ) -> None:
         self.services.slack.dm(user_id, text, blocks, what=what)
+
+    def later(self, delay: float, work: Callable[[], None]) -> None:
+        """Run `work` after `delay` seconds on the Slack gateway's retry thread, not on a listener
+        (e.g. a post Slack rate-limited); a UserError it raises is told to the member."""
+
+        def run() -> None:
+            try:
+                work()
+            except UserError as e:
+                self.reply(f":warning: {e.message}")
+
+        self.services.slack.later(delay, run)
 
     def open_modal(self, view: dict[str, Any]) -> None:
         if not self.request.trigger_id or not self.services.slack.open_view(self.request.trigger_id, view):

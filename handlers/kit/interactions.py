@@ -29,6 +29,7 @@ from slack_bolt import Ack
 from core.authz import Actor, Role
 from core.errors import UsageError, UserError
 from core.grammar import Kind, integer
+from core.slack import answering
 from handlers.kit.commands import run_handler
 from handlers.kit.context import Ctx, FieldErrors, SlackRequest, ViewValues
 
@@ -100,12 +101,23 @@ def button(
     return decorator
 
 
+@dataclass(frozen=True)
+class Then:
+    """What a modal handler returns when work is left once its fields are valid: Slack gets
+    `response` at once (None closes the modal), then `work` runs: posting the card, the DMs…
+    Everything that calls the Web API belongs in `work`."""
+
+    work: Callable[[], None]
+    response: dict[str, Any] | None = None
+
+
 def modal(
     app: CrewApp, callback_id: str, role: Role = Role.CONTRACTOR, action: str = "do that"
 ) -> Callable[[Callable[[Ctx, ViewValues], Any]], Callable[[Ctx, ViewValues], Any]]:
-    """The handler runs before the ack, so it can keep the modal open with FieldErrors; it should
-    return quickly (Slack waits 3 s). Return a dict to ack with (e.g. {"response_action": "update",
-    "view": …}) or None to close the modal."""
+    """The handler runs before the ack, so it can keep the modal open with FieldErrors; it must not
+    call the Web API (Slack waits 3 s, and a slow Slack would eat them). Return a dict to ack with
+    (e.g. {"response_action": "update", "view": …}), None to close the modal, or `Then(work)` to
+    close it and then do the work (a UserError from the work is told to the member privately)."""
 
     def decorator(handler: Callable[[Ctx, ViewValues], Any]) -> Callable[[Ctx, ViewValues], Any]:
         def listener(ack: Ack, body: dict[str, Any]) -> None:
@@ -124,6 +136,10 @@ def modal(
                     result = handler(ctx, values)
                 except FieldErrors as e:
                     ack_once(response_action="errors", errors=e.errors)
+                    return
+                if isinstance(result, Then):
+                    ack_once(**(result.response or {}))
+                    result.work()
                     return
                 ack_once(**(result or {}))
 
@@ -157,7 +173,8 @@ def dispatch_event(app: CrewApp, event: dict[str, Any]) -> None:
     ctx = Ctx(app.services, request, Actor(request.user_id))
     for handler in list(handlers):
         try:
-            handler(ctx, event)
+            with answering():
+                handler(ctx, event)
         except Exception:
             ref = uuid.uuid4().hex[:8]
             log.exception("event handler %s for %s failed (ref %s)", handler.__name__, event.get("type"), ref)
