@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from core.errors import UsageError
+from core.text import escape, from_slack
 
 _TOKEN = re.compile(r'[^\s<"]*(?:<[^>]*>|"[^"]*")[^\s<"]*|\S+')
 
@@ -49,6 +50,12 @@ def _fail(message: str) -> UsageError:
     return UsageError(message)
 
 
+def shown(token: str, limit: int = 60) -> str:
+    """What a member typed, echoed in an error: short, and as text (never a mention or a link)."""
+    token = token.strip()
+    return escape(token if len(token) <= limit else token[: limit - 1] + "…")
+
+
 # ---- Slack escapes -----------------------------------------------------------------------------
 
 # Bare IDs must contain a digit, so that an ordinary word is never taken for one.
@@ -64,14 +71,14 @@ _EMAIL = re.compile(
 def parse_user(token: str) -> str:
     m = _USER.match(token.strip())
     if not m:
-        raise _fail(f"`{token}` is not a person. Mention them like @ana.")
+        raise _fail(f"`{shown(token)}` is not a person. Mention them like @ana.")
     return m.group(1) or m.group(2)
 
 
 def parse_channel(token: str) -> str:
     m = _CHANNEL.match(token.strip())
     if not m:
-        raise _fail(f"`{token}` is not a channel. Mention it like #legal-review.")
+        raise _fail(f"`{shown(token)}` is not a channel. Mention it like #legal-review.")
     return m.group(1) or m.group(2)
 
 
@@ -84,7 +91,7 @@ def normalize_email(token: str) -> str:
     raw = raw.strip().lower()
     if not _EMAIL.match(raw) or len(raw) > 254:
         raise _fail(
-            f"`{token.strip()}` is not a valid email address (expected something like ana@example.com)."
+            f"`{shown(token)}` is not a valid email address (expected something like ana@example.com)."
         )
     return raw
 
@@ -93,7 +100,7 @@ def parse_url(token: str) -> str:
     m = _LINK.match(token.strip())
     raw = m.group(1) if m else token.strip()
     if not re.match(r"^https?://[^\s/]+\.[^\s]+$", raw):
-        raise _fail(f"`{token}` is not a link (expected https://…).")
+        raise _fail(f"`{shown(token)}` is not a link (expected https://…).")
     return raw
 
 
@@ -104,7 +111,7 @@ def record_id(prefix: str, noun: str) -> Kind:
     def parse(token: str) -> int:
         m = pattern.match(token.strip())
         if not m or int(m.group(1)) == 0:
-            raise _fail(f"`{token}` is not a {noun} ID (expected something like {prefix}-12).")
+            raise _fail(f"`{shown(token)}` is not a {noun} ID (expected something like {prefix}-12).")
         return int(m.group(1))
 
     return Kind(f"{prefix}-n", parse)
@@ -115,7 +122,7 @@ def integer(low: int = 0, high: int = 1_000_000, noun: str = "number") -> Kind:
         try:
             value = int(token)
         except ValueError:
-            raise _fail(f"`{token}` is not a whole {noun}.") from None
+            raise _fail(f"`{shown(token)}` is not a whole {noun}.") from None
         if not low <= value <= high:
             raise _fail(f"The {noun} must be between {low} and {high} (got {value}).")
         return value
@@ -129,7 +136,7 @@ def money(low: Decimal = Decimal("0"), high: Decimal = Decimal("100000")) -> Kin
         try:
             value = Decimal(cleaned)
         except InvalidOperation:
-            raise _fail(f"`{token}` is not an amount (expected dollars like 120 or 87.50).") from None
+            raise _fail(f"`{shown(token)}` is not an amount (expected dollars like 120 or 87.50).") from None
         if not value.is_finite() or not low <= value <= high or value.as_tuple().exponent < -2:  # type: ignore[operator]
             raise _fail(f"The amount must be between ${low} and ${high}, in dollars and cents (got {token}).")
         return value
@@ -142,7 +149,9 @@ def hours_amount(high: Decimal = Decimal("1000")) -> Kind:
         try:
             value = Decimal(token.strip().rstrip("h"))
         except InvalidOperation:
-            raise _fail(f"`{token}` is not a number of hours (expected something like 6 or 2.5).") from None
+            raise _fail(
+                f"`{shown(token)}` is not a number of hours (expected something like 6 or 2.5)."
+            ) from None
         if not value.is_finite() or not Decimal(0) < value <= high:
             raise _fail(f"Hours must be more than 0 and at most {high} (got {token}).")
         return value
@@ -154,7 +163,7 @@ def parse_date(token: str) -> date:
     try:
         return date.fromisoformat(token.strip())
     except ValueError:
-        raise _fail(f"`{token}` is not a date (expected YYYY-MM-DD, like 2026-03-14).") from None
+        raise _fail(f"`{shown(token)}` is not a date (expected YYYY-MM-DD, like 2026-03-14).") from None
 
 
 def parse_local_datetime(token: str) -> datetime:
@@ -163,7 +172,7 @@ def parse_local_datetime(token: str) -> datetime:
         value = datetime.strptime(token.strip(), "%Y-%m-%dT%H:%M")
     except ValueError:
         raise _fail(
-            f"`{token}` is not a date and time (expected YYYY-MM-DDTHH:MM, like 2026-03-14T09:30)."
+            f"`{shown(token)}` is not a date and time (expected YYYY-MM-DDTHH:MM, like 2026-03-14T09:30)."
         ) from None
     return value
 
@@ -176,7 +185,7 @@ def parse_duration(token: str) -> timedelta:
     raw = token.strip().lower()
     m = _DURATION.match(raw)
     if not raw or not m or not any(m.groups()):
-        raise _fail(f"`{token}` is not a duration (expected something like 30m, 2h or 1h30m).")
+        raise _fail(f"`{shown(token)}` is not a duration (expected something like 30m, 2h or 1h30m).")
     days, hours, minutes = (int(g or 0) for g in m.groups())
     value = timedelta(days=days, hours=hours, minutes=minutes)
     if value <= timedelta(0) or value > timedelta(days=30):
@@ -191,7 +200,7 @@ def parse_timezone(token: str) -> str:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             raise _fail(
-                f"`{token}` is not a time zone I know (expected Area/City, like America/Chicago)."
+                f"`{shown(token)}` is not a time zone I know (expected Area/City, like America/Chicago)."
             ) from None
     return name
 
@@ -212,7 +221,7 @@ def parse_skill(token: str) -> str:
     value = token.strip().lower()
     if not _SLUG.match(value):
         raise _fail(
-            f"`{token}` is not a skill name. Skills are short lowercase words or slugs like legal, medicine, python."
+            f"`{shown(token)}` is not a skill name. Skills are short lowercase words or slugs like legal, medicine, python."
         )
     return value
 
@@ -228,14 +237,10 @@ def choice(*values: str) -> Kind:
     def parse(token: str) -> str:
         value = token.strip().lower()
         if value not in values:
-            raise _fail(f"`{token}` is not one of: {', '.join(values)}.")
+            raise _fail(f"`{shown(token)}` is not one of: {', '.join(values)}.")
         return value
 
     return Kind("|".join(values), parse)
-
-
-def _text(token: str) -> str:
-    return token
 
 
 USER = Kind("@person", parse_user)
@@ -248,4 +253,8 @@ DURATION = Kind("30m", parse_duration)
 TIMEZONE = Kind("Area/City", parse_timezone)
 SKILL = Kind("skill", parse_skill)
 SKILLS = Kind("skill1,skill2", parse_skills)
-TEXT = Kind("text", _text)
+#: Free words from a command line or a message: Slack's markup (`<!channel>`, `<@U1|ana>`,
+#: `<https://x|label>`, `&amp;`) read as the plain text its author saw (core.text.from_slack).
+TEXT = Kind("text", from_slack)
+#: Text typed into a modal's field: Slack sends it as typed, so it is kept as it is.
+PLAIN = Kind("text", str)

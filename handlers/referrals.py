@@ -17,6 +17,7 @@ from core.errors import UsageError, UserError
 from core.grammar import EMAIL, Kind, choice, parse_skill, record_id
 from core.money import cents
 from core.slack import SlackFailure, profile_from_user
+from core.text import from_slack
 from db.models import Referral
 from domain import members
 from domain import referrals as rules
@@ -41,8 +42,8 @@ NAME_MAX = 200
 
 
 def _parse_name(token: str) -> str:
-    # Slash command text arrives with &, < and > escaped (should_escape); keep what the member typed.
-    name = " ".join(token.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split())
+    # Slash command text arrives as Slack markup (should_escape); keep what the member typed.
+    name = " ".join(from_slack(token).split())
     if len(name) > NAME_MAX:
         raise UsageError(f"That name is too long ({len(name)} characters; at most {NAME_MAX}).")
     return name

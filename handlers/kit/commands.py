@@ -23,6 +23,7 @@ from slack_bolt import Ack, App
 from core.authz import Actor, Role, authorize
 from core.errors import UsageError, UserError
 from core.grammar import TEXT, Kind, Token, tokenize
+from core.grammar import shown as _shown
 from handlers.kit.context import Ctx, SlackRequest
 from views.blocks import context, section, sections
 
@@ -133,7 +134,7 @@ class Subcommand:
             elif sep and key.isidentifier() and key.islower() and (rest_param is None or rest_param.strict):
                 known = ", ".join(options) or "none"
                 raise UsageError(
-                    f"`{key}` is not an option of `{self.command} {self.name}` (options: {known}).",
+                    f"`{_shown(key)}` is not an option of `{self.command} {self.name}` (options: {known}).",
                     self.usage(),
                 )
             else:
@@ -156,7 +157,7 @@ class Subcommand:
         else:
             if len(positional) > len(self.params):
                 extra = " ".join(t.text for t in positional[len(self.params) :])
-                raise UsageError(f"I didn't understand `{extra}`.", self.usage())
+                raise UsageError(f"I didn't understand `{_shown(extra)}`.", self.usage())
         return Args(values)
 
 
@@ -249,7 +250,9 @@ class SlashCommand:
                 if not tokens:
                     return None
                 names = ", ".join(f"`{n}`" for n in self.subcommands if n)
-                raise UsageError(f"`{tokens[0].text}` is not a {self.name} subcommand. Try one of: {names}.")
+                raise UsageError(
+                    f"`{_shown(tokens[0].text)}` is not a {self.name} subcommand. Try one of: {names}."
+                )
         if tokens and tokens[0].text.lower() in HELP_WORDS and not any(p.rest for p in sub.params):
             return sub
         if tokens and len(tokens) == 1 and tokens[0].text.lower() in HELP_WORDS:
