@@ -137,7 +137,7 @@ def _create(ctx: Ctx, spec: NewShift) -> None:
     tz = ctx.actor.tz
     when = f"{local_time(created.starts_at, tz)} – {local_time(created.ends_at, tz)}"
     done = (
-        f":white_check_mark: Scheduled *{created.ref} · {created.name}*, {when} your time "
+        f":white_check_mark: Scheduled *{created.ref} · {shift_views.name(created)}*, {when} your time "
         f"({created.slots} slot{'s' if created.slots != 1 else ''}"
         + (f", `{created.skill}` only" if created.skill else "")
         + ("" if created.repeat == "none" else f", repeats {created.repeat}")

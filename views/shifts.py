@@ -76,7 +76,7 @@ def card(v: ShiftView) -> tuple[str, list[Block]]:
     title = f"{v.ref} · {name(v)}"
     when = f"{slack_date(v.starts_at)} – {slack_date(v.ends_at)}"
     blocks: list[Block] = [
-        header(f"{v.ref} · {v.name}"),  # plain text: shown as typed, never markup
+        header(title),
         fields(
             ("When", when),
             ("Repeats", _repeat_text(v)),
