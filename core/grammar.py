@@ -19,7 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 from core.errors import UsageError
 from core.text import escape, from_slack
 
-_TOKEN = re.compile(r'[^\s<"]*(?:<[^>]*>|"[^"]*")[^\s<"]*|\S+')
+# An escape never contains `<` (Slack sends a typed one as `&lt;`), so `<[^<>]*>` stops at the next
+# `<`: each character is looked at a bounded number of times and tokenizing stays linear, whatever
+# the input (`< < < …` made `<[^>]*>` rescan to the end from every token).
+_TOKEN = re.compile(r'[^\s<"]*(?:<[^<>]*>|"[^"]*")[^\s<"]*|\S+')
 
 
 @dataclass(frozen=True)
@@ -124,7 +127,7 @@ def integer(low: int = 0, high: int = 1_000_000, noun: str = "number") -> Kind:
         except ValueError:
             raise _fail(f"`{shown(token)}` is not a whole {noun}.") from None
         if not low <= value <= high:
-            raise _fail(f"The {noun} must be between {low} and {high} (got {value}).")
+            raise _fail(f"The {noun} must be between {low} and {high} (got {shown(token)}).")
         return value
 
     return Kind("N", parse)
@@ -138,7 +141,9 @@ def money(low: Decimal = Decimal("0"), high: Decimal = Decimal("100000")) -> Kin
         except InvalidOperation:
             raise _fail(f"`{shown(token)}` is not an amount (expected dollars like 120 or 87.50).") from None
         if not value.is_finite() or not low <= value <= high or value.as_tuple().exponent < -2:  # type: ignore[operator]
-            raise _fail(f"The amount must be between ${low} and ${high}, in dollars and cents (got {token}).")
+            raise _fail(
+                f"The amount must be between ${low} and ${high}, in dollars and cents (got {shown(token)})."
+            )
         return value
 
     return Kind("N", parse)
@@ -153,17 +158,31 @@ def hours_amount(high: Decimal = Decimal("1000")) -> Kind:
                 f"`{shown(token)}` is not a number of hours (expected something like 6 or 2.5)."
             ) from None
         if not value.is_finite() or not Decimal(0) < value <= high:
-            raise _fail(f"Hours must be more than 0 and at most {high} (got {token}).")
+            raise _fail(f"Hours must be more than 0 and at most {high} (got {shown(token)}).")
         return value
 
     return Kind("N", parse)
 
 
+#: Dates crewcall accepts at all; each rule narrows them further (a due date within a year…).
+#: Beyond these, date arithmetic would overflow, and no task, shift or report means them.
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+
+
+def _within_horizon(token: str, day: date) -> None:
+    if not EARLIEST <= day <= LATEST:
+        raise _fail(
+            f"`{shown(token)}` is too far away: dates go from {EARLIEST.isoformat()} to {LATEST.isoformat()}."
+        )
+
+
 def parse_date(token: str) -> date:
     try:
-        return date.fromisoformat(token.strip())
+        value = date.fromisoformat(token.strip())
     except ValueError:
         raise _fail(f"`{shown(token)}` is not a date (expected YYYY-MM-DD, like 2026-03-14).") from None
+    _within_horizon(token, value)
+    return value
 
 
 def parse_local_datetime(token: str) -> datetime:
@@ -174,6 +193,7 @@ def parse_local_datetime(token: str) -> datetime:
         raise _fail(
             f"`{shown(token)}` is not a date and time (expected YYYY-MM-DDTHH:MM, like 2026-03-14T09:30)."
         ) from None
+    _within_horizon(token, value.date())
     return value
 
 
@@ -186,11 +206,13 @@ def parse_duration(token: str) -> timedelta:
     m = _DURATION.match(raw)
     if not raw or not m or not any(m.groups()):
         raise _fail(f"`{shown(token)}` is not a duration (expected something like 30m, 2h or 1h30m).")
+    if any(len(g or "") > 9 for g in m.groups()):
+        raise _fail(f"The duration must be more than 0 and at most 30 days (got {shown(token)}).")
     days, hours, minutes = (int(g or 0) for g in m.groups())
-    value = timedelta(days=days, hours=hours, minutes=minutes)
-    if value <= timedelta(0) or value > timedelta(days=30):
-        raise _fail(f"The duration must be more than 0 and at most 30 days (got {token}).")
-    return value
+    total = (days * 24 + hours) * 60 + minutes  # in whole minutes: no overflow before the bound check
+    if total <= 0 or total > 30 * 24 * 60:
+        raise _fail(f"The duration must be more than 0 and at most 30 days (got {shown(token)}).")
+    return timedelta(minutes=total)
 
 
 def parse_timezone(token: str) -> str:

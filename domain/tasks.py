@@ -56,6 +56,7 @@ DISPUTE_WINDOW = timedelta(days=7)
 TITLE_MAX = 200
 DESCRIPTION_MAX = 2500
 MAX_SLOTS = 500
+MAX_DUE_AHEAD = timedelta(days=366)  # a due date further out is a typo (due=9999-12-31), not a plan
 
 
 class TaskRefusal(UserError):
@@ -120,7 +121,11 @@ def check_draft(draft: TaskDraft, creator_tz: str, now: datetime) -> dict[str, s
         problems["hours"] = "The estimated hours must be more than 0."
     if not 1 <= draft.slots <= MAX_SLOTS:
         problems["slots"] = f"Slots must be between 1 and {MAX_SLOTS} (got {draft.slots})."
-    if draft.due is not None and deadline(draft.due, creator_tz) <= now:
+    if draft.due is not None and draft.due > now.date() + MAX_DUE_AHEAD:
+        problems["due"] = (
+            f"The due date {draft.due.isoformat()} is more than a year away. Pick a date within a year."
+        )
+    elif draft.due is not None and deadline(draft.due, creator_tz) <= now:
         problems["due"] = f"The due date {draft.due.isoformat()} has already passed (in {creator_tz})."
     return problems
 

@@ -206,8 +206,7 @@ def _refused(ctx: Ctx, task_id: int, refusal: rules.TaskRefusal) -> None:
     action="assign tasks",
 )
 def assign(ctx: Ctx, args: Args) -> None:
-    if ctx.services.directory.refresh(args.member) is None:
-        raise UserError(f"I couldn't find <@{args.member}> in this workspace. Nothing changed.")
+    ctx.services.directory.member(args.member)
     try:
         with ctx.session() as session:
             taken = rules.assign(

@@ -122,9 +122,18 @@ class Subcommand:
         values: dict[str, Any] = {o.key: o.default for o in self.options}
         positional: list[Token] = []
         rest_param = next((p for p in self.params if p.rest), None)
+        given: dict[str, str] = {}
         for token in tokens:
             key, sep, raw = token.text.partition("=")
             if sep and key.lower() in options:
+                if key.lower() in given:
+                    # `rate=40 rate=60` is ambiguous: never pick one silently.
+                    raise UsageError(
+                        f"`{key.lower()}=` is given twice (`{_shown(given[key.lower()])}` and "
+                        f"`{_shown(token.text)}`). Say it once. Nothing changed.",
+                        self.usage(),
+                    )
+                given[key.lower()] = token.text
                 value = _unquote(raw)
                 if not value:
                     raise UsageError(
