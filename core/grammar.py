@@ -99,6 +99,24 @@ def normalize_email(token: str) -> str:
     return raw
 
 
+_GMAIL = frozenset({"gmail.com", "googlemail.com"})
+
+
+def email_key(address: str) -> str:
+    """The mailbox an address reaches, for comparing people: `Ana.Silva+x@GoogleMail.com`,
+    ` .anasilva@gmail.com. ` and `anasilva@gmail.com` are one person. Lower case; spaces and dots
+    around the address and its local part dropped; a `+tag` dropped (plus-addressing); for Gmail
+    (`gmail.com`, `googlemail.com`, one mailbox) the dots in the local part dropped too."""
+    local, _, domain = address.strip().strip(". ").lower().rpartition("@")
+    if not local:
+        return address.strip().lower()
+    local = local.split("+", 1)[0].strip(".")
+    domain = domain.strip(".")
+    if domain in _GMAIL:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
+
+
 def parse_url(token: str) -> str:
     m = _LINK.match(token.strip())
     raw = m.group(1) if m else token.strip()
