@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.authz import Actor, Role
 from core.errors import UsageError, UserError
-from core.grammar import EMAIL, Kind, choice, parse_skill, record_id
+from core.grammar import EMAIL, Kind, choice, email_key, parse_skill, record_id
 from core.money import cents
 from core.slack import SlackFailure, profile_from_user
 from core.text import from_slack
@@ -88,6 +88,9 @@ def record_referral(ctx: Ctx, email: str, name: str, skill: str | None) -> Refer
     rules.check_not_self(ctx.actor, email)
     try:
         account = ctx.services.slack.lookup_by_email(email)
+        key = email_key(email)
+        if account is None and key != email:  # the same mailbox, as Slack may know it
+            account = ctx.services.slack.lookup_by_email(key)
     except SlackFailure as e:
         log.warning("users.lookupByEmail failed while referring: %s", e.error)
         raise UserError(
@@ -149,8 +152,8 @@ def _send_mine(ctx: Ctx, before_id: int | None) -> None:
 
 
 def _hours_of(session: Session, items: list[Referral]) -> dict[str, Decimal]:
-    """Tracked hours of the referees still working toward the bonus."""
-    return rules.tracked_hours(
+    """Bonus hours of the referees still working toward the bonus."""
+    return rules.bonus_hours(
         session, [r.referee_user_id for r in items if r.status == rules.HIRED and r.referee_user_id]
     )
 

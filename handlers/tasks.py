@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.authz import Role
 from core.errors import UsageError, UserError
+from core.events import WORK_APPROVED
 from core.grammar import (
     CHANNEL,
     DATE,
@@ -289,6 +290,7 @@ def _approve(ctx: Ctx, task_id: int, user_id: str) -> None:
         f":white_check_mark: Approved <@{user_id}>'s work on *{rules.ref(task.id)}*. I DMed them.{closed}"
     )
     ctx.dm(user_id, views.approved_dm(task, ctx.actor.user_id), what="approval")
+    ctx.services.events.emit(WORK_APPROVED, user_id=user_id, task_id=task_id)
     task_jobs.refresh_card(ctx.services, task_id)
     _refresh_home(ctx)
 
