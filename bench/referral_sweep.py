@@ -42,6 +42,7 @@ def seed(db: Database, referrals: int, entries: int) -> None:
             session.add(
                 Referral(
                     email=f"expert{i}@bench.example",
+                    email_key=f"expert{i}@bench.example",
                     referrer_id="UREFERRER",
                     referee_user_id=referee,
                     status=rules.HIRED,
@@ -59,7 +60,12 @@ def seed(db: Database, referrals: int, entries: int) -> None:
             each = timedelta(hours=total) / entries
             for j in range(entries):
                 start = NOW - timedelta(days=j + 1)
-                session.add(TimeEntry(user_id=f"UR{i:06d}", started_at=start, ended_at=start + each))
+                # No task, approved by a lead: it counts toward the bonus (domain.referrals.bonus_hours).
+                session.add(
+                    TimeEntry(
+                        user_id=f"UR{i:06d}", started_at=start, ended_at=start + each, approved_by="ULEAD"
+                    )
+                )
 
 
 def sweep(db: Database) -> int:

@@ -20,6 +20,8 @@ from pydantic import Field, SecretStr, StringConstraints, ValidationError, field
 from pydantic.fields import FieldInfo
 from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 ChannelId = Annotated[str, StringConstraints(pattern=r"^[CG][A-Z0-9]{2,}$")]
 UserId = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,}$")]
@@ -236,6 +238,10 @@ class Config(BaseSettings):
         scheme, separator, rest = url.get_secret_value().partition("://")
         if not separator:
             raise ValueError("not a SQLAlchemy URL")
+        try:  # a port that is no number, say: refused here, in one line that never shows the URL
+            make_url(url.get_secret_value())
+        except (ArgumentError, ValueError):
+            raise ValueError("not a SQLAlchemy URL") from None
         # psycopg (v3) is the driver we ship; plain postgres URLs are pointed at it.
         if scheme in ("postgres", "postgresql"):
             return SecretStr("postgresql+psycopg://" + rest)

@@ -20,6 +20,7 @@ Subscriber = Callable[..., None]
 
 # The events crewcall emits, and what they carry.
 HOURS_RECORDED = "hours.recorded"  # user_id: a time entry of this member was closed
+WORK_APPROVED = "work.approved"  # user_id, task_id: a lead approved this member's work on a task
 ANNOUNCEMENT_QUEUED = "announcement.queued"  # announcement_id: due now; its sender should start it
 # The app's background work is stopping (no payload): a feature that started workers in its
 # `start(services)` stops them on this, so a restarted app in the same process starts clean.

@@ -17,8 +17,12 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from core.errors import UsageError
+from core.text import escape, from_slack
 
-_TOKEN = re.compile(r'[^\s<"]*(?:<[^>]*>|"[^"]*")[^\s<"]*|\S+')
+# An escape never contains `<` (Slack sends a typed one as `&lt;`), so `<[^<>]*>` stops at the next
+# `<`: each character is looked at a bounded number of times and tokenizing stays linear, whatever
+# the input (`< < < …` made `<[^>]*>` rescan to the end from every token).
+_TOKEN = re.compile(r'[^\s<"]*(?:<[^<>]*>|"[^"]*")[^\s<"]*|\S+')
 
 
 @dataclass(frozen=True)
@@ -49,6 +53,12 @@ def _fail(message: str) -> UsageError:
     return UsageError(message)
 
 
+def shown(token: str, limit: int = 60) -> str:
+    """What a member typed, echoed in an error: short, and as text (never a mention or a link)."""
+    token = token.strip()
+    return escape(token if len(token) <= limit else token[: limit - 1] + "…")
+
+
 # ---- Slack escapes -----------------------------------------------------------------------------
 
 # Bare IDs must contain a digit, so that an ordinary word is never taken for one.
@@ -64,14 +74,14 @@ _EMAIL = re.compile(
 def parse_user(token: str) -> str:
     m = _USER.match(token.strip())
     if not m:
-        raise _fail(f"`{token}` is not a person. Mention them like @ana.")
+        raise _fail(f"`{shown(token)}` is not a person. Mention them like @ana.")
     return m.group(1) or m.group(2)
 
 
 def parse_channel(token: str) -> str:
     m = _CHANNEL.match(token.strip())
     if not m:
-        raise _fail(f"`{token}` is not a channel. Mention it like #legal-review.")
+        raise _fail(f"`{shown(token)}` is not a channel. Mention it like #legal-review.")
     return m.group(1) or m.group(2)
 
 
@@ -84,16 +94,34 @@ def normalize_email(token: str) -> str:
     raw = raw.strip().lower()
     if not _EMAIL.match(raw) or len(raw) > 254:
         raise _fail(
-            f"`{token.strip()}` is not a valid email address (expected something like ana@example.com)."
+            f"`{shown(token)}` is not a valid email address (expected something like ana@example.com)."
         )
     return raw
+
+
+_GMAIL = frozenset({"gmail.com", "googlemail.com"})
+
+
+def email_key(address: str) -> str:
+    """The mailbox an address reaches, for comparing people: `Ana.Silva+x@GoogleMail.com`,
+    ` .anasilva@gmail.com. ` and `anasilva@gmail.com` are one person. Lower case; spaces and dots
+    around the address and its local part dropped; a `+tag` dropped (plus-addressing); for Gmail
+    (`gmail.com`, `googlemail.com`, one mailbox) the dots in the local part dropped too."""
+    local, _, domain = address.strip().strip(". ").lower().rpartition("@")
+    if not local:
+        return address.strip().lower()
+    local = local.split("+", 1)[0].strip(".")
+    domain = domain.strip(".")
+    if domain in _GMAIL:
+        local, domain = local.replace(".", ""), "gmail.com"
+    return f"{local}@{domain}"
 
 
 def parse_url(token: str) -> str:
     m = _LINK.match(token.strip())
     raw = m.group(1) if m else token.strip()
     if not re.match(r"^https?://[^\s/]+\.[^\s]+$", raw):
-        raise _fail(f"`{token}` is not a link (expected https://…).")
+        raise _fail(f"`{shown(token)}` is not a link (expected https://…).")
     return raw
 
 
@@ -104,7 +132,7 @@ def record_id(prefix: str, noun: str) -> Kind:
     def parse(token: str) -> int:
         m = pattern.match(token.strip())
         if not m or int(m.group(1)) == 0:
-            raise _fail(f"`{token}` is not a {noun} ID (expected something like {prefix}-12).")
+            raise _fail(f"`{shown(token)}` is not a {noun} ID (expected something like {prefix}-12).")
         return int(m.group(1))
 
     return Kind(f"{prefix}-n", parse)
@@ -115,9 +143,9 @@ def integer(low: int = 0, high: int = 1_000_000, noun: str = "number") -> Kind:
         try:
             value = int(token)
         except ValueError:
-            raise _fail(f"`{token}` is not a whole {noun}.") from None
+            raise _fail(f"`{shown(token)}` is not a whole {noun}.") from None
         if not low <= value <= high:
-            raise _fail(f"The {noun} must be between {low} and {high} (got {value}).")
+            raise _fail(f"The {noun} must be between {low} and {high} (got {shown(token)}).")
         return value
 
     return Kind("N", parse)
@@ -129,9 +157,11 @@ def money(low: Decimal = Decimal("0"), high: Decimal = Decimal("100000")) -> Kin
         try:
             value = Decimal(cleaned)
         except InvalidOperation:
-            raise _fail(f"`{token}` is not an amount (expected dollars like 120 or 87.50).") from None
+            raise _fail(f"`{shown(token)}` is not an amount (expected dollars like 120 or 87.50).") from None
         if not value.is_finite() or not low <= value <= high or value.as_tuple().exponent < -2:  # type: ignore[operator]
-            raise _fail(f"The amount must be between ${low} and ${high}, in dollars and cents (got {token}).")
+            raise _fail(
+                f"The amount must be between ${low} and ${high}, in dollars and cents (got {shown(token)})."
+            )
         return value
 
     return Kind("N", parse)
@@ -142,19 +172,35 @@ def hours_amount(high: Decimal = Decimal("1000")) -> Kind:
         try:
             value = Decimal(token.strip().rstrip("h"))
         except InvalidOperation:
-            raise _fail(f"`{token}` is not a number of hours (expected something like 6 or 2.5).") from None
+            raise _fail(
+                f"`{shown(token)}` is not a number of hours (expected something like 6 or 2.5)."
+            ) from None
         if not value.is_finite() or not Decimal(0) < value <= high:
-            raise _fail(f"Hours must be more than 0 and at most {high} (got {token}).")
+            raise _fail(f"Hours must be more than 0 and at most {high} (got {shown(token)}).")
         return value
 
     return Kind("N", parse)
 
 
+#: Dates crewcall accepts at all; each rule narrows them further (a due date within a year…).
+#: Beyond these, date arithmetic would overflow, and no task, shift or report means them.
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+
+
+def _within_horizon(token: str, day: date) -> None:
+    if not EARLIEST <= day <= LATEST:
+        raise _fail(
+            f"`{shown(token)}` is too far away: dates go from {EARLIEST.isoformat()} to {LATEST.isoformat()}."
+        )
+
+
 def parse_date(token: str) -> date:
     try:
-        return date.fromisoformat(token.strip())
+        value = date.fromisoformat(token.strip())
     except ValueError:
-        raise _fail(f"`{token}` is not a date (expected YYYY-MM-DD, like 2026-03-14).") from None
+        raise _fail(f"`{shown(token)}` is not a date (expected YYYY-MM-DD, like 2026-03-14).") from None
+    _within_horizon(token, value)
+    return value
 
 
 def parse_local_datetime(token: str) -> datetime:
@@ -163,8 +209,9 @@ def parse_local_datetime(token: str) -> datetime:
         value = datetime.strptime(token.strip(), "%Y-%m-%dT%H:%M")
     except ValueError:
         raise _fail(
-            f"`{token}` is not a date and time (expected YYYY-MM-DDTHH:MM, like 2026-03-14T09:30)."
+            f"`{shown(token)}` is not a date and time (expected YYYY-MM-DDTHH:MM, like 2026-03-14T09:30)."
         ) from None
+    _within_horizon(token, value.date())
     return value
 
 
@@ -176,12 +223,14 @@ def parse_duration(token: str) -> timedelta:
     raw = token.strip().lower()
     m = _DURATION.match(raw)
     if not raw or not m or not any(m.groups()):
-        raise _fail(f"`{token}` is not a duration (expected something like 30m, 2h or 1h30m).")
+        raise _fail(f"`{shown(token)}` is not a duration (expected something like 30m, 2h or 1h30m).")
+    if any(len(g or "") > 9 for g in m.groups()):
+        raise _fail(f"The duration must be more than 0 and at most 30 days (got {shown(token)}).")
     days, hours, minutes = (int(g or 0) for g in m.groups())
-    value = timedelta(days=days, hours=hours, minutes=minutes)
-    if value <= timedelta(0) or value > timedelta(days=30):
-        raise _fail(f"The duration must be more than 0 and at most 30 days (got {token}).")
-    return value
+    total = (days * 24 + hours) * 60 + minutes  # in whole minutes: no overflow before the bound check
+    if total <= 0 or total > 30 * 24 * 60:
+        raise _fail(f"The duration must be more than 0 and at most 30 days (got {shown(token)}).")
+    return timedelta(minutes=total)
 
 
 def parse_timezone(token: str) -> str:
@@ -191,7 +240,7 @@ def parse_timezone(token: str) -> str:
             ZoneInfo(name)
         except (ZoneInfoNotFoundError, ValueError):
             raise _fail(
-                f"`{token}` is not a time zone I know (expected Area/City, like America/Chicago)."
+                f"`{shown(token)}` is not a time zone I know (expected Area/City, like America/Chicago)."
             ) from None
     return name
 
@@ -212,7 +261,7 @@ def parse_skill(token: str) -> str:
     value = token.strip().lower()
     if not _SLUG.match(value):
         raise _fail(
-            f"`{token}` is not a skill name. Skills are short lowercase words or slugs like legal, medicine, python."
+            f"`{shown(token)}` is not a skill name. Skills are short lowercase words or slugs like legal, medicine, python."
         )
     return value
 
@@ -228,14 +277,10 @@ def choice(*values: str) -> Kind:
     def parse(token: str) -> str:
         value = token.strip().lower()
         if value not in values:
-            raise _fail(f"`{token}` is not one of: {', '.join(values)}.")
+            raise _fail(f"`{shown(token)}` is not one of: {', '.join(values)}.")
         return value
 
     return Kind("|".join(values), parse)
-
-
-def _text(token: str) -> str:
-    return token
 
 
 USER = Kind("@person", parse_user)
@@ -248,4 +293,8 @@ DURATION = Kind("30m", parse_duration)
 TIMEZONE = Kind("Area/City", parse_timezone)
 SKILL = Kind("skill", parse_skill)
 SKILLS = Kind("skill1,skill2", parse_skills)
-TEXT = Kind("text", _text)
+#: Free words from a command line or a message: Slack's markup (`<!channel>`, `<@U1|ana>`,
+#: `<https://x|label>`, `&amp;`) read as the plain text its author saw (core.text.from_slack).
+TEXT = Kind("text", from_slack)
+#: Text typed into a modal's field: Slack sends it as typed, so it is kept as it is.
+PLAIN = Kind("text", str)

@@ -1,5 +1,5 @@
-"""Logging that never shows a secret: every record is scrubbed of the configured tokens and of
-anything shaped like a Slack token before it is written."""
+"""Logging that never shows a secret: every record is scrubbed of the configured tokens, of
+anything shaped like a Slack token and of Slack's response_urls before it is written."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 from collections.abc import Iterable
 
 _TOKEN_SHAPE = re.compile(r"\b(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+)")
+# A response_url lets whoever holds it answer as the bot for 30 minutes: never written down.
+_RESPONSE_URL = re.compile(r"https?://hooks\.slack(?:-gov)?\.com/[^\s'\"]*")
 REDACTED = "[redacted]"
 
 
@@ -20,7 +22,7 @@ class RedactSecrets(logging.Filter):
     def scrub(self, text: str) -> str:
         for secret in self.secrets:
             text = text.replace(secret, REDACTED)
-        return _TOKEN_SHAPE.sub(REDACTED, text)
+        return _RESPONSE_URL.sub(REDACTED, _TOKEN_SHAPE.sub(REDACTED, text))
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()

@@ -28,6 +28,7 @@ from core.authz import Actor
 from core.errors import UserError
 from db.models import Assignment, Member, Task, TimeEntry
 from domain import audit
+from domain.duties import separate_duties
 
 REMIND_AFTER = timedelta(hours=10)
 AUTO_CLOSE_AFTER = timedelta(hours=12)
@@ -254,16 +255,31 @@ def auto_close(session: Session, entry_id: int, now: datetime) -> Closed | None:
 
 
 def approve(session: Session, by: Actor, entry_id: int, now: datetime, source: str) -> Closed:
-    """A lead accepts a flagged entry: from now on it counts."""
+    """A lead accepts an entry: a flagged one counts from now on; one on no task also counts toward
+    a referral bonus (`domain.referrals.bonus_hours`). Never the member's own (`domain.duties`)."""
     row = session.get(TimeEntry, entry_id)
     if row is None:
         raise UserError(f"There is no time entry {entry_ref(entry_id)}.")
+    separate_duties(
+        by, row.user_id, f"the time of {entry_ref(entry_id)}", f"/hours approve {entry_ref(entry_id)}"
+    )
     if row.ended_at is None:
         raise UserError(f"{entry_ref(entry_id)} is still open; it can be approved once it is closed.")
-    if not row.flagged:
-        raise UserError(f"{entry_ref(entry_id)} isn't flagged; it already counts.")
+    if row.approved_by is not None:
+        raise UserError(f"{entry_ref(entry_id)} isn't flagged any more: <@{row.approved_by}> approved it.")
+    if not row.flagged and row.task_id is not None:
+        raise UserError(
+            f"{entry_ref(entry_id)} isn't flagged; it already counts (time on a task counts toward a "
+            "referral bonus once a lead approves the task's work)."
+        )
     done = session.exec(  # type: ignore[call-overload]
-        update(TimeEntry).where(col(TimeEntry.id) == entry_id, col(TimeEntry.flagged)).values(flagged=False)
+        update(TimeEntry)
+        .where(
+            col(TimeEntry.id) == entry_id,
+            col(TimeEntry.approved_by).is_(None),
+            col(TimeEntry.flagged).is_(row.flagged),
+        )
+        .values(flagged=False, approved_by=by.user_id, approved_at=now)
     )
     if done.rowcount != 1:
         raise UserError(f"{entry_ref(entry_id)} was just approved by someone else.")
@@ -278,6 +294,7 @@ def approve(session: Session, by: Actor, entry_id: int, now: datetime, source: s
         source=source,
         user_id=row.user_id,
         flag_reason=row.flag_reason,
+        approved_by=by.user_id,
     )
     return Closed(_entry(session, row), _week_alerts(session, row))
 

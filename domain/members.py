@@ -13,6 +13,7 @@ from sqlmodel import Session, col, delete, select
 
 from core.authz import Actor, Role, role_for
 from core.errors import UserError
+from core.grammar import email_key
 from core.people import Profile
 from db.models import Member, MemberSkill
 from db.statements import insert_ignore
@@ -55,6 +56,7 @@ def apply_profile(session: Session, profile: Profile, now: datetime) -> Member:
     member.real_name = profile.real_name[:200]
     member.tz = profile.tz or "UTC"
     member.email = profile.email.strip().lower() if profile.email else None
+    member.email_key = email_key(member.email) if member.email else None
     member.is_bot = profile.is_bot
     member.deleted = profile.deleted
     member.profile_refreshed_at = now

@@ -21,17 +21,20 @@ from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-from sqlalchemy import ColumnElement, update
+from sqlalchemy import ColumnElement, and_, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete, func, select
 from sqlmodel.sql.expression import SelectOfScalar
 
 from core.authz import Actor
 from core.errors import UserError
-from db.models import LeaderboardOptIn, Member, Referral, TimeEntry
+from core.grammar import email_key
+from db.models import Assignment, LeaderboardOptIn, Member, Referral, TimeEntry
 from db.statements import insert_ignore
 from domain import audit, members
+from domain.duties import separate_duties
 from domain.members import Profile
+from domain.tasks import APPROVED as APPROVED_WORK
 
 REFERRED = "referred"
 APPLIED = "applied"
@@ -76,12 +79,25 @@ def lead_steps(status: str) -> tuple[str, ...]:
 
 
 def check_not_self(by: Actor, email: str) -> None:
-    """Self-referrals do not count. `email` is normalized; the actor's comes from their Slack profile."""
-    if by.email and by.email.strip().lower() == email:
+    """Self-referrals do not count: compared by mailbox (`email_key`), so `me+x@…` or a Gmail address
+    with dots is still you. The actor's address comes from their Slack profile."""
+    if by.email and email_key(by.email) == email_key(email):
         raise UserError(
-            f"{email} is your own address (from your Slack profile): you can't refer yourself. "
-            "Nothing was recorded."
+            f"{email} is your own address (from your Slack profile): you can't refer yourself, however "
+            "the address is spelled. Nothing was recorded."
         )
+
+
+def _member_with(session: Session, key: str) -> bool:
+    """Whether a member the bot knows (not a bot, not deactivated) has this mailbox."""
+    return (
+        session.exec(
+            select(Member.user_id).where(
+                Member.email_key == key, col(Member.is_bot).is_(False), col(Member.deleted).is_(False)
+            )
+        ).first()
+        is not None
+    )
 
 
 def refer(
@@ -99,7 +115,8 @@ def refer(
     """Record a referral of a normalized `email`. `account` is the workspace member Slack knows by
     this address (looked up before the transaction), or None."""
     check_not_self(by, email)
-    if account is not None:
+    key = email_key(email)
+    if account is not None or _member_with(session, key):
         raise UserError(
             f"{email} already belongs to a member of this workspace, so there is no one new to refer. "
             "Nothing was recorded."
@@ -109,6 +126,7 @@ def refer(
         session,
         {
             "email": email,
+            "email_key": key,
             "name": name.strip()[:200],
             "skill": skill,
             "referrer_id": by.user_id,
@@ -119,11 +137,12 @@ def refer(
             "updated_by": by.user_id,
         },
     )
-    referral = session.exec(select(Referral).where(Referral.email == email)).one()
+    referral = session.exec(select(Referral).where(Referral.email_key == key)).one()
     if new_id is None:
         if referral.referrer_id == by.user_id:
             raise UserError(
-                f"You already referred {email} ({ref(referral.id)}, now {referral.status}). Nothing changed."
+                f"You already referred {referral.email} ({ref(referral.id)}, now {referral.status}). "
+                "Nothing changed."
             )
         # Who referred it first is theirs to know, not ours to tell.
         raise UserError(
@@ -147,14 +166,18 @@ def refer(
 
 
 def _insert_unless_referred(session: Session, values: dict[str, object]) -> int | None:
-    """INSERT … ON CONFLICT (email) DO NOTHING RETURNING id: the new id, or None when the address
-    was already referred. A concurrent referral of the same address waits for the first to commit
-    (PostgreSQL's unique index; SQLite's write lock) and then inserts nothing."""
+    """INSERT … ON CONFLICT (email_key) DO NOTHING RETURNING id: the new id, or None when the
+    mailbox was already referred (the same address is the same key). A concurrent referral of the
+    same mailbox waits for the first to commit (PostgreSQL's unique index; SQLite's write lock) and
+    then inserts nothing."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = Referral.__table__  # type: ignore[attr-defined]
     statement = (
-        insert(table).values(**values).on_conflict_do_nothing(index_elements=["email"]).returning(table.c.id)
+        insert(table)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["email_key"])
+        .returning(table.c.id)
     )
     return session.execute(statement).scalar_one_or_none()
 
@@ -200,11 +223,14 @@ def set_status(
         raise UserError(_automatic_refusal(session, referral, threshold_hours))
     if status not in lead_steps(current):
         raise UserError(_transition_refusal(session, referral, status, threshold_hours))
-    stamps: dict[str, datetime] = {}
+    stamps: dict[str, datetime | str] = {}
+    if status in (HIRED, PAID):  # the steps that decide a bonus: never the referrer's own
+        rid = ref(referral_id)
+        separate_duties(by, referral.referrer_id, f"the bonus of {rid}", f"/referrals set {rid} {status}")
     if status == HIRED:
-        stamps["hired_at"] = now
+        stamps.update(hired_at=now, hired_by=by.user_id)
     elif status == PAID:
-        stamps["paid_at"] = now
+        stamps.update(paid_at=now, paid_by=by.user_id)
     moved = session.execute(
         update(Referral)
         .where(col(Referral.id) == referral_id, col(Referral.status) == current)
@@ -248,7 +274,7 @@ def _eligibility_condition(session: Session, referral: Referral, threshold: Deci
             f"it becomes eligible by itself once the referee has joined the workspace and tracked "
             f"{needed} hours (they haven't joined yet)"
         )
-    so_far = tracked_hours(session, [referral.referee_user_id]).get(referral.referee_user_id, Decimal(0))
+    so_far = bonus_hours(session, [referral.referee_user_id]).get(referral.referee_user_id, Decimal(0))
     return (
         f"it becomes eligible by itself once <@{referral.referee_user_id}> has tracked {needed} hours "
         f"({format_hours(so_far)} so far)"
@@ -274,17 +300,23 @@ def _transition_refusal(session: Session, referral: Referral, wanted: str, thres
 
 
 def link_referee(session: Session, email: str, user_id: str, now: datetime, source: str) -> Referral | None:
-    """The person referred as `email` joined as `user_id`: link them (once). Returns the referral
-    when this call linked it."""
-    email = email.strip().lower()
+    """The person referred as `email` (any spelling of the mailbox) joined as `user_id`: link them
+    (once). Returns the referral when this call linked it. A referral is never linked to its own
+    referrer, whatever their address says now (a referrer who later takes on the referred address
+    is still the referrer)."""
+    key = email_key(email)
     linked = session.execute(
         update(Referral)
-        .where(col(Referral.email) == email, col(Referral.referee_user_id).is_(None))
+        .where(
+            col(Referral.email_key) == key,
+            col(Referral.referee_user_id).is_(None),
+            col(Referral.referrer_id) != user_id,
+        )
         .values(referee_user_id=user_id)
     )
     if linked.rowcount != 1:  # type: ignore[attr-defined]
         return None
-    referral = session.exec(select(Referral).where(Referral.email == email)).one()
+    referral = session.exec(select(Referral).where(Referral.email_key == key)).one()
     session.refresh(referral)
     audit.record(
         session,
@@ -302,12 +334,12 @@ def link_referee(session: Session, email: str, user_id: str, now: datetime, sour
 def link_known_members(session: Session, now: datetime, source: str) -> list[Referral]:
     """Link referrals whose address belongs to a member the bot already knows: the safety net for a
     team_join that never arrived."""
-    unlinked = list(session.exec(select(Referral.email).where(col(Referral.referee_user_id).is_(None))))
+    unlinked = list(session.exec(select(Referral.email_key).where(col(Referral.referee_user_id).is_(None))))
     linked: list[Referral] = []
     for chunk in _chunks(unlinked):
         found = session.exec(
             select(Member.email, Member.user_id).where(
-                col(Member.email).in_(chunk), col(Member.is_bot).is_(False)
+                col(Member.email_key).in_(chunk), col(Member.is_bot).is_(False)
             )
         ).all()
         for email, user_id in found:
@@ -317,9 +349,25 @@ def link_known_members(session: Session, now: datetime, source: str) -> list[Ref
     return linked
 
 
-def tracked_hours(session: Session, user_ids: Iterable[str]) -> dict[str, Decimal]:
-    """Hours of closed, unflagged time entries per member (members without any are left out).
-    Summed by the database, each entry to the millisecond."""
+def bonus_hours(session: Session, user_ids: Iterable[str]) -> dict[str, Decimal]:
+    """Hours that count toward a referral bonus, per member (members without any are left out):
+    closed, unflagged time that a lead approved or the rules approve. Time on a task counts once a
+    lead approved the member's work on that task (time on work that was rejected, or never
+    reviewed, does not); time on no task counts once a lead approved the entry itself
+    (`/hours approve`). Summed by the database, each entry to the millisecond."""
+    work_approved = (
+        select(Assignment.id)
+        .where(
+            col(Assignment.task_id) == col(TimeEntry.task_id),
+            col(Assignment.user_id) == col(TimeEntry.user_id),
+            col(Assignment.state) == APPROVED_WORK,
+        )
+        .exists()
+    )
+    approved = or_(
+        and_(col(TimeEntry.task_id).is_not(None), work_approved),
+        and_(col(TimeEntry.task_id).is_(None), col(TimeEntry.approved_by).is_not(None)),
+    )
     duration_ms = _duration_ms(session.get_bind().dialect.name)
     totals: dict[str, Decimal] = {}
     for chunk in _chunks(sorted(set(user_ids))):
@@ -330,6 +378,7 @@ def tracked_hours(session: Session, user_ids: Iterable[str]) -> dict[str, Decima
                 col(TimeEntry.ended_at).is_not(None),
                 col(TimeEntry.ended_at) > col(TimeEntry.started_at),
                 col(TimeEntry.flagged).is_(False),
+                approved,
             )
             .group_by(TimeEntry.user_id)
         ).all()
@@ -365,7 +414,11 @@ def promote_eligible(
 ) -> list[Promotion]:
     """Make hired referrals whose referee has tracked enough hours eligible, each exactly once.
     Without a filter every hired referral is checked (the periodic sweep)."""
-    query = select(Referral).where(Referral.status == HIRED, col(Referral.referee_user_id).is_not(None))
+    query = select(Referral).where(
+        Referral.status == HIRED,
+        col(Referral.referee_user_id).is_not(None),
+        col(Referral.referee_user_id) != col(Referral.referrer_id),  # never a bonus for oneself
+    )
     if referee_user_id is not None:
         query = query.where(Referral.referee_user_id == referee_user_id)
     if referral_id is not None:
@@ -373,7 +426,7 @@ def promote_eligible(
     candidates = list(session.exec(query))
     if not candidates:
         return []
-    hours = tracked_hours(session, [r.referee_user_id for r in candidates if r.referee_user_id])
+    hours = bonus_hours(session, [r.referee_user_id for r in candidates if r.referee_user_id])
     promoted: list[Promotion] = []
     for referral in candidates:
         done = hours.get(referral.referee_user_id or "", Decimal(0))

@@ -45,6 +45,7 @@ from core.authz import Actor
 from core.errors import UserError
 from db.models import Assignment, AuditEntry, Member, Task
 from domain import audit, members
+from domain.duties import separate_duties
 
 # Task states
 OPEN, FULL, CANCELLED, CLOSED = "open", "full", "cancelled", "closed"
@@ -56,6 +57,7 @@ DISPUTE_WINDOW = timedelta(days=7)
 TITLE_MAX = 200
 DESCRIPTION_MAX = 2500
 MAX_SLOTS = 500
+MAX_DUE_AHEAD = timedelta(days=366)  # a due date further out is a typo (due=9999-12-31), not a plan
 
 
 class TaskRefusal(UserError):
@@ -120,7 +122,11 @@ def check_draft(draft: TaskDraft, creator_tz: str, now: datetime) -> dict[str, s
         problems["hours"] = "The estimated hours must be more than 0."
     if not 1 <= draft.slots <= MAX_SLOTS:
         problems["slots"] = f"Slots must be between 1 and {MAX_SLOTS} (got {draft.slots})."
-    if draft.due is not None and deadline(draft.due, creator_tz) <= now:
+    if draft.due is not None and draft.due > now.date() + MAX_DUE_AHEAD:
+        problems["due"] = (
+            f"The due date {draft.due.isoformat()} is more than a year away. Pick a date within a year."
+        )
+    elif draft.due is not None and deadline(draft.due, creator_tz) <= now:
         problems["due"] = f"The due date {draft.due.isoformat()} has already passed (in {creator_tz})."
     return problems
 
@@ -492,6 +498,7 @@ def submit(
 
 
 def approve(session: Session, task_id: int, user_id: str, by: Actor, now: datetime, source: str) -> Task:
+    separate_duties(by, user_id, f"the work on {ref(task_id)}", f"/tasks approve {ref(task_id)} @you")
     task = get(session, task_id, lock=True)
     current = _submission_or_refuse(session, task, user_id)
     if not _move(session, current, (SUBMITTED,), APPROVED, reviewer_id=by.user_id, decided_at=now):
@@ -516,6 +523,7 @@ def reject(
     session: Session, task_id: int, user_id: str, by: Actor, reason: str, now: datetime, source: str
 ) -> Task:
     """A lead turns down a submission; the slot opens again. The member may dispute within 7 days."""
+    separate_duties(by, user_id, f"the work on {ref(task_id)}", f"/tasks reject {ref(task_id)} @you reason")
     reason = reason.strip()
     if not reason:
         raise UserError("Say why the work is rejected: the contractor is told, and it settles disputes.")

@@ -19,6 +19,7 @@ from core.grammar import (
     tokenize,
 )
 from core.slack import SlackFailure
+from core.text import from_slack
 from domain import announcements
 from domain.announcements import CHANNELS, EVERYONE, SCHEDULED, Audience, label
 from domain.announcements import SKILLS as SKILL_AUDIENCE
@@ -81,7 +82,8 @@ def compose(ctx: Ctx, args: Args) -> None:
     if not ctx.request.text.strip():
         _open_form(ctx)
         return
-    channels, text = split_channels(args.get("message", ""))
+    channels, raw = split_channels(args.get("message", ""))
+    text = from_slack(raw)
     if channels and args.skill:
         raise UserError("Pick one audience: #channels or skill=…, not both.")
     if channels:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from core.authz import Role
-from core.errors import UserError
 from core.grammar import SKILLS, USER
 from domain import members
 from handlers.kit.commands import Args, Param, SlashCommand
@@ -45,7 +44,10 @@ def unlead(ctx: Ctx, args: Args) -> None:
 
 
 def _set_lead(ctx: Ctx, user_id: str, is_lead: bool) -> None:
-    ctx.services.directory.refresh(user_id)
+    if is_lead:
+        ctx.services.directory.member(user_id)  # someone Slack knows, active, not a bot
+    else:
+        ctx.services.directory.refresh(user_id)
     with ctx.session() as session:
         changed = members.set_lead(session, ctx.actor, user_id, is_lead, ctx.now, ctx.source)
     if not changed:
@@ -70,8 +72,7 @@ def _set_lead(ctx: Ctx, user_id: str, is_lead: bool) -> None:
     action="set skills",
 )
 def skill(ctx: Ctx, args: Args) -> None:
-    if ctx.services.directory.refresh(args.member) is None:
-        raise UserError(f"I couldn't find <@{args.member}> in this workspace. Nothing changed.")
+    ctx.services.directory.member(args.member)
     with ctx.session() as session:
         members.set_skills(session, ctx.actor, args.member, args.skills, ctx.now, ctx.source)
     listed = ", ".join(f"`{s}`" for s in args.skills)

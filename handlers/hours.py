@@ -99,7 +99,8 @@ def report(ctx: Ctx, args: Args) -> None:
 
 @hours_command.sub(
     "approve",
-    "Count a time entry that was flagged for review",
+    "Count a time entry that was flagged for review (or one on no task toward a referral bonus); "
+    "never your own",
     params=[Param("entry", record_id("E", "time entry"))],
     role=Role.LEAD,
     action="approve flagged hours",
@@ -114,7 +115,7 @@ def approve(ctx: Ctx, args: Args) -> None:
     hour_jobs.after_closed(ctx.services, closed)
     ctx.dm(
         e.user_id,
-        f"<@{ctx.actor.user_id}> approved your flagged time {e.ref} ({hours.as_hours(e.seconds)} h): it counts now.",
+        f"<@{ctx.actor.user_id}> approved your time {e.ref} ({hours.as_hours(e.seconds)} h): it counts now.",
     )
 
 

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.authz import Actor, Role
 from core.grammar import Kind, integer
+from core.text import from_slack
 from domain.policy import service as rules
 from domain.policy.service import ANSWERED, ESCALATED, RESOLVED, VIA_COMMAND, VIA_DM, VIA_MENTION, Asked
 from handlers.kit.commands import Args, Param, SlashCommand
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from jobs.runtime import Services
 
 FAQ_PAGE_SIZE = 10
-QUESTION = Kind("question", lambda token: token.strip())
+QUESTION = Kind("question", lambda token: from_slack(token).strip())
 ANSWER_QUESTIONS = "answer escalated questions"
 MANAGE_FAQ = "manage FAQ entries"
 
@@ -66,7 +67,9 @@ def direct_message(ctx: Ctx, message: dict[str, Any]) -> None:
     if not user or not channel or user == desk.bot_user_id():
         return
     thread = message.get("thread_ts")
-    asked = Asked(user, (message.get("text") or "").strip(), VIA_DM, channel_id=channel, thread_ts=thread)
+    asked = Asked(
+        user, from_slack(message.get("text") or "").strip(), VIA_DM, channel_id=channel, thread_ts=thread
+    )
     desk.ask(asked, ctx.source, send=_answer_in(ctx.services, channel, thread))
 
 
@@ -76,7 +79,13 @@ def mentioned(ctx: Ctx, mention: dict[str, Any]) -> None:
     desk = desk_for(ctx.services)
     channel = mention.get("channel") or ""
     thread = mention.get("thread_ts") or mention.get("ts")
-    asked = Asked(mention["user"], desk.mention_text(mention.get("text") or ""), VIA_MENTION, channel, thread)
+    asked = Asked(
+        mention["user"],
+        from_slack(desk.mention_text(mention.get("text") or "")),
+        VIA_MENTION,
+        channel,
+        thread,
+    )
     desk.ask(asked, ctx.source, send=_answer_in(ctx.services, channel, thread))
 
 

@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from core.authz import Actor, Role
 from core.errors import UsageError, UserError
-from core.grammar import EMAIL, Kind, choice, parse_skill, record_id
+from core.grammar import EMAIL, Kind, choice, email_key, parse_skill, record_id
 from core.money import cents
 from core.slack import SlackFailure, profile_from_user
+from core.text import from_slack
 from db.models import Referral
 from domain import members
 from domain import referrals as rules
@@ -41,8 +42,8 @@ NAME_MAX = 200
 
 
 def _parse_name(token: str) -> str:
-    # Slash command text arrives with &, < and > escaped (should_escape); keep what the member typed.
-    name = " ".join(token.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split())
+    # Slash command text arrives as Slack markup (should_escape); keep what the member typed.
+    name = " ".join(from_slack(token).split())
     if len(name) > NAME_MAX:
         raise UsageError(f"That name is too long ({len(name)} characters; at most {NAME_MAX}).")
     return name
@@ -87,6 +88,9 @@ def record_referral(ctx: Ctx, email: str, name: str, skill: str | None) -> Refer
     rules.check_not_self(ctx.actor, email)
     try:
         account = ctx.services.slack.lookup_by_email(email)
+        key = email_key(email)
+        if account is None and key != email:  # the same mailbox, as Slack may know it
+            account = ctx.services.slack.lookup_by_email(key)
     except SlackFailure as e:
         log.warning("users.lookupByEmail failed while referring: %s", e.error)
         raise UserError(
@@ -148,8 +152,8 @@ def _send_mine(ctx: Ctx, before_id: int | None) -> None:
 
 
 def _hours_of(session: Session, items: list[Referral]) -> dict[str, Decimal]:
-    """Tracked hours of the referees still working toward the bonus."""
-    return rules.tracked_hours(
+    """Bonus hours of the referees still working toward the bonus."""
+    return rules.bonus_hours(
         session, [r.referee_user_id for r in items if r.status == rules.HIRED and r.referee_user_id]
     )
 

@@ -12,6 +12,7 @@ from core.grammar import (
     CHANNEL,
     DURATION,
     LOCAL_DATETIME,
+    PLAIN,
     SKILL,
     TEXT,
     TIMEZONE,
@@ -136,7 +137,7 @@ def _create(ctx: Ctx, spec: NewShift) -> None:
     tz = ctx.actor.tz
     when = f"{local_time(created.starts_at, tz)} – {local_time(created.ends_at, tz)}"
     done = (
-        f":white_check_mark: Scheduled *{created.ref} · {created.name}*, {when} your time "
+        f":white_check_mark: Scheduled *{created.ref} · {shift_views.name(created)}*, {when} your time "
         f"({created.slots} slot{'s' if created.slots != 1 else ''}"
         + (f", `{created.skill}` only" if created.skill else "")
         + ("" if created.repeat == "none" else f", repeats {created.repeat}")
@@ -181,12 +182,12 @@ def cancel_command(ctx: Ctx, args: Args) -> None:
         result = shifts.cancel(session, ctx.actor, args.shift, ctx.now, ctx.source)
     v = result.shift
     if not result.cancelled:
-        ctx.reply(f"{v.ref} ({v.name}) is already cancelled. Nothing changed.")
+        ctx.reply(f"{v.ref} ({shift_views.name(v)}) is already cancelled. Nothing changed.")
         return
     shift_jobs.unregister_shift(services.scheduler, v.id)
     shift_jobs.refresh_card(services, v.id)
     ctx.reply(
-        f":white_check_mark: Cancelled *{v.ref} · {v.name}*. "
+        f":white_check_mark: Cancelled *{v.ref} · {shift_views.name(v)}*. "
         + (f"I'm letting its {len(v.members)} member(s) know." if v.members else "Nobody had joined.")
     )
     for user_id in v.members:
@@ -194,7 +195,7 @@ def cancel_command(ctx: Ctx, args: Args) -> None:
         shift_jobs.notify(
             services,
             user_id,
-            f":no_entry: {v.ref} {v.name} ({when}) was cancelled by <@{ctx.actor.user_id}>. "
+            f":no_entry: {v.ref} {shift_views.name(v)} ({when}) was cancelled by <@{ctx.actor.user_id}>. "
             "You don't need to do anything; its reminder is off.",
             "cancellation",
         )
@@ -207,7 +208,7 @@ def _join(ctx: Ctx, shift_id: int) -> None:
         result = shifts.join(session, ctx.actor, shift_id, ctx.now, ctx.source)
     v = result.shift
     if not result.joined:
-        ctx.reply(f"You're already on {v.ref} ({v.name}). Nothing changed.")
+        ctx.reply(f"You're already on {v.ref} ({shift_views.name(v)}). Nothing changed.")
         return
     if result.reminder is not None:
         shift_jobs.register(services.scheduler, JobPlan(reminders=[result.reminder]))
@@ -219,7 +220,7 @@ def _join(ctx: Ctx, shift_id: int) -> None:
         else "Your reminder is on its way now."
     )
     ctx.reply(
-        f":white_check_mark: You're on *{v.ref} · {v.name}*, {local_time(v.starts_at, tz)} – "
+        f":white_check_mark: You're on *{v.ref} · {shift_views.name(v)}*, {local_time(v.starts_at, tz)} – "
         f"{local_time(v.ends_at, tz)} your time ({v.filled} of {v.slots} filled). {reminder}"
         + ("" if v.repeat == "none" else f" It repeats {v.repeat}; you stay on it until you leave.")
     )
@@ -233,7 +234,7 @@ def _leave(ctx: Ctx, shift_id: int) -> shifts.LeaveResult:
         result = shifts.leave(session, ctx.actor, shift_id, ctx.now, ctx.source)
     v = result.shift
     if not result.left:
-        ctx.reply(f"You're not on {v.ref} ({v.name}). Nothing changed.")
+        ctx.reply(f"You're not on {v.ref} ({shift_views.name(v)}). Nothing changed.")
         return result
     shift_jobs.unregister_reminders(services.scheduler, result.dropped_reminders)
     late = (
@@ -242,14 +243,16 @@ def _leave(ctx: Ctx, shift_id: int) -> shifts.LeaveResult:
         if result.late
         else ""
     )
-    ctx.reply(f":wave: You left *{v.ref} · {v.name}* ({local_time(v.starts_at, ctx.actor.tz)}).{late}")
+    ctx.reply(
+        f":wave: You left *{v.ref} · {shift_views.name(v)}* ({local_time(v.starts_at, ctx.actor.tz)}).{late}"
+    )
     if result.late:
         before = shift_views.span(v.starts_at - ctx.now)
         lead_when = local_time(v.starts_at, services.directory.tz_of(v.creator_id))
         shift_jobs.notify(
             services,
             v.creator_id,
-            f":warning: <@{ctx.actor.user_id}> left {v.ref} {v.name} ({lead_when}) {before} before the start: "
+            f":warning: <@{ctx.actor.user_id}> left {v.ref} {shift_views.name(v)} ({lead_when}) {before} before the start: "
             f"a late cancellation. It now has {v.filled} of {v.slots}.",
             "late cancellation",
         )
@@ -272,7 +275,7 @@ def home_section(services: Services, actor: Actor) -> list[Block]:
     if not items:
         return [section("No upcoming shifts. `/shifts all` lists the ones you can join.")]
     lines = [
-        f"• *{v.ref} · {v.name}*: {local_time(v.starts_at, actor.tz)} – {local_time(v.ends_at, actor.tz)}"
+        f"• *{v.ref} · {shift_views.name(v)}*: {local_time(v.starts_at, actor.tz)} – {local_time(v.ends_at, actor.tz)}"
         for v in items
     ]
     if more:
@@ -315,7 +318,7 @@ def register(app: CrewApp) -> None:
     @modal(app, shift_views.NEW_MODAL, role=Role.LEAD, action="schedule shifts")
     def submitted(ctx: Ctx, values: ViewValues) -> Then:
         form = values.form()
-        name = form.parse("name", TEXT)
+        name = form.parse("name", PLAIN)
         start = form.parse("start", LOCAL_DATETIME)
         end = form.parse("end", LOCAL_DATETIME)
         tz = form.parse("tz", TIMEZONE, required=False) or ctx.actor.tz

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.authz import Role
 from core.errors import UsageError, UserError
+from core.events import WORK_APPROVED
 from core.grammar import (
     CHANNEL,
     DATE,
@@ -166,7 +167,7 @@ def _post_card(ctx: Ctx, task: Task, channel_id: str) -> None:
         rules.attach_card(session, task.id or 0, posted.channel, posted.ts)
     task_jobs.schedule_expiry(ctx.services, task)
     ctx.reply(
-        f":white_check_mark: Posted *{rules.ref(task.id)} · {task.title}* in <#{posted.channel}> "
+        f":white_check_mark: Posted *{rules.ref(task.id)} · {views.title(task)}* in <#{posted.channel}> "
         f"({views.slots_text(task)})."
     )
 
@@ -190,7 +191,7 @@ def _claim(ctx: Ctx, task_id: int) -> None:
         return
     task = taken.task
     ctx.reply(
-        f":white_check_mark: *{rules.ref(task.id)} · {task.title}* is yours! I sent you the details and "
+        f":white_check_mark: *{rules.ref(task.id)} · {views.title(task)}* is yours! I sent you the details and "
         f"what to do next in a DM. Submit with `/tasks done {rules.ref(task.id)}`."
     )
     task_jobs.refresh_card(ctx.services, task_id)
@@ -213,8 +214,7 @@ def _refused(ctx: Ctx, task_id: int, refusal: rules.TaskRefusal) -> None:
     action="assign tasks",
 )
 def assign(ctx: Ctx, args: Args) -> None:
-    if ctx.services.directory.refresh(args.member) is None:
-        raise UserError(f"I couldn't find <@{args.member}> in this workspace. Nothing changed.")
+    ctx.services.directory.member(args.member)
     try:
         with ctx.session() as session:
             taken = rules.assign(
@@ -251,7 +251,7 @@ def release_command(ctx: Ctx, args: Args) -> None:
 def _release(ctx: Ctx, task_id: int) -> None:
     with ctx.session() as session:
         task = rules.release(session, task_id, ctx.actor.user_id, ctx.now, ctx.source)
-    ctx.reply(f"You released *{rules.ref(task.id)} · {task.title}*; the slot is open to others again.")
+    ctx.reply(f"You released *{rules.ref(task.id)} · {views.title(task)}*; the slot is open to others again.")
     task_jobs.refresh_card(ctx.services, task_id)
     _refresh_home(ctx)
 
@@ -269,7 +269,7 @@ def _submit(ctx: Ctx, task_id: int, note: str) -> None:
     with ctx.session() as session:
         task, assignment = rules.submit(session, task_id, ctx.actor.user_id, note, ctx.now, ctx.source)
     ctx.reply(
-        f":inbox_tray: Submitted *{rules.ref(task.id)} · {task.title}*. A lead will review it; "
+        f":inbox_tray: Submitted *{rules.ref(task.id)} · {views.title(task)}*. A lead will review it; "
         "you'll get a DM with the decision."
     )
     ctx.dm(task.creator_id, views.submitted_dm(task, ctx.actor.user_id, assignment.note), what="submission")
@@ -297,6 +297,7 @@ def _approve(ctx: Ctx, task_id: int, user_id: str) -> None:
         f":white_check_mark: Approved <@{user_id}>'s work on *{rules.ref(task.id)}*. I DMed them.{closed}"
     )
     ctx.dm(user_id, views.approved_dm(task, ctx.actor.user_id), what="approval")
+    ctx.services.events.emit(WORK_APPROVED, user_id=user_id, task_id=task_id)
     task_jobs.refresh_card(ctx.services, task_id)
     _refresh_home(ctx)
 
@@ -338,7 +339,7 @@ def cancel(ctx: Ctx, args: Args) -> None:
         task, released = rules.cancel(session, args.task, ctx.actor, ctx.now, ctx.source)
     task_jobs.cancel_expiry(ctx.services, args.task)
     told = f" I DMed the {len(released)} people who held it." if released else " Nobody held it."
-    ctx.reply(f"Cancelled *{rules.ref(task.id)} · {task.title}*.{told}")
+    ctx.reply(f"Cancelled *{rules.ref(task.id)} · {views.title(task)}*.{told}")
     task_jobs.refresh_card(ctx.services, args.task)
     for user_id in released:
         ctx.dm(user_id, views.cancelled_dm(task, ctx.actor.user_id), what="cancellation")

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from core.authz import Actor
 from core.clock import Clock
-from core.slack import SlackGateway
+from core.errors import UserError
+from core.slack import SlackFailure, SlackGateway, profile_from_user
 from db.engine import Database
 from db.models import Member
 from domain import members
@@ -37,6 +38,30 @@ class Directory:
         profile = self.slack.profile(user_id)
         if profile is None:
             return None
+        with self.db.session() as session:
+            members.apply_profile(session, profile, self.clock.now())
+            return members.actor(session, user_id, self.admin_ids, self.clock.now())
+
+    def member(self, user_id: str) -> Actor:
+        """Someone a command names (`/crew lead @ana`), as Slack knows them now. A user Slack doesn't
+        know, a deactivated account or a bot is refused with a specific message; so is asking when
+        Slack can't be reached. Call it after the ack: it waits on users.info."""
+        try:
+            user = self.slack.call("users.info", user=user_id)["user"]
+        except SlackFailure as e:
+            if e.error in ("user_not_found", "users_not_found"):
+                raise UserError(
+                    f"Slack doesn't know a member `{user_id}` in this workspace. Mention them as they appear "
+                    "in Slack, like @ana. Nothing changed."
+                ) from None
+            raise UserError(
+                f"I couldn't check that member with Slack right now (`{e.error}`). Nothing changed; "
+                "try again in a moment."
+            ) from None
+        profile = profile_from_user(user)
+        if profile.deleted or profile.is_bot:
+            what = "a deactivated account" if profile.deleted else "a bot"
+            raise UserError(f"<@{user_id}> is {what}, not an active member. Nothing changed.")
         with self.db.session() as session:
             members.apply_profile(session, profile, self.clock.now())
             return members.actor(session, user_id, self.admin_ids, self.clock.now())

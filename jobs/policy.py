@@ -306,7 +306,7 @@ class PolicyDesk:
         assert q.id is not None and q.lead_id is not None
         slack = self.services.slack
         saved = faq is not None
-        text = f"A lead answered your question: {q.lead_answer[:300]}"
+        text = f"A lead answered your question: {views.escape(q.lead_answer[:300])}"
         blocks = views.lead_answer_blocks(q.text, q.lead_id, q.lead_answer, saved_as_faq=saved)
         in_thread = q.via == VIA_MENTION and q.channel_id and q.thread_ts
         if q.via == VIA_DM and q.channel_id and q.thread_ts:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from core.events import HOURS_RECORDED
+from core.events import HOURS_RECORDED, WORK_APPROVED
 from db.models import Referral
 from domain import referrals as rules
 from jobs import runtime
@@ -34,10 +34,12 @@ def start(services: Services) -> None:
         "referrals:eligibility", eligibility_sweep, tz="UTC", minute=0, misfire_grace_time=None
     )
 
-    def on_hours_recorded(user_id: str, **_: Any) -> None:
+    def on_hours_recorded(user_id: str, **_: Any) -> None:  # also work.approved
         promote_and_notify(services, f"event {HOURS_RECORDED}", referee_user_id=user_id)
 
     services.events.on(HOURS_RECORDED, on_hours_recorded)
+    # Time on a task counts toward the bonus once its work is approved (domain.referrals.bonus_hours).
+    services.events.on(WORK_APPROVED, on_hours_recorded)
 
 
 def promote_and_notify(

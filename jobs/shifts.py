@@ -248,7 +248,7 @@ def end_shift(shift_id: int, occurrence: int) -> None:
         notify(
             services,
             no_show.user_id,
-            f"You were on {v.ref} {v.name} ({when}) but didn't clock in, so it was recorded as a no-show. "
+            f"You were on {v.ref} {shift_views.name(v)} ({when}) but didn't clock in, so it was recorded as a no-show. "
             f"If that's wrong, tell <@{v.creator_id}>.",
             "no-show notice",
         )
@@ -257,7 +257,7 @@ def end_shift(shift_id: int, occurrence: int) -> None:
             notify(
                 services,
                 v.creator_id,
-                f":warning: <@{no_show.user_id}> didn't show up for {v.ref} {v.name} ({lead_when}): "
+                f":warning: <@{no_show.user_id}> didn't show up for {v.ref} {shift_views.name(v)} ({lead_when}): "
                 f"that's {no_show.recent} no-shows in the last 30 days.",
                 "repeated no-show alert",
             )

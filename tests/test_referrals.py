@@ -46,7 +46,8 @@ def audit_of(bot: BotHarness, referral_id: int) -> list[AuditEntry]:
 
 
 def track(bot: BotHarness, user_id: str, hours: float, flagged: bool = False, open_: bool = False) -> None:
-    """A closed (or open) time entry of `hours`, ending now."""
+    """A closed (or open) time entry of `hours` on no task, ending now, that a lead approved (so it
+    counts toward the bonus, domain.referrals.bonus_hours)."""
     now = bot.clock.now()
     with bot.services.db.session() as session:
         members.ensure(session, user_id, now)
@@ -56,6 +57,7 @@ def track(bot: BotHarness, user_id: str, hours: float, flagged: bool = False, op
                 started_at=now - timedelta(hours=hours),
                 ended_at=None if open_ else now,
                 flagged=flagged,
+                approved_by=None if flagged else "ULEAD",
             )
         )
 

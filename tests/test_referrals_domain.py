@@ -58,6 +58,8 @@ def force_status(db: Database, referral_id: int, status: str, referee: str | Non
 
 
 def track(db: Database, user_id: str, hours: float, **extra: Any) -> None:
+    """Time on no task that a lead approved (unless `approved_by=None`): it counts toward the bonus."""
+    extra.setdefault("approved_by", "ULEAD")
     with db.session() as session:
         members.ensure(session, user_id, NOW)
         ended = extra.pop("ended_at", NOW)
@@ -206,14 +208,15 @@ def test_first_referral_wins_among_many_threads(db: Database) -> None:
     assert len(created) == 1
 
 
-def test_tracked_hours_count_closed_unflagged_entries_only(db: Database) -> None:
+def test_bonus_hours_count_closed_unflagged_approved_entries_only(db: Database) -> None:
     track(db, "UA", 4)
     track(db, "UA", 2.5)
-    track(db, "UA", 6, flagged=True, flag_reason="overlap")
+    track(db, "UA", 6, flagged=True, flag_reason="overlap", approved_by=None)
     track(db, "UA", 3, ended_at=None)  # still clocked in
+    track(db, "UA", 5, approved_by=None)  # on no task and never reviewed
     track(db, "UB", 1)
     with db.session() as session:
-        hours = rules.tracked_hours(session, ["UA", "UB", "UC"])
+        hours = rules.bonus_hours(session, ["UA", "UB", "UC"])
     assert hours == {"UA": Decimal("6.5"), "UB": Decimal(1)}
 
 

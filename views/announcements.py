@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from core.text import escape
 from db.models import Announcement
 from domain.announcements import (
     CANCELLED,
@@ -46,7 +47,7 @@ BAR_WIDTH = 20
 
 def fallback_text(announcement: Announcement) -> str:
     """What notifications and screen readers show."""
-    return clip(f"Announcement from {announcement.author_name}: {announcement.text}", 300)
+    return escape(clip(f"Announcement from {announcement.author_name}: {announcement.text}", 300))
 
 
 def message_blocks(
@@ -61,8 +62,11 @@ def message_blocks(
     asked, a Got it button (a channel post also shows how many acknowledged; a DM whose reader
     pressed it shows that instead of the button)."""
     blocks = [
-        context(f":mega: *Announcement {label(announcement.id or 0)}* from *{announcement.author_name}*"),
-        section(announcement.text),
+        context(
+            f":mega: *Announcement {label(announcement.id or 0)}* from *{escape(announcement.author_name)}*"
+        ),
+        # Formatting (*bold*, _italic_, lists) works; mentions and labelled links stay text.
+        section(escape(announcement.text)),
     ]
     if not announcement.ask_ack:
         return blocks
@@ -144,7 +148,7 @@ def status_blocks(p: Progress, tz: str) -> list[Block]:
     return [
         section(f":mega: {_what(a)}: *{state}*"),
         section(report_line(p, tz)),
-        context(f"> {clip(a.text.replace(chr(10), ' '), 200)}"),
+        context(f"> {escape(clip(a.text.replace(chr(10), ' '), 200))}"),
     ]
 
 
@@ -173,7 +177,7 @@ def compose_modal(private_metadata: str, skills_known: list[str]) -> dict[str, A
         text_input(
             "text",
             "Message",
-            placeholder="Slack formatting works: *bold*, _italic_, <https://…|links>, lists",
+            placeholder="Slack formatting works: *bold*, _italic_, lists; links show as their URL",
             multiline=True,
             max_length=MAX_TEXT,
         ),

@@ -8,12 +8,13 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from core.money import csv_dollars, dollars
+from core.text import csv_cell, escape
 from domain.hours import WEEKLY_LIMIT, Entry, ReportRow, Week, as_hours
 from views.blocks import Block, context, local_time, section
 
 
 def task_label(task_id: int | None, title: str | None) -> str:
-    return f"T-{task_id} {title}" if task_id else "no task"
+    return f"T-{task_id} {escape(title or '')}" if task_id else "no task"
 
 
 def week_blocks(w: Week, tz: str, now: datetime, compact: bool = False) -> list[Block]:
@@ -29,7 +30,7 @@ def week_blocks(w: Week, tz: str, now: datetime, compact: bool = False) -> list[
                 if line.rate_cents
                 else " (no rate)"
             )
-            label = f"T-{line.task_id} {line.title}" if line.task_id else "No task"
+            label = task_label(line.task_id, line.title) if line.task_id else "No task"
             lines.append(f"• {label}: {line.hours} h{pay}")
     body = "\n".join(lines) or "_No tracked time yet this week._"
     blocks: list[Block] = [
@@ -96,18 +97,17 @@ def report_csv(rows: list[ReportRow]) -> bytes:
     writer.writerow(REPORT_COLUMNS)
     for r in rows:
         line = r.line
-        writer.writerow(
-            [
-                r.user_id,
-                r.name,
-                f"T-{line.task_id}" if line.task_id else "",
-                line.title if line.task_id else "",
-                f"{line.hours}",
-                f"{line.flagged_hours}",
-                csv_dollars(line.rate_cents) if line.rate_cents else "",
-                csv_dollars(line.earnings_cents),
-                f"{r.week_hours}",
-                "yes" if r.over_limit else "no",
-            ]
-        )
+        cells = [
+            r.user_id,
+            r.name,
+            f"T-{line.task_id}" if line.task_id else "",
+            line.title if line.task_id else "",
+            f"{line.hours}",
+            f"{line.flagged_hours}",
+            csv_dollars(line.rate_cents) if line.rate_cents else "",
+            csv_dollars(line.earnings_cents),
+            f"{r.week_hours}",
+            "yes" if r.over_limit else "no",
+        ]
+        writer.writerow([csv_cell(c) for c in cells])
     return out.getvalue().encode("utf-8")

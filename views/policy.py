@@ -98,7 +98,7 @@ def answer_blocks(
 ) -> list[Block]:
     """The bot's answer: the quoted passage, where it comes from, and the feedback part."""
     if from_faq:
-        origin = f"A lead's answer to “{clip(cited, 200)}”"
+        origin = f"A lead's answer to “{escape(clip(cited, 200))}”"
         origin += f" · see {source.cite()}" if source else ""
     else:
         origin = f"From the handbook: {source.cite()}" if source else f"From the handbook: *{escape(cited)}*"
@@ -179,12 +179,12 @@ def leads_card(
     """The escalation card in LEADS_CHANNEL, with the Answer button."""
     blocks = [
         section(f":raising_hand: *Question #{question_id}* from <@{asker_id}> {_where(via, channel_id)}"),
-        section(quoted(clip(text, 2000))),
+        section(quoted(escape(clip(text, 2000)))),
     ]
     if answered_with:
         who = "they" if escalated_by == asker_id else f"<@{escalated_by}>"
         blocks.append(
-            context(f"I answered with “{clip(answered_with, 200)}”, and {who} said it didn't help.")
+            context(f"I answered with “{escape(clip(answered_with, 200))}”, and {who} said it didn't help.")
         )
     blocks.append(section(candidates_text(candidates, off_topic)))
     blocks.append(actions(button("Answer", ANSWER_BUTTON, str(question_id), style="primary")))
@@ -201,7 +201,11 @@ def candidates_text(candidates: Sequence[CandidateView], off_topic: bool) -> str
     # The best one always; the others only if they are more than noise.
     for c in [c for i, c in enumerate(candidates) if i == 0 or c.confidence >= NOISE_MATCH]:
         where = c.source.cite() if c.source else f"*{escape(c.title)}*"
-        label = f"FAQ “{clip(c.title, 120)}”" + (f" · {where}" if c.source else "") if c.from_faq else where
+        label = (
+            f"FAQ “{escape(clip(c.title, 120))}”" + (f" · {where}" if c.source else "")
+            if c.from_faq
+            else where
+        )
         lines.append(f"• {label} — {c.confidence:.0%} match")
     return "\n".join(lines)
 
@@ -225,7 +229,7 @@ def answered_card(
             f":white_check_mark: *Question #{question_id}* from <@{asker_id}> {_where(via, channel_id)}: "
             f"answered by <@{lead_id}>"
         ),
-        section(quoted(clip(text, 1200))),
+        section(quoted(escape(clip(text, 1200)))),
         section(f"*Answer:*\n{quoted(escape(clip(answer, 2500)))}"),
         context(f"Answered {slack_date(answered_at)}. {saved}"),
     ]
@@ -237,7 +241,7 @@ def lead_answer_blocks(
     """A lead's answer as the asker (or the thread) gets it."""
     asked = f"<@{mention_asker}> asked" if mention_asker else "You asked"
     blocks = [
-        section(f"*{asked}:*\n{quoted(clip(text, 1200))}"),
+        section(f"*{asked}:*\n{quoted(escape(clip(text, 1200)))}"),
         section(f"*<@{lead_id}> (a lead) answered:*\n{quoted(escape(answer))}"),
     ]
     if saved_as_faq:
@@ -257,7 +261,7 @@ def answer_modal(
     private_metadata: str,
 ) -> dict[str, Any]:
     blocks: list[Block] = [
-        section(f"*<@{asker_id}> asked:*\n{quoted(clip(text, 2000))}"),
+        section(f"*<@{asker_id}> asked:*\n{quoted(escape(clip(text, 2000)))}"),
         context(candidates_text(candidates, off_topic)),
         text_input(
             "answer",
@@ -333,7 +337,7 @@ def faq_page(rows: Sequence[FaqRow], total: int, page: int, pages: int, note: st
         where = f" · {row.source.cite()}" if row.source else ""
         blocks.append(
             section(
-                f"*#{row.id}* {clip(row.question, 300)}\n{quoted(escape(clip(row.answer, 400)))}",
+                f"*#{row.id}* {escape(clip(row.question, 300))}\n{quoted(escape(clip(row.answer, 400)))}",
             )
         )
         blocks.append(context(f"By <@{row.author_id}>, updated {slack_date(row.updated_at)}{where}"))
@@ -348,7 +352,7 @@ def faq_page(rows: Sequence[FaqRow], total: int, page: int, pages: int, note: st
                     style="danger",
                     confirm=confirm_dialog(
                         f"Delete FAQ #{row.id}?",
-                        f"I'll stop using it to answer “{clip(row.question, 150)}”.",
+                        f"I'll stop using it to answer “{escape(clip(row.question, 150))}”.",
                         yes="Delete",
                     ),
                 ),
@@ -436,7 +440,7 @@ def home_blocks(
     for question_id, asker_id, text in open_questions:
         blocks.append(
             section(
-                f"*#{question_id}* <@{asker_id}>: {clip(text, 200)}",
+                f"*#{question_id}* <@{asker_id}>: {escape(clip(text, 200))}",
                 accessory=button("Answer", ANSWER_BUTTON, str(question_id)),
             )
         )

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from core.money import csv_dollars, dollars
-from core.text import escape
+from core.text import csv_cell, escape
 from db.models import Referral
 from domain import audit
 from domain.referrals import (
@@ -294,14 +294,6 @@ EXPORT_COLUMNS = (
 )
 
 
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    text = value.isoformat() if isinstance(value, datetime) else str(value)
-    # A spreadsheet would run a cell starting like a formula: keep it text.
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
-
-
 def export_csv(rows: Sequence[Referral], names: dict[str, str]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
@@ -309,7 +301,7 @@ def export_csv(rows: Sequence[Referral], names: dict[str, str]) -> str:
     for r in rows:
         writer.writerow(
             [
-                _cell(v)
+                csv_cell(v)
                 for v in (
                     ref(r.id),
                     r.email,

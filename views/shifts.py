@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from core.text import escape
 from domain.shifts import ShiftView
 from views.blocks import (
     Block,
@@ -35,6 +36,11 @@ LEAVE = "shift_leave"
 CANT_MAKE_IT = "shift_cant_make_it"
 MORE = "shifts_more"
 NEW_MODAL = "shift_new"
+
+
+def name(v: ShiftView) -> str:
+    """The shift's name as a lead typed it, safe in mrkdwn."""
+    return escape(v.name)
 
 
 def span(delta: timedelta) -> str:
@@ -67,7 +73,7 @@ def _who(members: tuple[str, ...]) -> str:
 
 def card(v: ShiftView) -> tuple[str, list[Block]]:
     """The shift's message in its channel, replaced in place on every change."""
-    title = f"{v.ref} · {v.name}"
+    title = f"{v.ref} · {name(v)}"
     when = f"{slack_date(v.starts_at)} – {slack_date(v.ends_at)}"
     blocks: list[Block] = [
         header(title),
@@ -109,7 +115,7 @@ def listing(
     blocks: list[Block] = [section(f"*{title}* (times in {tz})")]
     for v in shifts:
         line = (
-            f"*{v.ref} · {v.name}*\n{local_time(v.starts_at, tz)} – {local_time(v.ends_at, tz)}"
+            f"*{v.ref} · {name(v)}*\n{local_time(v.starts_at, tz)} – {local_time(v.ends_at, tz)}"
             f"\n{v.filled} of {v.slots} filled"
             + (f" · skill `{v.skill}`" if v.skill else "")
             + ("" if v.repeat == "none" else f" · repeats {v.repeat}")
@@ -128,10 +134,10 @@ def listing(
 def reminder(v: ShiftView, tz: str, now: datetime) -> tuple[str, list[Block]]:
     """The DM before a shift: the time in the member's own zone and a way out."""
     starts = local_time(v.starts_at, tz)
-    text = f"Reminder: {v.ref} {v.name} starts {starts} (in {span(v.starts_at - now)})."
+    text = f"Reminder: {v.ref} {name(v)} starts {starts} (in {span(v.starts_at - now)})."
     blocks = [
         section(
-            f":alarm_clock: *{v.ref} · {v.name}* starts *{starts}* your time, in {span(v.starts_at - now)}."
+            f":alarm_clock: *{v.ref} · {name(v)}* starts *{starts}* your time, in {span(v.starts_at - now)}."
             f"\nIt runs until {local_time(v.ends_at, tz)}. Clock in with `/hours in` when you start."
         ),
         actions(
@@ -157,7 +163,7 @@ def reminder(v: ShiftView, tz: str, now: datetime) -> tuple[str, list[Block]]:
 def reminder_answered(v: ShiftView, tz: str, late: bool) -> tuple[str, list[Block]]:
     """The reminder DM once the member said they can't make it: no button left to press again."""
     note = " This was recorded as a late cancellation." if late else ""
-    text = f"You left {v.ref} {v.name} ({local_time(v.starts_at, tz)}).{note}"
+    text = f"You left {v.ref} {name(v)} ({local_time(v.starts_at, tz)}).{note}"
     return text, [section(f":wave: {text}")]
 
 
@@ -165,10 +171,10 @@ def started(
     v: ShiftView, members: tuple[str, ...], starts_at: datetime, ends_at: datetime
 ) -> tuple[str, list[Block]]:
     on = _who(members) if members else "nobody signed up"
-    text = f"{v.ref} {v.name} is starting now. On shift: {on}."
+    text = f"{v.ref} {name(v)} is starting now. On shift: {on}."
     blocks = [
         section(
-            f":large_green_circle: *{v.ref} · {v.name}* is starting now, until {slack_date(ends_at, '{time}')}."
+            f":large_green_circle: *{v.ref} · {name(v)}* is starting now, until {slack_date(ends_at, '{time}')}."
             f"\n*On shift ({len(members)} of {v.slots}):* {on}"
         ),
         context("Clock in with `/hours in` so your time is tracked."),

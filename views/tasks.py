@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from core.money import dollars
+from core.text import escape
 from db.models import Assignment, AuditEntry, Task
 from domain import audit
 from domain import tasks as rules
@@ -43,6 +44,16 @@ REJECT = "task_reject_open"
 NEW_MODAL = "task_new"
 SUBMIT_MODAL = "task_submit"
 REJECT_MODAL = "task_reject"
+
+
+def title(task: Task) -> str:
+    """The task's title as a lead typed it, safe in mrkdwn."""
+    return escape(task.title)
+
+
+def quoted(text: str) -> str:
+    """Member text as a block quote, every line of it, escaped."""
+    return "\n".join(f">{escape(line)}" for line in text.strip().splitlines())
 
 
 def hours(value: float) -> str:
@@ -87,7 +98,7 @@ def status_line(task: Task, now: datetime) -> str:
 def summary(task: Task) -> str:
     skill = f"`{task.skill}`" if task.skill else "any skill"
     return (
-        f"*{rules.ref(task.id)} · {task.title}*\n"
+        f"*{rules.ref(task.id)} · {title(task)}*\n"
         f"{dollars(task.rate_cents)}/h · ~{hours(task.est_hours)} · {skill} · due {due_text(task)}"
     )
 
@@ -98,9 +109,9 @@ def summary(task: Task) -> str:
 def card(task: Task, now: datetime) -> tuple[str, list[Block]]:
     """The task's message in its channel: always true to the task, with a Claim button only while
     a slot can be claimed."""
-    blocks: list[Block] = [section(f"*{rules.ref(task.id)} · {task.title}*")]
+    blocks: list[Block] = [section(f"*{rules.ref(task.id)} · {title(task)}*")]
     if task.description:
-        blocks.append(section(task.description))
+        blocks.append(section(escape(task.description)))
     blocks.append(
         fields(
             ("Skill", f"`{task.skill}`" if task.skill else "Any"),
@@ -114,7 +125,7 @@ def card(task: Task, now: datetime) -> tuple[str, list[Block]]:
         status["accessory"] = button("Claim", CLAIM, value=str(task.id), style="primary")
     blocks.append(status)
     blocks.append(context(f"Posted by <@{task.creator_id}> · `/tasks claim {rules.ref(task.id)}` works too"))
-    return f"{rules.ref(task.id)}: {task.title} ({state_word(task, now)}, {slots_text(task)})", blocks
+    return f"{rules.ref(task.id)}: {title(task)} ({state_word(task, now)}, {slots_text(task)})", blocks
 
 
 # ---- lists ---------------------------------------------------------------------------------------
@@ -155,8 +166,8 @@ def assignment_state(assignment: Assignment, tz: str) -> str:
     if assignment.state == rules.APPROVED:
         return "approved"
     if assignment.state == rules.REJECTED:
-        return f"rejected: {assignment.reason}"
-    return f"released ({assignment.reason or 'released'})"
+        return f"rejected: {escape(assignment.reason)}"
+    return f"released ({escape(assignment.reason or 'released')})"
 
 
 def work_buttons(assignment: Assignment) -> Block | None:
@@ -205,7 +216,7 @@ def history_list(task: Task, entries: list[AuditEntry], offset: int, has_more: b
             f"{slack_date(entry.at, '{date_short} {time_secs}')} · {who} · *{entry.action}* · "
             f"from `{entry.source or '?'}`" + (f"\n      {', '.join(parts)}" if parts else "")
         )
-    blocks: list[Block] = [section(f"*History of {rules.ref(task.id)} · {task.title}*")]
+    blocks: list[Block] = [section(f"*History of {rules.ref(task.id)} · {title(task)}*")]
     blocks += sections(lines)
     if not lines:
         blocks.append(section("No changes recorded."))
@@ -216,7 +227,7 @@ def history_list(task: Task, entries: list[AuditEntry], offset: int, has_more: b
 
 def _short(value: Any) -> str:
     text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
-    return text if len(text) <= 200 else text[:199] + "…"
+    return escape(text if len(text) <= 200 else text[:199] + "…")
 
 
 # ---- Home ----------------------------------------------------------------------------------------
@@ -244,11 +255,11 @@ def home_lead(counts: dict[str, int], waiting: list[tuple[Assignment, Task]], to
     shown = f"the {len(waiting)} oldest of {total}" if total > len(waiting) else str(total)
     blocks.append(section(f"*Submissions awaiting review* ({shown})"))
     for assignment, task in waiting:
-        note = f"\n>{assignment.note}" if assignment.note else ""
+        note = f"\n{quoted(assignment.note)}" if assignment.note else ""
         value = f"{task.id}:{assignment.user_id}"
         when = slack_date(assignment.submitted_at) if assignment.submitted_at else ""
         blocks.append(
-            section(f"*{rules.ref(task.id)} · {task.title}*\n<@{assignment.user_id}> · {when}{note}")
+            section(f"*{rules.ref(task.id)} · {title(task)}*\n<@{assignment.user_id}> · {when}{note}")
         )
         blocks.append(
             actions(
@@ -310,7 +321,7 @@ def submit_modal(task: Task, metadata: str) -> dict[str, Any]:
         SUBMIT_MODAL,
         f"Submit {rules.ref(task.id)}",
         [
-            section(f"*{task.title}*"),
+            section(f"*{title(task)}*"),
             text_input(
                 "note",
                 "Note or link for the reviewer",
@@ -330,7 +341,7 @@ def reject_modal(task: Task, user_id: str, metadata: str) -> dict[str, Any]:
         REJECT_MODAL,
         f"Reject {rules.ref(task.id)}",
         [
-            section(f"*{task.title}*\nSubmission by <@{user_id}>"),
+            section(f"*{title(task)}*\nSubmission by <@{user_id}>"),
             text_input(
                 "reason",
                 "Why is it rejected?",
@@ -364,10 +375,10 @@ def task_details(task: Task, tz: str) -> Block:
 
 def taken_dm(task: Task, tz: str, assigned_by: str | None = None) -> tuple[str, list[Block]]:
     how = f"<@{assigned_by}> assigned you" if assigned_by else "You claimed"
-    text = f"{how} {rules.ref(task.id)}: {task.title}"
-    blocks = [section(f":white_check_mark: {how} *{rules.ref(task.id)} · {task.title}*")]
+    text = f"{how} {rules.ref(task.id)}: {title(task)}"
+    blocks = [section(f":white_check_mark: {how} *{rules.ref(task.id)} · {title(task)}*")]
     if task.description:
-        blocks.append(section(task.description))
+        blocks.append(section(escape(task.description)))
     blocks.append(task_details(task, tz))
     blocks.append(
         section(
@@ -383,12 +394,12 @@ def taken_dm(task: Task, tz: str, assigned_by: str | None = None) -> tuple[str, 
 
 
 def approved_dm(task: Task, by: str) -> str:
-    return f":tada: <@{by}> approved your work on *{rules.ref(task.id)} · {task.title}*. Thank you!"
+    return f":tada: <@{by}> approved your work on *{rules.ref(task.id)} · {title(task)}*. Thank you!"
 
 
 def rejected_dm(task: Task, by: str, reason: str, dispute_until: datetime, tz: str) -> str:
     return (
-        f"<@{by}> rejected your submission for *{rules.ref(task.id)} · {task.title}*.\n>{reason}\n"
+        f"<@{by}> rejected your submission for *{rules.ref(task.id)} · {title(task)}*.\n{quoted(reason)}\n"
         f"If you disagree, you may dispute it within 7 days (until {local_time(dispute_until, tz)}): "
         f"write to <@{by}> or another lead, quoting {rules.ref(task.id)}. Every step of the task is on record."
     )
@@ -396,7 +407,7 @@ def rejected_dm(task: Task, by: str, reason: str, dispute_until: datetime, tz: s
 
 def cancelled_dm(task: Task, by: str) -> str:
     return (
-        f"<@{by}> cancelled *{rules.ref(task.id)} · {task.title}*. Your claim is released and there is "
+        f"<@{by}> cancelled *{rules.ref(task.id)} · {title(task)}*. Your claim is released and there is "
         "nothing more to do on it."
     )
 
@@ -404,15 +415,15 @@ def cancelled_dm(task: Task, by: str) -> str:
 def expired_dm(task: Task, tz: str) -> str:
     ended = local_time(task.due_at, tz) if task.due_at else "the due date"
     return (
-        f":hourglass: Your claim on *{rules.ref(task.id)} · {task.title}* expired: it was due by {ended} "
+        f":hourglass: Your claim on *{rules.ref(task.id)} · {title(task)}* expired: it was due by {ended} "
         "and nothing was submitted. The slot is open to others again."
     )
 
 
 def submitted_dm(task: Task, user_id: str, note: str) -> str:
-    quoted = f"\n>{note}" if note else ""
+    quote = f"\n{quoted(note)}" if note else ""
     return (
-        f"<@{user_id}> submitted *{rules.ref(task.id)} · {task.title}*{quoted}\n"
+        f"<@{user_id}> submitted *{rules.ref(task.id)} · {title(task)}*{quote}\n"
         f"Review it from your Home tab, or `/tasks approve {rules.ref(task.id)} <@{user_id}>` / "
         f"`/tasks reject {rules.ref(task.id)} <@{user_id}> <reason>`."
     )

@@ -17,6 +17,8 @@ class Member(SQLModel, table=True):
     name: str = Field(default="", max_length=200)
     real_name: str = Field(default="", max_length=200)
     email: str | None = Field(default=None, max_length=320, index=True)
+    # core.grammar.email_key(email): the mailbox, to know a referred address under another spelling.
+    email_key: str | None = Field(default=None, max_length=320, index=True)
     tz: str = Field(default="UTC", max_length=64)
     is_lead: bool = Field(default=False)
     is_bot: bool = Field(default=False)

@@ -22,12 +22,15 @@ class Referral(SQLModel, table=True):
     __table_args__ = (
         # "If two people refer the same email address, the first referral counts": decided here.
         UniqueConstraint("email", name="uq_referral_email"),
+        # …and the same mailbox under another spelling (`ana+x@`, `a.na@gmail.com`) is that address.
+        UniqueConstraint("email_key", name="uq_referral_email_key"),
         Index("ix_referral_status_updated", "status", "updated_at"),
         Index("ix_referral_referrer_id", "referrer_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     email: str = Field(max_length=320)
+    email_key: str = Field(max_length=320)  # core.grammar.email_key(email): the mailbox it reaches
     name: str = Field(default="", max_length=200)
     skill: str | None = Field(default=None, max_length=64)
     referrer_id: str = Field(foreign_key="member.user_id", max_length=32)
@@ -40,6 +43,9 @@ class Referral(SQLModel, table=True):
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_by: str = Field(max_length=32)
+    # The leads who approved the pay-relevant steps (never the referrer).
+    hired_by: str | None = Field(default=None, max_length=32)
+    paid_by: str | None = Field(default=None, max_length=32)
     hired_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime(), index=True))
     eligible_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     paid_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

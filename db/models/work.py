@@ -84,3 +84,6 @@ class TimeEntry(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     flagged: bool = Field(default=False)
     flag_reason: str = Field(default="", max_length=200)
+    # Who let this entry count (`/hours approve`), and when: never the member themselves.
+    approved_by: str | None = Field(default=None, max_length=32)
+    approved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

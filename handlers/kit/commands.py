@@ -23,6 +23,7 @@ from slack_bolt import Ack, App
 from core.authz import Actor, Role, authorize
 from core.errors import UsageError, UserError
 from core.grammar import TEXT, Kind, Token, tokenize
+from core.grammar import shown as _shown
 from core.slack import answering
 from handlers.kit.context import Ctx, SlackRequest
 from jobs.fairness import limits_for
@@ -123,9 +124,18 @@ class Subcommand:
         values: dict[str, Any] = {o.key: o.default for o in self.options}
         positional: list[Token] = []
         rest_param = next((p for p in self.params if p.rest), None)
+        given: dict[str, str] = {}
         for token in tokens:
             key, sep, raw = token.text.partition("=")
             if sep and key.lower() in options:
+                if key.lower() in given:
+                    # `rate=40 rate=60` is ambiguous: never pick one silently.
+                    raise UsageError(
+                        f"`{key.lower()}=` is given twice (`{_shown(given[key.lower()])}` and "
+                        f"`{_shown(token.text)}`). Say it once. Nothing changed.",
+                        self.usage(),
+                    )
+                given[key.lower()] = token.text
                 value = _unquote(raw)
                 if not value:
                     raise UsageError(
@@ -135,7 +145,7 @@ class Subcommand:
             elif sep and key.isidentifier() and key.islower() and (rest_param is None or rest_param.strict):
                 known = ", ".join(options) or "none"
                 raise UsageError(
-                    f"`{key}` is not an option of `{self.command} {self.name}` (options: {known}).",
+                    f"`{_shown(key)}` is not an option of `{self.command} {self.name}` (options: {known}).",
                     self.usage(),
                 )
             else:
@@ -158,7 +168,7 @@ class Subcommand:
         else:
             if len(positional) > len(self.params):
                 extra = " ".join(t.text for t in positional[len(self.params) :])
-                raise UsageError(f"I didn't understand `{extra}`.", self.usage())
+                raise UsageError(f"I didn't understand `{_shown(extra)}`.", self.usage())
         return Args(values)
 
 
@@ -251,7 +261,9 @@ class SlashCommand:
                 if not tokens:
                     return None
                 names = ", ".join(f"`{n}`" for n in self.subcommands if n)
-                raise UsageError(f"`{tokens[0].text}` is not a {self.name} subcommand. Try one of: {names}.")
+                raise UsageError(
+                    f"`{_shown(tokens[0].text)}` is not a {self.name} subcommand. Try one of: {names}."
+                )
         if tokens and tokens[0].text.lower() in HELP_WORDS and not any(p.rest for p in sub.params):
             return sub
         if tokens and len(tokens) == 1 and tokens[0].text.lower() in HELP_WORDS:
