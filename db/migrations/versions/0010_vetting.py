@@ -82,7 +82,9 @@ def upgrade() -> None:
         batch_op.create_index("ix_welcome_state", ["state"], unique=False)
         batch_op.create_index("ix_welcome_digested", ["digested_at"], unique=False)
     with op.batch_alter_table("task", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("ai_allowed", sa.Boolean(), server_default=sa.text("false"), nullable=False))
+        batch_op.add_column(
+            sa.Column("ai_allowed", sa.Boolean(), server_default=sa.text("false"), nullable=False)
+        )
     with op.batch_alter_table("assignment", schema=None) as batch_op:
         batch_op.add_column(sa.Column("attestation", sa.Text(), nullable=True))
         batch_op.add_column(sa.Column("attested_at", db.types.UTCDateTime(), nullable=True))
@@ -101,7 +103,12 @@ def upgrade() -> None:
         op.bulk_insert(
             skill,
             [
-                {"slug": slug, "name": slug.replace("-", " ").capitalize(), "created_by": BOT, "created_at": now}
+                {
+                    "slug": slug,
+                    "name": slug.replace("-", " ").capitalize(),
+                    "created_by": BOT,
+                    "created_at": now,
+                }
                 for slug in slugs
             ],
         )
