@@ -104,8 +104,9 @@ def modal(
     app: CrewApp, callback_id: str, role: Role = Role.CONTRACTOR, action: str = "do that"
 ) -> Callable[[Callable[[Ctx, ViewValues], Any]], Callable[[Ctx, ViewValues], Any]]:
     """The handler runs before the ack, so it can keep the modal open with FieldErrors; it should
-    return quickly (Slack waits 3 s). Return a dict to ack with (e.g. {"response_action": "update",
-    "view": …}) or None to close the modal."""
+    return quickly (Slack waits 3 s) and call no Web API. Return a dict to ack with (e.g.
+    {"response_action": "update", "view": …}), None to close the modal, or a callable: the modal
+    is closed (acked) first, then the callable does the Slack side (posts, DMs, redraws)."""
 
     def decorator(handler: Callable[[Ctx, ViewValues], Any]) -> Callable[[Ctx, ViewValues], Any]:
         def listener(ack: Ack, body: dict[str, Any]) -> None:
@@ -124,6 +125,10 @@ def modal(
                     result = handler(ctx, values)
                 except FieldErrors as e:
                     ack_once(response_action="errors", errors=e.errors)
+                    return
+                if callable(result):
+                    ack_once()
+                    result()
                     return
                 ack_once(**(result or {}))
 
