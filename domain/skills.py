@@ -37,7 +37,7 @@ def get(session: Session, slug: str) -> Skill | None:
 def closest(slug: str, known: Iterable[str]) -> list[str]:
     """Up to three catalogue slugs that look like `slug`, closest first."""
     known = list(known)
-    close = difflib.get_close_matches(slug, known, n=SUGGESTIONS, cutoff=0.5)
+    close = difflib.get_close_matches(slug, known, n=SUGGESTIONS, cutoff=0.6)
     prefixed = [k for k in known if k not in close and (k.startswith(slug[:3]) or slug.startswith(k[:3]))]
     return (close + prefixed)[:SUGGESTIONS]
 
