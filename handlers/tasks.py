@@ -27,6 +27,7 @@ from core.grammar import (
 )
 from core.money import cents
 from core.slack import SlackFailure
+from core.text import as_typed
 from db.models import Assignment, Task
 from domain import hours
 from domain import skills as catalogue
@@ -291,7 +292,7 @@ def _ask_attestation(ctx: Ctx, task_id: int, note: str) -> None:
         f"`/tasks done {rules.ref(task_id)} {CONFIRM_WORD} {'<note>' if not note else '…'}`."
     )
     text, blocks = vetting_views.attestation_refusal(rules.ref(task_id), rule, hint)
-    ctx.open_modal(views.submit_modal(task, _metadata(ctx, task=task_id), rule=rule, note=note))
+    ctx.open_modal(views.submit_modal(task, _metadata(ctx, task=task_id), rule=rule, note=as_typed(note)))
     ctx.reply(text, blocks)
 
 

@@ -15,6 +15,7 @@ from core.errors import UserError
 from core.grammar import SKILL, TEXT, Kind, integer
 from core.slack import profile_from_user
 from core.text import as_typed, escape
+from db.models import SkillApplication
 from domain import members
 from domain import skills as catalogue
 from domain import vetting as rules
@@ -110,7 +111,7 @@ def apply_command(ctx: Ctx, args: Args) -> None:
     ctx.reply(views.applied_text(application, posted))
 
 
-def _apply(ctx: Ctx, skill: str, evidence: str) -> Any:
+def _apply(ctx: Ctx, skill: str, evidence: str) -> SkillApplication:
     cooldown = timedelta(days=ctx.services.config.reapply_cooldown_days)
     with ctx.session() as session:
         return rules.apply(session, ctx.actor, skill, evidence, ctx.now, cooldown, ctx.source)
@@ -157,7 +158,7 @@ def _decide(ctx: Ctx, application_id: int, approve: bool, reason: str = "") -> N
     _decided(ctx, application)
 
 
-def _decided(ctx: Ctx, application: Any) -> None:
+def _decided(ctx: Ctx, application: SkillApplication) -> None:
     verb = "Approved" if application.state == rules.APPROVED else "Declined"
     ctx.reply(
         f":white_check_mark: {verb} <@{application.user_id}>'s application for `{application.skill}` "
