@@ -60,3 +60,16 @@ def authorize(actor: Actor, needed: Role, what: str) -> None:
     """Raise Forbidden, saying who may do it, unless the actor's role is enough."""
     if actor.role < needed:
         raise Forbidden(f"Only {_WHO_MAY[needed]} can {what}. You are a {actor.role.label}.")
+
+
+def authorize_vetting(actor: Actor, skill: str, applicant_id: str) -> None:
+    """Who may decide an application for `skill`: a lead who holds that skill themselves, or an
+    admin; never the applicant."""
+    if actor.user_id == applicant_id:
+        raise Forbidden("You can't decide your own application; another lead will.")
+    authorize(actor, Role.LEAD, "vet skill applications")
+    if actor.role < Role.ADMIN and skill not in actor.skills:
+        raise Forbidden(
+            f"Only leads who hold `{skill}` themselves, and admins, can vet applications for it. "
+            "Nothing changed."
+        )

@@ -158,6 +158,13 @@ class Config(BaseSettings):
         expected="a number of hours like 10",
         ge=0,
     )
+    reapply_cooldown_days: int = setting(
+        30,
+        help="Days a member whose skill application was declined waits before applying for that skill again",
+        expected="a whole number of days, 0 or more",
+        ge=0,
+        le=3650,
+    )
     slack_posts_per_min: int = setting(
         600,
         help="Messages per minute the bot allows itself workspace-wide, everything it posts together; "

@@ -469,3 +469,28 @@ def tracked_hours(session: Session, user_id: str) -> Decimal:
     )
     seconds = sum((ended - started).total_seconds() for started, ended in rows if ended is not None)
     return as_hours(seconds, rounding=ROUND_DOWN)
+
+
+@dataclass(frozen=True)
+class TaskTime:
+    """A member's time on one task: counted hours (closed, not flagged) and how many entries exist
+    at all (open and flagged ones included). No entry at all is "no time tracked"."""
+
+    hours: Decimal
+    entries: int
+
+
+def task_time(session: Session, user_id: str, task_id: int) -> TaskTime:
+    rows = list(
+        session.exec(
+            select(TimeEntry.started_at, TimeEntry.ended_at, TimeEntry.flagged).where(
+                col(TimeEntry.user_id) == user_id, col(TimeEntry.task_id) == task_id
+            )
+        )
+    )
+    seconds = sum(
+        (ended - started).total_seconds()
+        for started, ended, flagged in rows
+        if ended is not None and not flagged
+    )
+    return TaskTime(as_hours(seconds, rounding=ROUND_DOWN), len(rows))

@@ -18,6 +18,7 @@ from core.people import Profile
 from db.models import Member, MemberSkill
 from db.statements import insert_ignore
 from domain import audit
+from domain import skills as catalogue
 
 PROFILE_MAX_AGE = timedelta(hours=24)
 
@@ -105,7 +106,8 @@ def set_lead(session: Session, by: Actor, user_id: str, is_lead: bool, now: date
 def set_skills(
     session: Session, by: Actor, user_id: str, skills: list[str], now: datetime, source: str
 ) -> None:
-    """Replace a member's vetted skills."""
+    """Replace a member's vetted skills; each must be in the catalogue."""
+    catalogue.require(session, skills)
     ensure(session, user_id, now)
     before = sorted(skills_of(session, user_id))
     session.exec(delete(MemberSkill).where(col(MemberSkill.user_id) == user_id))  # type: ignore[call-overload]

@@ -27,6 +27,7 @@ from core.errors import UserError
 from db.models import Member, Shift, ShiftIncident, ShiftMember, ShiftReminder, TimeEntry
 from db.statements import insert_ignore
 from domain import audit
+from domain import skills as catalogue
 
 log = logging.getLogger("crewcall.shifts")
 
@@ -248,6 +249,8 @@ def create(
     session: Session, by: Actor, spec: NewShift, now: datetime, source: str
 ) -> tuple[ShiftView, JobPlan]:
     start, end = check_new(spec, now)
+    if spec.skill:
+        catalogue.require(session, [spec.skill])
     shift = Shift(
         name=spec.name.strip(),
         tz=spec.tz,

@@ -44,7 +44,8 @@ from sqlmodel import Session, col, select
 from core.authz import Actor
 from core.errors import UserError
 from db.models import Assignment, AuditEntry, Member, Task
-from domain import audit, members
+from domain import audit, hours, members, vetting
+from domain import skills as catalogue
 from domain.duties import separate_duties
 
 # Task states
@@ -105,6 +106,7 @@ class TaskDraft:
     skill: str | None = None
     due: date | None = None
     channel_id: str | None = None
+    ai_allowed: bool = False
 
 
 def check_draft(draft: TaskDraft, creator_tz: str, now: datetime) -> dict[str, str]:
@@ -135,6 +137,8 @@ def create(session: Session, by: Actor, draft: TaskDraft, now: datetime, source:
     problems = check_draft(draft, by.tz, now)
     if problems:
         raise UserError(" ".join(problems.values()))
+    if draft.skill:
+        catalogue.require(session, [draft.skill])
     task = Task(
         title=draft.title.strip(),
         description=draft.description.strip(),
@@ -146,6 +150,7 @@ def create(session: Session, by: Actor, draft: TaskDraft, now: datetime, source:
         due_at=deadline(draft.due, by.tz) if draft.due else None,
         channel_id=draft.channel_id,
         creator_id=by.user_id,
+        ai_allowed=draft.ai_allowed,
         created_at=now,
         updated_at=now,
     )
@@ -165,6 +170,7 @@ def create(session: Session, by: Actor, draft: TaskDraft, now: datetime, source:
         skill=task.skill,
         due=task.due,
         channel=task.channel_id,
+        ai_allowed=task.ai_allowed,
     )
     return task
 
@@ -478,9 +484,18 @@ def release(session: Session, task_id: int, user_id: str, now: datetime, source:
 
 
 def submit(
-    session: Session, task_id: int, user_id: str, note: str, now: datetime, source: str
+    session: Session,
+    task_id: int,
+    user_id: str,
+    note: str,
+    now: datetime,
+    source: str,
+    attestation: str | None = None,
 ) -> tuple[Task, Assignment]:
-    """The claimant hands in the work (an optional note or link) for a lead's review."""
+    """The claimant hands in the work (an optional note or link) for a lead's review. Unless the
+    lead allowed AI tools on the task, `attestation` must be the handbook's AI-tools attestation
+    (`domain.vetting.ATTESTATION`): it is stored, word for word and with the time, with the
+    submission. Time tracked on the task is recorded with it (none is allowed, and flagged)."""
     task = get(session, task_id)
     current = _held_or_refuse(session, task, user_id, "submit")
     if current.state == SUBMITTED:
@@ -490,10 +505,40 @@ def submit(
             f"{ref(task_id)} was due {task.due.isoformat() if task.due else 'earlier'}: "
             "the deadline has passed, so the claim has expired."
         )
+    if task.ai_allowed:
+        attestation = None
+    elif attestation != vetting.ATTESTATION:
+        raise vetting.AttestationRequired(
+            f"{ref(task_id)} was not submitted: confirm “{vetting.ATTESTATION}” first."
+        )
     note = note.strip()[:DESCRIPTION_MAX]
-    if not _move(session, current, (CLAIMED,), SUBMITTED, submitted_at=now, note=note):
+    attested_at = now if attestation else None
+    if not _move(
+        session,
+        current,
+        (CLAIMED,),
+        SUBMITTED,
+        submitted_at=now,
+        note=note,
+        attestation=attestation,
+        attested_at=attested_at,
+    ):
         raise UserError(f"Your claim on {ref(task_id)} changed meanwhile. Check `/tasks mine`.")
-    _audit(session, now, user_id, "task.submitted", task, source, member=user_id, note=note)
+    tracked = hours.task_time(session, user_id, task_id)
+    _audit(
+        session,
+        now,
+        user_id,
+        "task.submitted",
+        task,
+        source,
+        member=user_id,
+        note=note,
+        attestation=attestation or "not required: AI tools allowed on this task",
+        attested_at=attested_at,
+        tracked_hours=str(tracked.hours),
+        no_time_tracked=not tracked.entries or None,
+    )
     return task, _reloaded(session, current)
 
 

@@ -20,6 +20,7 @@ from core.grammar import (
     TEXT,
     USER,
     Kind,
+    choice,
     hours_amount,
     integer,
     money,
@@ -27,12 +28,19 @@ from core.grammar import (
 )
 from core.money import cents
 from core.slack import SlackFailure, on_request_thread
+from core.text import from_slack
+from db.models import Assignment, Task
+from domain import hours
+from domain import skills as catalogue
 from domain import tasks as rules
+from domain.vetting import ATTESTATION, AttestationRequired
 from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
 from handlers.kit.interactions import MEMBER_ID, OFFSET, ButtonReader, FieldErrors, Then, button, modal
 from jobs import tasks as task_jobs
+from jobs import vetting as vetting_jobs
 from views import tasks as views
+from views import vetting as vetting_views
 
 if TYPE_CHECKING:
     from core.authz import Actor
@@ -49,6 +57,8 @@ REASON = Kind("reason", TEXT.parse)
 RATE = money(Decimal("0"), Decimal("10000"))
 HOURS = hours_amount()
 SLOTS = integer(1, rules.MAX_SLOTS, "number of slots")
+AI = choice("allowed", "forbidden")
+CONFIRM_WORD = "confirm"
 NEW_OPTIONS = (
     Option("slots", SLOTS, default=1),
     Option("rate", RATE),
@@ -56,6 +66,7 @@ NEW_OPTIONS = (
     Option("skill", SKILL),
     Option("due", DATE),
     Option("channel", CHANNEL),
+    Option("ai", AI),
 )
 
 tasks = SlashCommand(
@@ -123,6 +134,7 @@ def new(ctx: Ctx, args: Args) -> None:
         skill=args.get("skill"),
         due=args.get("due"),
         channel_id=args.get("channel") or _default_channel(ctx, required=True),
+        ai_allowed=args.get("ai") == "allowed",
     )
     _post(ctx, draft)
 
@@ -258,21 +270,57 @@ def _release(ctx: Ctx, task_id: int) -> None:
 
 @tasks.sub(
     "done",
-    "Submit your work for review, with an optional note or link",
+    "Submit your work for review, with an optional note or link. Unless the task allows AI tools, "
+    f"start the note with `{CONFIRM_WORD}` to confirm “{ATTESTATION}” (without it, a form asks you to)",
     params=[Param("task", TASK), Param("note", NOTE, required=False, rest=True)],
 )
 def done(ctx: Ctx, args: Args) -> None:
-    _submit(ctx, args.task, args.get("note", ""))
+    note = args.get("note", "")
+    first, _, rest = note.partition(" ")
+    confirmed = first.strip().lower() == CONFIRM_WORD
+    if confirmed:
+        note = rest.strip()
+    try:
+        _submit(ctx, args.task, note, ATTESTATION if confirmed else None)
+    except AttestationRequired:
+        _ask_attestation(ctx, args.task, note)
 
 
-def _submit(ctx: Ctx, task_id: int, note: str) -> None:
+def _ask_attestation(ctx: Ctx, task_id: int, note: str) -> None:
+    """Refused without the attestation: cite the handbook's rule, and open the Submit form with the
+    note filled in, so one tick and one tap submit it."""
     with ctx.session() as session:
-        task, assignment = rules.submit(session, task_id, ctx.actor.user_id, note, ctx.now, ctx.source)
+        task = rules.get(session, task_id)
+    rule = vetting_jobs.ai_rule(ctx.services)
+    hint = (
+        "Tick the box in the form I opened and press Submit, or type "
+        f"`/tasks done {rules.ref(task_id)} {CONFIRM_WORD} {'<note>' if not note else '…'}`."
+    )
+    text, blocks = vetting_views.attestation_refusal(rules.ref(task_id), rule, hint)
+    ctx.open_modal(views.submit_modal(task, _metadata(ctx, task=task_id), rule=rule, note=from_slack(note)))
+    ctx.reply(text, blocks)
+
+
+def _submit(ctx: Ctx, task_id: int, note: str, attestation: str | None) -> None:
+    with ctx.session() as session:
+        task, assignment = rules.submit(
+            session, task_id, ctx.actor.user_id, note, ctx.now, ctx.source, attestation
+        )
+    _submitted(ctx, task, assignment)
+
+
+def _submitted(ctx: Ctx, task: Task, assignment: Assignment) -> None:
     ctx.reply(
         f":inbox_tray: Submitted *{rules.ref(task.id)} · {views.title(task)}*. A lead will review it; "
         "you'll get a DM with the decision."
     )
-    ctx.dm(task.creator_id, views.submitted_dm(task, ctx.actor.user_id, assignment.note), what="submission")
+    with ctx.session() as session:
+        tracked = hours.task_time(session, assignment.user_id, task.id or 0)
+    ctx.dm(
+        task.creator_id,
+        views.submitted_dm(task, ctx.actor.user_id, assignment.note, assignment, tracked),
+        what="submission",
+    )
     _refresh_home(ctx)
 
 
@@ -406,12 +454,27 @@ def register(app: CrewApp) -> None:
         task_id = BUTTON.one(value, TASK)
         with ctx.session() as session:
             task = rules.get(session, task_id)
-        ctx.open_modal(views.submit_modal(task, _metadata(ctx, task=task_id)))
+        rule = None if task.ai_allowed else vetting_jobs.ai_rule(ctx.services)
+        ctx.open_modal(views.submit_modal(task, _metadata(ctx, task=task_id), rule=rule))
 
     @modal(app, views.SUBMIT_MODAL)
     def submit_submitted(ctx: Ctx, values: ViewValues) -> Then:
-        task_id, note = BUTTON.one(str(ctx.request.metadata.get("task")), TASK), values.text("note")
-        return Then(lambda: _submit(ctx, task_id, note))
+        task_id = BUTTON.one(str(ctx.request.metadata.get("task")), TASK)
+        attestation = ATTESTATION if "yes" in values.selected_many("attest") else None
+        try:
+            with ctx.session() as session:
+                task, assignment = rules.submit(
+                    session, task_id, ctx.actor.user_id, values.text("note"), ctx.now, ctx.source, attestation
+                )
+        except AttestationRequired:
+            raise FieldErrors(
+                {
+                    "attest": f"Confirm this to submit: the handbook forbids AI tools on this task ({rules.ref(task_id)})."
+                }
+            ) from None
+        except UserError as e:
+            raise FieldErrors({"note": e.message}) from None
+        return Then(lambda: _submitted(ctx, task, assignment))
 
     @button(app, views.APPROVE, role=Role.LEAD, action="approve work")
     def approve_clicked(ctx: Ctx, value: str) -> None:
@@ -447,7 +510,8 @@ def register(app: CrewApp) -> None:
             if actor.is_lead:
                 counts = rules.counts_by_state(session)
                 waiting, total = rules.awaiting_review(session, views.PAGE)
-                blocks += views.home_lead(counts, waiting, total)
+                tracked = {a.id or 0: hours.task_time(session, a.user_id, t.id or 0) for a, t in waiting}
+                blocks += views.home_lead(counts, waiting, total, tracked)
         return blocks
 
 
@@ -476,8 +540,12 @@ def _draft_from_form(ctx: Ctx, values: ViewValues) -> rules.TaskDraft:
         skill=skill,
         due=values.date("due"),
         channel_id=channel,
+        ai_allowed="allowed" in values.selected_many("ai"),
     )
     for field, problem in rules.check_draft(draft, ctx.actor.tz, ctx.now).items():
         form.fail(field, problem)
+    if skill:
+        with ctx.session() as session:
+            form.check("skill", catalogue.require, session, [skill])
     form.done()
     return draft

@@ -17,7 +17,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 from core.events import APP_STOPPING
 from core.slack import SlackFailure
@@ -159,8 +158,7 @@ class PolicyDesk:
         stem, _, anchor = section_id.partition("#")
         file = found.file if found else f"{stem}.md"
         heading = found.heading if found else section_id
-        base = self.services.config.policy_base_url
-        url = f"{base}{quote(file)}#{quote(anchor)}" if base else None
+        url = views.section_url(self.services.config.policy_base_url, file, anchor)
         return views.Source(heading=heading, file=file, url=url)
 
     def candidates(self, question: PolicyQuestion) -> list[views.CandidateView]:

@@ -17,12 +17,17 @@ from typing import Any
 
 from core.clock import Clock, FakeClock
 from core.config import load_config
+from db.models import Skill
+from db.statements import insert_ignore
 from sandbox.driver import Response, SlackDriver
 from sandbox.fake_slack import Call, FakeSlack, dm_channel_id
 from server.app import CrewApp, create_app, start_background, stop_background
 from server.http import HttpServer
 
 SIGNING_SECRET = "sandbox-signing-secret"
+# The skill catalogue a harness starts with, so tests can set and require the skills they use
+# (`catalogue=()` starts with an empty one).
+CATALOGUE = ("legal", "medicine", "editing", "python", "finance")
 BOT_TOKEN = "xoxb-sandbox-token"
 
 
@@ -51,12 +56,14 @@ class BotHarness:
         clock: Clock | None = None,
         fake: FakeSlack | None = None,
         admins: tuple[str, ...] = ("UADMIN",),
+        catalogue: tuple[str, ...] = CATALOGUE,
     ) -> None:
         self.database_url = database_url
         self.clock = clock if clock is not None else FakeClock()
         self.fake = fake or FakeSlack()
         self._own_fake = fake is None
         self.admins = admins
+        self.catalogue = catalogue
         self.extra_env = env or {}
         self.app: CrewApp | None = None
         self.server: HttpServer | None = None
@@ -87,11 +94,27 @@ class BotHarness:
                 self.fake.add_user(admin, name=f"admin-{admin.lower()}", tz="UTC")
         config = load_config(env=self.env(), dotenv_path=None)
         self.app = create_app(config, clock=self.clock)
+        self._seed_catalogue()
         start_background(self.app)
         self.server = HttpServer(self.app, port=0, host="127.0.0.1", threads=config.http_threads)
         self.server.start_in_thread()
         self.driver = SlackDriver(self.url, SIGNING_SECRET, fake=self.fake)
         return self
+
+    def _seed_catalogue(self) -> None:
+        assert self.app is not None
+        with self.app.services.db.session() as session:
+            for slug in self.catalogue:
+                insert_ignore(
+                    session,
+                    Skill,
+                    {
+                        "slug": slug,
+                        "name": slug.capitalize(),
+                        "created_by": "crewcall",
+                        "created_at": self.clock.now(),
+                    },
+                )
 
     def stop(self) -> None:
         if self.server:

@@ -26,7 +26,7 @@ from db.engine import Database
 from db.migrate import upgrade
 from db.models import ProcessedEvent
 from db.statements import insert_ignore
-from handlers import announcements, crew, home, hours, policy, referrals, shifts, tasks
+from handlers import announcements, crew, home, hours, policy, referrals, shifts, tasks, vetting
 from handlers.kit.app import CrewApp
 from handlers.kit.commands import CommandSet
 from handlers.kit.interactions import dispatch_event
@@ -36,6 +36,7 @@ from jobs import maintenance, runtime
 from jobs import policy as policy_jobs
 from jobs import referrals as referral_jobs
 from jobs import shifts as shift_jobs
+from jobs import vetting as vetting_jobs
 from jobs.directory import Directory
 from jobs.home import HomeTab
 from jobs.runtime import Services
@@ -44,9 +45,9 @@ from jobs.scheduler import Scheduler
 log = logging.getLogger("crewcall")
 
 # Every feature's listeners, registered in this order (the Home tab orders its sections itself).
-LISTENERS = [home, crew, tasks, shifts, hours, announcements, policy, referrals]
+LISTENERS = [home, crew, vetting, tasks, shifts, hours, announcements, policy, referrals]
 # Every feature's background side: each exposes `start(services)`, called once the app is built.
-FEATURES = [maintenance, shift_jobs, hour_jobs, announcement_jobs, policy_jobs, referral_jobs]
+FEATURES = [maintenance, shift_jobs, hour_jobs, announcement_jobs, policy_jobs, referral_jobs, vetting_jobs]
 
 
 class BotTokenRefused(Exception):

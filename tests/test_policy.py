@@ -658,13 +658,15 @@ def test_home_shows_how_to_ask_and_leads_answer_what_slack_failed_to_post(sqlite
     )
     bot.driver.home_opened("ULEAD")
     bot.fake.wait_for("views.publish", predicate=lambda c: c.params.get("user_id") == "ULEAD")
+    for user in ("U1", "ULEAD"):  # opening the app for the first time welcomed them
+        bot.wait_dm(user, "Welcome to the crew")
     home = bot.fake.home_views["ULEAD"]
     assert "1 escalated question" in json.dumps(home)
 
     # Answered from the Home tab, while Slack refuses to DM the asker: the lead is told.
     bot.driver.click("ULEAD", "policy_answer", _value(home["blocks"], "policy_answer"), view=home)
     view = bot.fake.wait_for("views.open")[0].response["view"]
-    bot.fake.fail_next("conversations.open", "user_not_found")
+    bot.fake.fail_next("chat.postMessage", "user_not_found")  # the DM channel is known from the welcome
     _submit_answer(bot, "ULEAD", view, "Yes, if it stays quiet.")
     told = bot.wait_dm("ULEAD", "couldn't DM <@U1>")
     assert "saved it as FAQ #1" in _text(told.params)

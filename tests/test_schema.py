@@ -8,13 +8,14 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, column, insert, select, table
 from sqlmodel import SQLModel
 
 import db.models  # noqa: F401
 from db.engine import Database
 from db.migrate import alembic_config
-from db.models import AuditEntry
+from db.models import AuditEntry, Member, MemberSkill, Shift, Skill
+from db.types import UTCDateTime
 
 
 def test_migrations_match_models(database_url: str) -> None:
@@ -96,5 +97,113 @@ def test_audit_convention_migration_rewrites_old_rows_and_back(database_url: str
 
             migrate(conn, command.downgrade, "0008_merge_features")
             assert rows(conn) == OLD_ROWS
+    finally:
+        db.dispose()
+
+
+def test_vetting_migration_seeds_the_catalogue_from_skills_in_use(database_url: str) -> None:
+    """0010 starts the catalogue with every skill found on members, tasks and shifts; its downgrade
+    drops the vetting tables and columns again."""
+    db = Database(database_url)
+    at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
+
+    def migrate(conn: Connection, step: Callable[[Config, str], None], revision: str) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        step(cfg, revision)
+        conn.commit()
+
+    try:
+        with db.engine.connect() as conn:
+            migrate(conn, command.downgrade, "0009_audit_convention")
+            member = {
+                "name": "",
+                "real_name": "",
+                "tz": "UTC",
+                "is_lead": False,
+                "is_bot": False,
+                "deleted": False,
+            }
+            conn.execute(insert(Member.__table__), [{"user_id": "U1", "created_at": at, **member}])  # type: ignore[attr-defined]
+            conn.execute(insert(MemberSkill.__table__), [{"user_id": "U1", "skill": "legal"}])  # type: ignore[attr-defined]
+            task = {
+                "rate_cents": 100,
+                "est_hours": 1,
+                "slots": 1,
+                "claimed": 0,
+                "approved": 0,
+                "description": "",
+            }
+            # The task table as 0009 left it (the model has 0010's ai_allowed already).
+            old_task = table("task", *(column(c) for c in (*task, "title", "skill", "state", "creator_id")))
+            old_task.append_column(column("created_at", UTCDateTime()))
+            old_task.append_column(column("updated_at", UTCDateTime()))
+            conn.execute(
+                insert(old_task),
+                [
+                    {
+                        "title": "a",
+                        "skill": "medicine",
+                        "state": "open",
+                        "creator_id": "U1",
+                        "created_at": at,
+                        "updated_at": at,
+                        **task,
+                    },
+                    {
+                        "title": "b",
+                        "skill": None,
+                        "state": "open",
+                        "creator_id": "U1",
+                        "created_at": at,
+                        "updated_at": at,
+                        **task,
+                    },
+                    {
+                        "title": "c",
+                        "skill": "legal",
+                        "state": "open",
+                        "creator_id": "U1",
+                        "created_at": at,
+                        "updated_at": at,
+                        **task,
+                    },
+                ],
+            )
+            conn.execute(
+                insert(Shift.__table__),  # type: ignore[attr-defined]
+                [
+                    {
+                        "name": "night",
+                        "tz": "UTC",
+                        "first_starts_at": at,
+                        "first_ends_at": at,
+                        "starts_at": at,
+                        "ends_at": at,
+                        "occurrence": 0,
+                        "last_started": -1,
+                        "closed_through": -1,
+                        "slots": 1,
+                        "filled": 0,
+                        "skill": "data-science",
+                        "repeat": "none",
+                        "remind_minutes": 30,
+                        "channel_id": "C1",
+                        "creator_id": "U1",
+                        "state": "scheduled",
+                        "created_at": at,
+                        "updated_at": at,
+                    }
+                ],
+            )
+            conn.commit()
+            migrate(conn, command.upgrade, "0010_vetting")
+            skills = Skill.__table__  # type: ignore[attr-defined]
+            seeded = [
+                tuple(r) for r in conn.execute(select(skills.c.slug, skills.c.name).order_by(skills.c.slug))
+            ]
+            assert seeded == [("data-science", "Data science"), ("legal", "Legal"), ("medicine", "Medicine")]
+            migrate(conn, command.downgrade, "0009_audit_convention")
+            migrate(conn, command.upgrade, "head")
     finally:
         db.dispose()

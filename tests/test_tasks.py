@@ -11,7 +11,7 @@ import pytest
 from sqlmodel import select
 
 from db.models import Task
-from sandbox.driver import conversations_select, datepicker
+from sandbox.driver import checkboxes, conversations_select, datepicker
 from sandbox.harness import BotHarness
 from tests.tasks_support import (
     TASKS,
@@ -283,7 +283,7 @@ def test_cap_on_active_claims(bot: BotHarness) -> None:
     assert "You already hold 3 claimed tasks (T-1, T-2, T-3)" in reply
     assert assignments(bot, task_id) == []
     # Submitted work waiting for review no longer counts against the cap.
-    assert "Submitted" in bot.command("U1", "/tasks", "done T-1 https://docs.example.com/1").text
+    assert "Submitted" in bot.command("U1", "/tasks", "done T-1 confirm https://docs.example.com/1").text
     assert "is yours" in click_claim(bot, "U1", task_id, ts)
 
 
@@ -302,7 +302,7 @@ def test_already_yours(bot: BotHarness) -> None:
     task_id, ts = post(bot, "Review contracts slots=3 rate=120 hours=6")
     assert "is yours" in click_claim(bot, "U1", task_id, ts)
     assert f"T-{task_id} is already yours" in click_claim(bot, "U1", task_id, ts)
-    bot.command("U1", "/tasks", f"done T-{task_id}")
+    bot.command("U1", "/tasks", f"done T-{task_id} confirm")
     assert "you submitted it and it's waiting for review" in click_claim(bot, "U1", task_id, ts)
     assert assignments(bot, task_id) == [("U1", "submitted")]
     assert task_row(bot, task_id).claimed == 1
@@ -351,10 +351,10 @@ def test_submit_approve_and_close(bot: BotHarness) -> None:
     task_id, ts = post(bot)
     click_claim(bot, "U1", task_id, ts)
     assert "hasn't submitted" in bot.command("ULEAD", "/tasks", f"approve T-{task_id} <@U1>").text
-    reply = bot.command("U1", "/tasks", f"done T-{task_id} <https://docs.example.com/x|the doc>")
+    reply = bot.command("U1", "/tasks", f"done T-{task_id} confirm <https://docs.example.com/x|the doc>")
     assert "Submitted" in reply.text
     bot.wait_dm("ULEAD", "submitted")
-    assert "already submitted" in bot.command("U1", "/tasks", f"done T-{task_id}").text
+    assert "already submitted" in bot.command("U1", "/tasks", f"done T-{task_id} confirm").text
     reply = bot.command("ULEAD", "/tasks", f"approve T-{task_id} <@U1>")
     assert "Approved" in reply.text and "task is closed" in reply.text
     bot.wait_dm("U1", "approved your work")
@@ -370,7 +370,7 @@ def test_reject_dms_the_reason_and_the_dispute_window_and_reopens(bot: BotHarnes
     bot.fake.add_user("U1", tz="Europe/Lisbon")
     task_id, ts = post(bot)
     click_claim(bot, "U1", task_id, ts)
-    bot.command("U1", "/tasks", f"done T-{task_id} https://docs.example.com/x")
+    bot.command("U1", "/tasks", f"done T-{task_id} confirm https://docs.example.com/x")
     reply = bot.command("ULEAD", "/tasks", f"reject T-{task_id} <@U1> Summaries miss the indemnity clauses")
     assert "Rejected" in reply.text
     dm = bot.wait_dm("U1", "rejected your submission")
@@ -403,7 +403,7 @@ def test_cancel_dms_every_claimant(bot: BotHarness) -> None:
     task_id, ts = post(bot, "Review contracts slots=3 rate=120 hours=6")
     click_claim(bot, "U1", task_id, ts)
     click_claim(bot, "U2", task_id, ts)
-    bot.command("U2", "/tasks", f"done T-{task_id}")
+    bot.command("U2", "/tasks", f"done T-{task_id} confirm")
     reply = bot.command("ULEAD", "/tasks", f"cancel T-{task_id}")
     assert "Cancelled" in reply.text and "DMed the 2 people" in reply.text
     for user in ("U1", "U2"):
@@ -424,7 +424,7 @@ def test_expiry_releases_unsubmitted_claims_at_the_end_of_the_due_date(bot: BotH
     task_id, ts = post(bot, "Review contracts slots=2 rate=120 hours=6 due=2026-01-07")
     click_claim(bot, "U1", task_id, ts)
     click_claim(bot, "U2", task_id, ts)
-    bot.command("U2", "/tasks", f"done T-{task_id} https://docs.example.com/x")
+    bot.command("U2", "/tasks", f"done T-{task_id} confirm https://docs.example.com/x")
     bot.restart()  # the expiry job is stored, not held in memory
     # Jan 8, 00:30 UTC is still Jan 7 in New York, where the lead is: nothing expires.
     bot.clock.set(datetime(2026, 1, 8, 0, 30, tzinfo=UTC))
@@ -435,7 +435,7 @@ def test_expiry_releases_unsubmitted_claims_at_the_end_of_the_due_date(bot: BotH
     wait_card(bot, ts, "Past due", "1 of 2 slots left", absent="task_claim")
     assert assignments(bot, task_id) == [("U1", "released"), ("U2", "submitted")]
     assert not any("expired" in c.params.get("text", "") for c in bot.dms_to("U2"))
-    assert "expired" in bot.command("U1", "/tasks", f"done T-{task_id}").text
+    assert "expired" in bot.command("U1", "/tasks", f"done T-{task_id} confirm").text
     task = task_row(bot, task_id)
     assert (task.state, task.claimed) == ("open", 1)
     history = bot.command("ULEAD", "/tasks", f"history T-{task_id}").all_text
@@ -480,7 +480,7 @@ def test_mine_lists_states_with_submit_and_release_buttons(bot: BotHarness) -> N
     first, second = post(bot, "First rate=50 hours=1"), post(bot, "Second rate=50 hours=1")
     click_claim(bot, "U1", *first)
     click_claim(bot, "U1", *second)
-    bot.command("U1", "/tasks", "done T-1 https://docs.example.com/1")
+    bot.command("U1", "/tasks", "done T-1 confirm https://docs.example.com/1")
     mine = bot.command("U1", "/tasks", "mine").all_text
     assert "submitted" in mine and "waiting for review" in mine and "claimed" in mine
     assert mine.count('"action_id": "task_submit_open"') == 1 and '"value": "2"' in mine
@@ -492,7 +492,7 @@ def test_mine_lists_states_with_submit_and_release_buttons(bot: BotHarness) -> N
     response = bot.submit(
         "U1",
         "task_submit",
-        {"note": {"value": "https://docs.example.com/2"}},
+        {"note": {"value": "https://docs.example.com/2"}, "attest": {"value": checkboxes(["yes"])}},
         view["private_metadata"],
         view=view,
     )
@@ -512,7 +512,7 @@ def test_home_shows_my_tasks_and_leads_review_from_it(bot: BotHarness) -> None:
     other_id, other_ts = post(bot, "Another rate=50 hours=1")
     click_claim(bot, "U1", task_id, ts)
     click_claim(bot, "U1", other_id, other_ts)
-    bot.command("U1", "/tasks", f"done T-{task_id} https://docs.example.com/x")
+    bot.command("U1", "/tasks", f"done T-{task_id} confirm https://docs.example.com/x")
     assert bot.driver is not None
     bot.driver.home_opened("U1")
     home = bot.fake.wait_for("views.publish", predicate=lambda c: c.params["user_id"] == "U1")[0]
@@ -533,7 +533,7 @@ def test_home_shows_my_tasks_and_leads_review_from_it(bot: BotHarness) -> None:
     assert "Approved" in json.dumps(notice)
     bot.fake.wait_for("views.publish", count=2, predicate=lambda c: c.params["user_id"] == "ULEAD")
     # Reject from Home opens a modal asking why.
-    bot.command("U1", "/tasks", f"done T-{other_id}")
+    bot.command("U1", "/tasks", f"done T-{other_id} confirm")
     bot.driver.click("ULEAD", "task_reject_open", f"{other_id}:U1", view=view)
     modal = bot.fake.wait_for(
         "views.open", predicate=lambda c: c.params["view"]["callback_id"] == "task_reject"
@@ -554,7 +554,7 @@ def test_history_records_who_what_when_and_from_where(bot: BotHarness) -> None:
     click_claim(bot, "U1", task_id, ts)
     bot.command("U1", "/tasks", f"release T-{task_id}")
     bot.command("ULEAD", "/tasks", f"assign T-{task_id} <@U1>")
-    bot.command("U1", "/tasks", f"done T-{task_id} https://docs.example.com/x")
+    bot.command("U1", "/tasks", f"done T-{task_id} confirm https://docs.example.com/x")
     bot.command("ULEAD", "/tasks", f"reject T-{task_id} <@U1> Incomplete")
     text = bot.command("ULEAD", "/tasks", f"history T-{task_id}").all_text
     order = [

@@ -14,7 +14,7 @@ from core.authz import Actor, Role
 from core.errors import UserError
 from db.engine import Database
 from db.models import Assignment, Task
-from domain import members
+from domain import members, vetting
 from domain import tasks as rules
 
 NOW = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
@@ -77,16 +77,16 @@ def test_counters_and_states_through_a_tasks_life(db: Database) -> None:
         claim(db, task_id, cy)
     assert refused.value.card_stale
     with db.session() as session:
-        rules.submit(session, task_id, "U1", "link", NOW, "test")
+        rules.submit(session, task_id, "U1", "link", NOW, "test", vetting.ATTESTATION)
         after = rules.approve(session, task_id, "U1", LEAD, NOW, "test")
     assert (after.claimed, after.approved, after.state) == (1, 1, rules.FULL)  # approval keeps the slot
     with db.session() as session:
-        rules.submit(session, task_id, "U2", "", NOW, "test")
+        rules.submit(session, task_id, "U2", "", NOW, "test", vetting.ATTESTATION)
         after = rules.reject(session, task_id, "U2", LEAD, "incomplete", NOW, "test")
     assert (after.claimed, after.approved, after.state) == (0, 1, rules.OPEN)  # rejection frees it
     claim(db, task_id, cy)
     with db.session() as session:
-        rules.submit(session, task_id, "U3", "", NOW, "test")
+        rules.submit(session, task_id, "U3", "", NOW, "test", vetting.ATTESTATION)
         after = rules.approve(session, task_id, "U3", LEAD, NOW, "test")
     assert (after.claimed, after.approved, after.state) == (0, 2, rules.CLOSED)
     with pytest.raises(rules.TaskRefusal, match="closed"):
@@ -97,7 +97,7 @@ def test_release_only_before_submitting(db: Database) -> None:
     task_id = new_task(db, slots=1)
     claim(db, task_id, member(db, "U1"))
     with db.session() as session:
-        rules.submit(session, task_id, "U1", "", NOW, "test")
+        rules.submit(session, task_id, "U1", "", NOW, "test", vetting.ATTESTATION)
     with db.session() as session, pytest.raises(UserError, match="waiting for review"):
         rules.release(session, task_id, "U1", NOW, "test")
     assert task(db, task_id).claimed == 1
@@ -111,7 +111,7 @@ def test_cap_counts_claimed_tasks_only(db: Database) -> None:
     with pytest.raises(rules.TaskRefusal, match=r"already hold 3 claimed tasks \(T-1, T-2, T-3\)"):
         claim(db, ids[3], ana)
     with db.session() as session:
-        rules.submit(session, ids[0], "U1", "", NOW, "test")
+        rules.submit(session, ids[0], "U1", "", NOW, "test", vetting.ATTESTATION)
     claim(db, ids[3], ana)
 
 
@@ -129,7 +129,7 @@ def test_expiry_releases_claimed_not_submitted_and_only_once(db: Database) -> No
     for user in ("U1", "U2"):
         claim(db, task_id, member(db, user))
     with db.session() as session:
-        rules.submit(session, task_id, "U2", "", NOW, "test")
+        rules.submit(session, task_id, "U2", "", NOW, "test", vetting.ATTESTATION)
     with db.session() as session:
         assert rules.expire_claims(session, task_id, datetime(2026, 1, 6, 23, 59, tzinfo=UTC), "job")[1] == []
     later = datetime(2026, 1, 7, 0, 0, tzinfo=UTC)

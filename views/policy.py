@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 from core.text import escape
 from domain.policy.service import MAX_ANSWER_CHARS, MAX_FAQ_QUESTION_CHARS, VIA_DM, VIA_MENTION
@@ -50,6 +51,11 @@ HOW_TO_ASK = (
     "or @crewcall in a channel. I quote the handbook and cite the section; when I'm not sure, "
     "I ask a lead instead of guessing."
 )
+
+
+def section_url(base_url: str | None, file: str, anchor: str) -> str | None:
+    """Where a handbook section can be read, when POLICY_BASE_URL is set."""
+    return f"{base_url}{quote(file)}#{quote(anchor)}" if base_url else None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from core.text import escape
 from db.models import Assignment, AuditEntry, Task
 from domain import audit
 from domain import tasks as rules
+from domain.hours import TaskTime
 from views.blocks import (
     Block,
     actions,
@@ -24,11 +25,13 @@ from views.blocks import (
     fit_message,
     local_time,
     modal,
+    option,
     section,
     sections,
     slack_date,
     text_input,
 )
+from views.vetting import CitedRule, attestation_input, cite
 
 PAGE = 10
 HISTORY_PAGE = 40
@@ -124,7 +127,10 @@ def card(task: Task, now: datetime) -> tuple[str, list[Block]]:
     if can_be_claimed(task, now):
         status["accessory"] = button("Claim", CLAIM, value=str(task.id), style="primary")
     blocks.append(status)
-    blocks.append(context(f"Posted by <@{task.creator_id}> · `/tasks claim {rules.ref(task.id)}` works too"))
+    ai = " · AI tools allowed on this task" if task.ai_allowed else ""
+    blocks.append(
+        context(f"Posted by <@{task.creator_id}> · `/tasks claim {rules.ref(task.id)}` works too{ai}")
+    )
     return f"{rules.ref(task.id)}: {title(task)} ({state_word(task, now)}, {slots_text(task)})", blocks
 
 
@@ -239,7 +245,30 @@ def home_member(rows: list[tuple[Assignment, Task]], tz: str) -> list[Block]:
     return assignment_blocks(rows, tz)
 
 
-def home_lead(counts: dict[str, int], waiting: list[tuple[Assignment, Task]], total: int) -> list[Block]:
+def review_lines(task: Task, assignment: Assignment, tracked: TaskTime | None) -> str:
+    """What a reviewer needs beside the work: the attestation, and tracked hours against the estimate."""
+    if assignment.attestation and assignment.attested_at:
+        attested = (
+            f":white_check_mark: Attested “{assignment.attestation}” {slack_date(assignment.attested_at)}"
+        )
+    elif task.ai_allowed:
+        attested = "AI tools allowed on this task: no attestation needed"
+    else:
+        attested = ":grey_question: No attestation recorded"
+    if tracked is None:
+        return attested
+    time = f"Tracked {hours(float(tracked.hours))} of ~{hours(task.est_hours)} estimated"
+    if not tracked.entries:
+        time = f":warning: *No time tracked* on this task (estimated ~{hours(task.est_hours)})"
+    return f"{attested}\n{time}"
+
+
+def home_lead(
+    counts: dict[str, int],
+    waiting: list[tuple[Assignment, Task]],
+    total: int,
+    tracked: dict[int, TaskTime] | None = None,
+) -> list[Block]:
     blocks: list[Block] = [
         fields(
             ("Open", str(counts[rules.OPEN])),
@@ -258,8 +287,11 @@ def home_lead(counts: dict[str, int], waiting: list[tuple[Assignment, Task]], to
         note = f"\n{quoted(assignment.note)}" if assignment.note else ""
         value = f"{task.id}:{assignment.user_id}"
         when = slack_date(assignment.submitted_at) if assignment.submitted_at else ""
+        review = review_lines(task, assignment, (tracked or {}).get(assignment.id or 0))
         blocks.append(
-            section(f"*{rules.ref(task.id)} · {title(task)}*\n<@{assignment.user_id}> · {when}{note}")
+            section(
+                f"*{rules.ref(task.id)} · {title(task)}*\n<@{assignment.user_id}> · {when}{note}\n{review}"
+            )
         )
         blocks.append(
             actions(
@@ -310,27 +342,50 @@ def new_task_modal(channel_id: str | None, metadata: str) -> dict[str, Any]:
             text_input("slots", "Slots (people needed)", initial="1"),
             due,
             channel,
+            {
+                "type": "input",
+                "block_id": "ai",
+                "optional": True,
+                "label": {"type": "plain_text", "text": "AI tools"},
+                "hint": {
+                    "type": "plain_text",
+                    "text": "Unless ticked, contractors confirm they used no AI tools when they submit.",
+                },
+                "element": {
+                    "type": "checkboxes",
+                    "action_id": "value",
+                    "options": [option("AI tools are allowed on this task", "allowed")],
+                },
+            },
         ],
         submit="Post",
         private_metadata=metadata,
     )
 
 
-def submit_modal(task: Task, metadata: str) -> dict[str, Any]:
+def submit_modal(task: Task, metadata: str, rule: CitedRule | None = None, note: str = "") -> dict[str, Any]:
+    """The Submit form; unless AI tools are allowed on the task, with the handbook's rule quoted and
+    the attestation to tick."""
+    blocks: list[Block] = [
+        section(f"*{title(task)}*"),
+        text_input(
+            "note",
+            "Note or link for the reviewer",
+            "https://… or what you did",
+            multiline=True,
+            optional=True,
+            initial=note[: rules.DESCRIPTION_MAX] or None,
+            max_length=rules.DESCRIPTION_MAX,
+        ),
+    ]
+    if not task.ai_allowed:
+        if rule:
+            blocks += cite(rule)
+        blocks.append(attestation_input())
     return modal(
         SUBMIT_MODAL,
         f"Submit {rules.ref(task.id)}",
-        [
-            section(f"*{title(task)}*"),
-            text_input(
-                "note",
-                "Note or link for the reviewer",
-                "https://… or what you did",
-                multiline=True,
-                optional=True,
-                max_length=rules.DESCRIPTION_MAX,
-            ),
-        ],
+        blocks,
         submit="Submit",
         private_metadata=metadata,
     )
@@ -420,10 +475,13 @@ def expired_dm(task: Task, tz: str) -> str:
     )
 
 
-def submitted_dm(task: Task, user_id: str, note: str) -> str:
+def submitted_dm(
+    task: Task, user_id: str, note: str, assignment: Assignment | None = None, tracked: TaskTime | None = None
+) -> str:
     quote = f"\n{quoted(note)}" if note else ""
+    review = f"\n{review_lines(task, assignment, tracked)}" if assignment else ""
     return (
-        f"<@{user_id}> submitted *{rules.ref(task.id)} · {title(task)}*{quote}\n"
+        f"<@{user_id}> submitted *{rules.ref(task.id)} · {title(task)}*{quote}{review}\n"
         f"Review it from your Home tab, or `/tasks approve {rules.ref(task.id)} <@{user_id}>` / "
         f"`/tasks reject {rules.ref(task.id)} <@{user_id}> <reason>`."
     )

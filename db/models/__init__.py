@@ -6,6 +6,7 @@ from db.models.core import AuditEntry, Member, MemberSkill, ProcessedEvent
 from db.models.policy import PolicyFaq, PolicyFeedback, PolicyQuestion, PolicyRevision
 from db.models.referrals import LeaderboardOptIn, Referral
 from db.models.shifts import Shift, ShiftIncident, ShiftMember, ShiftReminder
+from db.models.vetting import Skill, SkillApplication, Welcome
 from db.models.work import Assignment, Task, TimeEntry
 
 __all__ = [
@@ -28,5 +29,8 @@ __all__ = [
     "ShiftMember",
     "ShiftReminder",
     "Task",
+    "Skill",
+    "SkillApplication",
     "TimeEntry",
+    "Welcome",
 ]

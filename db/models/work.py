@@ -34,6 +34,9 @@ class Task(SQLModel, table=True):
     channel_id: str | None = Field(default=None, max_length=32)
     message_ts: str | None = Field(default=None, max_length=32)
     creator_id: str = Field(max_length=32)
+    # The lead allowed AI tools on this task (`ai=allowed`); otherwise a submission carries the
+    # contractor's attestation that none were used.
+    ai_allowed: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 
@@ -68,6 +71,10 @@ class Assignment(SQLModel, table=True):
     submitted_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     decided_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     released_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    # The attestation confirmed on submitting (its exact wording) and when; None when AI tools
+    # were allowed on the task.
+    attestation: str | None = Field(default=None, sa_column=Column(Text))
+    attested_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
 
 
 class TimeEntry(SQLModel, table=True):

@@ -251,9 +251,13 @@ class SlashCommand:
         tokens = tokenize(text)
         if tokens and tokens[0].text.lower() in HELP_WORDS:
             return None
-        sub = self.subcommands.get(tokens[0].text.lower()) if tokens else None
+        # A two-word subcommand (`skills add`) wins over its first word (`skills`).
+        pair = " ".join(t.text.lower() for t in tokens[:2])
+        sub = self.subcommands.get(pair) if len(tokens) >= 2 and " " in pair else None
+        if sub is None and tokens:
+            sub = self.subcommands.get(tokens[0].text.lower())
         if sub is not None:
-            tokens = tokens[1:]
+            tokens = tokens[len(sub.name.split()) :]
         else:
             sub = self.subcommands.get("")
             takes_words = sub is not None and bool(sub.params)

@@ -21,7 +21,7 @@ import db.types
 from core.grammar import email_key
 
 revision: str = "0012_duties"
-down_revision: str | Sequence[str] | None = "0009_audit_convention"
+down_revision: str | Sequence[str] | None = "0010_vetting"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
