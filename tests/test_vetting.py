@@ -429,3 +429,27 @@ def test_applying_from_the_form_and_leads_list_oldest_first(sqlite_bot: BotHarne
     assert "1–10 of 13" in text and text.index("AP-1*") < text.index("AP-2*") and "AP-11*" not in text
     more = bot.click("ULEAD", "vetting_applications_more", "10")
     assert "11–13 of 13" in more and "AP-13" in more and "10 years of ER work" in more
+
+
+def test_home_tab_shows_my_applications_and_leads_what_waits(sqlite_bot: BotHarness) -> None:
+    bot = sqlite_bot
+    lead_with(bot, "ULEAD", "legal")
+    lead_with(bot, "UMED", "medicine")
+    bot.fake.add_user("U1")
+    bot.command("U1", "/crew", "apply legal https://cv.example/1")
+    assert bot.driver is not None
+    bot.driver.home_opened("U1")
+    mine = bot.fake.wait_for("views.publish", predicate=lambda c: c.params.get("user_id") == "U1")[0]
+    text = json.dumps(mine.params, ensure_ascii=False)
+    assert (
+        "Skills and vetting" in text
+        and "`legal` · waiting for a lead" in text
+        and "vetting_apply_open" in text
+    )
+    bot.driver.home_opened("ULEAD")
+    lead = bot.fake.wait_for("views.publish", predicate=lambda c: c.params.get("user_id") == "ULEAD")[0]
+    assert "Applications waiting" in json.dumps(lead.params)
+    # A lead without the skill can't even open the Decline form.
+    refused = bot.click("UMED", "vetting_decline_open", "1", channel_id=LEADS)
+    assert "Only leads who hold `legal`" in refused.text
+    assert not bot.fake.calls_to("views.open")
