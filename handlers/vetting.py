@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.authz import Actor, Role, authorize_vetting
 from core.errors import UserError
-from core.grammar import SKILL, TEXT, Kind, integer
+from core.grammar import SKILL, Kind, integer
 from core.slack import profile_from_user
 from core.text import escape, from_slack
 from db.models import SkillApplication
@@ -22,14 +22,12 @@ from domain import vetting as rules
 from handlers.crew import crew
 from handlers.kit.commands import Args, Param
 from handlers.kit.context import Ctx, FieldErrors, ViewValues
-from handlers.kit.interactions import OFFSET, ButtonReader, button, event, modal
+from handlers.kit.interactions import OFFSET, ButtonReader, Then, button, event, modal
 from jobs import vetting as vetting_jobs
 from views import vetting as views
 from views.policy import HOW_TO_ASK
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from handlers.kit.app import CrewApp
     from jobs.runtime import Services
 
@@ -37,7 +35,7 @@ PAGE = integer(1, 10_000, "page")
 APPLICATION = Kind(
     "AP-n", lambda token: integer(1, 2_000_000_000, "application").parse(token.upper().removeprefix("AP-"))
 )
-EVIDENCE = Kind("link or note", lambda token: from_slack(TEXT.parse(token)))
+EVIDENCE = Kind("link or note", from_slack)
 NAME = Kind("name", lambda token: from_slack(token).strip().strip('"').strip())
 
 BUTTON = ButtonReader("Type `/crew applications` to see the open applications.")
@@ -226,7 +224,7 @@ def register(app: CrewApp) -> None:
         ctx.open_modal(views.decline_modal(application, ctx.origin_metadata(application=application_id)))
 
     @modal(app, views.DECLINE_MODAL, role=Role.LEAD, action="vet skill applications")
-    def decline_submitted(ctx: Ctx, values: ViewValues) -> Callable[[], None]:
+    def decline_submitted(ctx: Ctx, values: ViewValues) -> Then:
         reason = values.text("reason")
         if not reason:
             raise FieldErrors({"reason": "Say why: the member is told, and it helps them apply again."})
@@ -238,10 +236,10 @@ def register(app: CrewApp) -> None:
                 )
         except UserError as e:
             raise FieldErrors({"reason": e.message}) from None
-        return lambda: _decided(ctx, application)
+        return Then(lambda: _decided(ctx, application))
 
     @modal(app, views.APPLY_MODAL)
-    def apply_submitted(ctx: Ctx, values: ViewValues) -> Callable[[], None]:
+    def apply_submitted(ctx: Ctx, values: ViewValues) -> Then:
         skill = values.selected("skill")
         if not skill:
             raise FieldErrors({"skill": "Pick the skill you apply for."})
@@ -256,7 +254,7 @@ def register(app: CrewApp) -> None:
             if ctx.request.metadata.get("home"):
                 services.home.publish(services, ctx.actor.user_id)
 
-        return then
+        return Then(then)
 
     @app.home.section("vetting", "Skills and vetting", order=5)
     def vetting_home(services: Services, actor: Actor) -> list[dict[str, Any]]:

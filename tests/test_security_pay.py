@@ -44,7 +44,7 @@ def _audit(bot: BotHarness, action: str) -> list[AuditEntry]:
 def test_a_lead_cannot_approve_or_reject_their_own_work_another_lead_can(bot: BotHarness) -> None:
     post(bot, lead=OTHER_LEAD)
     assert "is yours" in bot.command(LEAD, "/tasks", "claim T-1").text
-    assert "Submitted" in bot.command(LEAD, "/tasks", "done T-1 all done").text
+    assert "Submitted" in bot.command(LEAD, "/tasks", "done T-1 confirm all done").text
     for attempt in (f"approve T-1 <@{LEAD}>", f"reject T-1 <@{LEAD}> meh"):
         refused = bot.command(LEAD, "/tasks", attempt).text
         assert "Nobody approves their own pay" in refused and "another lead or an admin" in refused
@@ -65,7 +65,7 @@ def test_a_lead_cannot_approve_or_reject_their_own_work_another_lead_can(bot: Bo
 def test_an_admin_cannot_approve_their_own_work_either(bot: BotHarness) -> None:
     post(bot)
     bot.command("UADMIN", "/tasks", "claim T-1")
-    bot.command("UADMIN", "/tasks", "done T-1")
+    bot.command("UADMIN", "/tasks", "done T-1 confirm")
     assert "Nobody approves their own pay" in bot.command("UADMIN", "/tasks", "approve T-1 <@UADMIN>").text
     assert "Approved" in bot.command(LEAD, "/tasks", "approve T-1 <@UADMIN>").text
 
@@ -190,7 +190,7 @@ def test_only_approved_hours_make_a_referral_bonus_eligible(bot: BotHarness) -> 
     post(bot, "Rejected work rate=100 hours=10")
     bot.command("UREF", "/tasks", "claim T-1")
     _work(bot, 11, "T-1")
-    bot.command("UREF", "/tasks", "done T-1")
+    bot.command("UREF", "/tasks", "done T-1 confirm")
     assert "Rejected" in bot.command(LEAD, "/tasks", "reject T-1 <@UREF> not usable").text
     settle()
     assert _status(bot) == "hired"
@@ -200,7 +200,7 @@ def test_only_approved_hours_make_a_referral_bonus_eligible(bot: BotHarness) -> 
     post(bot, "Approved work rate=100 hours=10")
     bot.command("UREF", "/tasks", "claim T-2")
     _work(bot, 10, "T-2")
-    bot.command("UREF", "/tasks", "done T-2")
+    bot.command("UREF", "/tasks", "done T-2 confirm")
     settle()
     assert _status(bot) == "hired"
     assert "Approved" in bot.command(LEAD, "/tasks", "approve T-2 <@UREF>").text

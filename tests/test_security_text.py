@@ -100,7 +100,7 @@ def test_tasks_titles_notes_and_reasons_stay_text(bot: BotHarness) -> None:
     card = bot.fake.wait_for("chat.postMessage", predicate=lambda c: c.params["channel"] == TASKS)[0]
     assert AS_COMMAND in _shown(card.params)
     assert "is yours" in bot.command(MEMBER, "/tasks", "claim T-1").text
-    assert "Submitted" in bot.command(MEMBER, "/tasks", f"done T-1 {WIRE}").text
+    assert "Submitted" in bot.command(MEMBER, "/tasks", f"done T-1 confirm {WIRE}").text
     bot.wait_dm(LEAD, "submitted")
     bot.driver.home_opened(LEAD)  # type: ignore[union-attr]
     bot.fake.wait_for("views.publish", predicate=lambda c: c.params.get("user_id") == LEAD)

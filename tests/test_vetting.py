@@ -226,7 +226,7 @@ def test_catalogue_add_list_remove_and_typos_refused_with_suggestions(bot: BotHa
         "Only leads and admins can change the skill catalogue"
         in bot.command("U1", "/crew", "skills add tax Tax").text
     )
-    added = bot.command("ULEAD", "/crew", 'skills add tax-law "Tax &amp; <b>law</b>"')
+    added = bot.command("ULEAD", "/crew", 'skills add tax-law "Tax &amp; &lt;b&gt;law&lt;/b&gt;"')
     assert "`tax-law`" in added.text and "Tax &amp; &lt;b&gt;law&lt;/b&gt;" in added.text
     assert "already in the catalogue" in bot.command("ULEAD", "/crew", "skills add tax-law").text
     assert "`tax-law` · Tax &amp; &lt;b&gt;law&lt;/b&gt;" in bot.command("U1", "/crew", "skills")
