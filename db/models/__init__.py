@@ -3,6 +3,7 @@ Each domain keeps its models in a module of its own."""
 
 from db.models.announcements import Announcement, AnnouncementAck, AnnouncementDelivery
 from db.models.core import AuditEntry, Member, MemberSkill, ProcessedEvent
+from db.models.pay import CapNotice, PayStatement, WeeklyCap
 from db.models.policy import PolicyFaq, PolicyFeedback, PolicyQuestion, PolicyRevision
 from db.models.referrals import LeaderboardOptIn, Referral
 from db.models.shifts import Shift, ShiftIncident, ShiftMember, ShiftReminder
@@ -14,9 +15,11 @@ __all__ = [
     "AnnouncementDelivery",
     "Assignment",
     "AuditEntry",
+    "CapNotice",
     "LeaderboardOptIn",
     "Member",
     "MemberSkill",
+    "PayStatement",
     "PolicyFaq",
     "PolicyFeedback",
     "PolicyQuestion",
@@ -29,4 +32,5 @@ __all__ = [
     "ShiftReminder",
     "Task",
     "TimeEntry",
+    "WeeklyCap",
 ]
