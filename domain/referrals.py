@@ -41,6 +41,10 @@ ELIGIBLE = "eligible"
 PAID = "paid"
 REJECTED = "rejected"
 
+# Reward models (REFERRAL_MODEL), kept on each referral from the moment it is made.
+FLAT = "flat"
+SHARE = "share"
+
 STATUSES: tuple[str, ...] = (REFERRED, APPLIED, INTERVIEWING, HIRED, ELIGIBLE, PAID, REJECTED)
 
 # Every step a referral may take from each status.
@@ -84,6 +88,15 @@ def check_not_self(by: Actor, email: str) -> None:
         )
 
 
+@dataclass(frozen=True)
+class ShareTerms:
+    """The share model's terms a referral is made under (REFERRAL_SHARE_* then)."""
+
+    basis_points: int  # of the referee's approved pay; 10% = 1000
+    months: int  # after the hire
+    cap_cents: int  # per referee
+
+
 def refer(
     session: Session,
     *,
@@ -95,9 +108,11 @@ def refer(
     bonus_cents: int,
     now: datetime,
     source: str,
+    share: ShareTerms | None = None,
 ) -> Referral:
     """Record a referral of a normalized `email`. `account` is the workspace member Slack knows by
-    this address (looked up before the transaction), or None."""
+    this address (looked up before the transaction), or None. With `share` terms it earns a share
+    of the referee's pay (REFERRAL_MODEL=share) instead of the flat `bonus_cents`."""
     check_not_self(by, email)
     if account is not None:
         raise UserError(
@@ -113,7 +128,11 @@ def refer(
             "skill": skill,
             "referrer_id": by.user_id,
             "status": REFERRED,
-            "bonus_cents": bonus_cents,
+            "bonus_cents": 0 if share else bonus_cents,
+            "reward_model": SHARE if share else FLAT,
+            "share_basis_points": share.basis_points if share else 0,
+            "share_months": share.months if share else 0,
+            "share_cap_cents": share.cap_cents if share else 0,
             "created_at": now,
             "updated_at": now,
             "updated_by": by.user_id,
@@ -141,7 +160,11 @@ def refer(
         email=email,
         name=referral.name,
         skill=skill,
-        bonus_cents=bonus_cents,
+        bonus_cents=referral.bonus_cents,
+        reward_model=referral.reward_model,
+        share_basis_points=referral.share_basis_points,
+        share_months=referral.share_months,
+        share_cap_cents=referral.share_cap_cents,
     )
     return referral
 
@@ -363,9 +386,12 @@ def promote_eligible(
     referee_user_id: str | None = None,
     referral_id: int | None = None,
 ) -> list[Promotion]:
-    """Make hired referrals whose referee has tracked enough hours eligible, each exactly once.
-    Without a filter every hired referral is checked (the periodic sweep)."""
-    query = select(Referral).where(Referral.status == HIRED, col(Referral.referee_user_id).is_not(None))
+    """Make hired flat-bonus referrals whose referee has tracked enough hours eligible, each exactly
+    once. Without a filter every hired referral is checked (the periodic sweep). A share referral is
+    paid weekly as it accrues (`domain.pay`) and stays hired."""
+    query = select(Referral).where(
+        Referral.status == HIRED, Referral.reward_model == FLAT, col(Referral.referee_user_id).is_not(None)
+    )
     if referee_user_id is not None:
         query = query.where(Referral.referee_user_id == referee_user_id)
     if referral_id is not None:

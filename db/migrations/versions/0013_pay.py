@@ -67,7 +67,10 @@ def upgrade() -> None:
     with op.batch_alter_table("referral", schema=None) as batch_op:
         batch_op.add_column(
             sa.Column(
-                "reward_model", sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False, server_default="flat"
+                "reward_model",
+                sqlmodel.sql.sqltypes.AutoString(length=8),
+                nullable=False,
+                server_default="flat",
             )
         )
         batch_op.add_column(sa.Column("share_basis_points", sa.Integer(), nullable=False, server_default="0"))
