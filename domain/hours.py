@@ -266,7 +266,7 @@ def approve(session: Session, by: Actor, entry_id: int, now: datetime, source: s
     if row.ended_at is None:
         raise UserError(f"{entry_ref(entry_id)} is still open; it can be approved once it is closed.")
     if not row.flagged and (row.task_id is not None or row.approved_by is not None):
-        raise UserError(f"{entry_ref(entry_id)} isn't waiting for review; it already counts.")
+        raise UserError(f"{entry_ref(entry_id)} isn't flagged or waiting for review; it already counts.")
     done = session.exec(  # type: ignore[call-overload]
         update(TimeEntry)
         .where(
