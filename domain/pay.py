@@ -361,7 +361,9 @@ def share_progress(session: Session, referral: Referral, start: datetime, end: d
 def progress_of(session: Session, referrals: Iterable[Referral], now: datetime) -> dict[int, Progress]:
     """Share referrals' earnings so far (for `/referrals`)."""
     return {
-        r.id or 0: share_progress(session, r, datetime.min.replace(tzinfo=now.tzinfo), now)
+        r.id or 0: share_progress(
+            session, r, datetime.min.replace(tzinfo=now.tzinfo), now + timedelta.resolution
+        )
         for r in referrals
         if r.reward_model == SHARE
     }

@@ -249,7 +249,10 @@ def status_dm(referral: Referral, after: str, by: str, at: datetime, tz: str, th
         APPLIED: f"{subject} has applied. A lead will review the application.",
         INTERVIEWING: f"{subject} is now interviewing with us.",
         HIRED: (
-            f"{subject} has been hired! Once they have tracked {format_hours(threshold)} hours, "
+            f"{subject} has been hired! From now on you earn {share_terms(referral)}, paid weekly; "
+            "`/referrals` shows what it has earned."
+            if referral.reward_model == SHARE
+            else f"{subject} has been hired! Once they have tracked {format_hours(threshold)} hours, "
             f"your {bonus} bonus is earned."
         ),
         PAID: f"Your {bonus} referral bonus for {subject} has been paid. Thank you for growing the community!",
