@@ -9,7 +9,7 @@ import csv
 import io
 import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlmodel import col, select
@@ -118,6 +118,23 @@ def _work(bot: BotHarness, user: str, start: str, duration: timedelta, task: int
     assert "Clocked out" in bot.command(user, "/hours", "out").text
 
 
+def _sent(bot: BotHarness, user_id: str) -> None:
+    """Wait until the sweep recorded the member's statement as sent (and has finished): a sweep still
+    running when the clock jumps skips that run, as APScheduler runs one instance at a time."""
+
+    def recorded() -> bool:
+        with bot.services.db.session() as session:
+            row = session.exec(
+                select(PayStatement).where(
+                    PayStatement.user_id == user_id, PayStatement.week_start == date(2026, 1, 5)
+                )
+            ).first()
+            return row is not None and row.state == "sent"
+
+    eventually(recorded)
+    settle()
+
+
 def _statement_total(text: str) -> str:
     found = re.search(r"Total to be paid: \$([\d,]+\.\d\d)", text)
     assert found, text
@@ -143,13 +160,14 @@ def test_monday_statement_once_per_member_in_three_timezones_equal_to_payroll(bo
     assert not dm_texts(bot, "UKOL", "pay statement")
     bot.clock.set(at("2026-01-12T03:30:00"))  # Kolkata: Monday 09:00
     kol = bot.wait_dm("UKOL", "pay statement")
-    settle()  # the sweep is done (a sweep still running when the clock jumps would skip that run)
+    _sent(bot, "UKOL")
     assert not dm_texts(bot, "ULIS", "pay statement") and not dm_texts(bot, "UNY", "pay statement")
     bot.clock.set(at("2026-01-12T09:00:00"))  # Lisbon: Monday 09:00 (WET)
     lis = bot.wait_dm("ULIS", "pay statement")
-    settle()
+    _sent(bot, "ULIS")
     bot.clock.set(at("2026-01-12T14:00:00"))  # New York: Monday 09:00 (EST)
     ny = bot.wait_dm("UNY", "pay statement")
+    _sent(bot, "UNY")
 
     texts = {
         u: str(c.params["text"]) + str(c.params.get("blocks"))
