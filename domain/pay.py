@@ -30,7 +30,7 @@ from datetime import date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import delete, update
+from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from core.authz import Actor
@@ -97,7 +97,7 @@ def default_minutes(default_hours: Decimal) -> int:
 
 def cap_of(session: Session, user_id: str, default_hours: Decimal) -> Cap:
     row = session.get(WeeklyCap, user_id)
-    if row is not None:
+    if row is not None and row.cap_minutes is not None:
         return Cap(row.cap_minutes, own=True)
     return Cap(default_minutes(default_hours), own=False)
 
@@ -120,8 +120,8 @@ def set_cap(
 ) -> CapChange | None:
     """A lead sets a member's weekly cap (None: back to WEEKLY_HOURS_CAP). None when unchanged."""
     if cap_hours is not None:
-        minutes = cap_hours * 60
-        if minutes != minutes.to_integral_value():
+        exact = cap_hours * 60
+        if exact != exact.to_integral_value():
             raise UserError(f"A cap is whole minutes of hours, like 25 or 22.5 (got {cap_hours}).")
         if not Decimal(0) < cap_hours <= MAX_CAP_HOURS:
             raise UserError(
@@ -129,18 +129,14 @@ def set_cap(
             )
     before = cap_of(session, user_id, default_hours)
     members.ensure(session, user_id, now)
-    if cap_hours is None:
-        if not before.own:
-            return None
-        session.execute(delete(WeeklyCap).where(col(WeeklyCap.user_id) == user_id))
-    else:
-        row = session.get(WeeklyCap, user_id)
-        if row is not None and row.cap_minutes == int(cap_hours * 60):
-            return None
-        if row is None:
-            row = WeeklyCap(user_id=user_id, cap_minutes=int(cap_hours * 60), set_by=by.user_id, set_at=now)
-        row.cap_minutes, row.set_by, row.set_at = int(cap_hours * 60), by.user_id, now
-        session.add(row)
+    minutes = None if cap_hours is None else int(cap_hours * 60)
+    row = session.get(WeeklyCap, user_id)
+    if (row.cap_minutes if row else None) == minutes:
+        return None
+    if row is None:
+        row = WeeklyCap(user_id=user_id, set_by=by.user_id, set_at=now)
+    row.cap_minutes, row.set_by, row.set_at = minutes, by.user_id, now
+    session.add(row)
     session.flush()
     after = cap_of(session, user_id, default_hours)
     audit.record_member(
@@ -257,11 +253,14 @@ def stop_at_cap(
     session: Session, entry_id: int, now: datetime, default_hours: Decimal
 ) -> hours.Closed | None:
     """Close a running clock-in at the instant its week reached the cap (not later, even after
-    downtime), marked "stopped at cap". None when it is closed or not at the cap yet."""
+    downtime), marked "stopped at cap"; a cap a lead lowered below what was already clocked stops
+    it at the moment of the change. None when it is closed or not at the cap yet."""
     times = cap_times(session, entry_id, default_hours)
     if times is None or times.stop_at is None or times.stop_at > now:
         return None
-    return hours.close_at(session, entry_id, times.stop_at, CAP_STOP_REASON, now)
+    changed = session.get(WeeklyCap, times.user_id)
+    stop = max(times.stop_at, changed.set_at) if changed else times.stop_at
+    return hours.close_at(session, entry_id, min(stop, now), CAP_STOP_REASON, now)
 
 
 def claim_cap_notice(session: Session, user_id: str, at: datetime) -> bool:

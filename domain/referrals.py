@@ -256,6 +256,8 @@ def set_status(
 
 def _automatic_refusal(session: Session, referral: Referral, threshold: Decimal) -> str:
     rid = ref(referral.id)
+    if referral.reward_model == SHARE:
+        return f"{rid} earns a share of the referee's pay, paid weekly; it stays {referral.status} and is never eligible."
     if referral.status != HIRED:
         return (
             f"{rid} is {referral.status}. A referral becomes eligible by itself once it is hired and the "
@@ -285,6 +287,8 @@ def _transition_refusal(session: Session, referral: Referral, wanted: str, thres
         return f"{head} Its bonus is paid: that is the last step."
     if current == REJECTED:
         return f"{head} A rejected referral is closed."
+    if current == HIRED and referral.reward_model == SHARE:
+        return f"{head} It earns a share of the referee's pay, paid weekly: hired is its last step."
     if current == HIRED:
         condition = _eligibility_condition(session, referral, threshold)
         return (

@@ -72,8 +72,13 @@ def test_cap_override_notice_once_stop_at_cap_and_refusal(bot: BotHarness) -> No
     assert "is now 40 h (the default)" in bot.command(LEAD, "/crew", "cap <@U1> default").text
     assert "already that" in bot.command(LEAD, "/crew", "cap <@U1> default").text
     assert "Clocked in" in bot.command("U1", "/hours", "in").text
-    bot.command(LEAD, "/crew", "cap <@U1> 12")
-    eventually(lambda: len(dm_texts(bot, "U1", "reached your weekly cap")) == 2)
+    bot.clock.advance(minutes=30)
+    bot.command(LEAD, "/crew", "cap <@U1> 12")  # below the 12.5 h clocked: stops now, keeps the 30 min
+    eventually(lambda: len(dm_texts(bot, "U1", "reached your weekly cap")) == 3)
+    with bot.services.db.session() as session:
+        last = session.exec(select(TimeEntry).order_by(col(TimeEntry.id).desc())).first()
+        assert last is not None and last.ended_at == last.started_at + timedelta(minutes=30)
+        assert last.stop_reason == "stopped at cap"
 
 
 def test_cap_stop_after_downtime_is_at_the_cap_instant(sqlite_bot: BotHarness) -> None:
@@ -248,6 +253,8 @@ def test_share_referral_shows_earned_and_left_and_is_in_the_statement(share_bot:
     bot.wait_dm("U1", "just joined")
     for status in ("applied", "interviewing", "hired"):
         bot.command(LEAD, "/referrals", f"set R-1 {status}")
+    bot.wait_dm("U1", "From now on you earn 10% of their pay for 12 months after the hire, up to $150")
+    assert "never eligible" in bot.command(LEAD, "/referrals", "set R-1 eligible").text
     assert (
         "share: $0.00 earned so far, $150.00 left before the $150 cap"
         in bot.command("U1", "/referrals").all_text

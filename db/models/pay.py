@@ -14,12 +14,14 @@ from db.types import UTCDateTime
 
 
 class WeeklyCap(SQLModel, table=True):
-    """A lead's override of WEEKLY_HOURS_CAP for one member (no row: the default applies)."""
+    """A lead's override of WEEKLY_HOURS_CAP for one member (no row, or no minutes: the default
+    applies). `set_at` is when a lead last changed it: a lowered cap never takes back time clocked
+    before the change."""
 
     __tablename__ = "weekly_cap"
 
     user_id: str = Field(foreign_key="member.user_id", primary_key=True, max_length=32)
-    cap_minutes: int
+    cap_minutes: int | None = Field(default=None)
     set_by: str = Field(max_length=32)
     set_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
 

@@ -27,7 +27,7 @@ def upgrade() -> None:
     op.create_table(
         "weekly_cap",
         sa.Column("user_id", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
-        sa.Column("cap_minutes", sa.Integer(), nullable=False),
+        sa.Column("cap_minutes", sa.Integer(), nullable=True),
         sa.Column("set_by", sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
         sa.Column("set_at", db.types.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["user_id"], ["member.user_id"]),
