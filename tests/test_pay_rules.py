@@ -232,3 +232,36 @@ def test_migration_0013_down_and_up(database_url: str) -> None:
             assert "reward_model" in {c["name"] for c in inspect(conn).get_columns("referral")}
     finally:
         database.dispose()
+
+
+# ---- caps ----------------------------------------------------------------------------------------
+
+
+def test_cap_instants_follow_the_members_week(db: Database) -> None:
+    with db.session() as session:
+        members.ensure(session, "U1", at("2026-01-01T00:00:00")).tz = "America/Chicago"
+        members.ensure(session, "U2", at("2026-01-01T00:00:00"))
+    work(db, "U1", "2026-01-05T14:00:00", 37 * 60, None)  # 37 h this week (Chicago)
+    with db.session() as session:
+        # Sunday 11 Jan 20:00 Chicago (02:00 UTC Monday): 3 h to the cap, 0.5 h past 90% (36 h) already.
+        running = hours.clock_in(
+            session, Actor("U1", tz="America/Chicago"), None, at("2026-01-12T02:00:00"), "t"
+        )
+        times = pay.cap_times(session, running.id, Decimal(40))
+    assert times is not None
+    assert times.notice_at == at("2026-01-12T02:00:00") and times.stop_at == at("2026-01-12T05:00:00")
+    with db.session() as session:
+        # In UTC the week started at 00:00 on Monday 12 Jan: U2's clock-in at 23:00 the day before has
+        # 1 h in the old week and 11 h in the new, never near 40 h.
+        entry = hours.clock_in(session, Actor("U2"), None, at("2026-01-11T23:00:00"), "t")
+        fresh = pay.cap_times(session, entry.id, Decimal(40))
+    assert fresh is not None and fresh.notice_at is None and fresh.stop_at is None
+    with db.session() as session:
+        # A lead lowers U1's cap to 37.5 h at 03:00: reached at 02:30, but the hour already worked counts.
+        pay.set_cap(session, LEAD, "U1", Decimal("37.5"), Decimal(40), at("2026-01-12T03:00:00"), "t")
+        assert pay.stop_at_cap(session, running.id, at("2026-01-12T03:00:00"), Decimal(40)) is not None
+        stopped = session.get(TimeEntry, running.id)
+        assert stopped is not None and stopped.ended_at == at("2026-01-12T03:00:00")
+        assert stopped.stop_reason == pay.CAP_STOP_REASON
+    assert pay.due_week(at("2026-01-12T14:59:00"), "America/Chicago") is None
+    assert pay.due_week(at("2026-01-12T15:00:00"), "America/Chicago") == MONDAY
