@@ -542,25 +542,18 @@ def claim_due_statements(session: Session, now: datetime) -> list[ToSend]:
     ledger (`pay_statement`, unique per member and week) as "sending" in this transaction, so a
     second run, a replayed job or another process sends nothing. A week without activity is
     recorded as "empty" and never looked at again."""
-    lo = now - timedelta(days=16)
-    members_tz = dict(
-        session.exec(
-            select(Member.user_id, Member.tz).where(
-                col(Member.user_id).in_(_candidates(session, lo, now)),
-                col(Member.is_bot).is_(False),
-                col(Member.deleted).is_(False),
-            )
-        ).all()
-    )
-    due = {u: week for u, tz in members_tz.items() if (week := due_week(now, tz)) is not None}
+    candidates = _candidates(session, now - timedelta(days=16), now)
+    # Filtered here rather than in SQL: the candidates may be more than a statement's parameters.
+    members_tz = session.exec(
+        select(Member.user_id, Member.tz).where(col(Member.is_bot).is_(False), col(Member.deleted).is_(False))
+    ).all()
+    due = {u: week for u, tz in members_tz if u in candidates and (week := due_week(now, tz)) is not None}
     if not due:
         return []
     done = {
         (row.user_id, row.week_start): row
         for row in session.exec(
-            select(PayStatement).where(
-                col(PayStatement.user_id).in_(list(due)), col(PayStatement.week_start).in_(set(due.values()))
-            )
+            select(PayStatement).where(col(PayStatement.week_start).in_(set(due.values())))
         )
     }
     out: list[ToSend] = []

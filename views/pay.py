@@ -64,7 +64,8 @@ def statement_blocks(s: Statement) -> tuple[str, list[Block]]:
     if s.waiting_seconds:
         notes.append(
             f":hourglass: {hours.as_hours(s.waiting_seconds)} h waiting for a lead's approval "
-            "(flagged, or with no task): paid in the week they were worked once approved."
+            "(flagged, or with no task). Once approved they count in the week they were worked: "
+            "`/hours statement week=…` shows it."
         )
     if s.rejected_seconds:
         notes.append(
