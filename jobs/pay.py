@@ -45,8 +45,10 @@ def start(services: Services) -> None:
         entries = hours.open_entries(session)
     for entry_id, _ in entries:
         plan_cap(services, entry_id)
+    # Overlapping sweeps are harmless (the ledger decides who sends), and one still running must not
+    # make the next tick be skipped.
     services.scheduler.cron(
-        "pay:statements", send_statements, tz="UTC", minute="*/15", misfire_grace_time=None
+        "pay:statements", send_statements, tz="UTC", minute="*/15", misfire_grace_time=None, max_instances=3
     )
 
 

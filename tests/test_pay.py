@@ -273,3 +273,10 @@ def test_share_referral_shows_earned_and_left_and_is_in_the_statement(share_bot:
     bot.clock.set(at("2026-01-19T14:00:00"))  # Monday 09:00 in New York, the referrer's zone
     week2 = bot.wait_dm("U1", "pay statement for the week of 12 Jan 2026")  # the referrer had a reward
     assert week2.params["text"].endswith("$50.00")
+    # Switching the model applies to new referrals only: R-1 keeps its share, R-2 is flat.
+    bot.extra_env["REFERRAL_MODEL"] = "flat"
+    bot.restart()
+    assert "you earn $250" in bot.command("U1", "/refer", "cy@x.example Cy").text
+    mine = bot.command("U1", "/referrals").all_text
+    assert "R-2* Cy (cy@x.example): *referred*" in mine and "$250 pending" in mine
+    assert "share: $150.00 earned so far, $0.00 left before the $150 cap" in mine

@@ -14,6 +14,7 @@ from sqlalchemy import inspect, update
 from sqlmodel import col, select
 
 from core.authz import Actor, Role
+from core.errors import UserError
 from core.money import cents, pay_cents, round_cents, share_cents
 from core.text import csv_cell
 from db.engine import Database
@@ -162,6 +163,19 @@ def test_share_accrues_week_by_week_from_the_referral_within_its_months_and_cap(
     work(db, "U9", "2026-01-02T10:00:00", 600, work_task)
     referral = refer(db, "ana@x.example", at("2026-01-03T12:00:00"), terms)
     assert referral.reward_model == rules.SHARE and referral.bonus_cents == 0
+    with pytest.raises(UserError, match="already in the referral program"), db.session() as session:
+        rules.refer(  # first referrer only: a second referral of the address is refused
+            session,
+            by=Actor("U2"),
+            email="ana@x.example",
+            name="",
+            skill=None,
+            account=None,
+            bonus_cents=25_000,
+            now=at("2026-01-04T12:00:00"),
+            source="test",
+            share=terms,
+        )
     hire(db, referral.id or 0, "U9", at("2026-01-05T09:00:00"))
     work(db, "U9", "2026-01-05T08:00:00", 60, work_task)  # before the hire: no
     work(db, "U9", "2026-01-06T10:00:00", 600, work_task)  # week 1: $1,000 → $100
