@@ -180,7 +180,10 @@ def approve(ctx: Ctx, args: Args) -> None:
 
 
 @hours_command.sub(
-    "flagged", "Time entries waiting for a lead's review", role=Role.LEAD, action="review flagged hours"
+    "flagged",
+    "Time entries waiting for a lead's review: flagged, or with no task",
+    role=Role.LEAD,
+    action="review flagged hours",
 )
 def flagged(ctx: Ctx, args: Args) -> None:
     with ctx.session() as session:
@@ -197,7 +200,9 @@ def flagged(ctx: Ctx, args: Args) -> None:
     ctx.reply(
         "Flagged time entries",
         [
-            section("*Flagged for review* (oldest first)\n" + "\n".join(lines)),
+            section(
+                "*Waiting for review* (flagged, or time with no task; oldest first)\n" + "\n".join(lines)
+            ),
             section("Approve with `/hours approve E-n`."),
         ],
     )
