@@ -165,6 +165,39 @@ class Config(BaseSettings):
         ge=0,
         le=3650,
     )
+    referral_model: Literal["flat", "share"] = setting(
+        "flat",
+        help="Referral reward for new referrals: flat (REFERRAL_BONUS after REFERRAL_BONUS_HOURS) or share "
+        "(REFERRAL_SHARE_PERCENT of the referee's approved pay for REFERRAL_SHARE_MONTHS, up to REFERRAL_SHARE_CAP)",
+        expected="flat or share",
+    )
+    referral_share_percent: Decimal = setting(
+        Decimal("10"),
+        help="Share model: percent of the referee's approved pay the referrer earns",
+        expected="a percentage like 10 or 7.5 (two decimals at most)",
+        gt=0,
+        le=100,
+    )
+    referral_share_months: int = setting(
+        12,
+        help="Share model: months after the referee's hire during which their pay earns the share",
+        expected="a whole number of months, 1 to 120",
+        ge=1,
+        le=120,
+    )
+    referral_share_cap: Decimal = setting(
+        Decimal("1000"),
+        help="Share model: the most one referral earns, in dollars",
+        expected="an amount in dollars like 1000",
+        ge=0,
+    )
+    weekly_hours_cap: Decimal = setting(
+        Decimal("40"),
+        help="Hours a member may clock per week (Monday 00:00 in their timezone) unless a lead sets their own cap",
+        expected="a number of hours like 40, more than 0 and at most 168",
+        gt=0,
+        le=168,
+    )
     slack_posts_per_min: int = setting(
         600,
         help="Messages per minute the bot allows itself workspace-wide, everything it posts together; "
@@ -261,7 +294,19 @@ class Config(BaseSettings):
             return frozenset(part.strip() for part in raw.split(",") if part.strip())
         return raw
 
-    @field_validator("referral_bonus", "referral_bonus_hours", mode="before")
+    @field_validator("referral_share_percent")
+    @classmethod
+    def _basis_points(cls, percent: Decimal) -> Decimal:
+        if percent * 100 != int(percent * 100):
+            raise ValueError("more than two decimals")
+        return percent
+
+    @field_validator("referral_model", mode="before")
+    @classmethod
+    def _lower_case(cls, raw: Any) -> Any:
+        return raw.lower() if isinstance(raw, str) else raw
+
+    @field_validator("referral_bonus", "referral_bonus_hours", "referral_share_cap", mode="before")
     @classmethod
     def _without_dollar_sign(cls, raw: Any) -> Any:
         return raw.lstrip("$") if isinstance(raw, str) else raw

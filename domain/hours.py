@@ -8,8 +8,13 @@ Definitions (the README says the same):
 - *Counted* time is closed and not flagged. An entry closed automatically at 12 hours is flagged for
   review and counts nowhere (totals, earnings, the 40 h alert, `tracked_hours`) until a lead approves
   it with `/hours approve`. An open clock-in counts once it is closed.
-- Earnings are the counted hours of each task times the task's hourly rate (`rate_cents`), rounded
-  half-up to the cent per task line; time on no task has no rate.
+- Earnings are each entry's counted time (its part in the week) times the task's hourly rate
+  (`rate_cents`), rounded half-up to the cent per entry (`core.money`, the one rounding rule); a
+  task line's amount is the sum of its entries'. Time on no task has no rate.
+- *Approved* time (what is paid, and what a referral share counts) is counted time that a lead
+  approved or that the rules approve: time on a task is approved by the rules unless the work it
+  was clocked for was rejected; time with no task needs a lead's `/hours approve` (it waits until
+  then); a flagged entry counts once a lead approves it. See `approval`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from sqlmodel import Session, col, select
 
 from core.authz import Actor
 from core.errors import UserError
+from core.money import pay_cents
 from db.models import Assignment, Member, Task, TimeEntry
 from domain import audit
 from domain.duties import separate_duties
@@ -46,11 +52,8 @@ def as_hours(seconds: float, rounding: str = ROUND_HALF_UP) -> Decimal:
 
 
 def earnings_cents(seconds: float, rate_cents: int | None) -> int:
-    if not rate_cents:
-        return 0
-    return int(
-        (Decimal(int(seconds)) * rate_cents / Decimal(3600)).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
-    )
+    """One entry's pay (or its part in a week): `core.money.pay_cents`, rounded half-up."""
+    return pay_cents(seconds, rate_cents)
 
 
 def _zone(tz: str) -> ZoneInfo:
@@ -78,7 +81,7 @@ def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0)).replace(tzinfo=zone).astimezone(UTC)
 
 
-def _overlap(entry: TimeEntry, start: datetime, end: datetime) -> float:
+def overlap(entry: TimeEntry, start: datetime, end: datetime) -> float:
     assert entry.ended_at is not None
     return max(0.0, (min(entry.ended_at, end) - max(entry.started_at, start)).total_seconds())
 
@@ -96,6 +99,7 @@ class Entry:
     task_title: str | None
     rate_cents: int | None
     flagged: bool = False
+    stop_reason: str = ""
 
     @property
     def ref(self) -> str:
@@ -122,6 +126,7 @@ def _entry(session: Session, row: TimeEntry) -> Entry:
         task_title=task.title if task else None,
         rate_cents=task.rate_cents if task else None,
         flagged=row.flagged,
+        stop_reason=row.stop_reason,
     )
 
 
@@ -255,8 +260,9 @@ def auto_close(session: Session, entry_id: int, now: datetime) -> Closed | None:
 
 
 def approve(session: Session, by: Actor, entry_id: int, now: datetime, source: str) -> Closed:
-    """A lead accepts an entry: a flagged one counts from now on; one on no task also counts toward
-    a referral bonus (`domain.referrals.bonus_hours`). Never the member's own (`domain.duties`)."""
+    """A lead accepts an entry: a flagged one counts (and is paid) from now on; one on no task also
+    counts toward pay and a referral bonus (`domain.referrals.bonus_hours`). Never the member's own
+    (`domain.duties`)."""
     row = session.get(TimeEntry, entry_id)
     if row is None:
         raise UserError(f"There is no time entry {entry_ref(entry_id)}.")
@@ -300,10 +306,51 @@ def approve(session: Session, by: Actor, entry_id: int, now: datetime, source: s
 
 
 def flagged_entries(session: Session, limit: int = 20) -> list[Entry]:
+    """Entries waiting for a lead: flagged ones, and closed time with no task not yet reviewed."""
     rows = session.exec(
-        select(TimeEntry).where(col(TimeEntry.flagged)).order_by(col(TimeEntry.started_at)).limit(limit)
+        select(TimeEntry)
+        .where(
+            col(TimeEntry.flagged)
+            | (
+                col(TimeEntry.task_id).is_(None)
+                & col(TimeEntry.ended_at).is_not(None)
+                & col(TimeEntry.approved_by).is_(None)
+            )
+        )
+        .order_by(col(TimeEntry.started_at))
+        .limit(limit)
     )
     return [_entry(session, r) for r in rows]
+
+
+def close_at(
+    session: Session, entry_id: int, ended_at: datetime, reason: str, now: datetime
+) -> Closed | None:
+    """The bot closes an open entry at `ended_at` for a rule (`reason`, e.g. "stopped at cap"); the
+    time up to then counts. None when it was already closed."""
+    closed = session.exec(  # type: ignore[call-overload]
+        update(TimeEntry)
+        .where(col(TimeEntry.id) == entry_id, col(TimeEntry.ended_at).is_(None))
+        .values(ended_at=ended_at, stop_reason=reason)
+    )
+    if closed.rowcount != 1:
+        return None
+    row = session.get(TimeEntry, entry_id)
+    assert row is not None
+    session.refresh(row)
+    audit.record(
+        session,
+        at=now,
+        actor_id=audit.BOT,
+        action="hours.stopped",
+        entity="time_entry",
+        entity_id=entry_id,
+        source="job",
+        user_id=row.user_id,
+        reason=reason,
+        seconds=int((ended_at - row.started_at).total_seconds()),
+    )
+    return Closed(_entry(session, row), _week_alerts(session, row))
 
 
 def open_entries(session: Session) -> list[tuple[int, datetime]]:
@@ -329,6 +376,11 @@ def _counted_in(session: Session, user_id: str, start: datetime, end: datetime) 
     )
 
 
+def closed_entries(session: Session, user_id: str, start: datetime, end: datetime) -> list[TimeEntry]:
+    """The member's closed entries overlapping [start, end), flagged or not."""
+    return _counted_in(session, user_id, start, end)
+
+
 def _week_alerts(session: Session, row: TimeEntry) -> tuple[WeekAlert, ...]:
     """The weeks (in the member's zone) that this newly counted entry pushed over 40 hours."""
     if row.flagged or row.ended_at is None:
@@ -339,9 +391,9 @@ def _week_alerts(session: Session, row: TimeEntry) -> tuple[WeekAlert, ...]:
     weeks = {week_bounds(row.started_at, tz), week_bounds(row.ended_at - timedelta(microseconds=1), tz)}
     for start, end in sorted(weeks):
         counted = sum(
-            _overlap(e, start, end) for e in _counted_in(session, row.user_id, start, end) if not e.flagged
+            overlap(e, start, end) for e in _counted_in(session, row.user_id, start, end) if not e.flagged
         )
-        before = counted - _overlap(row, start, end)
+        before = counted - overlap(row, start, end)
         if before <= WEEKLY_LIMIT.total_seconds() < counted:
             alerts.append(WeekAlert(row.user_id, start, as_hours(counted)))
     return tuple(alerts)
@@ -354,6 +406,7 @@ class TaskLine:
     rate_cents: int | None
     seconds: float = 0.0
     flagged_seconds: float = 0.0
+    cents: int = 0  # the sum of each counted entry's pay, each rounded on its own
 
     @property
     def hours(self) -> Decimal:
@@ -365,7 +418,7 @@ class TaskLine:
 
     @property
     def earnings_cents(self) -> int:
-        return earnings_cents(self.seconds, self.rate_cents)
+        return self.cents
 
 
 @dataclass
@@ -406,11 +459,12 @@ def _lines(session: Session, entries: list[TimeEntry], start: datetime, end: dat
             line = by_task[e.task_id] = TaskLine(
                 e.task_id, task.title if task else "No task", task.rate_cents if task else None
             )
-        seconds = _overlap(e, start, end)
+        seconds = overlap(e, start, end)
         if e.flagged:
             line.flagged_seconds += seconds
         else:
             line.seconds += seconds
+            line.cents += earnings_cents(seconds, line.rate_cents)
     return sorted(by_task.values(), key=lambda line: (line.task_id is None, line.task_id or 0))
 
 
@@ -494,3 +548,48 @@ def task_time(session: Session, user_id: str, task_id: int) -> TaskTime:
         if ended is not None and not flagged
     )
     return TaskTime(as_hours(seconds, rounding=ROUND_DOWN), len(rows))
+
+
+def clocked_seconds(session: Session, user_id: str, start: datetime, end: datetime, now: datetime) -> float:
+    """Every second the member was clocked in within [start, end), flagged or not, the running
+    clock-in up to `now` included: what a weekly cap limits."""
+    total = sum(overlap(e, start, end) for e in _counted_in(session, user_id, start, end))
+    current = open_entry(session, user_id)
+    if current is not None:
+        total += max(0.0, (min(now, end) - max(current.started_at, start)).total_seconds())
+    return total
+
+
+# ---- approval -------------------------------------------------------------------------------
+
+APPROVED = "approved"
+WAITING = "waiting"
+REJECTED = "rejected"
+
+
+def approval(session: Session, rows: list[TimeEntry]) -> dict[int, str]:
+    """Whether each closed entry is paid: APPROVED (by a lead, or by the rules), WAITING for a lead
+    (flagged, or time with no task not yet reviewed), or REJECTED (clocked for work the lead then
+    rejected). An entry belongs to the member's latest claim on its task made before it started."""
+    claims: dict[tuple[str, int], list[Assignment]] = defaultdict(list)
+    task_ids = {r.task_id for r in rows if r.task_id is not None}
+    if task_ids:
+        for a in session.exec(
+            select(Assignment)
+            .where(
+                col(Assignment.task_id).in_(task_ids), col(Assignment.user_id).in_({r.user_id for r in rows})
+            )
+            .order_by(col(Assignment.claimed_at), col(Assignment.id))
+        ):
+            claims[(a.user_id, a.task_id)].append(a)
+    states: dict[int, str] = {}
+    for r in rows:
+        assert r.id is not None
+        if r.flagged:
+            states[r.id] = WAITING
+        elif r.task_id is None:
+            states[r.id] = APPROVED if r.approved_by else WAITING
+        else:
+            held = [a for a in claims[(r.user_id, r.task_id)] if a.claimed_at <= r.started_at]
+            states[r.id] = REJECTED if held and held[-1].state == "rejected" else APPROVED
+    return states

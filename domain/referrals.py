@@ -44,6 +44,10 @@ ELIGIBLE = "eligible"
 PAID = "paid"
 REJECTED = "rejected"
 
+# Reward models (REFERRAL_MODEL), kept on each referral from the moment it is made.
+FLAT = "flat"
+SHARE = "share"
+
 STATUSES: tuple[str, ...] = (REFERRED, APPLIED, INTERVIEWING, HIRED, ELIGIBLE, PAID, REJECTED)
 
 # Every step a referral may take from each status.
@@ -100,6 +104,15 @@ def _member_with(session: Session, key: str) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class ShareTerms:
+    """The share model's terms a referral is made under (REFERRAL_SHARE_* then)."""
+
+    basis_points: int  # of the referee's approved pay; 10% = 1000
+    months: int  # after the hire
+    cap_cents: int  # per referee
+
+
 def refer(
     session: Session,
     *,
@@ -111,9 +124,11 @@ def refer(
     bonus_cents: int,
     now: datetime,
     source: str,
+    share: ShareTerms | None = None,
 ) -> Referral:
     """Record a referral of a normalized `email`. `account` is the workspace member Slack knows by
-    this address (looked up before the transaction), or None."""
+    this address (looked up before the transaction), or None. With `share` terms it earns a share
+    of the referee's pay (REFERRAL_MODEL=share) instead of the flat `bonus_cents`."""
     check_not_self(by, email)
     key = email_key(email)
     if account is not None or _member_with(session, key):
@@ -131,7 +146,11 @@ def refer(
             "skill": skill,
             "referrer_id": by.user_id,
             "status": REFERRED,
-            "bonus_cents": bonus_cents,
+            "bonus_cents": 0 if share else bonus_cents,
+            "reward_model": SHARE if share else FLAT,
+            "share_basis_points": share.basis_points if share else 0,
+            "share_months": share.months if share else 0,
+            "share_cap_cents": share.cap_cents if share else 0,
             "created_at": now,
             "updated_at": now,
             "updated_by": by.user_id,
@@ -160,7 +179,11 @@ def refer(
         email=email,
         name=referral.name,
         skill=skill,
-        bonus_cents=bonus_cents,
+        bonus_cents=referral.bonus_cents,
+        reward_model=referral.reward_model,
+        share_basis_points=referral.share_basis_points,
+        share_months=referral.share_months,
+        share_cap_cents=referral.share_cap_cents,
     )
     return referral
 
@@ -259,6 +282,8 @@ def set_status(
 
 def _automatic_refusal(session: Session, referral: Referral, threshold: Decimal) -> str:
     rid = ref(referral.id)
+    if referral.reward_model == SHARE:
+        return f"{rid} earns a share of the referee's pay, paid weekly; it stays {referral.status} and is never eligible."
     if referral.status != HIRED:
         return (
             f"{rid} is {referral.status}. A referral becomes eligible by itself once it is hired and the "
@@ -288,6 +313,8 @@ def _transition_refusal(session: Session, referral: Referral, wanted: str, thres
         return f"{head} Its bonus is paid: that is the last step."
     if current == REJECTED:
         return f"{head} A rejected referral is closed."
+    if current == HIRED and referral.reward_model == SHARE:
+        return f"{head} It earns a share of the referee's pay, paid weekly: hired is its last step."
     if current == HIRED:
         condition = _eligibility_condition(session, referral, threshold)
         return (
@@ -412,10 +439,12 @@ def promote_eligible(
     referee_user_id: str | None = None,
     referral_id: int | None = None,
 ) -> list[Promotion]:
-    """Make hired referrals whose referee has tracked enough hours eligible, each exactly once.
-    Without a filter every hired referral is checked (the periodic sweep)."""
+    """Make hired flat-bonus referrals whose referee has tracked enough hours eligible, each exactly
+    once. Without a filter every hired referral is checked (the periodic sweep). A share referral is
+    paid weekly as it accrues (`domain.pay`) and stays hired."""
     query = select(Referral).where(
         Referral.status == HIRED,
+        Referral.reward_model == FLAT,
         col(Referral.referee_user_id).is_not(None),
         col(Referral.referee_user_id) != col(Referral.referrer_id),  # never a bonus for oneself
     )

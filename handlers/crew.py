@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from core.authz import Role
-from core.grammar import SKILLS, USER
-from domain import members
+from core.errors import UserError
+from core.grammar import SKILLS, USER, Kind, hours_amount
+from domain import members, pay
 from handlers.kit.commands import Args, Param, SlashCommand
 from handlers.kit.context import Ctx
+from jobs import pay as pay_jobs
 from views.crew import profile_blocks
 
 if TYPE_CHECKING:
@@ -78,6 +81,46 @@ def skill(ctx: Ctx, args: Args) -> None:
     listed = ", ".join(f"`{s}`" for s in args.skills)
     ctx.reply(f":white_check_mark: <@{args.member}>'s skills are now {listed}.")
     ctx.dm(args.member, f"<@{ctx.actor.user_id}> set your vetted skills to {listed}.", what="skills change")
+
+
+_HOURS = hours_amount(pay.MAX_CAP_HOURS)
+
+
+def _cap_hours(token: str) -> Decimal | None:
+    return None if token.strip().lower() == "default" else _HOURS.parse(token)
+
+
+CAP = Kind("hours|default", _cap_hours)
+
+
+@crew.sub(
+    "cap",
+    "Set a member's weekly hours cap (`default`: back to WEEKLY_HOURS_CAP)",
+    params=[Param("member", USER), Param("hours", CAP)],
+    role=Role.LEAD,
+    action="set weekly caps",
+)
+def cap(ctx: Ctx, args: Args) -> None:
+    if ctx.services.directory.refresh(args.member) is None:
+        raise UserError(f"I couldn't find <@{args.member}> in this workspace. Nothing changed.")
+    default = ctx.services.config.weekly_hours_cap
+    with ctx.session() as session:
+        change = pay.set_cap(session, ctx.actor, args.member, args.hours, default, ctx.now, ctx.source)
+    if change is None:
+        ctx.reply(f"<@{args.member}>'s weekly cap is already that. Nothing changed.")
+        return
+    after = f"{pay.format_hours(change.after.hours)} h" + ("" if change.after.own else " (the default)")
+    ctx.reply(
+        f":white_check_mark: <@{args.member}>'s weekly cap is now {after} "
+        f"(was {pay.format_hours(change.before.hours)} h)."
+    )
+    pay_jobs.cap_changed(ctx.services, args.member)
+    ctx.dm(
+        args.member,
+        f"<@{ctx.actor.user_id}> set your weekly hours cap to {after} (was {pay.format_hours(change.before.hours)} h). "
+        "`/hours` shows your week.",
+        what="cap change",
+    )
 
 
 def register(app: CrewApp) -> None:

@@ -3,19 +3,23 @@ flagged time. The Home tab's hours section."""
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from core.authz import Actor, Role
 from core.errors import UserError
 from core.grammar import DATE, record_id
+from core.money import dollars
 from core.slack import SlackFailure
-from domain import hours
+from domain import hours, pay
 from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx
 from jobs import hours as hour_jobs
+from jobs import pay as pay_jobs
 from views import hours as hour_views
-from views.blocks import Block, local_time, section
+from views import pay as pay_views
+from views.blocks import Block, context, local_time, section
 
 if TYPE_CHECKING:
     from handlers.kit.app import CrewApp
@@ -42,9 +46,12 @@ def this_week(ctx: Ctx, args: Args) -> None:
 )
 def clock_in(ctx: Ctx, args: Args) -> None:
     with ctx.session() as session:
-        entry = hours.clock_in(session, ctx.actor, args.get("task"), ctx.now, ctx.source)
+        entry, cap = pay.clock_in(
+            session, ctx.actor, args.get("task"), ctx.now, ctx.source, ctx.services.config.weekly_hours_cap
+        )
     hour_jobs.register(ctx.services.scheduler, entry.id, entry.started_at)
-    ctx.reply(hour_views.clocked_in(entry, ctx.actor.tz))
+    pay_jobs.plan_cap(ctx.services, entry.id)
+    ctx.reply(f"{hour_views.clocked_in(entry, ctx.actor.tz)} ({pay_views.cap_left(cap)}.)")
     ctx.services.home.publish(ctx.services, ctx.actor.user_id)
 
 
@@ -53,6 +60,7 @@ def clock_out(ctx: Ctx, args: Args) -> None:
     with ctx.session() as session:
         closed = hours.clock_out(session, ctx.actor, ctx.now, ctx.source)
     hour_jobs.unregister(ctx.services.scheduler, closed.entry.id)
+    pay_jobs.unplan_cap(ctx.services, closed.entry.id)
     ctx.reply(hour_views.clocked_out(closed.entry, ctx.actor.tz))
     hour_jobs.after_closed(ctx.services, closed)
     ctx.services.home.publish(ctx.services, ctx.actor.user_id)
@@ -76,25 +84,78 @@ def report(ctx: Ctx, args: Args) -> None:
     with ctx.session() as session:
         rows = hours.report(session, start, end)
     monday = f"{start.astimezone(ZoneInfo(tz)):%Y-%m-%d}"
-    filename = f"hours-week-of-{monday}.csv"
     people = len({r.user_id for r in rows})
     summary = f"{people} member(s), {sum((r.line.hours for r in rows), hours.as_hours(0))} h counted"
+    _send_csv(
+        ctx,
+        f"hours-week-of-{monday}.csv",
+        hour_views.report_csv(rows),
+        title=f"Hours, week of {monday} ({tz})",
+        comment=f"Hours for the week of {monday} (Monday 00:00 {tz}): {summary}.",
+        summary=summary,
+    )
+
+
+def _send_csv(ctx: Ctx, filename: str, content: bytes, title: str, comment: str, summary: str) -> None:
+    """Upload a CSV file to the lead's DM, and say so."""
     try:
         channel = ctx.services.slack.open_dm(ctx.actor.user_id)
     except SlackFailure as e:
         raise UserError(
             f"I couldn't open a DM with you to send the report ({e.error}). Try again in a moment."
         ) from None
-    sent = ctx.services.slack.upload(
-        channel,
-        filename,
-        hour_views.report_csv(rows),
-        title=f"Hours, week of {monday} ({tz})",
-        comment=f"Hours for the week of {monday} (Monday 00:00 {tz}): {summary}.",
-    )
-    if not sent:
+    if not ctx.services.slack.upload(channel, filename, content, title=title, comment=comment):
         raise UserError("I couldn't upload the report just now. Please try again in a moment.")
     ctx.reply(f":white_check_mark: Sent `{filename}` to your DMs: {summary}.")
+
+
+def _monday(ctx: Ctx, args: Args) -> date:
+    """The Monday of `week=` (any day of it), else of last week, in the actor's timezone."""
+    this_monday = pay.monday_of(ctx.now, ctx.actor.tz)
+    if "week" not in args:
+        return this_monday - timedelta(days=7)
+    monday: date = args.week - timedelta(days=args.week.weekday())
+    if monday > this_monday:
+        raise UserError("That week hasn't started yet. Pick today or an earlier day.")
+    return monday
+
+
+@hours_command.sub(
+    "statement",
+    "Your pay statement for a week: approved hours by task, rate and amount, referral rewards, the total "
+    "(week= any day of the week; default last week)",
+    options=[Option("week", DATE)],
+)
+def statement(ctx: Ctx, args: Args) -> None:
+    monday = _monday(ctx, args)
+    with ctx.session() as session:
+        s = pay.statement(session, ctx.actor.user_id, monday, ctx.now)
+    text, blocks = pay_views.statement_blocks(s)
+    ctx.reply(text, blocks)
+
+
+@hours_command.sub(
+    "payroll",
+    "The week's payroll as a CSV file sent to you: one row per member and task, with totals; each "
+    "member's own week (week= any day of it; default last week)",
+    options=[Option("week", DATE)],
+    role=Role.LEAD,
+    action="download the payroll",
+)
+def payroll(ctx: Ctx, args: Args) -> None:
+    monday = _monday(ctx, args)
+    with ctx.session() as session:
+        statements = pay.payroll(session, monday, ctx.now)
+    total = sum(s.total_cents for s in statements)
+    summary = f"{len(statements)} member(s), {dollars(total, always_cents=True)} to be paid"
+    _send_csv(
+        ctx,
+        f"payroll-week-of-{monday:%Y-%m-%d}.csv",
+        pay_views.payroll_csv(statements),
+        title=f"Payroll, week of {monday:%Y-%m-%d}",
+        comment=f"Payroll for the week of {monday:%Y-%m-%d} (Monday 00:00 in each member's timezone): {summary}.",
+        summary=summary,
+    )
 
 
 @hours_command.sub(
@@ -120,7 +181,10 @@ def approve(ctx: Ctx, args: Args) -> None:
 
 
 @hours_command.sub(
-    "flagged", "Time entries waiting for a lead's review", role=Role.LEAD, action="review flagged hours"
+    "flagged",
+    "Time entries waiting for a lead's review: flagged, or with no task",
+    role=Role.LEAD,
+    action="review flagged hours",
 )
 def flagged(ctx: Ctx, args: Args) -> None:
     with ctx.session() as session:
@@ -137,7 +201,9 @@ def flagged(ctx: Ctx, args: Args) -> None:
     ctx.reply(
         "Flagged time entries",
         [
-            section("*Flagged for review* (oldest first)\n" + "\n".join(lines)),
+            section(
+                "*Waiting for review* (flagged, or time with no task; oldest first)\n" + "\n".join(lines)
+            ),
             section("Approve with `/hours approve E-n`."),
         ],
     )
@@ -145,9 +211,18 @@ def flagged(ctx: Ctx, args: Args) -> None:
 
 def home_section(services: Services, actor: Actor) -> list[Block]:
     now = services.clock.now()
+    cap = services.config.weekly_hours_cap
     with services.db.session() as session:
         week = hours.week(session, actor.user_id, actor.tz, now)
-    return hour_views.week_blocks(week, actor.tz, now, compact=True)
+        mine = pay.cap_status(session, actor.user_id, now, cap)
+        near = pay.near_cap(session, now, cap) if actor.is_lead else None
+    blocks = [
+        *hour_views.week_blocks(week, actor.tz, now, compact=True),
+        context(pay_views.cap_left(mine) + "."),
+    ]
+    if near is not None:
+        blocks += pay_views.cap_home(near)
+    return blocks
 
 
 def register(app: CrewApp) -> None:

@@ -13,13 +13,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from core.authz import Actor, Role
+from core.config import Config
 from core.errors import UsageError, UserError
 from core.grammar import EMAIL, Kind, choice, email_key, parse_skill, record_id
 from core.money import cents
 from core.slack import SlackFailure, profile_from_user
 from core.text import from_slack
 from db.models import Referral
-from domain import members
+from domain import members, pay
 from domain import referrals as rules
 from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
@@ -108,7 +109,19 @@ def record_referral(ctx: Ctx, email: str, name: str, skill: str | None) -> Refer
             bonus_cents=cents(ctx.services.config.referral_bonus),
             now=ctx.now,
             source=ctx.source,
+            share=_share_terms(ctx.services.config),
         )
+
+
+def _share_terms(config: Config) -> rules.ShareTerms | None:
+    """The share model's terms for a new referral, when REFERRAL_MODEL=share."""
+    if config.referral_model != rules.SHARE:
+        return None
+    return rules.ShareTerms(
+        basis_points=int(config.referral_share_percent * 100),
+        months=config.referral_share_months,
+        cap_cents=cents(config.referral_share_cap),
+    )
 
 
 def submit_form(ctx: Ctx, values: ViewValues) -> dict[str, Any]:
@@ -145,8 +158,15 @@ def _send_mine(ctx: Ctx, before_id: int | None) -> None:
         items, more = rules.of_referrer(session, ctx.actor.user_id, PAGE_SIZE, before_id)
         totals = rules.totals_for(session, ctx.actor.user_id)
         hours = _hours_of(session, items)
+        progress = pay.progress_of(session, items, ctx.now)
     text, blocks = views.my_referrals(
-        items, hours, totals, ctx.services.config.referral_bonus_hours, more, first_page=before_id is None
+        items,
+        hours,
+        totals,
+        ctx.services.config.referral_bonus_hours,
+        more,
+        first_page=before_id is None,
+        progress=progress,
     )
     ctx.reply(text, blocks)
 
@@ -286,9 +306,18 @@ def home_section(services: Services, actor: Actor) -> list[Block]:
         hours = _hours_of(session, items)
         board = rules.leaderboard(session, services.clock.now())
         shown = rules.on_leaderboard(session, actor.user_id)
+        progress = pay.progress_of(session, items, services.clock.now())
     month, _ = rules.month_bounds(services.clock.now())
     return views.home(
-        items, hours, totals, services.config.referral_bonus_hours, month, board, shown, more is not None
+        items,
+        hours,
+        totals,
+        services.config.referral_bonus_hours,
+        month,
+        board,
+        shown,
+        more is not None,
+        progress=progress,
     )
 
 

@@ -33,6 +33,7 @@ from handlers.kit.interactions import dispatch_event
 from jobs import announcements as announcement_jobs
 from jobs import hours as hour_jobs
 from jobs import maintenance, runtime
+from jobs import pay as pay_jobs
 from jobs import policy as policy_jobs
 from jobs import referrals as referral_jobs
 from jobs import shifts as shift_jobs
@@ -47,7 +48,16 @@ log = logging.getLogger("crewcall")
 # Every feature's listeners, registered in this order (the Home tab orders its sections itself).
 LISTENERS = [home, crew, vetting, tasks, shifts, hours, announcements, policy, referrals]
 # Every feature's background side: each exposes `start(services)`, called once the app is built.
-FEATURES = [maintenance, shift_jobs, hour_jobs, announcement_jobs, policy_jobs, referral_jobs, vetting_jobs]
+FEATURES = [
+    maintenance,
+    shift_jobs,
+    hour_jobs,
+    pay_jobs,
+    announcement_jobs,
+    policy_jobs,
+    referral_jobs,
+    vetting_jobs,
+]
 
 
 class BotTokenRefused(Exception):

@@ -120,6 +120,7 @@ def test_clocking_out_cancels_the_reminders(sqlite_bot: BotHarness) -> None:
 def test_over_forty_hours_in_a_week_tells_the_lead_once(bot: BotHarness) -> None:
     make_lead(bot)
     add_member(bot, "U1", "UTC")
+    bot.command(LEAD, "/crew", "cap <@U1> 50")  # the default cap (40) would stop the clock at 40
     for day in range(5):  # Mon–Fri, 9 h a day: 36 h after Thursday, 45 h after Friday
         bot.clock.set(at(f"2026-01-{5 + day:02d}T08:00:00"))
         _work(bot, "U1", timedelta(hours=9))

@@ -175,4 +175,4 @@ def test_cents_from_dollars() -> None:
     assert cents(Decimal("120")) == 12_000
     assert cents(Decimal("87.5")) == 8_750
     assert cents(Decimal("0.01")) == 1
-    assert cents(Decimal("250.005")) == 25_000  # a configured fraction of a cent: half to even
+    assert cents(Decimal("250.005")) == 25_001  # a configured fraction of a cent: half-up, the one rule

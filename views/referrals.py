@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -13,6 +13,7 @@ from core.money import csv_dollars, dollars
 from core.text import csv_cell, escape
 from db.models import Referral
 from domain import audit
+from domain.pay import Progress
 from domain.referrals import (
     APPLIED,
     ELIGIBLE,
@@ -21,6 +22,7 @@ from domain.referrals import (
     PAID,
     REFERRED,
     REJECTED,
+    SHARE,
     Totals,
     Waiting,
     format_hours,
@@ -63,7 +65,33 @@ def who(referral: Referral) -> str:
     return f"{escape(referral.name)} ({email})" if referral.name else email
 
 
-def _bonus(referral: Referral, hours: Decimal | None, threshold: Decimal) -> str:
+def share_terms(referral: Referral) -> str:
+    percent = (Decimal(referral.share_basis_points) / 100).normalize()
+    return (
+        f"{percent:f}% of their pay for {referral.share_months} months after the hire, "
+        f"up to {dollars(referral.share_cap_cents)}"
+    )
+
+
+def _share(referral: Referral, progress: Progress | None) -> str:
+    if referral.status == REJECTED:
+        return "no reward"
+    if progress is None or referral.status != HIRED:
+        return f"share pending: {share_terms(referral)}"
+    return (
+        f"share: {dollars(progress.earned_cents, always_cents=True)} earned so far, "
+        f"{dollars(progress.left_cents, always_cents=True)} left before the {dollars(progress.cap_cents)} cap"
+    )
+
+
+def _bonus(
+    referral: Referral,
+    hours: Decimal | None,
+    threshold: Decimal,
+    progress: Mapping[int, Progress] | None = None,
+) -> str:
+    if referral.reward_model == SHARE:
+        return _share(referral, (progress or {}).get(referral.id or 0))
     amount = dollars(referral.bonus_cents)
     if referral.status == PAID:
         return f"{amount} paid"
@@ -84,10 +112,13 @@ def totals_line(totals: Totals) -> str:
     )
 
 
-def _mine_line(referral: Referral, hours: Decimal | None, threshold: Decimal) -> str:
+def _mine_line(
+    referral: Referral, hours: Decimal | None, threshold: Decimal, progress: Mapping[int, Progress] | None
+) -> str:
     return (
         f"{_EMOJI[referral.status]} *{ref(referral.id)}* {who(referral)}: *{referral.status}* "
-        f"since {slack_date(referral.updated_at, '{date_short_pretty}')} · {_bonus(referral, hours, threshold)}"
+        f"since {slack_date(referral.updated_at, '{date_short_pretty}')} · "
+        f"{_bonus(referral, hours, threshold, progress)}"
     )
 
 
@@ -98,6 +129,7 @@ def my_referrals(
     threshold: Decimal,
     more_before: int | None,
     first_page: bool,
+    progress: Mapping[int, Progress] | None = None,
 ) -> tuple[str, list[Block]]:
     if not items:
         text = "You haven't referred anyone yet. Refer an expert with `/refer their@email.com`."
@@ -105,7 +137,7 @@ def my_referrals(
     blocks: list[Block] = []
     if first_page:
         blocks.append(section(f"*Your referrals* ({totals.count})\n{totals_line(totals)}"))
-    lines = [_mine_line(r, hours.get(r.referee_user_id or ""), threshold) for r in items]
+    lines = [_mine_line(r, hours.get(r.referee_user_id or ""), threshold, progress) for r in items]
     blocks += sections(lines)
     if more_before is not None:
         blocks.append(actions(button("More", MINE_MORE, value=str(more_before))))
@@ -178,6 +210,13 @@ def _input(block_id: str, label: str, **kwargs: Any) -> Block:
 
 
 def recorded_text(referral: Referral, threshold: Decimal) -> str:
+    if referral.reward_model == SHARE:
+        return (
+            f":white_check_mark: Referral *{ref(referral.id)}* recorded for {who(referral)}. Thank you!\n"
+            f"*What happens next:* they apply and a lead takes them through interviews. Once they're hired "
+            f"you earn {share_terms(referral)} (hours they work from today on), paid weekly with your own. "
+            "I'll DM you at every step; `/referrals` shows what each referral has earned."
+        )
     return (
         f":white_check_mark: Referral *{ref(referral.id)}* recorded for {who(referral)}. Thank you!\n"
         f"*What happens next:* they apply and a lead takes them through interviews. Once they're hired "
@@ -210,7 +249,10 @@ def status_dm(referral: Referral, after: str, by: str, at: datetime, tz: str, th
         APPLIED: f"{subject} has applied. A lead will review the application.",
         INTERVIEWING: f"{subject} is now interviewing with us.",
         HIRED: (
-            f"{subject} has been hired! Once they have tracked {format_hours(threshold)} hours, "
+            f"{subject} has been hired! From now on you earn {share_terms(referral)}, paid weekly; "
+            "`/referrals` shows what it has earned."
+            if referral.reward_model == SHARE
+            else f"{subject} has been hired! Once they have tracked {format_hours(threshold)} hours, "
             f"your {bonus} bonus is earned."
         ),
         PAID: f"Your {bonus} referral bonus for {subject} has been paid. Thank you for growing the community!",
@@ -355,6 +397,7 @@ def home(
     board: Sequence[tuple[str, int]],
     shown: bool,
     more: bool,
+    progress: Mapping[int, Progress] | None = None,
 ) -> list[Block]:
     blocks: list[Block] = [
         section(
@@ -365,7 +408,9 @@ def home(
     ]
     if items:
         blocks.append(section(f"*Your referrals* ({totals.count})\n{totals_line(totals)}"))
-        blocks += sections([_mine_line(r, hours.get(r.referee_user_id or ""), threshold) for r in items])
+        blocks += sections(
+            [_mine_line(r, hours.get(r.referee_user_id or ""), threshold, progress) for r in items]
+        )
         if more:
             blocks.append(context("Older ones: `/referrals`."))
     else:

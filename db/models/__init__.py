@@ -3,6 +3,7 @@ Each domain keeps its models in a module of its own."""
 
 from db.models.announcements import Announcement, AnnouncementAck, AnnouncementDelivery
 from db.models.core import AuditEntry, Member, MemberSkill, ProcessedEvent
+from db.models.pay import CapNotice, PayStatement, WeeklyCap
 from db.models.policy import PolicyFaq, PolicyFeedback, PolicyQuestion, PolicyRevision
 from db.models.referrals import LeaderboardOptIn, Referral
 from db.models.shifts import Shift, ShiftIncident, ShiftMember, ShiftReminder
@@ -15,9 +16,11 @@ __all__ = [
     "AnnouncementDelivery",
     "Assignment",
     "AuditEntry",
+    "CapNotice",
     "LeaderboardOptIn",
     "Member",
     "MemberSkill",
+    "PayStatement",
     "PolicyFaq",
     "PolicyFeedback",
     "PolicyQuestion",
@@ -33,4 +36,5 @@ __all__ = [
     "SkillApplication",
     "TimeEntry",
     "Welcome",
+    "WeeklyCap",
 ]

@@ -40,6 +40,13 @@ class Referral(SQLModel, table=True):
     # The bonus promised when the referral was made (REFERRAL_BONUS then), so a later change of the
     # setting does not change what a member was told.
     bonus_cents: int
+    # The reward model the referral was made under (REFERRAL_MODEL then) and, for `share`, its terms:
+    # a percentage (basis points, 10% = 1000) of the referee's approved pay for `share_months` after
+    # the hire, at most `share_cap_cents`. Switching the setting changes new referrals only.
+    reward_model: str = Field(default="flat", max_length=8, sa_column_kwargs={"server_default": "flat"})
+    share_basis_points: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    share_months: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    share_cap_cents: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     created_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     updated_by: str = Field(max_length=32)

@@ -91,6 +91,8 @@ class TimeEntry(SQLModel, table=True):
     ended_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     flagged: bool = Field(default=False)
     flag_reason: str = Field(default="", max_length=200)
-    # Who let this entry count (`/hours approve`), and when: never the member themselves.
+    # Why the bot closed it, when it did ("stopped at cap"); "" for a clock-out.
+    stop_reason: str = Field(default="", max_length=64, sa_column_kwargs={"server_default": ""})
+    # The lead who approved it (a flagged entry, or time with no task), and when.
     approved_by: str | None = Field(default=None, max_length=32)
     approved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

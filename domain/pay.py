@@ -1,0 +1,614 @@
+"""Pay rules: weekly caps, the weekly statement and the leads' payroll, and what a referral earns.
+
+Every week here is the member's own: Monday 00:00 to the next Monday 00:00 in their timezone
+(`domain.hours.week_of`), keyed by the date of that Monday.
+
+* **Caps.** A member may clock `WEEKLY_HOURS_CAP` hours a week (default 40) unless a lead set their
+  own cap (`set_cap`). Every clocked second counts toward it, flagged or not, the running clock-in
+  included. `/hours in` at the cap is refused; a running clock-in is closed by the bot at the instant
+  the cap is reached (`cap_times`, `stop_at_cap`), marked "stopped at cap", and the time up to
+  then counts. At 90% the member is told, once per week (`CapNotice`, its key is the "once").
+* **Statement.** One member's week: approved hours by task with rate and amount (`domain.hours`
+  says what is approved), the hours still waiting for a lead, time not paid because the work was
+  rejected, and referral rewards. Its total is the sum of its lines, each line the sum of its entries'
+  cents (`core.money`: rounded per entry, half-up). The payroll of a week is every member's
+  statement of that week (each in their own timezone), so its totals are the statements' by
+  construction.
+* **Referral rewards.** A referral keeps the model it was made under. `flat`: the bonus counts in
+  the statement of the week it was earned (`eligible_at`). `share`: a percentage of each approved
+  entry's pay, for the referee's time inside [the later of the referral and the hire, hire + N
+  months); each entry's share accrues when the entry ends, in order, until the cap. Only the first
+  referral of an address exists (its email is unique), so only the first referrer earns.
+"""
+
+from __future__ import annotations
+
+from calendar import monthrange
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_DOWN, Decimal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import update
+from sqlmodel import Session, col, select
+
+from core.authz import Actor
+from core.errors import UserError
+from core.money import pay_cents, share_cents
+from db.models import CapNotice, Member, PayStatement, Referral, Task, TimeEntry, WeeklyCap
+from db.statements import insert_ignore, rows_changed
+from domain import audit, hours, members
+from domain.hours import Entry
+from domain.referrals import FLAT, HIRED, SHARE
+
+CAP_STOP_REASON = "stopped at cap"
+NOTICE_AT = Decimal("0.9")
+MAX_CAP_HOURS = Decimal(168)
+
+STATEMENT_HOUR = time(9)  # Monday 09:00 in the member's timezone
+STALE_SENDING = timedelta(minutes=2)  # a statement "sending" this long was cut off by a crash
+MAX_ATTEMPTS = 5
+
+
+def zone(tz: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(tz)
+    except (KeyError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def tz_of(session: Session, user_id: str) -> str:
+    member = session.get(Member, user_id)
+    return member.tz if member else "UTC"
+
+
+def monday_of(at: datetime, tz: str) -> date:
+    """The Monday (a local date) of the member's week containing `at`."""
+    day = at.astimezone(zone(tz)).date()
+    return day - timedelta(days=day.weekday())
+
+
+def format_hours(value: Decimal) -> str:
+    """`40`, `22.5`: hours as people write them."""
+    return f"{value.quantize(Decimal('0.01'), rounding=ROUND_DOWN).normalize():f}"
+
+
+# ---- caps --------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Cap:
+    minutes: int
+    own: bool  # a lead set it; else WEEKLY_HOURS_CAP applies
+
+    @property
+    def seconds(self) -> int:
+        return self.minutes * 60
+
+    @property
+    def hours(self) -> Decimal:
+        return Decimal(self.minutes) / 60
+
+
+def default_minutes(default_hours: Decimal) -> int:
+    return int((default_hours * 60).to_integral_value())
+
+
+def cap_of(session: Session, user_id: str, default_hours: Decimal) -> Cap:
+    row = session.get(WeeklyCap, user_id)
+    if row is not None and row.cap_minutes is not None:
+        return Cap(row.cap_minutes, own=True)
+    return Cap(default_minutes(default_hours), own=False)
+
+
+@dataclass(frozen=True)
+class CapChange:
+    user_id: str
+    before: Cap
+    after: Cap
+
+
+def set_cap(
+    session: Session,
+    by: Actor,
+    user_id: str,
+    cap_hours: Decimal | None,
+    default_hours: Decimal,
+    now: datetime,
+    source: str,
+) -> CapChange | None:
+    """A lead sets a member's weekly cap (None: back to WEEKLY_HOURS_CAP). None when unchanged."""
+    if cap_hours is not None:
+        exact = cap_hours * 60
+        if exact != exact.to_integral_value():
+            raise UserError(f"A cap is whole minutes of hours, like 25 or 22.5 (got {cap_hours}).")
+        if not Decimal(0) < cap_hours <= MAX_CAP_HOURS:
+            raise UserError(
+                f"A weekly cap is more than 0 and at most {MAX_CAP_HOURS} hours (got {cap_hours})."
+            )
+    before = cap_of(session, user_id, default_hours)
+    members.ensure(session, user_id, now)
+    minutes = None if cap_hours is None else int(cap_hours * 60)
+    row = session.get(WeeklyCap, user_id)
+    if (row.cap_minutes if row else None) == minutes:
+        return None
+    if row is None:
+        row = WeeklyCap(user_id=user_id, set_by=by.user_id, set_at=now)
+    row.cap_minutes, row.set_by, row.set_at = minutes, by.user_id, now
+    session.add(row)
+    session.flush()
+    after = cap_of(session, user_id, default_hours)
+    audit.record_member(
+        session,
+        at=now,
+        actor_id=by.user_id,
+        action="hours.cap_set",
+        member_id=user_id,
+        source=source,
+        before_minutes=before.minutes,
+        after_minutes=after.minutes,
+        own=after.own,
+    )
+    return CapChange(user_id, before, after)
+
+
+@dataclass(frozen=True)
+class CapStatus:
+    user_id: str
+    tz: str
+    monday: date
+    clocked_seconds: float
+    cap: Cap
+
+    @property
+    def clocked_hours(self) -> Decimal:
+        return hours.as_hours(self.clocked_seconds)
+
+    @property
+    def left_seconds(self) -> float:
+        return max(0.0, self.cap.seconds - self.clocked_seconds)
+
+    @property
+    def reached(self) -> bool:
+        return self.clocked_seconds >= self.cap.seconds
+
+    @property
+    def near(self) -> bool:
+        return self.clocked_seconds >= self.cap.seconds * NOTICE_AT
+
+
+def cap_status(session: Session, user_id: str, now: datetime, default_hours: Decimal) -> CapStatus:
+    tz = tz_of(session, user_id)
+    start, end = hours.week_bounds(now, tz)
+    clocked = hours.clocked_seconds(session, user_id, start, end, now)
+    return CapStatus(user_id, tz, monday_of(now, tz), clocked, cap_of(session, user_id, default_hours))
+
+
+def clock_in(
+    session: Session, by: Actor, task_id: int | None, now: datetime, source: str, default_hours: Decimal
+) -> tuple[Entry, CapStatus]:
+    """`/hours in`, refused at the weekly cap (naming it and who can raise it)."""
+    status = cap_status(session, by.user_id, now, default_hours)
+    if status.reached:
+        leads = members_who_lead(session)
+        who = "a lead (" + ", ".join(f"<@{u}>" for u in leads[:3]) + ")" if leads else "a lead or an admin"
+        raise UserError(
+            f"You've reached your weekly cap of {format_hours(status.cap.hours)} h "
+            f"({status.clocked_hours} h clocked this week), so I can't clock you in. "
+            f"Only {who} can raise it, with `/crew cap @you <hours>`. Your week starts again Monday 00:00 ({status.tz})."
+        )
+    return hours.clock_in(session, by, task_id, now, source), status
+
+
+def members_who_lead(session: Session) -> list[str]:
+    return list(
+        session.exec(
+            select(Member.user_id)
+            .where(col(Member.is_lead), col(Member.deleted).is_(False))
+            .order_by(col(Member.user_id))
+        )
+    )
+
+
+@dataclass(frozen=True)
+class CapTimes:
+    """When a running clock-in reaches 90% of the cap, and the cap (None: not before the 12 h close)."""
+
+    entry_id: int
+    user_id: str
+    notice_at: datetime | None
+    stop_at: datetime | None
+
+
+def cap_times(session: Session, entry_id: int, default_hours: Decimal) -> CapTimes | None:
+    """For an open entry: the instants its week's clocked time reaches 90% of the cap and the cap,
+    given the member's other time in each week it runs into. None when it is closed."""
+    row = session.get(TimeEntry, entry_id)
+    if row is None or row.ended_at is not None:
+        return None
+    tz = tz_of(session, row.user_id)
+    cap = cap_of(session, row.user_id, default_hours)
+    last = row.started_at + hours.AUTO_CLOSE_AFTER
+    notice_at = stop_at = None
+    week_start, week_end = hours.week_bounds(row.started_at, tz)
+    while week_start < last and stop_at is None:
+        before = sum(
+            hours.overlap(e, week_start, week_end)
+            for e in hours.closed_entries(session, row.user_id, week_start, week_end)
+        )
+        begin = max(row.started_at, week_start)
+        for limit, kind in ((cap.seconds * NOTICE_AT, "notice"), (Decimal(cap.seconds), "stop")):
+            at = begin + timedelta(seconds=max(0.0, float(limit) - before))
+            if at < week_end and at <= last:
+                if kind == "notice" and notice_at is None:
+                    notice_at = at
+                elif kind == "stop":
+                    stop_at = at
+        week_start, week_end = hours.week_bounds(week_end, tz)
+    return CapTimes(entry_id, row.user_id, notice_at, stop_at)
+
+
+def stop_at_cap(
+    session: Session, entry_id: int, now: datetime, default_hours: Decimal
+) -> hours.Closed | None:
+    """Close a running clock-in at the instant its week reached the cap (not later, even after
+    downtime), marked "stopped at cap"; a cap a lead lowered below what was already clocked stops
+    it at the moment of the change. None when it is closed or not at the cap yet."""
+    times = cap_times(session, entry_id, default_hours)
+    if times is None or times.stop_at is None or times.stop_at > now:
+        return None
+    changed = session.get(WeeklyCap, times.user_id)
+    stop = max(times.stop_at, changed.set_at) if changed else times.stop_at
+    return hours.close_at(session, entry_id, min(stop, now), CAP_STOP_REASON, now)
+
+
+def claim_cap_notice(session: Session, user_id: str, at: datetime) -> bool:
+    """True once per member and week: whoever records the week's notice sends it."""
+    return insert_ignore(
+        session,
+        CapNotice,
+        {"user_id": user_id, "week_start": monday_of(at, tz_of(session, user_id)), "sent_at": at},
+    )
+
+
+def near_cap(session: Session, now: datetime, default_hours: Decimal) -> list[CapStatus]:
+    """Members at 90% of their cap or more this week (their own week), highest share first."""
+    since = now - timedelta(days=8)
+    user_ids = set(
+        session.exec(
+            select(TimeEntry.user_id).where(
+                (col(TimeEntry.ended_at).is_(None)) | (col(TimeEntry.ended_at) > since)
+            )
+        )
+    )
+    found = [cap_status(session, u, now, default_hours) for u in sorted(user_ids)]
+    near = [s for s in found if s.near]
+    return sorted(near, key=lambda s: (-s.clocked_seconds / max(s.cap.seconds, 1), s.user_id))
+
+
+# ---- referral rewards --------------------------------------------------------------------------
+
+
+def add_months(at: datetime, months: int) -> datetime:
+    """The same instant `months` calendar months later (the 31st becomes the month's last day)."""
+    month0 = at.month - 1 + months
+    year, month = at.year + month0 // 12, month0 % 12 + 1
+    return at.replace(year=year, month=month, day=min(at.day, monthrange(year, month)[1]))
+
+
+def share_window(referral: Referral) -> tuple[datetime, datetime] | None:
+    """[the later of the referral and the hire, hire + N months), or None before the hire."""
+    if referral.reward_model != SHARE or referral.hired_at is None or referral.referee_user_id is None:
+        return None
+    return max(referral.created_at, referral.hired_at), add_months(referral.hired_at, referral.share_months)
+
+
+def share_accruals(session: Session, referral: Referral) -> list[tuple[datetime, int]]:
+    """Each approved entry's share, when it accrued (the entry's end inside the window), in order,
+    already capped: the running sum never passes the referral's cap."""
+    window = share_window(referral)
+    if window is None:
+        return []
+    start, end = window
+    assert referral.referee_user_id is not None
+    rows = sorted(
+        hours.closed_entries(session, referral.referee_user_id, start, end),
+        key=lambda e: (e.ended_at, e.id),
+    )
+    states = hours.approval(session, rows)
+    rates = _rates(session, {r.task_id for r in rows if r.task_id})
+    accrued, out = 0, []
+    for row in rows:
+        if states[row.id or 0] != hours.APPROVED or row.task_id is None:
+            continue
+        pay = pay_cents(hours.overlap(row, start, end), rates.get(row.task_id))
+        add = min(share_cents(pay, referral.share_basis_points), referral.share_cap_cents - accrued)
+        if add <= 0:
+            continue
+        accrued += add
+        assert row.ended_at is not None
+        out.append((min(row.ended_at, end), add))
+    return out
+
+
+@dataclass(frozen=True)
+class Progress:
+    """A share referral's earnings: in a period, so far, and what is left before the cap."""
+
+    referral_id: int
+    period_cents: int
+    earned_cents: int
+    cap_cents: int
+
+    @property
+    def left_cents(self) -> int:
+        return max(0, self.cap_cents - self.earned_cents)
+
+
+def share_progress(session: Session, referral: Referral, start: datetime, end: datetime) -> Progress:
+    """Earned in [start, end), and in total up to `end`."""
+    accruals = share_accruals(session, referral)
+    return Progress(
+        referral.id or 0,
+        sum(c for at, c in accruals if start <= at < end),
+        sum(c for at, c in accruals if at < end),
+        referral.share_cap_cents,
+    )
+
+
+def progress_of(session: Session, referrals: Iterable[Referral], now: datetime) -> dict[int, Progress]:
+    """Share referrals' earnings so far (for `/referrals`)."""
+    return {
+        r.id or 0: share_progress(
+            session, r, datetime.min.replace(tzinfo=now.tzinfo), now + timedelta.resolution
+        )
+        for r in referrals
+        if r.reward_model == SHARE
+    }
+
+
+# ---- the statement -----------------------------------------------------------------------------
+
+
+@dataclass
+class PayLine:
+    task_id: int
+    title: str
+    rate_cents: int
+    seconds: float = 0.0
+    cents: int = 0
+
+    @property
+    def hours(self) -> Decimal:
+        return hours.as_hours(self.seconds)
+
+
+@dataclass(frozen=True)
+class RewardLine:
+    referral_id: int
+    referee: str  # name or email, as the referrer typed it (escape before showing)
+    model: str
+    cents: int  # earned in this week
+    note: str  # flat: "earned"; share: progress; pending: what is missing
+    earned_cents: int = 0
+    left_cents: int = 0
+
+
+@dataclass
+class Statement:
+    user_id: str
+    name: str
+    tz: str
+    monday: date
+    start: datetime
+    end: datetime
+    lines: list[PayLine] = field(default_factory=list)
+    waiting_seconds: float = 0.0
+    rejected_seconds: float = 0.0
+    no_task_seconds: float = 0.0  # approved, with no rate
+    rewards: list[RewardLine] = field(default_factory=list)
+    pending: list[RewardLine] = field(default_factory=list)
+
+    @property
+    def work_cents(self) -> int:
+        return sum(line.cents for line in self.lines)
+
+    @property
+    def reward_cents(self) -> int:
+        return sum(r.cents for r in self.rewards)
+
+    @property
+    def total_cents(self) -> int:
+        return self.work_cents + self.reward_cents
+
+    @property
+    def approved_seconds(self) -> float:
+        return sum(line.seconds for line in self.lines) + self.no_task_seconds
+
+    @property
+    def has_activity(self) -> bool:
+        return bool(self.approved_seconds or self.waiting_seconds or self.rejected_seconds or self.rewards)
+
+
+def _rates(session: Session, task_ids: set[int]) -> dict[int, int]:
+    if not task_ids:
+        return {}
+    return {t.id or 0: t.rate_cents for t in session.exec(select(Task).where(col(Task.id).in_(task_ids)))}
+
+
+def statement(session: Session, user_id: str, monday: date, now: datetime) -> Statement:
+    """The member's week starting on the local `monday`, as recorded at `now`."""
+    member = session.get(Member, user_id)
+    tz = member.tz if member else "UTC"
+    start, end = hours.week_of(monday, tz)
+    s = Statement(user_id, (member.real_name or member.name) if member else "", tz, monday, start, end)
+    rows = hours.closed_entries(session, user_id, start, end)
+    states = hours.approval(session, rows)
+    task_ids = {r.task_id for r in rows if r.task_id is not None}
+    tasks = {t.id: t for t in session.exec(select(Task).where(col(Task.id).in_(task_ids)))}
+    lines: dict[int, PayLine] = {}
+    for row in sorted(rows, key=lambda r: (r.started_at, r.id)):
+        seconds = hours.overlap(row, start, end)
+        state = states[row.id or 0]
+        if state == hours.WAITING:
+            s.waiting_seconds += seconds
+        elif state == hours.REJECTED:
+            s.rejected_seconds += seconds
+        elif row.task_id is None:
+            s.no_task_seconds += seconds
+        else:
+            task = tasks[row.task_id]
+            line = lines.setdefault(row.task_id, PayLine(row.task_id, task.title, task.rate_cents))
+            line.seconds += seconds
+            line.cents += pay_cents(seconds, task.rate_cents)
+    s.lines = [lines[k] for k in sorted(lines)]
+    _add_rewards(session, s, now)
+    return s
+
+
+def _add_rewards(session: Session, s: Statement, now: datetime) -> None:
+    referrals = session.exec(
+        select(Referral).where(Referral.referrer_id == s.user_id).order_by(col(Referral.id))
+    ).all()
+    for r in referrals:
+        referee = r.name or r.email
+        if r.reward_model == SHARE:
+            window = share_window(r)
+            if window is None or not (window[0] < s.end and s.start < window[1]):
+                continue
+            p = share_progress(session, r, s.start, s.end)
+            line = RewardLine(r.id or 0, referee, SHARE, p.period_cents, "", p.earned_cents, p.left_cents)
+            if p.period_cents:
+                s.rewards.append(line)
+            elif p.left_cents:
+                s.pending.append(line)
+        elif r.eligible_at is not None and s.start <= r.eligible_at < s.end:
+            s.rewards.append(RewardLine(r.id or 0, referee, FLAT, r.bonus_cents, "earned", r.bonus_cents))
+        elif r.status == HIRED and (r.hired_at is None or r.hired_at < s.end):
+            s.pending.append(RewardLine(r.id or 0, referee, FLAT, 0, "pending", 0, r.bonus_cents))
+
+
+def payroll(session: Session, monday: date, now: datetime) -> list[Statement]:
+    """Every member's statement of the week of `monday` (each in their own timezone), for those
+    with activity in it, by member id."""
+    # Every zone's Monday lies within a day of UTC's.
+    lo = datetime.combine(monday - timedelta(days=1), time(0)).replace(tzinfo=now.tzinfo)
+    hi = lo + timedelta(days=9)
+    return [
+        s
+        for s in (statement(session, u, monday, now) for u in sorted(_candidates(session, lo, hi)))
+        if s.has_activity
+    ]
+
+
+def _candidates(session: Session, lo: datetime, hi: datetime) -> set[str]:
+    """Members who may have activity in a week inside [lo, hi): time entries, or referral rewards."""
+    worked = session.exec(
+        select(TimeEntry.user_id).where(
+            col(TimeEntry.ended_at).is_not(None), col(TimeEntry.started_at) < hi, col(TimeEntry.ended_at) > lo
+        )
+    ).all()
+    referrers = session.exec(
+        select(Referral.referrer_id).where(
+            ((col(Referral.reward_model) == SHARE) & col(Referral.hired_at).is_not(None))
+            | ((col(Referral.eligible_at) >= lo) & (col(Referral.eligible_at) < hi))
+        )
+    ).all()
+    return set(worked) | set(referrers)
+
+
+# ---- the Monday statement: who is due, and the ledger that sends it once ------------------------
+
+
+def due_week(now: datetime, tz: str) -> date | None:
+    """The week whose statement is due at `now` for a member in `tz`: last week, from this
+    Monday 09:00 local on. Before that, last week's statement isn't due yet (and the one before
+    was due a week ago)."""
+    z = zone(tz)
+    this_monday = monday_of(now, tz)
+    due_at = datetime.combine(this_monday, STATEMENT_HOUR).replace(tzinfo=z)
+    return this_monday - timedelta(days=7) if now >= due_at else None
+
+
+@dataclass(frozen=True)
+class ToSend:
+    statement: Statement
+    ledger_id: int
+
+
+def claim_due_statements(session: Session, now: datetime) -> list[ToSend]:
+    """The statements due now that this caller won the right to send: each is recorded in the
+    ledger (`pay_statement`, unique per member and week) as "sending" in this transaction, so a
+    second run, a replayed job or another process sends nothing. A week without activity is
+    recorded as "empty" and never looked at again."""
+    candidates = _candidates(session, now - timedelta(days=16), now)
+    # Filtered here rather than in SQL: the candidates may be more than a statement's parameters.
+    members_tz = session.exec(
+        select(Member.user_id, Member.tz).where(col(Member.is_bot).is_(False), col(Member.deleted).is_(False))
+    ).all()
+    due = {u: week for u, tz in members_tz if u in candidates and (week := due_week(now, tz)) is not None}
+    if not due:
+        return []
+    done = {
+        (row.user_id, row.week_start): row
+        for row in session.exec(
+            select(PayStatement).where(col(PayStatement.week_start).in_(set(due.values())))
+        )
+    }
+    out: list[ToSend] = []
+    for user_id in sorted(due):
+        week = due[user_id]
+        row = done.get((user_id, week))
+        if row is not None and not _retryable(row, now):
+            continue
+        s = statement(session, user_id, week, now)
+        if row is None:
+            values = {
+                "user_id": user_id,
+                "week_start": week,
+                "state": "sending" if s.has_activity else "empty",
+                "attempts": 1 if s.has_activity else 0,
+                "claimed_at": now,
+                "total_cents": s.total_cents,
+            }
+            if not insert_ignore(session, PayStatement, values) or not s.has_activity:
+                continue
+            row = session.exec(
+                select(PayStatement).where(PayStatement.user_id == user_id, PayStatement.week_start == week)
+            ).one()
+        elif not rows_changed(
+            session,
+            update(PayStatement)
+            .where(
+                col(PayStatement.id) == row.id,
+                col(PayStatement.state) == row.state,
+                col(PayStatement.attempts) == row.attempts,
+            )
+            .values(state="sending", claimed_at=now, attempts=row.attempts + 1, total_cents=s.total_cents),
+        ):
+            continue
+        out.append(ToSend(s, row.id or 0))
+    return out
+
+
+def _retryable(row: PayStatement, now: datetime) -> bool:
+    if row.attempts >= MAX_ATTEMPTS:
+        return False
+    return row.state == "pending" or (row.state == "sending" and row.claimed_at < now - STALE_SENDING)
+
+
+def statement_sent(session: Session, ledger_id: int, now: datetime, ts: str) -> None:
+    session.execute(
+        update(PayStatement)
+        .where(col(PayStatement.id) == ledger_id)
+        .values(state="sent", sent_at=now, message_ts=ts)
+    )
+
+
+def statement_failed(session: Session, ledger_id: int, retry: bool) -> None:
+    session.execute(
+        update(PayStatement)
+        .where(col(PayStatement.id) == ledger_id, col(PayStatement.state) == "sending")
+        .values(state="pending" if retry else "failed")
+    )

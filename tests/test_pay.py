@@ -1,0 +1,282 @@
+"""Pay through the HTTP door on the injected clock: weekly caps (refusal, stop at the cap with its
+DM, the 90% notice once, a lead's override), the Monday statement in three timezones sent once
+(also after a restart and a replayed job) and equal to the payroll CSV, and the share model as the
+referrer sees it."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+from datetime import date, timedelta
+
+import pytest
+from sqlmodel import col, select
+
+from db.models import AuditEntry, PayStatement, TimeEntry
+from jobs import pay as pay_jobs
+from sandbox.fake_slack import FakeSlack
+from sandbox.harness import BotHarness
+from tests.shift_helpers import LEAD, add_member, add_task, at, eventually, make_lead, settle
+
+
+def dm_texts(bot: BotHarness, user_id: str, contains: str) -> list[str]:
+    return [c.params["text"] for c in bot.dms_to(user_id) if contains in c.params.get("text", "")]
+
+
+# ---- caps ----------------------------------------------------------------------------------------
+
+
+def test_cap_override_notice_once_stop_at_cap_and_refusal(bot: BotHarness) -> None:
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    review = add_task(bot, "Review", 10_000, holder="U1")
+    assert "Only leads and admins can set weekly caps" in bot.command("U1", "/crew", "cap <@U1> 80").text
+    assert "Hours must be more than 0" in bot.command(LEAD, "/crew", "cap <@U1> 0").text
+    reply = bot.command(LEAD, "/crew", "cap <@U1> 10")
+    assert "<@U1>'s weekly cap is now 10 h (was 40 h)" in reply.text
+    bot.wait_dm("U1", "set your weekly hours cap to 10 h")
+    with bot.services.db.session() as session:
+        audited = session.exec(select(AuditEntry).where(AuditEntry.action == "hours.cap_set")).one()
+        assert (audited.actor_id, audited.entity_id) == (LEAD, "U1")
+
+    assert "10.00 h left of your 10 h weekly cap" in bot.command("U1", "/hours", f"in T-{review}").text
+    bot.clock.advance(hours=8, minutes=59)
+    settle()
+    assert not dm_texts(bot, "U1", "90%")
+    bot.clock.advance(minutes=1)
+    assert "9.00 h this week, 90% of your 10 h weekly cap" in bot.wait_dm("U1", "90%").params["text"]
+    bot.clock.advance(hours=1)
+    stopped = bot.wait_dm("U1", "reached your weekly cap")
+    assert "clocked you out at Mon 05 Jan, 19:00 UTC" in stopped.params["text"]
+    with bot.services.db.session() as session:
+        entry = session.exec(select(TimeEntry)).one()
+        assert entry.ended_at == at("2026-01-05T19:00:00") and entry.stop_reason == "stopped at cap"
+        assert not entry.flagged
+    assert bot.services.scheduler.jobs("hours:") == [] and bot.services.scheduler.jobs("pay:E-") == []
+
+    refused = bot.command("U1", "/hours", "in").text
+    assert "You've reached your weekly cap of 10 h (10.00 h clocked this week)" in refused
+    assert "Only a lead (<@ULEAD>) can raise it" in refused
+
+    # The lead raises it: clocking in works again, and the 90% notice isn't repeated this week.
+    bot.command(LEAD, "/crew", "cap <@U1> 12")
+    bot.wait_dm("U1", "set your weekly hours cap to 12 h (was 10 h)")
+    assert "Clocked in" in bot.command("U1", "/hours", "in").text
+    bot.clock.advance(hours=2)
+    bot.wait_dm("U1", "reached your weekly cap of 12 h")
+    settle()
+    assert len(dm_texts(bot, "U1", "90%")) == 1
+    # Lowering a running clock's cap stops it at once; `default` goes back to WEEKLY_HOURS_CAP.
+    assert "is now 40 h (the default)" in bot.command(LEAD, "/crew", "cap <@U1> default").text
+    assert "already that" in bot.command(LEAD, "/crew", "cap <@U1> default").text
+    assert "Clocked in" in bot.command("U1", "/hours", "in").text
+    bot.clock.advance(minutes=30)
+    bot.command(LEAD, "/crew", "cap <@U1> 12")  # below the 12.5 h clocked: stops now, keeps the 30 min
+    eventually(lambda: len(dm_texts(bot, "U1", "reached your weekly cap")) == 3)
+    with bot.services.db.session() as session:
+        last = session.exec(select(TimeEntry).order_by(col(TimeEntry.id).desc())).first()
+        assert last is not None and last.ended_at == last.started_at + timedelta(minutes=30)
+        assert last.stop_reason == "stopped at cap"
+
+
+def test_cap_stop_after_downtime_is_at_the_cap_instant(sqlite_bot: BotHarness) -> None:
+    bot = sqlite_bot
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "America/New_York")
+    bot.command(LEAD, "/crew", "cap <@U1> 3")
+    bot.command("U1", "/hours", "in")
+    bot.stop()
+    bot.clock.advance(hours=5)  # the notice and the cap fell due while down
+    bot.start()
+    bot.wait_dm("U1", "reached your weekly cap of 3 h")
+    with bot.services.db.session() as session:
+        entry = session.exec(select(TimeEntry)).one()
+        assert entry.ended_at == at("2026-01-05T12:00:00") and entry.stop_reason == "stopped at cap"
+    assert "3.00 h" in bot.command("U1", "/hours").all_text
+
+
+def test_leads_see_who_is_near_their_cap_on_home(sqlite_bot: BotHarness) -> None:
+    bot = sqlite_bot
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    bot.command(LEAD, "/crew", "cap <@U1> 2")
+    bot.command("U1", "/hours", "in")
+    bot.clock.advance(hours=1, minutes=50)
+    home = bot.services.home.render(bot.services, bot.services.directory.actor(LEAD))
+    text = str(home["blocks"])
+    assert "Near or at their weekly cap" in text and "<@U1>: 1.83 h of 2 h" in text
+    mine = str(bot.services.home.render(bot.services, bot.services.directory.actor("U1"))["blocks"])
+    assert "0.17 h left of your 2 h weekly cap" in mine and "Near or at" not in mine
+
+
+# ---- the Monday statement ------------------------------------------------------------------------
+
+ZONES = {"UNY": "America/New_York", "ULIS": "Europe/Lisbon", "UKOL": "Asia/Kolkata"}
+
+
+def _work(bot: BotHarness, user: str, start: str, duration: timedelta, task: int | None = None) -> None:
+    bot.clock.set(at(start))
+    assert "Clocked in" in bot.command(user, "/hours", f"in T-{task}" if task else "in").text
+    bot.clock.advance(duration)
+    assert "Clocked out" in bot.command(user, "/hours", "out").text
+
+
+def _sent(bot: BotHarness, user_id: str) -> None:
+    """Wait until the sweep recorded the member's statement as sent (and has finished): a sweep still
+    running when the clock jumps skips that run, as APScheduler runs one instance at a time."""
+
+    def recorded() -> bool:
+        with bot.services.db.session() as session:
+            row = session.exec(
+                select(PayStatement).where(
+                    PayStatement.user_id == user_id, PayStatement.week_start == date(2026, 1, 5)
+                )
+            ).first()
+            return row is not None and row.state == "sent"
+
+    eventually(recorded)
+    settle()
+
+
+def _statement_total(text: str) -> str:
+    found = re.search(r"Total to be paid: \$([\d,]+\.\d\d)", text)
+    assert found, text
+    return found.group(1).replace(",", "")
+
+
+def test_monday_statement_once_per_member_in_three_timezones_equal_to_payroll(bot: BotHarness) -> None:
+    make_lead(bot, tz="UTC")
+    for user, tz in ZONES.items():
+        add_member(bot, user, tz)
+    review = add_task(bot, "=SUM(1) review", 8750, holder="UNY")  # $87.50/h; a formula for a title
+    triage = add_task(bot, "Triage", 12_000, holder="UKOL")
+    lisbon = add_task(bot, "Lisbon work", 9999, holder="ULIS")
+    for day in (6, 7, 8):  # three 20-minute entries: $29.17 each (rounded per entry)
+        _work(bot, "UNY", f"2026-01-0{day}T15:00:00", timedelta(minutes=20), review)
+    _work(bot, "UNY", "2026-01-09T15:00:00", timedelta(hours=1, minutes=15), review)  # $109.38
+    _work(bot, "UKOL", "2026-01-06T05:00:00", timedelta(hours=3, minutes=7), triage)  # $374.00
+    _work(bot, "UKOL", "2026-01-07T05:00:00", timedelta(minutes=45))  # no task: waits for a lead
+    _work(bot, "ULIS", "2026-01-07T09:00:00", timedelta(hours=2, minutes=1), lisbon)  # $201.65
+
+    bot.clock.set(at("2026-01-12T03:29:00"))  # Kolkata: Monday 08:59
+    settle()
+    assert not dm_texts(bot, "UKOL", "pay statement")
+    bot.clock.set(at("2026-01-12T03:30:00"))  # Kolkata: Monday 09:00
+    kol = bot.wait_dm("UKOL", "pay statement")
+    _sent(bot, "UKOL")
+    assert not dm_texts(bot, "ULIS", "pay statement") and not dm_texts(bot, "UNY", "pay statement")
+    bot.clock.set(at("2026-01-12T09:00:00"))  # Lisbon: Monday 09:00 (WET)
+    lis = bot.wait_dm("ULIS", "pay statement")
+    _sent(bot, "ULIS")
+    bot.clock.set(at("2026-01-12T14:00:00"))  # New York: Monday 09:00 (EST)
+    ny = bot.wait_dm("UNY", "pay statement")
+    _sent(bot, "UNY")
+
+    texts = {
+        u: str(c.params["text"]) + str(c.params.get("blocks"))
+        for u, c in (("UKOL", kol), ("ULIS", lis), ("UNY", ny))
+    }
+    assert "T-1 =SUM(1) review: 2.25 h × $87.50/h = *$196.89*" in texts["UNY"]
+    assert "0.75 h waiting for a lead's approval" in texts["UKOL"]
+    assert "Tell a lead within 7 days" in texts["UNY"]
+    totals = {u: _statement_total(t) for u, t in texts.items()}
+    assert totals == {"UNY": "196.89", "UKOL": "374.00", "ULIS": "201.65"}
+
+    # Replayed job, another sweep, a restart and a later sweep: nobody gets a second statement.
+    pay_jobs.send_statements()
+    bot.restart()
+    bot.clock.advance(hours=20)
+    pay_jobs.send_statements()
+    settle()
+    for user in ZONES:
+        assert len(dm_texts(bot, user, "pay statement")) == 1, user
+    with bot.services.db.session() as session:
+        sent = session.exec(select(PayStatement).where(col(PayStatement.state) == "sent")).all()
+        assert sorted((s.user_id, s.week_start.isoformat(), s.total_cents) for s in sent) == [
+            ("UKOL", "2026-01-05", 37_400),
+            ("ULIS", "2026-01-05", 20_165),
+            ("UNY", "2026-01-05", 19_689),
+        ]
+
+    # The payroll CSV carries the same figures, per member and task, with totals; formula-safe.
+    assert "Only leads and admins can download the payroll" in bot.command("UNY", "/hours", "payroll").text
+    reply = bot.command(LEAD, "/hours", "payroll week=2026-01-07")
+    assert "Sent `payroll-week-of-2026-01-05.csv` to your DMs: 3 member(s), $772.54 to be paid" in reply.text
+    upload = next(u for u in bot.fake.uploaded_files.values() if u["filename"].startswith("payroll"))
+    rows = list(csv.DictReader(io.StringIO(upload["content"].decode())))
+    member_totals = {r["member_id"]: r["amount_usd"] for r in rows if r["item"] == "member total"}
+    assert member_totals == totals
+    assert [
+        (r["member_id"], r["item"], r["description"], r["approved_hours"], r["amount_usd"])
+        for r in rows
+        if r["item"].startswith("T-")
+    ] == [
+        ("UKOL", "T-2", "Triage", "3.12", "374.00"),
+        ("ULIS", "T-3", "Lisbon work", "2.02", "201.65"),
+        ("UNY", "T-1", "'=SUM(1) review", "2.25", "196.89"),
+    ]
+    assert rows[-1]["item"] == "TOTAL" and rows[-1]["amount_usd"] == "772.54"
+    # On demand, any past week: the same statement.
+    again = bot.command("UNY", "/hours", "statement week=2026-01-05")
+    assert _statement_total(again.all_text) == "196.89"
+    assert "hasn't started yet" in bot.command("UNY", "/hours", "statement week=2026-02-01").text
+    assert _statement_total(bot.command("UNY", "/hours", "statement").all_text) == "196.89"  # last week
+    assert "None this week" in bot.command("UNY", "/hours", "statement week=2025-12-31").all_text
+
+
+# ---- the share model, as the referrer sees it ----------------------------------------------------
+
+
+@pytest.fixture
+def share_bot(sqlite_url: str, fake: FakeSlack) -> Iterator[BotHarness]:
+    env = {
+        "REFERRAL_MODEL": "share",
+        "REFERRAL_SHARE_PERCENT": "10",
+        "REFERRAL_SHARE_MONTHS": "12",
+        "REFERRAL_SHARE_CAP": "150",
+    }
+    harness = BotHarness(sqlite_url, env=env, fake=fake)
+    harness.start()
+    yield harness
+    harness.close()
+
+
+def test_share_referral_shows_earned_and_left_and_is_in_the_statement(share_bot: BotHarness) -> None:
+    bot = share_bot
+    make_lead(bot, tz="UTC")
+    bot.fake.add_user("U1", name="ana", email="ana@example.com")
+    assert "R-1" in bot.command("U1", "/refer", "bo@x.example Bo").text
+    joined = bot.fake.add_user("U9", name="bo", email="bo@x.example")
+    assert bot.driver is not None and bot.driver.team_join(joined).status == 200
+    bot.wait_dm("U1", "just joined")
+    for status in ("applied", "interviewing", "hired"):
+        bot.command(LEAD, "/referrals", f"set R-1 {status}")
+    bot.wait_dm("U1", "From now on you earn 10% of their pay for 12 months after the hire, up to $150")
+    assert "never eligible" in bot.command(LEAD, "/referrals", "set R-1 eligible").text
+    assert (
+        "share: $0.00 earned so far, $150.00 left before the $150 cap"
+        in bot.command("U1", "/referrals").all_text
+    )
+    work = add_task(bot, "Review", 10_000, holder="U9")
+    _work(bot, "U9", "2026-01-06T10:00:00", timedelta(hours=10), work)  # $1,000 → $100
+    _work(bot, "U9", "2026-01-13T10:00:00", timedelta(hours=10), work)  # $1,000 → $50 (the cap)
+    mine = bot.command("U1", "/referrals").all_text
+    assert "share: $150.00 earned so far, $0.00 left before the $150 cap" in mine
+    week1 = bot.command("U1", "/hours", "statement week=2026-01-05").all_text
+    assert (
+        "share of their pay this week: *$100.00* ($100.00 earned so far, $50.00 left before the cap)" in week1
+    )
+    assert _statement_total(week1) == "100.00"
+    settle()
+    bot.clock.set(at("2026-01-19T14:00:00"))  # Monday 09:00 in New York, the referrer's zone
+    week2 = bot.wait_dm("U1", "pay statement for the week of 12 Jan 2026")  # the referrer had a reward
+    assert week2.params["text"].endswith("$50.00")
+    # Switching the model applies to new referrals only: R-1 keeps its share, R-2 is flat.
+    bot.extra_env["REFERRAL_MODEL"] = "flat"
+    bot.restart()
+    assert "you earn $250" in bot.command("U1", "/refer", "cy@x.example Cy").text
+    mine = bot.command("U1", "/referrals").all_text
+    assert "R-2* Cy (cy@x.example): *referred*" in mine and "$250 pending" in mine
+    assert "share: $150.00 earned so far, $0.00 left before the $150 cap" in mine
