@@ -216,6 +216,9 @@ def test_flat_referrals_keep_their_model_and_bonus(db: Database) -> None:
     hire(db, share.id or 0, "U6", at("2026-01-05T09:00:00"))
     for user in ("U7", "U6"):
         work(db, user, "2026-01-06T08:00:00", 660, None)
+    with db.session() as session:  # time with no task counts once a lead approved it
+        for entry in session.exec(select(TimeEntry)).all():
+            hours.approve(session, LEAD, entry.id or 0, at("2026-01-06T20:00:00"), "test")
     with db.session() as session:
         promoted = rules.promote_eligible(
             session, threshold_hours=Decimal(10), now=at("2026-01-07T00:00:00"), source="test"
