@@ -44,6 +44,14 @@ PEOPLE: list[tuple[str, str, str, str, str, str]] = [
     ("UCON6", "fatima", "Fatima Diallo", "Africa/Lagos", "contractor", "engineering,editing"),
 ]
 
+#: The skill catalogue the week starts with: (slug, name).
+CATALOGUE = [
+    ("legal", "Legal review"),
+    ("medicine", "Clinical medicine"),
+    ("engineering", "Software engineering"),
+    ("editing", "Editing and writing"),
+]
+
 TRY_THIS = [
     "You are Ada (contractor). In #tasks press Claim on a legal task.",
     "Type `/shifts all` and Join a shift.",
@@ -181,6 +189,8 @@ class Seeder:
         for uid, _n, _r, _tz, role, _skills in PEOPLE:
             if role == "lead":
                 self.command(ADMIN, "/crew", f"lead {mention(uid)}")
+        for slug, name in CATALOGUE:
+            self.command(ADMIN, "/crew", f'skills add {slug} "{name}"')
         for uid, _n, _r, _tz, _role, skills in PEOPLE:
             if skills:
                 self.command(ADMIN, "/crew", f"skill {mention(uid)} {skills}")
@@ -198,7 +208,7 @@ class Seeder:
         self.command("UCON2", "/tasks", "claim T-2")
         self.command("UCON3", "/tasks", "claim T-3")
         self.command("UCON5", "/tasks", "claim T-5")
-        self.command("UCON3", "/tasks", "done T-3 https://example.com/redteam-notes")
+        self.command("UCON3", "/tasks", "done T-3 confirm https://example.com/redteam-notes")
         shifts = [
             ("ULEAD1", "Legal review desk", at(1, 14), at(1, 18), "slots=3 skill=legal"),
             ("ULEAD2", "Night code review", at(2, 22), at(3, 2), "slots=2 skill=engineering repeat=weekly"),
