@@ -241,7 +241,9 @@ def test_every_audited_change_uses_the_convention(crew: BotHarness) -> None:
     assert "Clocked in" in bot.command("U2", "/hours", "in").text  # and forgets to clock out
 
     bot.clock.set(at(19))
-    bot.command("UGUS", "/hours", "out")  # ten hours: Gus's referral bonus is earned
+    bot.command("UGUS", "/hours", "out")  # ten hours on no task…
+    # …that count toward Gus's referral bonus once a lead approved them: the bonus is earned.
+    assert "Approved" in bot.command("ULEAD", "/hours", f"approve E-{time_entry_of(bot, 'UGUS')}").text
     bot.wait_dm("U1", "referral bonus is earned")
     # Each of the bot's own changes is waited for to its last effect: a job still running when the
     # bot stops would be cut short.
