@@ -120,10 +120,10 @@ def tasks(bot: BotHarness) -> None:
     task, ts = post(bot, "Review contracts slots=3 rate=120 hours=6 due=2026-01-05")
     assert "is yours" in click_claim(bot, "U1", task, ts)
     assert "Assigned" in bot.command("ULEAD", "/tasks", f"assign T-{task} <@U2>").text
-    bot.command("U2", "/tasks", f"done T-{task} confirm https://docs.example.com/2")
+    bot.command("U2", "/tasks", f"done T-{task} https://docs.example.com/2")
     assert "Approved" in bot.command("ULEAD", "/tasks", f"approve T-{task} <@U2>").text
     bot.command("U3", "/tasks", f"claim T-{task}")
-    bot.command("U3", "/tasks", f"done T-{task} confirm")
+    bot.command("U3", "/tasks", f"done T-{task}")
     bot.command("ULEAD", "/tasks", f"reject T-{task} <@U3> Misses the indemnity clauses")
     other, _ = post(bot, "Label images rate=45 hours=2")
     bot.command("U3", "/tasks", f"claim T-{other}")
@@ -241,7 +241,8 @@ def test_every_audited_change_uses_the_convention(crew: BotHarness) -> None:
     assert "Clocked in" in bot.command("U2", "/hours", "in").text  # and forgets to clock out
 
     bot.clock.set(at(19))
-    bot.command("UGUS", "/hours", "out")  # ten hours on no task: they count once a lead approves them
+    bot.command("UGUS", "/hours", "out")  # ten hours on no task…
+    # …that count toward Gus's referral bonus once a lead approved them: the bonus is earned.
     assert "Approved" in bot.command("ULEAD", "/hours", f"approve E-{time_entry_of(bot, 'UGUS')}").text
     bot.wait_dm("U1", "referral bonus is earned")
     # Each of the bot's own changes is waited for to its last effect: a job still running when the
