@@ -23,7 +23,8 @@ from pathlib import Path
 
 import yaml
 
-from domain.policy import PolicyIndex, load_handbook
+from domain.policy import IndexConfig, PolicyIndex, load_handbook
+from domain.policy.semantic import Embedder
 
 ROOT = Path(__file__).resolve().parents[1]
 BLIND = "policy_blind2_eval.yaml"
@@ -86,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", default="questions", help="YAML list to score (default: questions)")
     parser.add_argument("--handbook", type=Path, default=ROOT / "policies")
     parser.add_argument("--misses", action="store_true", help="list failed questions (not on the blind set)")
+    parser.add_argument("--lexical", action="store_true", help="the lexical-only engine (no embeddings)")
+    parser.add_argument("--no-synonyms", action="store_true", help="without the synonym layer")
+    parser.add_argument("--cache-dir", type=Path, default=ROOT / "data" / "policy-cache")
     args = parser.parse_args(argv)
     if args.misses and args.eval_file.name == BLIND:
         print(f"{BLIND} is blind: aggregates only", file=sys.stderr)
@@ -94,10 +98,13 @@ def main(argv: list[str] | None = None) -> int:
     sections, errors = load_handbook(args.handbook)
     if errors:
         print("handbook problems: " + "; ".join(map(str, errors)), file=sys.stderr)
-    index = PolicyIndex.build(sections)
+    config = IndexConfig(use_synonyms=not args.no_synonyms)
+    embedder = None if args.lexical else Embedder(args.cache_dir)
+    index = PolicyIndex.build(sections, config=config, embedder=embedder)
     misses: list[str] | None = [] if args.misses else None
     result = score(index, cases, misses)
-    print(f"{args.eval_file.name} [{args.key}]")
+    engine = "hybrid" if index.hybrid else "lexical"
+    print(f"{args.eval_file.name} [{args.key}] {engine}{', no synonyms' if args.no_synonyms else ''}")
     for line in result.lines():
         print("  " + line)
     for miss in misses or ():
