@@ -22,6 +22,7 @@ from core.events import APP_STOPPING
 from core.slack import SlackFailure
 from domain.policy import HandbookError, PolicyIndex, load_handbook
 from domain.policy import service as rules
+from domain.policy.semantic import Embedder
 from domain.policy.service import ESCALATED, VIA_DM, VIA_MENTION, Asked
 from views import policy as views
 from views.blocks import Block, section
@@ -54,6 +55,8 @@ class PolicyDesk:
         self.services = services
         self._lock = threading.Lock()  # one rebuild at a time; readers never wait for it
         self._bot_user_id: str | None = None
+        # texts already embedded (by content hash) are read from the cache, never embedded again
+        self.embedder = Embedder(services.config.policy_cache_dir)
         self.live = self._load()
 
     # ---------------------------------------------------------------------------- the live index
@@ -66,7 +69,7 @@ class PolicyDesk:
         sections, problems = load_handbook(self.services.config.policy_dir)
         for problem in problems:
             log.warning("handbook problem: %s", problem)
-        index = PolicyIndex.build(sections, faqs)
+        index = PolicyIndex.build(sections, faqs, embedder=self.embedder)
         return Live(index, revisions, tuple(problems))
 
     def index(self) -> PolicyIndex:
@@ -130,7 +133,9 @@ class PolicyDesk:
                 )
                 faqs = rules.active_faqs(session)
             files = len({s.file for s in sections})
-            self.live = Live(PolicyIndex.build(sections, faqs), revisions, tuple(problems))
+            self.live = Live(
+                PolicyIndex.build(sections, faqs, embedder=self.embedder), revisions, tuple(problems)
+            )
         return views.reload_text(
             sections=len(sections), files=files, faqs=len(faqs), problems=listed, kept_previous=False
         )

@@ -59,8 +59,8 @@ CONFIDENCE_THRESHOLD = 0.35
 #: is about it), in addition to being not confident.
 OFF_TOPIC_COVERAGE = 0.3
 
-#: Hybrid confidence: bias and weights of (dense similarity, dense margin, lexical confidence).
-HYBRID_WEIGHTS = (-5.89, 15.2, -5.72, 7.15)
+#: Hybrid confidence: bias and weights of (dense similarity, lexical confidence).
+HYBRID_WEIGHTS = (-5.18, 12.02, 7.92)
 #: Hybrid answers are given from this confidence up.
 HYBRID_THRESHOLD = 0.75
 #: An escalated hybrid question is flagged off-topic when its best dense similarity is below this
@@ -107,7 +107,6 @@ class Hit:
     coverage: float = 0.0
     margin: float = 0.0
     dense: float = 0.0  # best cosine similarity of the document's units (hybrid engine only)
-    dense_margin: float = 0.0  # how far ``dense`` is ahead of the best document on another topic
     sentence_scores: tuple[float, ...] | None = None  # per sentence of the body, for the excerpt
 
     @property
@@ -179,6 +178,7 @@ class IndexConfig:
     unknown_weight: float = 1.5  # coverage penalty per unknown word, in units of the maximal IDF
     hybrid: bool = True  # use the embeddings when an embedder is given and the model is installed
     lexical_weight: float = 0.6  # weight of the lexical score in the fused ranking (see `fuse`)
+    faq_bonus: float = 0.3  # added to a FAQ's fused score: a lead answered that very question
 
 
 @dataclass(frozen=True)
@@ -404,6 +404,7 @@ class PolicyIndex:
             counts.update(tokenize(faq.answer))
         self._docs: list[_Doc] = [*section_docs, *faq_docs]
         self._topics = [d.topic for d in self._docs]
+        self._is_faq = np.array([d.faq is not None for d in self._docs], dtype=np.float64)
 
         self._bm25: bm25s.BM25 | None = None
         self._vocab: dict[str, int] = {}
@@ -587,10 +588,9 @@ class PolicyIndex:
         dense = self._dense.doc_scores(similarities, len(self._docs))
         top_lexical = float(scores.max())
         lexical = scores / top_lexical if top_lexical > 0 else scores
-        fused = fuse(dense, lexical, coverage, self.config)
+        fused = fuse(dense, lexical, coverage, self.config) + self.config.faq_bonus * self._is_faq
         order = np.argsort(-fused, kind="stable")
         lexical_order = np.argsort(-scores, kind="stable")
-        dense_order = np.argsort(-dense, kind="stable")
         hits: list[Hit] = []
         seen: set[str] = set()
         for i in order:
@@ -603,18 +603,16 @@ class PolicyIndex:
                 if score
                 else 0.0
             )
-            dense_margin = float(dense[i]) - self._best_other(dense_order, dense, self._topics[i])
             cov = float(coverage[i])
             rows = self._dense.sentence_rows[i]
             hit = Hit(
                 section=doc.section,
                 faq=doc.faq,
                 score=float(fused[i]),
-                confidence=hybrid_confidence(float(dense[i]), dense_margin, _confidence(cov, margin)),
+                confidence=hybrid_confidence(float(dense[i]), _confidence(cov, margin)),
                 coverage=cov,
                 margin=margin,
                 dense=float(dense[i]),
-                dense_margin=dense_margin,
                 sentence_scores=tuple(float(x) for x in similarities[rows.start : rows.stop]),
             )
             if hit.key in seen:
@@ -664,15 +662,11 @@ def fuse(dense: np.ndarray, lexical: np.ndarray, coverage: np.ndarray, config: I
     return dense + config.lexical_weight * lexical * coverage
 
 
-def hybrid_confidence(dense: float, dense_margin: float, lexical_confidence: float) -> float:
-    """Calibrated probability that the hit answers the question (logistic over the three signals;
-    weights fitted on the development sets, see BENCHMARKS.md)."""
-    z = (
-        HYBRID_WEIGHTS[0]
-        + HYBRID_WEIGHTS[1] * dense
-        + HYBRID_WEIGHTS[2] * dense_margin
-        + HYBRID_WEIGHTS[3] * lexical_confidence
-    )
+def hybrid_confidence(dense: float, lexical_confidence: float) -> float:
+    """Calibrated probability that the hit answers the question: a logistic function of the dense
+    similarity and the lexical confidence (:func:`_confidence`), fitted on the development sets
+    (BENCHMARKS.md, "Policy answers, hybrid")."""
+    z = HYBRID_WEIGHTS[0] + HYBRID_WEIGHTS[1] * dense + HYBRID_WEIGHTS[2] * lexical_confidence
     return 1.0 / (1.0 + math.exp(-z))
 
 
