@@ -538,6 +538,8 @@ class PolicyIndex:
             return [], None, 0.0
         question = question[:MAX_QUESTION_CHARS]
         query = self._analyzer.query(question, self._vocab, self._speller, self.config)
+        if not query.terms and not query.units and not query.unknown:
+            return [], query, 0.0  # nothing but filler ("hi", "?? lol")
         n = len(self._docs)
         scores = np.zeros(n, dtype=np.float64)
         present: dict[str, np.ndarray] = {}
