@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from domain.policy import (
-    CONFIDENCE_THRESHOLD,
     FaqEntry,
     PolicyIndex,
     Section,
@@ -16,10 +15,9 @@ from domain.policy import (
     load_handbook,
     load_synonyms,
 )
-from domain.policy.synonyms import SynonymTable
 from domain.policy.handbook import parse_markdown, truncate
 from domain.policy.semantic import Embedder
-from domain.policy.synonyms import stem_words, tokenize
+from domain.policy.synonyms import SynonymTable, stem_words, tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "policies"
