@@ -60,7 +60,7 @@ CONFIDENCE_THRESHOLD = 0.35
 OFF_TOPIC_COVERAGE = 0.3
 
 #: Hybrid confidence: bias and weights of (dense similarity, lexical confidence).
-HYBRID_WEIGHTS = (-5.18, 12.02, 7.92)
+HYBRID_WEIGHTS = (-6.26, 14.42, 11.38)
 #: Hybrid answers are given from this confidence up.
 HYBRID_THRESHOLD = 0.75
 #: An escalated hybrid question is flagged off-topic when its best dense similarity is below this
