@@ -17,7 +17,10 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import struct
+import subprocess
+import sys
 import threading
 import zipfile
 from collections.abc import Sequence
@@ -237,16 +240,32 @@ def _onnx_file(zf: zipfile.ZipFile, zip_path: Path, cache_dir: Path) -> Path | N
         return target
     if importlib.util.find_spec("onnx") is None:
         return None
+    log.info("building the policy model's ONNX graph from %s into %s (once)", zip_path, cache_dir)
+    # In a child process: building takes ~500 MB for a few seconds, which the bot then never holds.
+    root = Path(__file__).resolve().parents[2]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])),
+    }
+    command = [sys.executable, "-m", "domain.policy.embedding", str(zip_path), str(target)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0 or not target.is_file():
+        log.warning("could not build the ONNX graph: %s", done.stderr.strip()[-500:])
+        return None
+    return target
+
+
+def build_onnx_file(zip_path: Path, target: Path) -> None:
+    """Write the ONNX graph of the zipped model to ``target`` (+ ``.data`` beside it)."""
     import onnx
 
-    log.info("building the policy model's ONNX graph from %s into %s (once)", zip_path, cache_dir)
-    model = onnx.load_from_string(_onnx_graph(_read_safetensors(zf.read("model.safetensors"))))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".{threading.get_ident()}.tmp")
+    with zipfile.ZipFile(zip_path) as zf:
+        model = onnx.load_from_string(_onnx_graph(_read_safetensors(zf.read("model.safetensors"))))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(f".{os.getpid()}.tmp")
     data_name = target.with_suffix(".onnx.data").name
     onnx.save_model(model, str(partial), save_as_external_data=True, location=data_name, size_threshold=1024)
     partial.replace(target)  # the data file is written first: a complete graph file means both are
-    return target
 
 
 def _onnx_graph(w: dict[str, np.ndarray]) -> bytes:
@@ -325,3 +344,7 @@ def _onnx_graph(w: dict[str, np.ndarray]) -> bytes:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
     model.ir_version = 9
     return model.SerializeToString()
+
+
+if __name__ == "__main__":  # the child process of _onnx_file
+    build_onnx_file(Path(sys.argv[1]), Path(sys.argv[2]))
