@@ -176,11 +176,19 @@ class DenseUnits:
     and, per document, the row range of its sentences (for excerpts)."""
 
     matrix: np.ndarray  # (units, 384)
-    doc_of: np.ndarray  # (units,) document index
+    doc_of: np.ndarray  # (units,) document index, non-decreasing: a document's units are contiguous
     sentence_rows: list[range]  # per document: rows of its sentences, in order
 
+    def __post_init__(self) -> None:
+        starts = (
+            np.flatnonzero(np.r_[True, np.diff(self.doc_of) != 0]) if len(self.doc_of) else np.zeros(0, int)
+        )
+        object.__setattr__(self, "_starts", starts)
+        object.__setattr__(self, "_docs", self.doc_of[starts])
+
     def doc_scores(self, similarities: np.ndarray, n_docs: int) -> np.ndarray:
-        """Best unit similarity per document."""
+        """Best unit similarity per document (-1 for a document without units)."""
         scores = np.full(n_docs, -1.0, dtype=np.float64)
-        np.maximum.at(scores, self.doc_of, similarities)
+        if len(similarities):
+            scores[self._docs] = np.maximum.reduceat(similarities, self._starts)  # type: ignore[attr-defined]
         return scores
