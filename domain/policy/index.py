@@ -1,5 +1,13 @@
 """Retrieve the handbook section (or lead-saved FAQ) that answers a contractor's question.
 
+**Hybrid (the default when the model is installed).** With an :class:`~domain.policy.semantic.Embedder`
+the index also holds sentence embeddings of every document's units (:mod:`domain.policy.semantic`).
+A question is embedded once; each document's dense score is its best unit similarity, and the
+ranking is :func:`fuse` (dense + weighted lexical). The confidence is :func:`hybrid_confidence`, a
+logistic function of the dense similarity and the lexical confidence below, and the answer needs
+:data:`HYBRID_THRESHOLD`. The excerpt is chosen by the sentences' similarity to the question.
+Without the model the index is lexical-only, as follows.
+
 Ranking is BM25 (the ``bm25s`` library, Lucene variant) over stemmed tokens (PyStemmer's English
 Snowball stemmer). Paraphrase is bridged by:
 
