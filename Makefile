@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml
 	@$(PY) -c 'import tomllib; p = tomllib.load(open("pyproject.toml", "rb"))["project"]; \
 		print("\n".join(p["dependencies"] + p["optional-dependencies"]["dev"]))' > $(VENV)/requirements.txt
 	@$(PY) -m pip install -q --disable-pip-version-check -r $(VENV)/requirements.txt
+	@$(PY) -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["crewcall"]["no-deps"]))' \
+		> $(VENV)/requirements-nodeps.txt
+	@$(PY) -m pip install -q --disable-pip-version-check --no-deps -r $(VENV)/requirements-nodeps.txt
 	@touch $(STAMP)
 
 # With SLACK_BOT_TOKEN in the environment or .env: the bot against Slack. Without: the sandbox, a

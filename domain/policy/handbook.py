@@ -16,7 +16,7 @@ Broken files are reported as :class:`HandbookError` and skipped; everything else
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -254,9 +254,21 @@ def truncate(text: str, max_chars: int) -> str:
     return cut.rstrip(" ,;:-–—(") + "…"
 
 
-def excerpt_text(markdown: str, query_terms: Iterable[str], max_chars: int = EXCERPT_MAX_CHARS) -> str:
-    """The most relevant sentence(s) of ``markdown`` for ``query_terms`` (see :meth:`Section.excerpt`)."""
+def excerpt_text(
+    markdown: str,
+    query_terms: Iterable[str],
+    max_chars: int = EXCERPT_MAX_CHARS,
+    sentence_scores: Sequence[float] | None = None,
+) -> str:
+    """The most relevant sentence(s) of ``markdown`` for ``query_terms`` (see :meth:`Section.excerpt`).
+
+    With ``sentence_scores`` (the question's similarity to each sentence, from the hybrid engine)
+    sentences are ranked by that plus a small bonus per query stem they contain; the best is quoted,
+    with the one after it when that one carries a figure, then the next best while they fit.
+    """
     sents = sentences(markdown)
+    if sentence_scores is not None and len(sentence_scores) == len(sents) and sents:
+        return _semantic_excerpt(sents, query_terms, max_chars, sentence_scores)
     if not sents:
         return ""
     wanted = set(
@@ -281,6 +293,41 @@ def excerpt_text(markdown: str, query_terms: Iterable[str], max_chars: int = EXC
         if length + len(sents[pos]) + 3 <= max_chars:
             chosen.add(pos)
             length += len(sents[pos]) + 3
+    return _join(sents, chosen)
+
+
+#: Bonus per query stem a sentence contains, added to its similarity when choosing the excerpt.
+EXCERPT_LEXICAL_BONUS = 0.1
+
+
+def _semantic_excerpt(
+    sents: list[str], query_terms: Iterable[str], max_chars: int, scores: Sequence[float]
+) -> str:
+    wanted = set(
+        stem_words([w for term in query_terms for w in tokenize(term) if w not in _EXCERPT_STOPWORDS])
+    )
+
+    def rank(pos: int) -> float:
+        words = [w for w in tokenize(sents[pos]) if w not in _EXCERPT_STOPWORDS]
+        return scores[pos] + EXCERPT_LEXICAL_BONUS * len(wanted & set(stem_words(words)))
+
+    ranked = sorted(range(len(sents)), key=lambda pos: -rank(pos))
+    best = ranked[0]
+    if len(sents[best]) > max_chars:
+        return truncate(sents[best], max_chars)
+    chosen = {best}
+    length = len(sents[best])
+    # the sentence after the best one goes first when it carries a figure ("...after 10 hours")
+    following = [best + 1] if best + 1 < len(sents) and any(ch.isdigit() for ch in sents[best + 1]) else []
+    extras = following + [p for p in ranked[1:] if p not in following]
+    for pos in extras:
+        if length + len(sents[pos]) + 3 <= max_chars:
+            chosen.add(pos)
+            length += len(sents[pos]) + 3
+    return _join(sents, chosen)
+
+
+def _join(sents: list[str], chosen: set[int]) -> str:
     parts: list[str] = []
     previous = None
     for pos in sorted(chosen):

@@ -1,5 +1,13 @@
 """Retrieve the handbook section (or lead-saved FAQ) that answers a contractor's question.
 
+**Hybrid (the default when the model is installed).** With an :class:`~domain.policy.semantic.Embedder`
+the index also holds sentence embeddings of every document's units (:mod:`domain.policy.semantic`).
+A question is embedded once; each document's dense score is its best unit similarity, and the
+ranking is :func:`fuse` (dense + weighted lexical). The confidence is :func:`hybrid_confidence`, a
+logistic function of the dense similarity and the lexical confidence below, and the answer needs
+:data:`HYBRID_THRESHOLD`. The excerpt is chosen by the sentences' similarity to the question.
+Without the model the index is lexical-only, as follows.
+
 Ranking is BM25 (the ``bm25s`` library, Lucene variant) over stemmed tokens (PyStemmer's English
 Snowball stemmer). Paraphrase is bridged by:
 
@@ -41,8 +49,10 @@ from domain.policy.handbook import (
     Section,
     excerpt_text,
     load_handbook,
+    sentences,
     truncate,
 )
+from domain.policy.semantic import DenseUnits, Embedder
 from domain.policy.synonyms import (
     FILLER_WORDS,
     SynonymTable,
@@ -56,6 +66,14 @@ CONFIDENCE_THRESHOLD = 0.35
 #: A question whose best coverage is below this is flagged ``off_topic`` (nothing in the handbook
 #: is about it), in addition to being not confident.
 OFF_TOPIC_COVERAGE = 0.3
+
+#: Hybrid confidence: bias and weights of (dense similarity, lexical confidence).
+HYBRID_WEIGHTS = (-6.26, 14.42, 11.38)
+#: Hybrid answers are given from this confidence up.
+HYBRID_THRESHOLD = 0.75
+#: An escalated hybrid question is flagged off-topic when its best dense similarity is below this
+#: (and its lexical coverage below OFF_TOPIC_COVERAGE).
+OFF_TOPIC_DENSE = 0.3
 
 #: Longer questions are cut to this many characters before analysis (bounds the latency).
 MAX_QUESTION_CHARS = 2000
@@ -96,6 +114,8 @@ class Hit:
     confidence: float
     coverage: float = 0.0
     margin: float = 0.0
+    dense: float = 0.0  # best cosine similarity of the document's units (hybrid engine only)
+    sentence_scores: tuple[float, ...] | None = None  # per sentence of the body, for the excerpt
 
     @property
     def key(self) -> str:
@@ -119,10 +139,12 @@ class Hit:
     def excerpt(self, query_terms: Iterable[str], max_chars: int = EXCERPT_MAX_CHARS) -> str:
         """Short quote for the answer: the FAQ's answer, or the section's most relevant sentences."""
         if self.faq is not None:
-            return excerpt_text(self.faq.answer, query_terms, max_chars) or truncate(
+            return excerpt_text(self.faq.answer, query_terms, max_chars, self.sentence_scores) or truncate(
                 self.faq.answer, max_chars
             )
-        return self.section.excerpt(query_terms, max_chars) if self.section is not None else ""
+        if self.section is None:
+            return ""
+        return excerpt_text(self.section.body, query_terms, max_chars, self.sentence_scores)
 
 
 @dataclass(frozen=True)
@@ -162,6 +184,9 @@ class IndexConfig:
     expansion_weight: float = 1.0  # query weight of words added by the synonym layer
     corrected_weight: float = 0.8  # query weight of spelling-corrected words
     unknown_weight: float = 1.5  # coverage penalty per unknown word, in units of the maximal IDF
+    hybrid: bool = True  # use the embeddings when an embedder is given and the model is installed
+    lexical_weight: float = 0.6  # weight of the lexical score in the fused ranking (see `fuse`)
+    faq_bonus: float = 0.3  # added to a FAQ's fused score: a lead answered that very question
 
 
 @dataclass(frozen=True)
@@ -367,6 +392,7 @@ class PolicyIndex:
         analyzer: Analyzer,
         section_docs: list[_Doc],
         section_counts: Counter[str],
+        embedder: Embedder | None = None,
     ) -> None:
         self.sections: list[Section] = list(sections)
         self.faqs: list[FaqEntry] = list(faqs)
@@ -386,6 +412,7 @@ class PolicyIndex:
             counts.update(tokenize(faq.answer))
         self._docs: list[_Doc] = [*section_docs, *faq_docs]
         self._topics = [d.topic for d in self._docs]
+        self._is_faq = np.array([d.faq is not None for d in self._docs], dtype=np.float64)
 
         self._bm25: bm25s.BM25 | None = None
         self._vocab: dict[str, int] = {}
@@ -402,6 +429,15 @@ class PolicyIndex:
             self._max_idf = math.log1p((n + 0.5) / 0.5)
         known = set(analyzer.synonyms.words) | _STOPWORDS
         self._speller = _Speller(counts, known) if config.spelling else None
+        self._embedder = embedder if config.hybrid else None
+        self._dense = _embed_docs(self._docs, self._embedder) if self._embedder is not None else None
+        if self._dense is None:
+            self._embedder = None  # no model installed: lexical-only
+
+    @property
+    def hybrid(self) -> bool:
+        """True when answers use the embeddings as well as BM25."""
+        return self._dense is not None
 
     # ----------------------------------------------------------------------------------- building
     @classmethod
@@ -412,8 +448,13 @@ class PolicyIndex:
         *,
         config: IndexConfig | None = None,
         synonyms: SynonymTable | None = None,
+        embedder: Embedder | None = None,
     ) -> PolicyIndex:
-        """Index ``sections`` (from :func:`~domain.policy.handbook.load_handbook`) and ``faqs``."""
+        """Index ``sections`` (from :func:`~domain.policy.handbook.load_handbook`) and ``faqs``.
+
+        With an ``embedder`` (and the model installed) the index is hybrid; texts already in its
+        cache are not embedded again.
+        """
         config = config or IndexConfig()
         analyzer = Analyzer(synonyms, use_synonyms=config.use_synonyms)
         docs: list[_Doc] = []
@@ -439,6 +480,7 @@ class PolicyIndex:
             analyzer=analyzer,
             section_docs=docs,
             section_counts=counts,
+            embedder=embedder,
         )
 
     @classmethod
@@ -458,7 +500,13 @@ class PolicyIndex:
             analyzer=self._analyzer,
             section_docs=self._section_docs,
             section_counts=self._section_counts,
+            embedder=self._embedder,
         )
+
+    @property
+    def threshold(self) -> float:
+        """The confidence an answer needs: the hybrid and the lexical-only signals differ in scale."""
+        return HYBRID_THRESHOLD if self.hybrid else CONFIDENCE_THRESHOLD
 
     def section(self, section_id: str) -> Section | None:
         """The section with this id, if the handbook has it."""
@@ -474,11 +522,15 @@ class PolicyIndex:
 
         ``threshold`` overrides :data:`CONFIDENCE_THRESHOLD` for this call.
         """
-        threshold = CONFIDENCE_THRESHOLD if threshold is None else threshold
+        threshold = self.threshold if threshold is None else threshold
         hits, query, best_coverage = self._search(question, 3)
         hit = hits[0] if hits else None
-        off_topic = hit is None or best_coverage < OFF_TOPIC_COVERAGE
-        confident = hit is not None and not off_topic and hit.confidence >= threshold
+        if hit is not None and hit.sentence_scores is not None:  # hybrid: the calibrated signal decides
+            confident = hit.confidence >= threshold
+            off_topic = not confident and best_coverage < OFF_TOPIC_COVERAGE and hit.dense < OFF_TOPIC_DENSE
+        else:
+            off_topic = hit is None or best_coverage < OFF_TOPIC_COVERAGE
+            confident = hit is not None and not off_topic and hit.confidence >= threshold
         return Answer(
             hit=hit,
             candidates=hits,
@@ -490,19 +542,30 @@ class PolicyIndex:
         )
 
     def _search(self, question: str, k: int) -> tuple[list[Hit], _Query | None, float]:
-        if self._bm25 is None or k <= 0:
+        if not self._docs or k <= 0:
             return [], None, 0.0
-        query = self._analyzer.query(question[:MAX_QUESTION_CHARS], self._vocab, self._speller, self.config)
-        if not query.terms:
-            return [], query, 0.0
+        question = question[:MAX_QUESTION_CHARS]
+        query = self._analyzer.query(question, self._vocab, self._speller, self.config)
+        if not query.terms and not query.units and not query.unknown:
+            return [], query, 0.0  # nothing but filler ("hi", "?? lol")
         n = len(self._docs)
         scores = np.zeros(n, dtype=np.float64)
         present: dict[str, np.ndarray] = {}
-        for stem, weight in query.terms.items():
-            term_scores = self._bm25.get_scores_from_ids([self._vocab[stem]])
-            scores += weight * term_scores
-            present[stem] = term_scores > 0
-        coverage = self._coverage(query, present, n)
+        if self._bm25 is not None:
+            for stem, weight in query.terms.items():
+                term_scores = self._bm25.get_scores_from_ids([self._vocab[stem]])
+                scores += weight * term_scores
+                present[stem] = term_scores > 0
+        coverage = self._coverage(query, present, n) if query.terms else np.zeros(n)
+        best_coverage = float(coverage.max())
+        vector = self._embedder.question(question) if self._embedder is not None else None
+        if vector is None or self._dense is None:
+            if not query.terms:
+                return [], query, 0.0
+            return self._lexical_hits(scores, coverage, k), query, best_coverage
+        return self._hybrid_hits(vector, scores, coverage, k), query, best_coverage
+
+    def _lexical_hits(self, scores: np.ndarray, coverage: np.ndarray, k: int) -> list[Hit]:
         order = np.argsort(-scores, kind="stable")
         hits: list[Hit] = []
         seen: set[str] = set()
@@ -526,7 +589,47 @@ class PolicyIndex:
                 continue
             seen.add(hit.key)
             hits.append(hit)
-        return hits, query, float(coverage.max()) if n else 0.0
+        return hits
+
+    def _hybrid_hits(self, vector: np.ndarray, scores: np.ndarray, coverage: np.ndarray, k: int) -> list[Hit]:
+        """Fuse the dense and lexical scores (see :func:`fuse`) and calibrate the confidence."""
+        assert self._dense is not None
+        similarities = self._dense.matrix @ vector
+        dense = self._dense.doc_scores(similarities, len(self._docs))
+        top_lexical = float(scores.max())
+        lexical = scores / top_lexical if top_lexical > 0 else scores
+        fused = fuse(dense, lexical, coverage, self.config) + self.config.faq_bonus * self._is_faq
+        order = np.argsort(-fused, kind="stable")
+        lexical_order = np.argsort(-scores, kind="stable")
+        hits: list[Hit] = []
+        seen: set[str] = set()
+        for i in order:
+            if len(hits) >= k:
+                break
+            doc = self._docs[i]
+            score = float(scores[i])
+            margin = (
+                max(0.0, 1.0 - self._best_other(lexical_order, scores, self._topics[i]) / score)
+                if score
+                else 0.0
+            )
+            cov = float(coverage[i])
+            rows = self._dense.sentence_rows[i]
+            hit = Hit(
+                section=doc.section,
+                faq=doc.faq,
+                score=float(fused[i]),
+                confidence=hybrid_confidence(float(dense[i]), _confidence(cov, margin)),
+                coverage=cov,
+                margin=margin,
+                dense=float(dense[i]),
+                sentence_scores=tuple(float(x) for x in similarities[rows.start : rows.stop]),
+            )
+            if hit.key in seen:
+                continue
+            seen.add(hit.key)
+            hits.append(hit)
+        return hits
 
     def _coverage(self, query: _Query, present: dict[str, np.ndarray], n: int) -> np.ndarray:
         """IDF-weighted share of the question's content words each document matches.
@@ -561,6 +664,20 @@ class PolicyIndex:
             if self._topics[j] != topic:
                 return float(scores[j])
         return 0.0
+
+
+def fuse(dense: np.ndarray, lexical: np.ndarray, coverage: np.ndarray, config: IndexConfig) -> np.ndarray:
+    """Hybrid ranking score: the dense similarity plus the lexical score (BM25 relative to the best
+    document, times the share of the question's words the document covers), weighted."""
+    return dense + config.lexical_weight * lexical * coverage
+
+
+def hybrid_confidence(dense: float, lexical_confidence: float) -> float:
+    """Calibrated probability that the hit answers the question: a logistic function of the dense
+    similarity and the lexical confidence (:func:`_confidence`), fitted on the development sets
+    (BENCHMARKS.md, "Policy answers, hybrid")."""
+    z = HYBRID_WEIGHTS[0] + HYBRID_WEIGHTS[1] * dense + HYBRID_WEIGHTS[2] * lexical_confidence
+    return 1.0 / (1.0 + math.exp(-z))
 
 
 def _confidence(coverage: float, margin: float) -> float:
@@ -609,7 +726,7 @@ class EvalReport:
 
 def evaluate(index: PolicyIndex, cases: Iterable[EvalCase], threshold: float | None = None) -> EvalReport:
     """Top-1 accuracy and answer/escalate outcomes of ``cases`` at ``threshold``."""
-    threshold = CONFIDENCE_THRESHOLD if threshold is None else threshold
+    threshold = index.threshold if threshold is None else threshold
     report = EvalReport(threshold=threshold)
     for case in cases:
         answer = index.answer(case.question, threshold=threshold)
@@ -658,3 +775,31 @@ __all__ = [
     "evaluate",
     "load_eval_cases",
 ]
+
+
+def _embed_docs(docs: Sequence[_Doc], embedder: Embedder) -> DenseUnits | None:
+    """Embed every document's units (see :mod:`domain.policy.semantic`); None without a model."""
+    texts: list[str] = []
+    doc_of: list[int] = []
+    sentence_rows: list[range] = []
+    done: set[str] = set()
+    for i, doc in enumerate(docs):
+        if doc.faq is not None:
+            units = [doc.faq.question, f"{doc.faq.question} {doc.faq.answer}"]
+            body = [f"{doc.faq.question}: {s}" for s in sentences(doc.faq.answer)]
+        elif doc.section is not None and doc.section.id not in done:
+            done.add(doc.section.id)
+            section = doc.section
+            units = [f"{section.heading}. {section.text}", *section.variants]
+            body = [f"{section.heading}: {s}" for s in sentences(section.body)]
+        else:  # a section's extra variant document: its section's units speak for it
+            units, body = [], []
+        texts.extend(units)
+        doc_of.extend([i] * len(units))
+        sentence_rows.append(range(len(texts), len(texts) + len(body)))
+        texts.extend(body)
+        doc_of.extend([i] * len(body))
+    matrix = embedder.texts(texts)
+    if matrix is None:
+        return None
+    return DenseUnits(matrix=matrix, doc_of=np.asarray(doc_of, dtype=np.int64), sentence_rows=sentence_rows)

@@ -35,98 +35,28 @@ GAP_MAX = 3
 
 #: canonical words (handbook vocabulary) -> phrases contractors use for the same thing, one group
 #: per line ("canonical words: phrase | phrase | ..."; indented lines continue the group).
+#: Only the phrases that still change an answer of the hybrid engine on the development sets are
+#: kept (``python -m bench.policy_synonyms``; 36 of 612, see BENCHMARKS.md): the embeddings bridge
+#: the rest of the paraphrase.
 DEFAULT_SYNONYMS_TEXT = """
-payday payout paid: payday | pay day | paycheck | paycheque | pay check | get paid | getting paid |
-    paid out | my money | the money | deposit | direct deposit | bank transfer | wire | remittance |
-    payment | payments | payment schedule | pay schedule | pay cycle | pay period | money | received |
-    receive | arrive | arrived | hit my bank | show up in my account | bank account | paypal | wise |
-    stripe
-weekly friday: how often | every week | which day | what day | "biweekly" | "monthly"
-hourly rate pay: "hourly" | per hour | an hour | by the hour | per hr | an hr | wage | wages | salary |
-    compensation | earn | earnings | how much ... make | how much ... pay | "pays" | pay rate | payrate |
-    pay scale | pricing | priced | raise | negotiate | bump
-referral refer bonus: referral | referrals | refer | referring | refferal | invite | invites |
-    invited | inviting | recruit | recruiting | bring in | bring ... friend | bringing in |
-    friend ... join | friend ... sign up | buddy | buddies | pal | mate | colleague | coworker |
-    co worker | someone i know | people i know | my network | signup link | sign up link |
-    invite link | finder fee | finders fee | recommend someone | recommend a friend | introduce someone
-ai tools: ai | chatgpt | chat gpt | gpt | gpt4 | gpt 4 | gpt4o | gpt 4o | gpt 5 | gpt5 | openai |
-    open ai | claude | anthropic | gemini | bard | copilot | co pilot | llm | llms |
-    large language model | language model | chatbot | chat bot | bot | bots | perplexity | deepseek |
-    mistral | llama | grok | genai | gen ai | generative | machine learning | artificial intelligence |
-    autocomplete | auto complete | quillbot | jasper | ai detector | cursor
-time tracker tracking: timesheet | timesheets | time sheet | timer | clock | clock in | clock out |
-    clocked | punch in | punch out | punch card | log hours | log time | log my hours | logged |
-    logging | hours app | time app | tracking app | toggl | hubstaff | harvest | clockify |
-    record hours | record my hours | record time | manual time | manually | by hand | add hours |
-    add time | off the clock | untracked | not tracked | turn on | switch on
-40 hours week limit approval: overtime | over time | extra hours | more hours | longer hours |
-    full time | fulltime | max hours | hour cap | hours cap | hour limit | hours limit | weekly hours |
-    hours per week | hours a week | hours each week | 50 hours | 60 hours | 45 hours | over 40 |
-    more than 40 | above 40 | past 40 | 40 plus | 40+
-limit: max | maximum | cap | capped | ceiling | upper limit | at most | how many
-taxes withheld independent contractor: tax | taxes | taxed | 1099 | 1099 nec | 1099nec | w2 | w 2 |
-    w9 | w 9 | w8 | w8ben | w 8ben | irs | hmrc | cra | ato | withholding | withhold | withheld |
-    deduct | deducted | deduction | deductions | social security | national insurance | payroll |
-    self employed | self employment | freelancer | freelance | employee | employment status |
-    contractor status | vat | gst | tax form | tax forms
-expenses reimbursed cost: expense | reimburse | reimbursement | refund | pay me back |
-    cover | covered | costs | bill | receipt | subscription | subscriptions | license | licence |
-    licenses | licences | software | hardware | equipment | laptop | computer | monitor | headset |
-    microphone | webcam | keyboard | desk | chair | internet | wifi | stipend
-cancel shift: bail | bail on | bailing | skip ... shift | drop ... shift | drop out | call out |
-    call in sick | sick | cant make | can t make | cannot make | not make it | reschedule |
-    swap ... shift | trade ... shift | give up ... shift | back out | pull out | "notice" | last minute
-noshow no-show: no show | noshow | ghost | ghosted | ghosting | didnt show | didn t show |
-    did not show | not show up | dont show | didnt turn up | did not turn up | missed ... shift |
-    miss ... shift | forgot ... shift | absent | absence | skipped | flake | flaked
-shift rota removed: roster | rotation | schedule | scheduled | shift list | kicked off | kicked out |
-    taken off | removed from | banned from | booted | dropped from
-task claims: claim | claims | grab | grabbed | pick up | picked up | take on | took | reserve |
-    reserved | assigned | hold | holding | queue | at the same time | at once | simultaneously |
-    in parallel | concurrent
-due date released: deadline | deadlines | overdue | expire | expired | timeout | time out |
-    ran out of time | past due | miss the due date | unclaim | give back | hand back | abandon |
-    vanished | taken away | not finish | unable to finish
-rejected submission: reject | rejection | declined | denied | turned down | failed | fail | bounced |
-    thumbs down | not accepted | refused
-dispute review: appeal | contest | challenge | complain | complaint | disagree | unfair |
-    unfairly | push back | pushback | overturn | reconsider | second opinion | feedback | reviewer |
-    grader | graded | grading | qa | "final"
-shared outside confidentiality: nda | confidential | secret | private | public | publicly | post |
-    posting | publish | published | share | sharing | leak | disclose | talk about | mention |
-    discuss | brag | outside | family | wife | husband | partner | spouse
-social media communities: linkedin | twitter | tweet | tweeting | tweeted | x com | facebook |
-    instagram | tiktok | reddit | discord | telegram | whatsapp | blog | youtube | mastodon | bluesky |
-    forum | forums | substack | medium | group chat | online
-screenshots: screenshot | screen shot | screen grab | screengrab | screen cap | screencap |
-    screen capture | screen recording | print screen | photo of ... screen | picture of ... screen |
-    snip
-client names: customer | customers | company | companies | which company | the lab | end client |
-    who we work for | brand
-portfolio: cv | resume | showcase | work sample | work samples | writing sample | samples
-intellectual property belongs client: ip | copyright | copyrights | ownership | owner | owns |
-    who own | still own | i own | own it | own them | ip rights | usage rights | patent | patents |
-    royalties | royalty | belong | belongs | my material | prior work | existing work
-contract terms amended: contract | clause | terms | agreement | amend | amendment |
-    change the contract | modify | renegotiate | carve out | redline
-harassment abuse: harass | harassing | harassed | bully | bullying | bullied | abusive | rude |
-    insult | insulting | threat | threaten | threatening | creepy | creep | inappropriate | offensive |
-    racist | sexist | discrimination | discriminate | hostile | toxic | stalking | stalker | unwanted |
-    hate speech | slur | uncomfortable | yelled | swore | misconduct
-anonymous report form: anonymously | anon | without being named | not named |
-    secretly | report someone | flag someone | whistleblow | whistleblower
-instructions: guidelines | guideline | rubric | rubrics | spec | specs | brief | requirements |
-    how to do the task | confusing | unclear | contradict | conflict | handbook
-lead: manager | supervisor | boss | admin | admins | moderator | mod | mods | coordinator |
-    project manager | pm | team lead
-help reply: contact | reach | get in touch | ping | respond | get back to me | support | helpdesk
-leaving stop: quit | quitting | leave | resign | resigning | cancel my account | delete my account |
-    close my account | offboard | offboarding | pause | break | hiatus | step away | take time off |
-    stop working | last day | exit | take ... off | time off | weeks off | months off | sabbatical |
-    leave of absence
-cafe: coffee shop | coffeeshop | starbucks | coworking | co working | library | restaurant |
-    public wifi | public place
+payday payout paid: payment schedule
+weekly friday: "monthly"
+referral refer bonus: inviting | bringing in | friend ... join | finders fee
+ai tools: gpt | llm
+time tracker tracking: timesheets | timer | clocked | untracked
+taxes withheld independent contractor: 1099
+expenses reimbursed cost: refund | covered | licenses
+shift rota removed: scheduled
+shared outside confidentiality: private | mention | discuss | wife
+social media communities: linkedin
+client names: the lab
+intellectual property belongs client: copyrights | who own | own them
+contract terms amended: clause
+harassment abuse: rude | insulting | racist
+anonymous report form: flag someone
+instructions: rubrics | confusing
+help reply: contact
+leaving stop: quitting | weeks off
 """
 
 #: stem -> stem, for irregular forms the stemmer leaves apart ("paid" vs "pay") and chat shorthand.
