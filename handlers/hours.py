@@ -18,6 +18,8 @@ from views import hours as hour_views
 from views.blocks import Block, local_time, section
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from handlers.kit.app import CrewApp
     from jobs.runtime import Services
 
@@ -30,7 +32,7 @@ hours_command = SlashCommand(
 
 @hours_command.sub("", "This week's hours and earnings, per task")
 def this_week(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         week = hours.week(session, ctx.actor.user_id, ctx.actor.tz, ctx.now)
     ctx.reply(f"This week: {week.hours} h", hour_views.week_blocks(week, ctx.actor.tz, ctx.now))
 
@@ -73,7 +75,7 @@ def report(ctx: Ctx, args: Args) -> None:
         start, end = hours.week_bounds(ctx.now, tz)
     if start > ctx.now:
         raise UserError("That week hasn't started yet. Pick today or an earlier day.")
-    with ctx.session() as session:
+    with ctx.read() as session:
         rows = hours.report(session, start, end)
     monday = f"{start.astimezone(ZoneInfo(tz)):%Y-%m-%d}"
     filename = f"hours-week-of-{monday}.csv"
@@ -122,7 +124,7 @@ def approve(ctx: Ctx, args: Args) -> None:
     "flagged", "Time entries waiting for a lead's review", role=Role.LEAD, action="review flagged hours"
 )
 def flagged(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         entries = hours.flagged_entries(session)
     if not entries:
         ctx.reply("No time entries are waiting for review.")
@@ -142,10 +144,9 @@ def flagged(ctx: Ctx, args: Args) -> None:
     )
 
 
-def home_section(services: Services, actor: Actor) -> list[Block]:
+def home_section(services: Services, actor: Actor, session: Session) -> list[Block]:
     now = services.clock.now()
-    with services.db.session() as session:
-        week = hours.week(session, actor.user_id, actor.tz, now)
+    week = hours.week(session, actor.user_id, actor.tz, now)
     return hour_views.week_blocks(week, actor.tz, now, compact=True)
 
 

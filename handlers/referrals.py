@@ -137,7 +137,7 @@ def mine(ctx: Ctx, args: Args) -> None:
 
 
 def _send_mine(ctx: Ctx, before_id: int | None) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         items, more = rules.of_referrer(session, ctx.actor.user_id, PAGE_SIZE, before_id)
         totals = rules.totals_for(session, ctx.actor.user_id)
         hours = _hours_of(session, items)
@@ -178,7 +178,7 @@ def leaderboard(ctx: Ctx, args: Args) -> None:
                 else "You're not on the referral leaderboard. Nothing changed."
             )
         return
-    with ctx.session() as session:
+    with ctx.read() as session:
         board = rules.leaderboard(session, ctx.now)
         shown = rules.on_leaderboard(session, ctx.actor.user_id)
     month, _ = rules.month_bounds(ctx.now)
@@ -200,7 +200,7 @@ def list_all(ctx: Ctx, args: Args) -> None:
 
 
 def _send_all(ctx: Ctx, status: str | None, before_id: int | None) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         items, more = rules.listing(session, PAGE_SIZE, status, before_id)
     text, blocks = views.all_referrals(items, status, more, first_page=before_id is None)
     ctx.reply(text, blocks)
@@ -250,7 +250,7 @@ def set_status(ctx: Ctx, args: Args) -> None:
     action="export referrals",
 )
 def export(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         rows = rules.all_for_export(session)
         names = rules.names_of(session, {r.referrer_id for r in rows})
     content = views.export_csv(rows, names)
@@ -275,13 +275,12 @@ def export(ctx: Ctx, args: Args) -> None:
 # ---- Home ----------------------------------------------------------------------------------------
 
 
-def home_section(services: Services, actor: Actor) -> list[Block]:
-    with services.db.session() as session:
-        items, more = rules.of_referrer(session, actor.user_id, HOME_ITEMS)
-        totals = rules.totals_for(session, actor.user_id)
-        hours = _hours_of(session, items)
-        board = rules.leaderboard(session, services.clock.now())
-        shown = rules.on_leaderboard(session, actor.user_id)
+def home_section(services: Services, actor: Actor, session: Session) -> list[Block]:
+    items, more = rules.of_referrer(session, actor.user_id, HOME_ITEMS)
+    totals = rules.totals_for(session, actor.user_id)
+    hours = _hours_of(session, items)
+    board = rules.leaderboard(session, services.clock.now())
+    shown = rules.on_leaderboard(session, actor.user_id)
     month, _ = rules.month_bounds(services.clock.now())
     return views.home(
         items, hours, totals, services.config.referral_bonus_hours, month, board, shown, more is not None
