@@ -10,6 +10,10 @@ Definitions (the README says the same):
   it with `/hours approve`. An open clock-in counts once it is closed.
 - Earnings are the counted hours of each task times the task's hourly rate (`rate_cents`), rounded
   half-up to the cent per task line; time on no task has no rate.
+- No entry is longer than AUTO_CLOSE_AFTER (a clock-out after it closes the entry at the 12-hour
+  mark, like the automatic close), so the entries overlapping a period all started at most 12 hours
+  before it: reports read that range of the `started_at` index and let the database sum each
+  member's and task's time, to the microsecond, in one query.
 """
 
 from __future__ import annotations
@@ -18,15 +22,17 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from core.authz import Actor
 from core.errors import UserError
 from db.models import Assignment, Member, Task, TimeEntry
+from db.statements import earlier_of, later_of, microseconds_between
 from domain import audit
 
 REMIND_AFTER = timedelta(hours=10)
@@ -109,9 +115,8 @@ class Entry:
         return earnings_cents(self.seconds, self.rate_cents)
 
 
-def _entry(session: Session, row: TimeEntry) -> Entry:
+def _entry(row: TimeEntry, task: Task | None) -> Entry:
     assert row.id is not None
-    task = session.get(Task, row.task_id) if row.task_id else None
     return Entry(
         id=row.id,
         user_id=row.user_id,
@@ -124,11 +129,26 @@ def _entry(session: Session, row: TimeEntry) -> Entry:
     )
 
 
+def _entries(session: Session, *where: Any, limit: int | None = None) -> list[Entry]:
+    """Entries with their task's title and rate (one joined query), oldest first."""
+    rows = session.exec(
+        select(TimeEntry, Task)
+        .join(Task, col(Task.id) == col(TimeEntry.task_id), isouter=True)
+        .where(*where)
+        .order_by(col(TimeEntry.started_at), col(TimeEntry.id))
+        .limit(limit)
+        .execution_options(populate_existing=True)
+    )
+    return [_entry(row, task) for row, task in rows]
+
+
+def _entry_by_id(session: Session, entry_id: int) -> Entry:
+    return _entries(session, col(TimeEntry.id) == entry_id)[0]
+
+
 def open_entry(session: Session, user_id: str) -> Entry | None:
-    row = session.exec(
-        select(TimeEntry).where(TimeEntry.user_id == user_id, col(TimeEntry.ended_at).is_(None))
-    ).first()
-    return _entry(session, row) if row else None
+    found = _entries(session, col(TimeEntry.user_id) == user_id, col(TimeEntry.ended_at).is_(None))
+    return found[0] if found else None
 
 
 def clock_in(session: Session, by: Actor, task_id: int | None, now: datetime, source: str) -> Entry:
@@ -139,6 +159,7 @@ def clock_in(session: Session, by: Actor, task_id: int | None, now: datetime, so
         on = f" on T-{current.task_id}" if current.task_id else ""
         since = current.started_at.astimezone(_zone(by.tz)).strftime("%a %H:%M %Z")
         raise UserError(f"You're already clocked in{on} since {since}. `/hours out` first.")
+    task = None
     if task_id is not None:
         task = session.get(Task, task_id)
         if task is None:
@@ -175,7 +196,7 @@ def clock_in(session: Session, by: Actor, task_id: int | None, now: datetime, so
         source=source,
         task_id=task_id,
     )
-    return _entry(session, row)
+    return _entry(row, task)
 
 
 @dataclass(frozen=True)
@@ -192,9 +213,17 @@ class Closed:
 
 
 def clock_out(session: Session, by: Actor, now: datetime, source: str) -> Closed:
+    """Stop tracking. An entry open for 12 hours or more (its automatic close hasn't run yet, say
+    the bot was down) is closed at the 12-hour mark and flagged, exactly as the automatic close
+    would: no entry is ever longer than that."""
     current = open_entry(session, by.user_id)
     if current is None:
         raise UserError("You're not clocked in. Start with `/hours in` (or `/hours in T-12` for a task).")
+    if now >= current.started_at + AUTO_CLOSE_AFTER:
+        overdue = auto_close(session, current.id, now, source)
+        if overdue is None:
+            raise UserError("Your clock-in was just closed automatically; see `/hours`.")
+        return overdue
     closed = session.exec(  # type: ignore[call-overload]
         update(TimeEntry)
         .where(col(TimeEntry.id) == current.id, col(TimeEntry.ended_at).is_(None))
@@ -215,7 +244,7 @@ def clock_out(session: Session, by: Actor, now: datetime, source: str) -> Closed
         source=source,
         seconds=int((now - row.started_at).total_seconds()),
     )
-    return Closed(_entry(session, row), _week_alerts(session, row))
+    return Closed(_entry_by_id(session, current.id), _week_alerts(session, row))
 
 
 def still_open(session: Session, entry_id: int, now: datetime) -> Entry | None:
@@ -223,10 +252,10 @@ def still_open(session: Session, entry_id: int, now: datetime) -> Entry | None:
     row = session.get(TimeEntry, entry_id)
     if row is None or row.ended_at is not None or now >= row.started_at + AUTO_CLOSE_AFTER:
         return None
-    return _entry(session, row)
+    return _entry_by_id(session, entry_id)
 
 
-def auto_close(session: Session, entry_id: int, now: datetime) -> Closed | None:
+def auto_close(session: Session, entry_id: int, now: datetime, source: str = "job") -> Closed | None:
     """Close an entry left open for 12 hours, at the 12-hour mark (downtime is not credited), and
     flag it for a lead's review."""
     row = session.get(TimeEntry, entry_id)
@@ -247,10 +276,10 @@ def auto_close(session: Session, entry_id: int, now: datetime) -> Closed | None:
         action="hours.auto_closed",
         entity="time_entry",
         entity_id=entry_id,
-        source="job",
+        source=source,
         user_id=row.user_id,
     )
-    return Closed(_entry(session, row))
+    return Closed(_entry_by_id(session, entry_id))
 
 
 def approve(session: Session, by: Actor, entry_id: int, now: datetime, source: str) -> Closed:
@@ -279,14 +308,11 @@ def approve(session: Session, by: Actor, entry_id: int, now: datetime, source: s
         user_id=row.user_id,
         flag_reason=row.flag_reason,
     )
-    return Closed(_entry(session, row), _week_alerts(session, row))
+    return Closed(_entry_by_id(session, entry_id), _week_alerts(session, row))
 
 
 def flagged_entries(session: Session, limit: int = 20) -> list[Entry]:
-    rows = session.exec(
-        select(TimeEntry).where(col(TimeEntry.flagged)).order_by(col(TimeEntry.started_at)).limit(limit)
-    )
-    return [_entry(session, r) for r in rows]
+    return _entries(session, col(TimeEntry.flagged), limit=limit)
 
 
 def open_entries(session: Session) -> list[tuple[int, datetime]]:
@@ -299,16 +325,20 @@ def open_entries(session: Session) -> list[tuple[int, datetime]]:
 # ---- weeks ----------------------------------------------------------------------------------
 
 
+def _closed_within(start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Closed entries overlapping [start, end). The lower bound on `started_at` is exact (no entry
+    outlasts the 12-hour close) and lets the database read a range of the `started_at` index."""
+    return (
+        col(TimeEntry.ended_at).is_not(None),
+        col(TimeEntry.started_at) < end,
+        col(TimeEntry.started_at) >= start - AUTO_CLOSE_AFTER,
+        col(TimeEntry.ended_at) > start,
+    )
+
+
 def _counted_in(session: Session, user_id: str, start: datetime, end: datetime) -> list[TimeEntry]:
     return list(
-        session.exec(
-            select(TimeEntry).where(
-                TimeEntry.user_id == user_id,
-                col(TimeEntry.ended_at).is_not(None),
-                col(TimeEntry.started_at) < end,
-                col(TimeEntry.ended_at) > start,
-            )
-        )
+        session.exec(select(TimeEntry).where(TimeEntry.user_id == user_id, *_closed_within(start, end)))
     )
 
 
@@ -380,28 +410,74 @@ class Week:
         return self.seconds > WEEKLY_LIMIT.total_seconds()
 
 
-def _lines(session: Session, entries: list[TimeEntry], start: datetime, end: datetime) -> list[TaskLine]:
-    by_task: dict[int | None, TaskLine] = {}
-    for e in entries:
-        line = by_task.get(e.task_id)
-        if line is None:
-            task = session.get(Task, e.task_id) if e.task_id else None
-            line = by_task[e.task_id] = TaskLine(
-                e.task_id, task.title if task else "No task", task.rate_cents if task else None
-            )
-        seconds = _overlap(e, start, end)
-        if e.flagged:
-            line.flagged_seconds += seconds
-        else:
-            line.seconds += seconds
-    return sorted(by_task.values(), key=lambda line: (line.task_id is None, line.task_id or 0))
+@dataclass(frozen=True)
+class _Sum:
+    user_id: str
+    name: str
+    line: TaskLine
+    counted_us: int
+
+
+def _sums(session: Session, start: datetime, end: datetime, user_id: str | None = None) -> list[_Sum]:
+    """Per member and task, the counted and the flagged time inside [start, end), summed by the
+    database (each entry clipped to the period, in microseconds), with the member's name and the
+    task's title and rate joined in: one query, ordered by member then task (no task last)."""
+    dialect = session.get_bind().dialect.name
+    clipped = microseconds_between(
+        dialect,
+        later_of(dialect, col(TimeEntry.started_at), start),
+        earlier_of(dialect, col(TimeEntry.ended_at), end),
+    )
+    flagged = col(TimeEntry.flagged)
+    where = _closed_within(start, end) + ((col(TimeEntry.user_id) == user_id,) if user_id else ())
+    sums = (
+        select(
+            col(TimeEntry.user_id).label("user_id"),
+            col(TimeEntry.task_id).label("task_id"),
+            func.sum(case((flagged, 0), else_=clipped)).label("counted_us"),
+            func.sum(case((flagged, clipped), else_=0)).label("flagged_us"),
+        )
+        .where(*where)
+        .group_by(col(TimeEntry.user_id), col(TimeEntry.task_id))
+        .subquery()
+    )
+    rows = session.exec(
+        select(  # type: ignore[call-overload]
+            sums.c.user_id,
+            Member.name,
+            Member.real_name,
+            sums.c.task_id,
+            Task.title,
+            Task.rate_cents,
+            sums.c.counted_us,
+            sums.c.flagged_us,
+        )
+        .join(Member, col(Member.user_id) == sums.c.user_id, isouter=True)
+        .join(Task, col(Task.id) == sums.c.task_id, isouter=True)
+        .order_by(sums.c.user_id, sums.c.task_id.is_(None), sums.c.task_id)
+    )
+    return [
+        _Sum(
+            uid,
+            real_name or name or "",
+            TaskLine(
+                task_id,
+                title if task_id and title is not None else "No task",
+                rate if task_id else None,
+                int(counted_us or 0) / 1_000_000,
+                int(flagged_us or 0) / 1_000_000,
+            ),
+            int(counted_us or 0),
+        )
+        for uid, name, real_name, task_id, title, rate, counted_us, flagged_us in rows
+    ]
 
 
 def week(session: Session, user_id: str, tz: str, now: datetime) -> Week:
     """The member's current week, in their own zone: per task, counted and flagged hours."""
     start, end = week_bounds(now, tz)
-    entries = _counted_in(session, user_id, start, end)
-    return Week(user_id, start, end, _lines(session, entries, start, end), open_entry(session, user_id))
+    lines = [s.line for s in _sums(session, start, end, user_id)]
+    return Week(user_id, start, end, lines, open_entry(session, user_id))
 
 
 @dataclass(frozen=True)
@@ -414,30 +490,18 @@ class ReportRow:
 
 
 def report(session: Session, start: datetime, end: datetime) -> list[ReportRow]:
-    """Everyone's hours in [start, end), per member and task."""
-    entries = list(
-        session.exec(
-            select(TimeEntry)
-            .where(
-                col(TimeEntry.ended_at).is_not(None),
-                col(TimeEntry.started_at) < end,
-                col(TimeEntry.ended_at) > start,
-            )
-            .order_by(col(TimeEntry.user_id), col(TimeEntry.started_at))
+    """Everyone's hours in [start, end), per member and task (see `_sums`: one query)."""
+    sums = _sums(session, start, end)
+    totals: dict[str, int] = defaultdict(int)  # microseconds, exact
+    for s in sums:
+        totals[s.user_id] += s.counted_us
+    limit = WEEKLY_LIMIT // timedelta(microseconds=1)
+    return [
+        ReportRow(
+            s.user_id, s.name, s.line, as_hours(totals[s.user_id] // 1_000_000), totals[s.user_id] > limit
         )
-    )
-    by_user: dict[str, list[TimeEntry]] = defaultdict(list)
-    for e in entries:
-        by_user[e.user_id].append(e)
-    rows = []
-    for user_id in sorted(by_user):
-        member = session.get(Member, user_id)
-        name = (member.real_name or member.name) if member else ""
-        lines = _lines(session, by_user[user_id], start, end)
-        total = sum(line.seconds for line in lines)
-        for line in lines:
-            rows.append(ReportRow(user_id, name, line, as_hours(total), total > WEEKLY_LIMIT.total_seconds()))
-    return rows
+        for s in sums
+    ]
 
 
 def tracked_hours(session: Session, user_id: str) -> Decimal:

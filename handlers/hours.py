@@ -56,6 +56,8 @@ def clock_out(ctx: Ctx, args: Args) -> None:
         closed = hours.clock_out(session, ctx.actor, ctx.now, ctx.source)
     hour_jobs.unregister(ctx.services.scheduler, closed.entry.id)
     ctx.reply(hour_views.clocked_out(closed.entry, ctx.actor.tz))
+    if closed.entry.flagged:  # out after the 12-hour mark: closed there, like the automatic close
+        hour_jobs.tell_leads_closed_at_12h(ctx.services, closed.entry)
     hour_jobs.after_closed(ctx.services, closed)
     ctx.services.home.publish(ctx.services, ctx.actor.user_id)
 
@@ -87,13 +89,14 @@ def report(ctx: Ctx, args: Args) -> None:
         raise UserError(
             f"I couldn't open a DM with you to send the report ({e.error}). Try again in a moment."
         ) from None
-    sent = ctx.services.slack.upload(
-        channel,
-        filename,
-        hour_views.report_csv(rows),
-        title=f"Hours, week of {monday} ({tz})",
-        comment=f"Hours for the week of {monday} (Monday 00:00 {tz}): {summary}.",
-    )
+    with hour_views.report_csv(rows) as csv_file:
+        sent = ctx.services.slack.upload(
+            channel,
+            filename,
+            csv_file,
+            title=f"Hours, week of {monday} ({tz})",
+            comment=f"Hours for the week of {monday} (Monday 00:00 {tz}): {summary}.",
+        )
     if not sent:
         raise UserError("I couldn't upload the report just now. Please try again in a moment.")
     ctx.reply(f":white_check_mark: Sent `{filename}` to your DMs: {summary}.")
