@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from core.authz import Actor, Role
 from core.errors import UsageError, UserError
@@ -25,6 +25,7 @@ from handlers.kit.context import Ctx, ViewValues
 from handlers.kit.interactions import ButtonReader, FieldErrors, button, event, modal
 from jobs import referrals as referral_jobs
 from views import referrals as views
+from views.files import Counted
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -251,9 +252,13 @@ def set_status(ctx: Ctx, args: Args) -> None:
 )
 def export(ctx: Ctx, args: Args) -> None:
     with ctx.read() as session:
-        rows = rules.all_for_export(session)
-        names = rules.names_of(session, {r.referrer_id for r in rows})
-    content = views.export_csv(rows, names)
+        rows = Counted(rules.all_for_export(session))
+        content = views.export_csv(rows)
+    with content:
+        _send_export(ctx, content, rows.count)
+
+
+def _send_export(ctx: Ctx, content: IO[bytes], count: int) -> None:
     slack = ctx.services.slack
     stamp = ctx.now.strftime("%Y-%m-%d")
     try:
@@ -264,12 +269,12 @@ def export(ctx: Ctx, args: Args) -> None:
     uploaded = bool(channel) and slack.upload(
         channel=channel,
         filename=f"referrals-{stamp}.csv",
-        content=content.encode("utf-8"),
-        title=f"Referrals export, {stamp} ({len(rows)} referrals)",
+        content=content,
+        title=f"Referrals export, {stamp} ({count} referrals)",
     )
     if not uploaded:
         raise UserError("I couldn't send you the export file just now. Nothing was lost; please try again.")
-    ctx.reply(f":white_check_mark: Sent you `referrals-{stamp}.csv` in a DM: {len(rows)} referrals.")
+    ctx.reply(f":white_check_mark: Sent you `referrals-{stamp}.csv` in a DM: {count} referrals.")
 
 
 # ---- Home ----------------------------------------------------------------------------------------

@@ -6,8 +6,8 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-from collections.abc import Iterable, Sequence
-from typing import IO, Any
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any, Generic, TypeVar
 
 SPOOL_BYTES = 1 << 20
 
@@ -23,3 +23,19 @@ def csv_file(header: Sequence[str], rows: Iterable[Sequence[Any]], lineterminato
     text.detach()  # leave `out` open
     out.seek(0)
     return out
+
+
+T = TypeVar("T")
+
+
+class Counted(Generic[T]):
+    """Passes the items of an iterable through, counting them (a streamed export's row count)."""
+
+    def __init__(self, items: Iterable[T]) -> None:
+        self._items = items
+        self.count = 0
+
+    def __iter__(self) -> Iterator[T]:
+        for item in self._items:
+            self.count += 1
+            yield item

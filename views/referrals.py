@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 
 from core.money import csv_dollars, dollars
 from core.text import escape
@@ -39,6 +37,7 @@ from views.blocks import (
     slack_date,
     text_input,
 )
+from views.files import csv_file
 
 REFER_CALLBACK = "referral_new"
 REFER_BUTTON = "referrals_refer"
@@ -302,34 +301,33 @@ def _cell(value: object) -> str:
     return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
-def export_csv(rows: Sequence[Referral], names: dict[str, str]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
-    for r in rows:
-        writer.writerow(
-            [
-                _cell(v)
-                for v in (
-                    ref(r.id),
-                    r.email,
-                    r.name,
-                    r.skill,
-                    r.status,
-                    r.referrer_id,
-                    names.get(r.referrer_id, ""),
-                    r.referee_user_id,
-                    csv_dollars(r.bonus_cents),
-                    r.created_at,
-                    r.updated_at,
-                    r.updated_by,
-                    r.hired_at,
-                    r.eligible_at,
-                    r.paid_at,
-                )
-            ]
+def export_csv(rows: Iterable[tuple[Referral, str]]) -> IO[bytes]:
+    """The export as a CSV file, written as the rows come (referral, referrer's name); the caller
+    uploads and closes it."""
+    return csv_file(EXPORT_COLUMNS, (_export_cells(r, name) for r, name in rows), lineterminator="\n")
+
+
+def _export_cells(r: Referral, referrer_name: str) -> list[str]:
+    return [
+        _cell(v)
+        for v in (
+            ref(r.id),
+            r.email,
+            r.name,
+            r.skill,
+            r.status,
+            r.referrer_id,
+            referrer_name,
+            r.referee_user_id,
+            csv_dollars(r.bonus_cents),
+            r.created_at,
+            r.updated_at,
+            r.updated_by,
+            r.hired_at,
+            r.eligible_at,
+            r.paid_at,
         )
-    return out.getvalue()
+    ]
 
 
 # ---- the leaderboard and the Home tab ------------------------------------------------------------
