@@ -34,7 +34,15 @@ from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 SKILLS = ("legal", "medicine", "finance", "python", "editing", "chemistry", "physics", "tax")
-ZONES = ("UTC", "America/New_York", "America/Chicago", "Europe/Lisbon", "Europe/Berlin", "Asia/Manila", "Asia/Kolkata")
+ZONES = (
+    "UTC",
+    "America/New_York",
+    "America/Chicago",
+    "Europe/Lisbon",
+    "Europe/Berlin",
+    "Asia/Manila",
+    "Asia/Kolkata",
+)
 LEAD = "ULEAD"
 CONTRACTOR = "U000001"
 STATUSES = ("referred", "applied", "interviewing", "hired", "eligible", "paid", "rejected")
@@ -62,14 +70,14 @@ class Rows:
             return lo + timedelta(seconds=rnd.uniform(0, (hi - lo).total_seconds()))
 
         members = [member_id(i) for i in range(1, n_members + 1)]
-        self.member = [
+        self.member: list[tuple[Any, ...]] = [
             (LEAD, "lead", "Lena Lead", "UTC", True, now, first)
         ] + [(m, f"user{i}", f"Member {i}", ZONES[i % len(ZONES)], False, now, first)
              for i, m in enumerate(members, 1)]  # fmt: skip
-        self.member_skill = []
+        self.member_skill: list[tuple[Any, ...]] = []
         for i, m in enumerate(members):
-            for skill in {SKILLS[i % len(SKILLS)], SKILLS[(i * 7 + 3) % len(SKILLS)]}:
-                self.member_skill.append((m, skill))
+            for slug in {SKILLS[i % len(SKILLS)], SKILLS[(i * 7 + 3) % len(SKILLS)]}:
+                self.member_skill.append((m, slug))
 
         # Tasks: live ones first (their ids are the newest below), then settled ones.
         n_tasks = args.tasks
@@ -80,7 +88,7 @@ class Rows:
         for task_id in range(1, n_tasks + 1):
             created = instant(first, now - timedelta(hours=1))
             slots = rnd.choice((1, 1, 1, 2, 3))
-            skill = rnd.choice(SKILLS + (None, None))
+            skill: str | None = rnd.choice((*SKILLS, None, None))
             rate = rnd.randrange(4_500, 25_000, 50)
             age = n_tasks - task_id  # the newest tasks are the live ones
             if age < n_open + n_full:
@@ -115,21 +123,38 @@ class Rows:
                 claimed_at = instant(created, min(now, created + timedelta(days=7)))
                 done = claimed_at + timedelta(hours=rnd.uniform(1, 72))
                 self.assignment.append(
-                    (task_id, rnd.choice(members), "approved", claimed_at, done, done + timedelta(hours=4), None)
+                    (
+                        task_id,
+                        rnd.choice(members),
+                        "approved",
+                        claimed_at,
+                        done,
+                        done + timedelta(hours=4),
+                        None,
+                    )
                 )
                 budget -= 1
         while budget > 0:
             task_id, _, created = settled_slots[rnd.randrange(len(settled_slots))]
             claimed_at = instant(created, min(now, created + timedelta(days=7)))
             later = claimed_at + timedelta(hours=rnd.uniform(1, 72))
+            row: tuple[Any, ...]
             if rnd.random() < 0.5:
-                row = (task_id, rnd.choice(members), "rejected", claimed_at, later, later + timedelta(hours=2), None)
+                row = (
+                    task_id,
+                    rnd.choice(members),
+                    "rejected",
+                    claimed_at,
+                    later,
+                    later + timedelta(hours=2),
+                    None,
+                )
             else:
                 row = (task_id, rnd.choice(members), "released", claimed_at, None, None, later)
             self.assignment.append(row)
             budget -= 1
 
-        self.time_entry = []
+        self.time_entry: list[tuple[Any, ...]] = []
         task_ids = n_tasks
         for _ in range(args.entries):
             user = members[rnd.randrange(n_members)]
@@ -139,7 +164,7 @@ class Rows:
             task = rnd.randrange(1, task_ids + 1) if rnd.random() < 0.8 else None
             self.time_entry.append((user, task, started, started + length, flagged, ""))
 
-        self.referral = []
+        self.referral: list[tuple[Any, ...]] = []
         for i in range(1, args.referrals + 1):
             status = STATUSES[i % len(STATUSES)]
             created = instant(first, now - timedelta(hours=1))
@@ -150,21 +175,47 @@ class Rows:
                 referee, status, 25_000, created, hired or created, LEAD, hired,
                 hired if status in ("eligible", "paid") else None, hired if status == "paid" else None,
             ))  # fmt: skip
-        self.optin = [(m, first) for m in rnd.sample(members, min(len(members), n_members // 10))]
+        self.optin: list[tuple[Any, ...]] = [
+            (m, first) for m in rnd.sample(members, min(len(members), n_members // 10))
+        ]
 
 
 TABLES: dict[str, Sequence[str]] = {
     "member": ("user_id", "name", "real_name", "tz", "is_lead", "profile_refreshed_at", "created_at"),
     "member_skill": ("user_id", "skill"),
     "task": (
-        "id", "title", "description", "skill", "rate_cents", "est_hours", "slots", "claimed", "approved",
-        "due", "due_at", "state", "creator_id", "created_at", "updated_at",
+        "id",
+        "title",
+        "description",
+        "skill",
+        "rate_cents",
+        "est_hours",
+        "slots",
+        "claimed",
+        "approved",
+        "due",
+        "due_at",
+        "state",
+        "creator_id",
+        "created_at",
+        "updated_at",
     ),  # fmt: skip
     "assignment": ("task_id", "user_id", "state", "claimed_at", "submitted_at", "decided_at", "released_at"),
     "time_entry": ("user_id", "task_id", "started_at", "ended_at", "flagged", "flag_reason"),
     "referral": (
-        "email", "name", "skill", "referrer_id", "referee_user_id", "status", "bonus_cents", "created_at",
-        "updated_at", "updated_by", "hired_at", "eligible_at", "paid_at",
+        "email",
+        "name",
+        "skill",
+        "referrer_id",
+        "referee_user_id",
+        "status",
+        "bonus_cents",
+        "created_at",
+        "updated_at",
+        "updated_by",
+        "hired_at",
+        "eligible_at",
+        "paid_at",
     ),  # fmt: skip
     "referral_leaderboard_optin": ("user_id", "opted_in_at"),
 }
@@ -238,7 +289,7 @@ def seed(url: str, args: argparse.Namespace, out: Any = sys.stdout) -> None:
     rows = Rows(args, now)
     built = time.perf_counter()
     print(f"rows drawn in {built - started:.1f} s (after the migrations)", file=out)
-    sources = {
+    sources: dict[str, list[tuple[Any, ...]]] = {
         "member": rows.member,
         "member_skill": rows.member_skill,
         "task": rows.task,
@@ -254,7 +305,11 @@ def seed(url: str, args: argparse.Namespace, out: Any = sys.stdout) -> None:
     with db.engine.begin() as conn:
         if db.dialect == "postgresql":
             for table in ("task", "assignment", "time_entry", "referral"):
-                conn.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+                conn.execute(
+                    text(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
+                    )
+                )
             conn.execute(text("ANALYZE"))
         else:
             conn.execute(text("ANALYZE"))
