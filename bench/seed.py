@@ -163,6 +163,8 @@ class Rows:
             flagged = rnd.random() < 0.02
             task = rnd.randrange(1, task_ids + 1) if rnd.random() < 0.8 else None
             self.time_entry.append((user, task, started, started + length, flagged, ""))
+        # Stored in the order they were clocked in, as the bot stores them.
+        self.time_entry.sort(key=lambda row: row[2])
 
         self.referral: list[tuple[Any, ...]] = []
         for i in range(1, args.referrals + 1):

@@ -47,15 +47,18 @@ def entry_ref(entry_id: int | None) -> str:
 
 
 def as_hours(seconds: float, rounding: str = ROUND_HALF_UP) -> Decimal:
-    return (Decimal(int(seconds)) / Decimal(3600)).quantize(Decimal("0.01"), rounding=rounding)
+    """Whole seconds as hours to the hundredth, rounded half-up (or down), in integer arithmetic
+    (a report computes tens of thousands of these)."""
+    hundredths = int(seconds) * 100
+    hundredths = (hundredths + 1800) // 3600 if rounding == ROUND_HALF_UP else hundredths // 3600
+    return Decimal(hundredths).scaleb(-2)
 
 
 def earnings_cents(seconds: float, rate_cents: int | None) -> int:
+    """Whole seconds at an hourly rate, in cents rounded half-up."""
     if not rate_cents:
         return 0
-    return int(
-        (Decimal(int(seconds)) * rate_cents / Decimal(3600)).quantize(Decimal("1"), rounding=ROUND_HALF_UP)
-    )
+    return (2 * int(seconds) * rate_cents + 3600) // 7200
 
 
 def _zone(tz: str) -> ZoneInfo:
@@ -496,11 +499,9 @@ def report(session: Session, start: datetime, end: datetime) -> list[ReportRow]:
     for s in sums:
         totals[s.user_id] += s.counted_us
     limit = WEEKLY_LIMIT // timedelta(microseconds=1)
+    week_hours = {user_id: as_hours(us // 1_000_000) for user_id, us in totals.items()}
     return [
-        ReportRow(
-            s.user_id, s.name, s.line, as_hours(totals[s.user_id] // 1_000_000), totals[s.user_id] > limit
-        )
-        for s in sums
+        ReportRow(s.user_id, s.name, s.line, week_hours[s.user_id], totals[s.user_id] > limit) for s in sums
     ]
 
 

@@ -11,7 +11,7 @@ from db.engine import Database
 from db.models import Member, Task, TimeEntry
 from domain import hours
 from sandbox.harness import BotHarness
-from tests.shift_helpers import LEAD, add_member, add_task, make_lead
+from tests.shift_helpers import LEAD, add_member, add_task, eventually, make_lead
 
 START = datetime(2026, 3, 9, tzinfo=UTC)  # a Monday
 END = START + timedelta(days=7)
@@ -106,5 +106,5 @@ def test_a_clock_out_after_12_hours_closes_at_the_mark_and_flags(bot: BotHarness
     with bot.services.db.read() as session:
         entry = hours.flagged_entries(session)[0]
     assert entry.ended_at == started + hours.AUTO_CLOSE_AFTER and entry.task_title == "Contract review"
-    assert any("/hours approve E-1" in c.params["text"] for c in bot.dms_to("UADMIN"))
+    eventually(lambda: any("/hours approve E-1" in c.params["text"] for c in bot.dms_to("UADMIN")))
     assert "No tracked time yet" in bot.command("U1", "/hours").all_text  # flagged: counts nowhere
