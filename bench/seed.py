@@ -244,7 +244,33 @@ def _pg_value(value: Any) -> Any:
     return value
 
 
+def _secondary_indexes(engine: Engine, table: str) -> list[tuple[str, str]]:
+    """(name, CREATE statement) of the table's indexes that are neither its key nor a constraint's."""
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            query = (
+                "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = :t AND NOT EXISTS "
+                "(SELECT 1 FROM pg_constraint WHERE conname = indexname)"
+            )
+        else:
+            query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = :t AND sql IS NOT NULL"
+        return [(name, sql) for name, sql in conn.execute(text(query), {"t": table})]
+
+
 def _insert(engine: Engine, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
+    """Bulk-load the rows with the table's secondary indexes dropped, then build them once."""
+    indexes = _secondary_indexes(engine, table)
+    with engine.begin() as conn:
+        for name, _ in indexes:
+            conn.execute(text(f'DROP INDEX "{name}"'))
+    count = _load(engine, table, columns, rows)
+    with engine.begin() as conn:
+        for _, create in indexes:
+            conn.execute(text(create))
+    return count
+
+
+def _load(engine: Engine, table: str, columns: Sequence[str], rows: Iterable[tuple[Any, ...]]) -> int:
     extra = DEFAULTS.get(table, {})
     names = list(columns) + list(extra)
     tail = tuple(extra.values())

@@ -424,7 +424,8 @@ class _Sum:
 def _sums(session: Session, start: datetime, end: datetime, user_id: str | None = None) -> list[_Sum]:
     """Per member and task, the counted and the flagged time inside [start, end), summed by the
     database (each entry clipped to the period, in microseconds), with the member's name and the
-    task's title and rate joined in: one query, ordered by member then task (no task last)."""
+    task's title and rate joined in: one query; ordered here by member then task, no task last
+    (the database needn't sort, and SQLite and PostgreSQL place NULL differently)."""
     dialect = session.get_bind().dialect.name
     clipped = microseconds_between(
         dialect,
@@ -444,8 +445,8 @@ def _sums(session: Session, start: datetime, end: datetime, user_id: str | None 
         .group_by(col(TimeEntry.user_id), col(TimeEntry.task_id))
         .subquery()
     )
-    rows = session.exec(
-        select(  # type: ignore[call-overload]
+    query = (
+        select(
             sums.c.user_id,
             Member.name,
             Member.real_name,
@@ -457,9 +458,9 @@ def _sums(session: Session, start: datetime, end: datetime, user_id: str | None 
         )
         .join(Member, col(Member.user_id) == sums.c.user_id, isouter=True)
         .join(Task, col(Task.id) == sums.c.task_id, isouter=True)
-        .order_by(sums.c.user_id, sums.c.task_id.is_(None), sums.c.task_id)
     )
-    return [
+    rows = session.connection().execute(query)  # plain rows: no ORM entities to build
+    found = [
         _Sum(
             uid,
             real_name or name or "",
@@ -474,6 +475,8 @@ def _sums(session: Session, start: datetime, end: datetime, user_id: str | None 
         )
         for uid, name, real_name, task_id, title, rate, counted_us, flagged_us in rows
     ]
+    found.sort(key=lambda s: (s.user_id, s.line.task_id is None, s.line.task_id or 0))
+    return found
 
 
 def week(session: Session, user_id: str, tz: str, now: datetime) -> Week:
