@@ -446,7 +446,7 @@ def _sums(session: Session, start: datetime, end: datetime, user_id: str | None 
         .subquery()
     )
     query = (
-        select(
+        select(  # type: ignore[call-overload]
             sums.c.user_id,
             Member.name,
             Member.real_name,
