@@ -8,7 +8,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, insert, inspect, select
 from sqlmodel import SQLModel
 
 import db.models  # noqa: F401
@@ -96,5 +96,30 @@ def test_audit_convention_migration_rewrites_old_rows_and_back(database_url: str
 
             migrate(conn, command.downgrade, "0008_merge_features")
             assert rows(conn) == OLD_ROWS
+    finally:
+        db.dispose()
+
+
+def test_read_path_indexes_go_with_their_downgrade_and_come_back(database_url: str) -> None:
+    db = Database(database_url)
+
+    def indexes(conn: Connection) -> set[str]:
+        found = {i["name"] for i in inspect(conn).get_indexes("time_entry")}
+        return found | {i["name"] for i in inspect(conn).get_indexes("assignment")}
+
+    def migrate(conn: Connection, step: Callable[[Config, str], None], revision: str) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        step(cfg, revision)
+        conn.commit()
+
+    ours = {"ix_time_entry_started", "ix_assignment_review_queue"}
+    try:
+        with db.engine.connect() as conn:
+            assert ours <= indexes(conn)
+            migrate(conn, command.downgrade, "0009_audit_convention")
+            assert not ours & indexes(conn)
+            migrate(conn, command.upgrade, "0014_read_paths")
+            assert ours <= indexes(conn)
     finally:
         db.dispose()
