@@ -15,7 +15,7 @@ Pure rules on a Session and an explicit `now`; nothing here talks to Slack.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
@@ -545,8 +545,17 @@ def _page(
     return rows[:limit], more
 
 
-def all_for_export(session: Session) -> list[Referral]:
-    return list(session.exec(select(Referral).order_by(col(Referral.id))))
+def all_for_export(session: Session) -> Iterator[tuple[Referral, str]]:
+    """Every referral, oldest first, with its referrer's display name: one joined query, its rows
+    yielded as the cursor reads them (consume it inside the session)."""
+    rows = session.exec(
+        select(Referral, Member.name, Member.real_name)
+        .join(Member, col(Member.user_id) == col(Referral.referrer_id), isouter=True)
+        .order_by(col(Referral.id))
+        .execution_options(yield_per=500)
+    )
+    for referral, name, real_name in rows:
+        yield referral, real_name or name or ""
 
 
 def names_of(session: Session, user_ids: Iterable[str]) -> dict[str, str]:

@@ -28,6 +28,8 @@ from views import vetting as views
 from views.policy import HOW_TO_ASK
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from handlers.kit.app import CrewApp
     from jobs.runtime import Services
 
@@ -257,8 +259,7 @@ def register(app: CrewApp) -> None:
         return Then(then)
 
     @app.home.section("vetting", "Skills and vetting", order=5)
-    def vetting_home(services: Services, actor: Actor) -> list[dict[str, Any]]:
-        with services.db.session() as session:
-            mine = rules.applications_of(session, actor.user_id, limit=5)
-            waiting = rules.open_applications(session, 0, 0)[1] if actor.is_lead else None
+    def vetting_home(services: Services, actor: Actor, session: Session) -> list[dict[str, Any]]:
+        mine = rules.applications_of(session, actor.user_id, limit=5)
+        waiting = rules.open_applications(session, 0, 0)[1] if actor.is_lead else None
         return views.home(mine, waiting)
