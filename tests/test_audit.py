@@ -120,10 +120,10 @@ def tasks(bot: BotHarness) -> None:
     task, ts = post(bot, "Review contracts slots=3 rate=120 hours=6 due=2026-01-05")
     assert "is yours" in click_claim(bot, "U1", task, ts)
     assert "Assigned" in bot.command("ULEAD", "/tasks", f"assign T-{task} <@U2>").text
-    bot.command("U2", "/tasks", f"done T-{task} https://docs.example.com/2")
+    bot.command("U2", "/tasks", f"done T-{task} confirm https://docs.example.com/2")
     assert "Approved" in bot.command("ULEAD", "/tasks", f"approve T-{task} <@U2>").text
     bot.command("U3", "/tasks", f"claim T-{task}")
-    bot.command("U3", "/tasks", f"done T-{task}")
+    bot.command("U3", "/tasks", f"done T-{task} confirm")
     bot.command("ULEAD", "/tasks", f"reject T-{task} <@U3> Misses the indemnity clauses")
     other, _ = post(bot, "Label images rate=45 hours=2")
     bot.command("U3", "/tasks", f"claim T-{other}")
