@@ -291,7 +291,7 @@ def done(ctx: Ctx, args: Args) -> None:
 def _ask_attestation(ctx: Ctx, task_id: int, note: str) -> None:
     """Refused without the attestation: cite the handbook's rule, and open the Submit form with the
     note filled in, so one tick and one tap submit it."""
-    with ctx.session() as session:
+    with ctx.read() as session:
         task = rules.get(session, task_id)
     rule = vetting_jobs.ai_rule(ctx.services)
     hint = (
@@ -316,7 +316,7 @@ def _submitted(ctx: Ctx, task: Task, assignment: Assignment) -> None:
         f":inbox_tray: Submitted *{rules.ref(task.id)} · {views.title(task)}*. A lead will review it; "
         "you'll get a DM with the decision."
     )
-    with ctx.session() as session:
+    with ctx.read() as session:
         tracked = hours.task_time(session, assignment.user_id, task.id or 0)
     ctx.dm(
         task.creator_id,
@@ -548,7 +548,7 @@ def _draft_from_form(ctx: Ctx, values: ViewValues) -> rules.TaskDraft:
     for field, problem in rules.check_draft(draft, ctx.actor.tz, ctx.now).items():
         form.fail(field, problem)
     if skill:
-        with ctx.session() as session:
+        with ctx.read() as session:
             form.check("skill", catalogue.require, session, [skill])
     form.done()
     return draft

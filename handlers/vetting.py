@@ -56,7 +56,7 @@ def skills_list(ctx: Ctx, args: Args) -> None:
 
 
 def _send_skills(ctx: Ctx, offset: int) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         rows, has_more = catalogue.listing(session, offset, views.SKILLS_PAGE)
     ctx.reply("The skill catalogue", views.skills_list(rows, offset, has_more, ctx.actor.is_lead))
 
@@ -118,7 +118,7 @@ def _apply(ctx: Ctx, skill: str, evidence: str) -> SkillApplication:
 
 
 def _open_apply(ctx: Ctx) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         rows, _ = catalogue.listing(session, 0, 100)
     ctx.open_modal(
         views.apply_modal([s for s, _ in rows], ctx.origin_metadata(home=ctx.request.in_home or None))
@@ -140,7 +140,7 @@ def applications(ctx: Ctx, args: Args) -> None:
 
 
 def _send_applications(ctx: Ctx, offset: int) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         found, total = rules.open_applications(session, offset, views.APPLICATIONS_PAGE)
     ctx.reply("Open skill applications", views.applications_list(found, offset, total))
 
@@ -213,7 +213,7 @@ def register(app: CrewApp) -> None:
     @button(app, views.DECLINE, role=Role.LEAD, action="vet skill applications")
     def decline_clicked(ctx: Ctx, value: str) -> None:
         application_id = BUTTON.one(value, APPLICATION)
-        with ctx.session() as session:
+        with ctx.read() as session:
             application = rules.get(session, application_id)
         if application.state != rules.OPEN:
             ctx.reply(
