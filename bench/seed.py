@@ -173,7 +173,7 @@ class Rows:
             hired = instant(created, now) if status in ("hired", "eligible", "paid") else None
             referee = members[rnd.randrange(n_members)] if hired else None
             self.referral.append((
-                f"expert{i}@example.com", f"Expert {i}", rnd.choice(SKILLS), members[rnd.randrange(n_members)],
+                f"expert{i}@example.com", f"expert{i}@example.com", f"Expert {i}", rnd.choice(SKILLS), members[rnd.randrange(n_members)],
                 referee, status, 25_000, created, hired or created, LEAD, hired,
                 hired if status in ("eligible", "paid") else None, hired if status == "paid" else None,
             ))  # fmt: skip
@@ -206,6 +206,7 @@ TABLES: dict[str, Sequence[str]] = {
     "time_entry": ("user_id", "task_id", "started_at", "ended_at", "flagged", "flag_reason"),
     "referral": (
         "email",
+        "email_key",  # core.grammar.email_key of the address: the same, for these
         "name",
         "skill",
         "referrer_id",
