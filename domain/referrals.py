@@ -189,19 +189,16 @@ def refer(
 
 
 def _insert_unless_referred(session: Session, values: dict[str, object]) -> int | None:
-    """INSERT … ON CONFLICT (email_key) DO NOTHING RETURNING id: the new id, or None when the
-    mailbox was already referred (the same address is the same key). A concurrent referral of the
-    same mailbox waits for the first to commit (PostgreSQL's unique index; SQLite's write lock) and
-    then inserts nothing."""
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new id, or None when the mailbox was
+    already referred (the same address is the same key). A concurrent referral of the same mailbox
+    waits for the first to commit (PostgreSQL's unique index; SQLite's write lock) and then inserts
+    nothing. No conflict target: both unique keys (`email` and `email_key`) are arbiters, since in
+    a race on one address PostgreSQL may meet the `email` index first, which a target of
+    `email_key` alone would let raise."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = Referral.__table__  # type: ignore[attr-defined]
-    statement = (
-        insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["email_key"])
-        .returning(table.c.id)
-    )
+    statement = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
     return session.execute(statement).scalar_one_or_none()
 
 
