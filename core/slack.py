@@ -27,7 +27,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -405,10 +405,14 @@ class SlackGateway:
             log.warning("could not publish Home for %s: %s", user_id, e.error)
             return False
 
-    def upload(self, channel: str, filename: str, content: bytes, title: str, comment: str = "") -> bool:
+    def upload(
+        self, channel: str, filename: str, content: bytes | IO[bytes], title: str, comment: str = ""
+    ) -> bool:
+        """Upload bytes, or an open binary file (read from where it stands)."""
+        data = {"content": content} if isinstance(content, bytes) else {"file": content}
         try:
             self.client.files_upload_v2(
-                channel=channel, filename=filename, content=content, title=title, initial_comment=comment
+                channel=channel, filename=filename, title=title, initial_comment=comment, **data
             )
             return True
         except (SlackApiError, SlackClientError, OSError) as e:

@@ -1,15 +1,22 @@
-"""Engine and sessions.
+"""Engine and sessions: a unit of work either reads or writes, and says which.
 
-SQLite (the embedded default) runs in WAL mode with foreign keys on, and every transaction starts
-with BEGIN IMMEDIATE: a writer takes the write lock up front, so two threads that read and then
-write never deadlock on the lock upgrade (SQLite would fail one of them at once instead of waiting).
-Within the process, transactions first queue on a lock of their own: SQLite's busy handler polls
-with sleeps of up to 100 ms, so under contention (a burst of a thousand reminder jobs) writers
-slept far longer than the lock was held; a waiter on the in-process lock wakes when it is freed.
-PostgreSQL runs with a connection pool sized for the HTTP worker threads and the scheduler.
+- `Database.write()` opens a transaction that commits when the block ends and rolls back on any
+  exception. On SQLite it starts with BEGIN IMMEDIATE: a writer takes the write lock up front, so
+  two threads that read and then write never deadlock on the lock upgrade (SQLite would fail one of
+  them at once instead of waiting). Within the process, writers first queue on a lock of their own:
+  SQLite's busy handler polls with sleeps of up to 100 ms, so under contention (a burst of a
+  thousand reminder jobs) writers slept far longer than the lock was held; a waiter on the
+  in-process lock wakes when it is freed. Claims, exactly-once ledgers and everything audited go
+  through here.
+- `Database.read()` is for work that only reads (lists, reports, the Home tab). On SQLite it is a
+  deferred transaction without the in-process lock: in WAL mode it reads its snapshot beside a
+  writer instead of queueing behind it. The connection is `PRAGMA query_only` while it lasts, so a
+  write slipped into a read path fails loudly instead of running unlocked. On PostgreSQL it is a
+  READ ONLY transaction (same effect).
+- `Database.session()` is `write()` under its former name, until the remaining callers move.
 
-One session per unit of work: `Database.session()` opens a transaction that commits when the block
-ends and rolls back on any exception. Sessions are never shared across threads.
+SQLite runs in WAL mode with foreign keys on; PostgreSQL with a connection pool sized for the HTTP
+worker threads and the scheduler. Sessions are never shared across threads.
 """
 
 from __future__ import annotations
@@ -26,6 +33,8 @@ from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_S = 30
 _WRITE_LOCK = "crewcall.write_lock"  # in a pooled connection's record_info while it holds the lock
+_QUERY_ONLY = "crewcall.query_only"  # ... while a read left the connection query_only
+READ_ONLY = "crewcall_read_only"  # the execution option that makes a transaction a read
 
 
 def make_engine(url: str, pool_size: int = 10) -> Engine:
@@ -40,9 +49,23 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(
+    engine = create_engine(
         url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True, pool_timeout=30
     )
+    _configure_postgresql(engine)
+    return engine
+
+
+def _is_read(connection: Any) -> bool:
+    return bool(connection.get_execution_options().get(READ_ONLY))
+
+
+def _configure_postgresql(engine: Engine) -> None:
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        if _is_read(connection):
+            # The transaction's first statement, so it applies to the whole of it.
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -64,6 +87,15 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         held = connection.connection.record_info
+        if _is_read(connection):
+            # A reader neither takes the lock nor waits for it: a deferred transaction reads the
+            # last committed snapshot (WAL) while a writer works.
+            connection.exec_driver_sql("PRAGMA query_only=ON")
+            held[_QUERY_ONLY] = True
+            connection.exec_driver_sql("BEGIN")
+            return
+        if held.pop(_QUERY_ONLY, False):
+            connection.exec_driver_sql("PRAGMA query_only=OFF")
         # Held until the connection goes back to the pool (after its commit or rollback has run).
         # Past the timeout, SQLite's own busy handler decides, as it did before this lock.
         if not held.get(_WRITE_LOCK) and write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
@@ -71,7 +103,9 @@ def _configure_sqlite(engine: Engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     @event.listens_for(engine, "checkin")
-    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
+        if record.record_info.pop(_QUERY_ONLY, False) and dbapi_connection is not None:
+            dbapi_connection.execute("PRAGMA query_only=OFF")
         if record.record_info.pop(_WRITE_LOCK, False):
             write_lock.release()
 
@@ -82,14 +116,17 @@ class Database:
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
+        # The same engine and pool; its transactions begin as reads (see the "begin" listeners).
+        self._reader = self.engine.execution_options(**{READ_ONLY: True})
 
     @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A transaction: committed when the block ends, rolled back if it raises."""
+    def write(self) -> Iterator[Session]:
+        """A transaction that may write: committed when the block ends, rolled back if it raises.
+        On SQLite it holds the write lock from its start to its end."""
         with Session(self.engine, expire_on_commit=False) as session:
             try:
                 yield session
@@ -97,6 +134,17 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
+
+    # The former name of `write()`, kept while callers move to `read()` or `write()`.
+    session = write
+
+    @contextmanager
+    def read(self) -> Iterator[Session]:
+        """A transaction that only reads: one consistent snapshot, no lock, no waiting for writers.
+        Any write inside it is refused by the database."""
+        with Session(self._reader, expire_on_commit=False) as session:
+            yield session
+            session.commit()  # ends the snapshot; nothing to write (and the loaded objects stay)
 
     def reachable(self) -> bool:
         try:

@@ -15,6 +15,10 @@ Definitions (the README says the same):
   approved or that the rules approve: time on a task is approved by the rules unless the work it
   was clocked for was rejected; time with no task needs a lead's `/hours approve` (it waits until
   then); a flagged entry counts once a lead approves it. See `approval`.
+- No entry is longer than AUTO_CLOSE_AFTER (a clock-out after it closes the entry at the 12-hour
+  mark, like the automatic close), so the entries overlapping a period all started at most 12 hours
+  before it: reports read that range of the `started_at` index and let the database sum each
+  member's and task's time, to the microsecond, in one query.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
+from sqlalchemy import ColumnElement, case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -33,6 +38,7 @@ from core.authz import Actor
 from core.errors import UserError
 from core.money import pay_cents
 from db.models import Assignment, Member, Task, TimeEntry
+from db.statements import earlier_of, later_of, microseconds_between
 from domain import audit
 from domain.duties import separate_duties
 
@@ -48,7 +54,11 @@ def entry_ref(entry_id: int | None) -> str:
 
 
 def as_hours(seconds: float, rounding: str = ROUND_HALF_UP) -> Decimal:
-    return (Decimal(int(seconds)) / Decimal(3600)).quantize(Decimal("0.01"), rounding=rounding)
+    """Whole seconds as hours to the hundredth, rounded half-up (or down), in integer arithmetic
+    (a report computes tens of thousands of these)."""
+    hundredths = int(seconds) * 100
+    hundredths = (hundredths + 1800) // 3600 if rounding == ROUND_HALF_UP else hundredths // 3600
+    return Decimal(hundredths).scaleb(-2)
 
 
 def earnings_cents(seconds: float, rate_cents: int | None) -> int:
@@ -114,9 +124,8 @@ class Entry:
         return earnings_cents(self.seconds, self.rate_cents)
 
 
-def _entry(session: Session, row: TimeEntry) -> Entry:
+def _entry(row: TimeEntry, task: Task | None) -> Entry:
     assert row.id is not None
-    task = session.get(Task, row.task_id) if row.task_id else None
     return Entry(
         id=row.id,
         user_id=row.user_id,
@@ -130,11 +139,26 @@ def _entry(session: Session, row: TimeEntry) -> Entry:
     )
 
 
+def _entries(session: Session, *where: Any, limit: int | None = None) -> list[Entry]:
+    """Entries with their task's title and rate (one joined query), oldest first."""
+    rows = session.exec(
+        select(TimeEntry, Task)
+        .join(Task, col(Task.id) == col(TimeEntry.task_id), isouter=True)
+        .where(*where)
+        .order_by(col(TimeEntry.started_at), col(TimeEntry.id))
+        .limit(limit)
+        .execution_options(populate_existing=True)
+    )
+    return [_entry(row, task) for row, task in rows]
+
+
+def _entry_by_id(session: Session, entry_id: int) -> Entry:
+    return _entries(session, col(TimeEntry.id) == entry_id)[0]
+
+
 def open_entry(session: Session, user_id: str) -> Entry | None:
-    row = session.exec(
-        select(TimeEntry).where(TimeEntry.user_id == user_id, col(TimeEntry.ended_at).is_(None))
-    ).first()
-    return _entry(session, row) if row else None
+    found = _entries(session, col(TimeEntry.user_id) == user_id, col(TimeEntry.ended_at).is_(None))
+    return found[0] if found else None
 
 
 def clock_in(session: Session, by: Actor, task_id: int | None, now: datetime, source: str) -> Entry:
@@ -145,6 +169,7 @@ def clock_in(session: Session, by: Actor, task_id: int | None, now: datetime, so
         on = f" on T-{current.task_id}" if current.task_id else ""
         since = current.started_at.astimezone(_zone(by.tz)).strftime("%a %H:%M %Z")
         raise UserError(f"You're already clocked in{on} since {since}. `/hours out` first.")
+    task = None
     if task_id is not None:
         task = session.get(Task, task_id)
         if task is None:
@@ -181,7 +206,7 @@ def clock_in(session: Session, by: Actor, task_id: int | None, now: datetime, so
         source=source,
         task_id=task_id,
     )
-    return _entry(session, row)
+    return _entry(row, task)
 
 
 @dataclass(frozen=True)
@@ -198,9 +223,17 @@ class Closed:
 
 
 def clock_out(session: Session, by: Actor, now: datetime, source: str) -> Closed:
+    """Stop tracking. An entry open for 12 hours or more (its automatic close hasn't run yet, say
+    the bot was down) is closed at the 12-hour mark and flagged, exactly as the automatic close
+    would: no entry is ever longer than that."""
     current = open_entry(session, by.user_id)
     if current is None:
         raise UserError("You're not clocked in. Start with `/hours in` (or `/hours in T-12` for a task).")
+    if now >= current.started_at + AUTO_CLOSE_AFTER:
+        overdue = auto_close(session, current.id, now, source)
+        if overdue is None:
+            raise UserError("Your clock-in was just closed automatically; see `/hours`.")
+        return overdue
     closed = session.exec(  # type: ignore[call-overload]
         update(TimeEntry)
         .where(col(TimeEntry.id) == current.id, col(TimeEntry.ended_at).is_(None))
@@ -221,7 +254,7 @@ def clock_out(session: Session, by: Actor, now: datetime, source: str) -> Closed
         source=source,
         seconds=int((now - row.started_at).total_seconds()),
     )
-    return Closed(_entry(session, row), _week_alerts(session, row))
+    return Closed(_entry_by_id(session, current.id), _week_alerts(session, row))
 
 
 def still_open(session: Session, entry_id: int, now: datetime) -> Entry | None:
@@ -229,10 +262,10 @@ def still_open(session: Session, entry_id: int, now: datetime) -> Entry | None:
     row = session.get(TimeEntry, entry_id)
     if row is None or row.ended_at is not None or now >= row.started_at + AUTO_CLOSE_AFTER:
         return None
-    return _entry(session, row)
+    return _entry_by_id(session, entry_id)
 
 
-def auto_close(session: Session, entry_id: int, now: datetime) -> Closed | None:
+def auto_close(session: Session, entry_id: int, now: datetime, source: str = "job") -> Closed | None:
     """Close an entry left open for 12 hours, at the 12-hour mark (downtime is not credited), and
     flag it for a lead's review."""
     row = session.get(TimeEntry, entry_id)
@@ -253,10 +286,10 @@ def auto_close(session: Session, entry_id: int, now: datetime) -> Closed | None:
         action="hours.auto_closed",
         entity="time_entry",
         entity_id=entry_id,
-        source="job",
+        source=source,
         user_id=row.user_id,
     )
-    return Closed(_entry(session, row))
+    return Closed(_entry_by_id(session, entry_id))
 
 
 def approve(session: Session, by: Actor, entry_id: int, now: datetime, source: str) -> Closed:
@@ -302,25 +335,21 @@ def approve(session: Session, by: Actor, entry_id: int, now: datetime, source: s
         flag_reason=row.flag_reason,
         approved_by=by.user_id,
     )
-    return Closed(_entry(session, row), _week_alerts(session, row))
+    return Closed(_entry_by_id(session, entry_id), _week_alerts(session, row))
 
 
 def flagged_entries(session: Session, limit: int = 20) -> list[Entry]:
     """Entries waiting for a lead: flagged ones, and closed time with no task not yet reviewed."""
-    rows = session.exec(
-        select(TimeEntry)
-        .where(
-            col(TimeEntry.flagged)
-            | (
-                col(TimeEntry.task_id).is_(None)
-                & col(TimeEntry.ended_at).is_not(None)
-                & col(TimeEntry.approved_by).is_(None)
-            )
-        )
-        .order_by(col(TimeEntry.started_at))
-        .limit(limit)
+    return _entries(
+        session,
+        col(TimeEntry.flagged)
+        | (
+            col(TimeEntry.task_id).is_(None)
+            & col(TimeEntry.ended_at).is_not(None)
+            & col(TimeEntry.approved_by).is_(None)
+        ),
+        limit=limit,
     )
-    return [_entry(session, r) for r in rows]
 
 
 def close_at(
@@ -350,7 +379,7 @@ def close_at(
         reason=reason,
         seconds=int((ended_at - row.started_at).total_seconds()),
     )
-    return Closed(_entry(session, row), _week_alerts(session, row))
+    return Closed(_entry_by_id(session, entry_id), _week_alerts(session, row))
 
 
 def open_entries(session: Session) -> list[tuple[int, datetime]]:
@@ -363,16 +392,20 @@ def open_entries(session: Session) -> list[tuple[int, datetime]]:
 # ---- weeks ----------------------------------------------------------------------------------
 
 
+def _closed_within(start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Closed entries overlapping [start, end). The lower bound on `started_at` is exact (no entry
+    outlasts the 12-hour close) and lets the database read a range of the `started_at` index."""
+    return (
+        col(TimeEntry.ended_at).is_not(None),
+        col(TimeEntry.started_at) < end,
+        col(TimeEntry.started_at) >= start - AUTO_CLOSE_AFTER,
+        col(TimeEntry.ended_at) > start,
+    )
+
+
 def _counted_in(session: Session, user_id: str, start: datetime, end: datetime) -> list[TimeEntry]:
     return list(
-        session.exec(
-            select(TimeEntry).where(
-                TimeEntry.user_id == user_id,
-                col(TimeEntry.ended_at).is_not(None),
-                col(TimeEntry.started_at) < end,
-                col(TimeEntry.ended_at) > start,
-            )
-        )
+        session.exec(select(TimeEntry).where(TimeEntry.user_id == user_id, *_closed_within(start, end)))
     )
 
 
@@ -450,29 +483,87 @@ class Week:
         return self.seconds > WEEKLY_LIMIT.total_seconds()
 
 
-def _lines(session: Session, entries: list[TimeEntry], start: datetime, end: datetime) -> list[TaskLine]:
-    by_task: dict[int | None, TaskLine] = {}
-    for e in entries:
-        line = by_task.get(e.task_id)
-        if line is None:
-            task = session.get(Task, e.task_id) if e.task_id else None
-            line = by_task[e.task_id] = TaskLine(
-                e.task_id, task.title if task else "No task", task.rate_cents if task else None
-            )
-        seconds = overlap(e, start, end)
-        if e.flagged:
-            line.flagged_seconds += seconds
-        else:
-            line.seconds += seconds
-            line.cents += earnings_cents(seconds, line.rate_cents)
-    return sorted(by_task.values(), key=lambda line: (line.task_id is None, line.task_id or 0))
+@dataclass(frozen=True)
+class _Sum:
+    user_id: str
+    name: str
+    line: TaskLine
+    counted_us: int
+
+
+def _sums(session: Session, start: datetime, end: datetime, user_id: str | None = None) -> list[_Sum]:
+    """Per member and task, the counted and the flagged time inside [start, end), summed by the
+    database (each entry clipped to the period, in microseconds), with the member's name and the
+    task's title and rate joined in: one query; ordered here by member then task, no task last
+    (the database needn't sort, and SQLite and PostgreSQL place NULL differently)."""
+    dialect = session.get_bind().dialect.name
+    clipped = microseconds_between(
+        dialect,
+        later_of(dialect, col(TimeEntry.started_at), start),
+        earlier_of(dialect, col(TimeEntry.ended_at), end),
+    )
+    # Each counted entry's pay, exactly as `core.money.pay_cents` rounds it (half-up to the cent, per
+    # entry, on the entry's whole seconds in the period): floor((2 × seconds × rate + 3600) / 7200),
+    # in integer arithmetic (`//` is integer division on both dialects); no rate pays nothing.
+    rate = func.coalesce(col(Task.rate_cents), 0)
+    pay = (2 * (clipped // 1_000_000) * rate + 3600) // 7200
+    flagged = col(TimeEntry.flagged)
+    where = _closed_within(start, end) + ((col(TimeEntry.user_id) == user_id,) if user_id else ())
+    sums = (
+        select(  # type: ignore[call-overload]
+            col(TimeEntry.user_id).label("user_id"),
+            col(TimeEntry.task_id).label("task_id"),
+            func.sum(case((flagged, 0), else_=clipped)).label("counted_us"),
+            func.sum(case((flagged, clipped), else_=0)).label("flagged_us"),
+            func.sum(case((flagged, 0), else_=pay)).label("cents"),
+        )
+        .select_from(TimeEntry)
+        .join(Task, col(Task.id) == col(TimeEntry.task_id), isouter=True)
+        .where(*where)
+        .group_by(col(TimeEntry.user_id), col(TimeEntry.task_id))
+        .subquery()
+    )
+    query = (
+        select(  # type: ignore[call-overload]
+            sums.c.user_id,
+            Member.name,
+            Member.real_name,
+            sums.c.task_id,
+            Task.title,
+            Task.rate_cents,
+            sums.c.counted_us,
+            sums.c.flagged_us,
+            sums.c.cents,
+        )
+        .join(Member, col(Member.user_id) == sums.c.user_id, isouter=True)
+        .join(Task, col(Task.id) == sums.c.task_id, isouter=True)
+    )
+    rows = session.connection().execute(query)  # plain rows: no ORM entities to build
+    found = [
+        _Sum(
+            uid,
+            real_name or name or "",
+            TaskLine(
+                task_id,
+                title if task_id and title is not None else "No task",
+                rate if task_id else None,
+                int(counted_us or 0) / 1_000_000,
+                int(flagged_us or 0) / 1_000_000,
+                int(cents or 0) if task_id else 0,
+            ),
+            int(counted_us or 0),
+        )
+        for uid, name, real_name, task_id, title, rate, counted_us, flagged_us, cents in rows
+    ]
+    found.sort(key=lambda s: (s.user_id, s.line.task_id is None, s.line.task_id or 0))
+    return found
 
 
 def week(session: Session, user_id: str, tz: str, now: datetime) -> Week:
     """The member's current week, in their own zone: per task, counted and flagged hours."""
     start, end = week_bounds(now, tz)
-    entries = _counted_in(session, user_id, start, end)
-    return Week(user_id, start, end, _lines(session, entries, start, end), open_entry(session, user_id))
+    lines = [s.line for s in _sums(session, start, end, user_id)]
+    return Week(user_id, start, end, lines, open_entry(session, user_id))
 
 
 @dataclass(frozen=True)
@@ -485,30 +576,16 @@ class ReportRow:
 
 
 def report(session: Session, start: datetime, end: datetime) -> list[ReportRow]:
-    """Everyone's hours in [start, end), per member and task."""
-    entries = list(
-        session.exec(
-            select(TimeEntry)
-            .where(
-                col(TimeEntry.ended_at).is_not(None),
-                col(TimeEntry.started_at) < end,
-                col(TimeEntry.ended_at) > start,
-            )
-            .order_by(col(TimeEntry.user_id), col(TimeEntry.started_at))
-        )
-    )
-    by_user: dict[str, list[TimeEntry]] = defaultdict(list)
-    for e in entries:
-        by_user[e.user_id].append(e)
-    rows = []
-    for user_id in sorted(by_user):
-        member = session.get(Member, user_id)
-        name = (member.real_name or member.name) if member else ""
-        lines = _lines(session, by_user[user_id], start, end)
-        total = sum(line.seconds for line in lines)
-        for line in lines:
-            rows.append(ReportRow(user_id, name, line, as_hours(total), total > WEEKLY_LIMIT.total_seconds()))
-    return rows
+    """Everyone's hours in [start, end), per member and task (see `_sums`: one query)."""
+    sums = _sums(session, start, end)
+    totals: dict[str, int] = defaultdict(int)  # microseconds, exact
+    for s in sums:
+        totals[s.user_id] += s.counted_us
+    limit = WEEKLY_LIMIT // timedelta(microseconds=1)
+    week_hours = {user_id: as_hours(us // 1_000_000) for user_id, us in totals.items()}
+    return [
+        ReportRow(s.user_id, s.name, s.line, week_hours[s.user_id], totals[s.user_id] > limit) for s in sums
+    ]
 
 
 def tracked_hours(session: Session, user_id: str) -> Decimal:

@@ -70,7 +70,18 @@ def skills_of(session: Session, user_id: str) -> frozenset[str]:
 
 
 def actor(session: Session, user_id: str, admin_ids: frozenset[str], now: datetime) -> Actor:
-    member = ensure(session, user_id, now)
+    """The acting member, their row created on first sight (a write)."""
+    return _actor(session, ensure(session, user_id, now), admin_ids)
+
+
+def known_actor(session: Session, user_id: str, admin_ids: frozenset[str]) -> Actor | None:
+    """The acting member if the bot has met them (a read), else None."""
+    member = session.get(Member, user_id)
+    return _actor(session, member, admin_ids) if member is not None else None
+
+
+def _actor(session: Session, member: Member, admin_ids: frozenset[str]) -> Actor:
+    user_id = member.user_id
     return Actor(
         user_id=user_id,
         role=role_for(user_id, member.is_lead, admin_ids),

@@ -15,7 +15,7 @@ Pure rules on a Session and an explicit `now`; nothing here talks to Slack.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
@@ -189,19 +189,16 @@ def refer(
 
 
 def _insert_unless_referred(session: Session, values: dict[str, object]) -> int | None:
-    """INSERT … ON CONFLICT (email_key) DO NOTHING RETURNING id: the new id, or None when the
-    mailbox was already referred (the same address is the same key). A concurrent referral of the
-    same mailbox waits for the first to commit (PostgreSQL's unique index; SQLite's write lock) and
-    then inserts nothing."""
+    """INSERT … ON CONFLICT DO NOTHING RETURNING id: the new id, or None when the mailbox was
+    already referred (the same address is the same key). A concurrent referral of the same mailbox
+    waits for the first to commit (PostgreSQL's unique index; SQLite's write lock) and then inserts
+    nothing. No conflict target: both unique keys (`email` and `email_key`) are arbiters, since in
+    a race on one address PostgreSQL may meet the `email` index first, which a target of
+    `email_key` alone would let raise."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = Referral.__table__  # type: ignore[attr-defined]
-    statement = (
-        insert(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["email_key"])
-        .returning(table.c.id)
-    )
+    statement = insert(table).values(**values).on_conflict_do_nothing().returning(table.c.id)
     return session.execute(statement).scalar_one_or_none()
 
 
@@ -545,8 +542,17 @@ def _page(
     return rows[:limit], more
 
 
-def all_for_export(session: Session) -> list[Referral]:
-    return list(session.exec(select(Referral).order_by(col(Referral.id))))
+def all_for_export(session: Session) -> Iterator[tuple[Referral, str]]:
+    """Every referral, oldest first, with its referrer's display name: one joined query, its rows
+    yielded as the cursor reads them (consume it inside the session)."""
+    rows = session.exec(
+        select(Referral, Member.name, Member.real_name)
+        .join(Member, col(Member.user_id) == col(Referral.referrer_id), isouter=True)
+        .order_by(col(Referral.id))
+        .execution_options(yield_per=500)
+    )
+    for referral, name, real_name in rows:
+        yield referral, real_name or name or ""
 
 
 def names_of(session: Session, user_ids: Iterable[str]) -> dict[str, str]:

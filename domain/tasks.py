@@ -31,6 +31,7 @@ task even if a path forgot the lock.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -53,6 +54,8 @@ OPEN, FULL, CANCELLED, CLOSED = "open", "full", "cancelled", "closed"
 # Assignment states
 CLAIMED, SUBMITTED, APPROVED, REJECTED, RELEASED = "claimed", "submitted", "approved", "rejected", "released"
 ACTIVE = (CLAIMED, SUBMITTED)
+LIVE, SETTLED = (OPEN, FULL), (CLOSED, CANCELLED)
+SETTLED_MAX_AGE = timedelta(minutes=1)
 
 DISPUTE_WINDOW = timedelta(days=7)
 TITLE_MAX = 200
@@ -299,11 +302,35 @@ def assignments_of(
     return [(a, t) for a, t in rows[:limit]], len(rows) > limit
 
 
-def counts_by_state(session: Session) -> dict[str, int]:
-    rows = session.exec(select(Task.state, func.count()).group_by(col(Task.state)))
-    counts = {state: 0 for state in (OPEN, FULL, CLOSED, CANCELLED)}
-    counts.update({state: int(n) for state, n in rows})
-    return counts
+class TaskCounts:
+    """How many tasks are in each state, for leads' Home. Open and full tasks are counted on every
+    call (they are few, and the index on the state finds them); closed and cancelled ones pile up
+    forever and nobody acts on their totals, so those are counted at most once a SETTLED_MAX_AGE."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._settled: dict[str, int] = {}
+        self._settled_at: datetime | None = None
+
+    def by_state(self, session: Session, now: datetime) -> dict[str, int]:
+        counts = dict.fromkeys(LIVE + SETTLED, 0)
+        counts.update(_count_states(session, LIVE))
+        with self._lock:
+            fresh = self._settled_at is not None and now - self._settled_at < SETTLED_MAX_AGE
+            settled = dict(self._settled) if fresh else None
+        if settled is None:
+            settled = _count_states(session, SETTLED)
+            with self._lock:
+                self._settled, self._settled_at = settled, now
+        counts.update(settled)
+        return counts
+
+
+def _count_states(session: Session, states: tuple[str, ...]) -> dict[str, int]:
+    rows = session.exec(
+        select(Task.state, func.count()).where(col(Task.state).in_(states)).group_by(col(Task.state))
+    )
+    return {state: int(n) for state, n in rows}
 
 
 def awaiting_review(session: Session, limit: int) -> tuple[list[tuple[Assignment, Task]], int]:

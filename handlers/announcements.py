@@ -203,7 +203,7 @@ def _check_channels(ctx: Ctx, channels: tuple[str, ...]) -> None:
 
 
 def _open_form(ctx: Ctx) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         known = announcements.known_skills(session)
     ctx.open_modal(compose_modal(ctx.origin_metadata(), known))
 
@@ -301,7 +301,7 @@ def more(ctx: Ctx, value: str) -> None:
 
 
 def _show_list(ctx: Ctx, offset: int) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         ids, has_more = announcements.listing(session, ctx.now, offset, LIST_PAGE)
         items = [p for p in (announcements.progress(session, i) for i in ids) if p is not None]
     blocks = list_blocks(items, ctx.actor.tz, offset + LIST_PAGE if has_more else None)

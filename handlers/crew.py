@@ -127,5 +127,5 @@ def register(app: CrewApp) -> None:
     app.commands.add(crew).register(app, app.services)
 
     @app.home.section("profile", "Your profile", order=0)
-    def profile_section(services, actor):  # type: ignore[no-untyped-def]
+    def profile_section(services, actor, session):  # type: ignore[no-untyped-def]
         return profile_blocks(actor)

@@ -4,7 +4,7 @@ flagged time. The Home tab's hours section."""
 from __future__ import annotations
 
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from core.authz import Actor, Role
@@ -22,6 +22,8 @@ from views import pay as pay_views
 from views.blocks import Block, context, local_time, section
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from handlers.kit.app import CrewApp
     from jobs.runtime import Services
 
@@ -34,7 +36,7 @@ hours_command = SlashCommand(
 
 @hours_command.sub("", "This week's hours and earnings, per task")
 def this_week(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         week = hours.week(session, ctx.actor.user_id, ctx.actor.tz, ctx.now)
     ctx.reply(f"This week: {week.hours} h", hour_views.week_blocks(week, ctx.actor.tz, ctx.now))
 
@@ -62,6 +64,8 @@ def clock_out(ctx: Ctx, args: Args) -> None:
     hour_jobs.unregister(ctx.services.scheduler, closed.entry.id)
     pay_jobs.unplan_cap(ctx.services, closed.entry.id)
     ctx.reply(hour_views.clocked_out(closed.entry, ctx.actor.tz))
+    if closed.entry.flagged:  # out after the 12-hour mark: closed there, like the automatic close
+        hour_jobs.tell_leads_closed_at_12h(ctx.services, closed.entry)
     hour_jobs.after_closed(ctx.services, closed)
     ctx.services.home.publish(ctx.services, ctx.actor.user_id)
 
@@ -81,23 +85,26 @@ def report(ctx: Ctx, args: Args) -> None:
         start, end = hours.week_bounds(ctx.now, tz)
     if start > ctx.now:
         raise UserError("That week hasn't started yet. Pick today or an earlier day.")
-    with ctx.session() as session:
+    with ctx.read() as session:
         rows = hours.report(session, start, end)
     monday = f"{start.astimezone(ZoneInfo(tz)):%Y-%m-%d}"
     people = len({r.user_id for r in rows})
     summary = f"{people} member(s), {sum((r.line.hours for r in rows), hours.as_hours(0))} h counted"
-    _send_csv(
-        ctx,
-        f"hours-week-of-{monday}.csv",
-        hour_views.report_csv(rows),
-        title=f"Hours, week of {monday} ({tz})",
-        comment=f"Hours for the week of {monday} (Monday 00:00 {tz}): {summary}.",
-        summary=summary,
-    )
+    with hour_views.report_csv(rows) as csv_file:
+        _send_csv(
+            ctx,
+            f"hours-week-of-{monday}.csv",
+            csv_file,
+            title=f"Hours, week of {monday} ({tz})",
+            comment=f"Hours for the week of {monday} (Monday 00:00 {tz}): {summary}.",
+            summary=summary,
+        )
 
 
-def _send_csv(ctx: Ctx, filename: str, content: bytes, title: str, comment: str, summary: str) -> None:
-    """Upload a CSV file to the lead's DM, and say so."""
+def _send_csv(
+    ctx: Ctx, filename: str, content: bytes | IO[bytes], title: str, comment: str, summary: str
+) -> None:
+    """Upload a CSV (bytes, or an open file the caller closes) to the lead's DM, and say so."""
     try:
         channel = ctx.services.slack.open_dm(ctx.actor.user_id)
     except SlackFailure as e:
@@ -128,7 +135,7 @@ def _monday(ctx: Ctx, args: Args) -> date:
 )
 def statement(ctx: Ctx, args: Args) -> None:
     monday = _monday(ctx, args)
-    with ctx.session() as session:
+    with ctx.read() as session:
         s = pay.statement(session, ctx.actor.user_id, monday, ctx.now)
     text, blocks = pay_views.statement_blocks(s)
     ctx.reply(text, blocks)
@@ -144,7 +151,7 @@ def statement(ctx: Ctx, args: Args) -> None:
 )
 def payroll(ctx: Ctx, args: Args) -> None:
     monday = _monday(ctx, args)
-    with ctx.session() as session:
+    with ctx.read() as session:
         statements = pay.payroll(session, monday, ctx.now)
     total = sum(s.total_cents for s in statements)
     summary = f"{len(statements)} member(s), {dollars(total, always_cents=True)} to be paid"
@@ -187,7 +194,7 @@ def approve(ctx: Ctx, args: Args) -> None:
     action="review flagged hours",
 )
 def flagged(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         entries = hours.flagged_entries(session)
     if not entries:
         ctx.reply("No time entries are waiting for review.")
@@ -209,13 +216,12 @@ def flagged(ctx: Ctx, args: Args) -> None:
     )
 
 
-def home_section(services: Services, actor: Actor) -> list[Block]:
+def home_section(services: Services, actor: Actor, session: Session) -> list[Block]:
     now = services.clock.now()
     cap = services.config.weekly_hours_cap
-    with services.db.session() as session:
-        week = hours.week(session, actor.user_id, actor.tz, now)
-        mine = pay.cap_status(session, actor.user_id, now, cap)
-        near = pay.near_cap(session, now, cap) if actor.is_lead else None
+    week = hours.week(session, actor.user_id, actor.tz, now)
+    mine = pay.cap_status(session, actor.user_id, now, cap)
+    near = pay.near_cap(session, now, cap) if actor.is_lead else None
     blocks = [
         *hour_views.week_blocks(week, actor.tz, now, compact=True),
         context(pay_views.cap_left(mine) + "."),

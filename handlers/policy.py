@@ -23,6 +23,8 @@ from views import policy as views
 from views.blocks import Block, section
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from db.models import PolicyQuestion
     from handlers.kit.app import CrewApp
     from jobs.runtime import Services
@@ -168,7 +170,7 @@ def _replace_clicked(ctx: Ctx, q: PolicyQuestion, text: str, blocks: list[Block]
 
 def answer_clicked(ctx: Ctx, value: str) -> None:
     question_id = QUESTION_BUTTON.one(value, QUESTION_ID)
-    with ctx.session() as session:
+    with ctx.read() as session:
         q = rules.get_question(session, question_id)
     if q.state == RESOLVED:
         ctx.reply(
@@ -251,7 +253,7 @@ def faq_page_clicked(ctx: Ctx, value: str) -> None:
 
 def faq_edit_clicked(ctx: Ctx, value: str) -> None:
     faq_id, page = FAQ_BUTTON.parts(value, FAQ_ID, PAGE)
-    with ctx.session() as session:
+    with ctx.read() as session:
         faq = rules.get_faq(session, faq_id)
     meta = ctx.origin_metadata(faq_id=faq_id, page=page)
     ctx.open_modal(
@@ -314,7 +316,7 @@ def faq_delete_clicked(ctx: Ctx, value: str) -> None:
 
 
 def _faq_page(services: Services, page: int, note: str = "") -> tuple[str, list[Block]]:
-    with services.db.session() as session:
+    with services.db.read() as session:
         rows, total = rules.list_faqs(session, (page - 1) * FAQ_PAGE_SIZE, FAQ_PAGE_SIZE)
     desk = desk_for(services)
     pages = max(1, -(-total // FAQ_PAGE_SIZE))
@@ -343,12 +345,11 @@ def _show_page(ctx: Ctx, page: int, note: str = "") -> None:
 # ---- Home ------------------------------------------------------------------------------------------
 
 
-def policy_home(services: Services, actor: Actor) -> list[Block]:
+def policy_home(services: Services, actor: Actor, session: Session) -> list[Block]:
     if not actor.is_lead:
         return views.home_blocks(is_lead=False, open_questions=[], open_count=0, faq_count=0)
-    with services.db.session() as session:
-        waiting, count = rules.open_escalations(session, limit=5)
-        faqs = rules.faq_count(session)
+    waiting, count = rules.open_escalations(session, limit=5)
+    faqs = rules.faq_count(session)
     return views.home_blocks(
         is_lead=True,
         open_questions=[(q.id or 0, q.asker_id, q.text) for q in waiting],

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from core.authz import Actor, Role
 from core.config import Config
@@ -27,6 +27,7 @@ from handlers.kit.context import Ctx, ViewValues
 from handlers.kit.interactions import ButtonReader, FieldErrors, button, event, modal
 from jobs import referrals as referral_jobs
 from views import referrals as views
+from views.files import Counted
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -154,7 +155,7 @@ def mine(ctx: Ctx, args: Args) -> None:
 
 
 def _send_mine(ctx: Ctx, before_id: int | None) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         items, more = rules.of_referrer(session, ctx.actor.user_id, PAGE_SIZE, before_id)
         totals = rules.totals_for(session, ctx.actor.user_id)
         hours = _hours_of(session, items)
@@ -202,7 +203,7 @@ def leaderboard(ctx: Ctx, args: Args) -> None:
                 else "You're not on the referral leaderboard. Nothing changed."
             )
         return
-    with ctx.session() as session:
+    with ctx.read() as session:
         board = rules.leaderboard(session, ctx.now)
         shown = rules.on_leaderboard(session, ctx.actor.user_id)
     month, _ = rules.month_bounds(ctx.now)
@@ -224,7 +225,7 @@ def list_all(ctx: Ctx, args: Args) -> None:
 
 
 def _send_all(ctx: Ctx, status: str | None, before_id: int | None) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         items, more = rules.listing(session, PAGE_SIZE, status, before_id)
     text, blocks = views.all_referrals(items, status, more, first_page=before_id is None)
     ctx.reply(text, blocks)
@@ -274,10 +275,14 @@ def set_status(ctx: Ctx, args: Args) -> None:
     action="export referrals",
 )
 def export(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
-        rows = rules.all_for_export(session)
-        names = rules.names_of(session, {r.referrer_id for r in rows})
-    content = views.export_csv(rows, names)
+    with ctx.read() as session:
+        rows = Counted(rules.all_for_export(session))
+        content = views.export_csv(rows)
+    with content:
+        _send_export(ctx, content, rows.count)
+
+
+def _send_export(ctx: Ctx, content: IO[bytes], count: int) -> None:
     slack = ctx.services.slack
     stamp = ctx.now.strftime("%Y-%m-%d")
     try:
@@ -288,25 +293,24 @@ def export(ctx: Ctx, args: Args) -> None:
     uploaded = bool(channel) and slack.upload(
         channel=channel,
         filename=f"referrals-{stamp}.csv",
-        content=content.encode("utf-8"),
-        title=f"Referrals export, {stamp} ({len(rows)} referrals)",
+        content=content,
+        title=f"Referrals export, {stamp} ({count} referrals)",
     )
     if not uploaded:
         raise UserError("I couldn't send you the export file just now. Nothing was lost; please try again.")
-    ctx.reply(f":white_check_mark: Sent you `referrals-{stamp}.csv` in a DM: {len(rows)} referrals.")
+    ctx.reply(f":white_check_mark: Sent you `referrals-{stamp}.csv` in a DM: {count} referrals.")
 
 
 # ---- Home ----------------------------------------------------------------------------------------
 
 
-def home_section(services: Services, actor: Actor) -> list[Block]:
-    with services.db.session() as session:
-        items, more = rules.of_referrer(session, actor.user_id, HOME_ITEMS)
-        totals = rules.totals_for(session, actor.user_id)
-        hours = _hours_of(session, items)
-        board = rules.leaderboard(session, services.clock.now())
-        shown = rules.on_leaderboard(session, actor.user_id)
-        progress = pay.progress_of(session, items, services.clock.now())
+def home_section(services: Services, actor: Actor, session: Session) -> list[Block]:
+    items, more = rules.of_referrer(session, actor.user_id, HOME_ITEMS)
+    totals = rules.totals_for(session, actor.user_id)
+    hours = _hours_of(session, items)
+    board = rules.leaderboard(session, services.clock.now())
+    shown = rules.on_leaderboard(session, actor.user_id)
+    progress = pay.progress_of(session, items, services.clock.now())
     month, _ = rules.month_bounds(services.clock.now())
     return views.home(
         items,

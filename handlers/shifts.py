@@ -30,6 +30,8 @@ from views import shifts as shift_views
 from views.blocks import Block, local_time, section
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from handlers.kit.app import CrewApp
     from jobs.runtime import Services
 
@@ -61,7 +63,7 @@ def all_joinable(ctx: Ctx, args: Args) -> None:
 
 
 def _list(ctx: Ctx, kind: str, offset: int) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         if kind == "mine":
             items, more = shifts.my_upcoming(session, ctx.actor.user_id, ctx.now, offset, PAGE)
         else:
@@ -268,10 +270,9 @@ LIST_KIND = choice("mine", "all")
 # ---- home -----------------------------------------------------------------------------------
 
 
-def home_section(services: Services, actor: Actor) -> list[Block]:
+def home_section(services: Services, actor: Actor, session: Session) -> list[Block]:
     now = services.clock.now()
-    with services.db.session() as session:
-        items, more = shifts.my_upcoming(session, actor.user_id, now, 0, HOME_SHIFTS)
+    items, more = shifts.my_upcoming(session, actor.user_id, now, 0, HOME_SHIFTS)
     if not items:
         return [section("No upcoming shifts. `/shifts all` lists the ones you can join.")]
     lines = [

@@ -43,6 +43,8 @@ from views import tasks as views
 from views import vetting as vetting_views
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from core.authz import Actor
     from db.models import Task
     from handlers.kit.app import CrewApp
@@ -87,7 +89,7 @@ def list_open(ctx: Ctx, args: Args) -> None:
 
 def _send_claimable(ctx: Ctx, offset: int) -> None:
     cap = ctx.services.config.max_active_claims
-    with ctx.session() as session:
+    with ctx.read() as session:
         held = len(rules.claimed_by(session, ctx.actor.user_id))
         found, has_more = rules.claimable(session, ctx.actor, ctx.now, offset, views.PAGE)
     ctx.reply("Open tasks you can claim", views.claimable_list(found, offset, has_more, held, cap))
@@ -99,7 +101,7 @@ def mine(ctx: Ctx, args: Args) -> None:
 
 
 def _send_mine(ctx: Ctx, offset: int) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         rows, has_more = rules.assignments_of(session, ctx.actor.user_id, offset, views.PAGE)
     ctx.reply("Your tasks", views.mine_list(rows, offset, has_more, ctx.actor.tz))
 
@@ -289,7 +291,7 @@ def done(ctx: Ctx, args: Args) -> None:
 def _ask_attestation(ctx: Ctx, task_id: int, note: str) -> None:
     """Refused without the attestation: cite the handbook's rule, and open the Submit form with the
     note filled in, so one tick and one tap submit it."""
-    with ctx.session() as session:
+    with ctx.read() as session:
         task = rules.get(session, task_id)
     rule = vetting_jobs.ai_rule(ctx.services)
     hint = (
@@ -314,7 +316,7 @@ def _submitted(ctx: Ctx, task: Task, assignment: Assignment) -> None:
         f":inbox_tray: Submitted *{rules.ref(task.id)} · {views.title(task)}*. A lead will review it; "
         "you'll get a DM with the decision."
     )
-    with ctx.session() as session:
+    with ctx.read() as session:
         tracked = hours.task_time(session, assignment.user_id, task.id or 0)
     ctx.dm(
         task.creator_id,
@@ -405,7 +407,7 @@ def history(ctx: Ctx, args: Args) -> None:
 
 
 def _send_history(ctx: Ctx, task_id: int, offset: int) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         task = rules.get(session, task_id)
         entries, has_more = rules.history(session, task_id, offset, views.HISTORY_PAGE)
     ctx.reply(f"History of {rules.ref(task_id)}", views.history_list(task, entries, offset, has_more))
@@ -452,7 +454,7 @@ def register(app: CrewApp) -> None:
     @button(app, views.SUBMIT)
     def submit_clicked(ctx: Ctx, value: str) -> None:
         task_id = BUTTON.one(value, TASK)
-        with ctx.session() as session:
+        with ctx.read() as session:
             task = rules.get(session, task_id)
         rule = None if task.ai_allowed else vetting_jobs.ai_rule(ctx.services)
         ctx.open_modal(views.submit_modal(task, _metadata(ctx, task=task_id), rule=rule))
@@ -483,7 +485,7 @@ def register(app: CrewApp) -> None:
     @button(app, views.REJECT, role=Role.LEAD, action="reject work")
     def reject_clicked(ctx: Ctx, value: str) -> None:
         task_id, user_id = BUTTON.parts(value, TASK, MEMBER_ID)
-        with ctx.session() as session:
+        with ctx.read() as session:
             task = rules.get(session, task_id)
         ctx.open_modal(views.reject_modal(task, user_id, _metadata(ctx, task=task_id, member=user_id)))
 
@@ -502,16 +504,17 @@ def register(app: CrewApp) -> None:
         draft = _draft_from_form(ctx, values)
         return Then(lambda: _post(ctx, draft))
 
+    task_counts = rules.TaskCounts()
+
     @app.home.section("tasks", "Tasks", order=20)
-    def tasks_home(services: Services, actor: Actor) -> list[dict[str, Any]]:
-        with services.db.session() as session:
-            rows, _ = rules.assignments_of(session, actor.user_id, 0, views.PAGE, active_only=True)
-            blocks = views.home_member(rows, actor.tz)
-            if actor.is_lead:
-                counts = rules.counts_by_state(session)
-                waiting, total = rules.awaiting_review(session, views.PAGE)
-                tracked = {a.id or 0: hours.task_time(session, a.user_id, t.id or 0) for a, t in waiting}
-                blocks += views.home_lead(counts, waiting, total, tracked)
+    def tasks_home(services: Services, actor: Actor, session: Session) -> list[dict[str, Any]]:
+        rows, _ = rules.assignments_of(session, actor.user_id, 0, views.PAGE, active_only=True)
+        blocks = views.home_member(rows, actor.tz)
+        if actor.is_lead:
+            counts = task_counts.by_state(session, services.clock.now())
+            waiting, total = rules.awaiting_review(session, views.PAGE)
+            tracked = {a.id or 0: hours.task_time(session, a.user_id, t.id or 0) for a, t in waiting}
+            blocks += views.home_lead(counts, waiting, total, tracked)
         return blocks
 
 
@@ -545,7 +548,7 @@ def _draft_from_form(ctx: Ctx, values: ViewValues) -> rules.TaskDraft:
     for field, problem in rules.check_draft(draft, ctx.actor.tz, ctx.now).items():
         form.fail(field, problem)
     if skill:
-        with ctx.session() as session:
+        with ctx.read() as session:
             form.check("skill", catalogue.require, session, [skill])
     form.done()
     return draft

@@ -28,6 +28,8 @@ from views import vetting as views
 from views.policy import HOW_TO_ASK
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from handlers.kit.app import CrewApp
     from jobs.runtime import Services
 
@@ -54,7 +56,7 @@ def skills_list(ctx: Ctx, args: Args) -> None:
 
 
 def _send_skills(ctx: Ctx, offset: int) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         rows, has_more = catalogue.listing(session, offset, views.SKILLS_PAGE)
     ctx.reply("The skill catalogue", views.skills_list(rows, offset, has_more, ctx.actor.is_lead))
 
@@ -116,7 +118,7 @@ def _apply(ctx: Ctx, skill: str, evidence: str) -> SkillApplication:
 
 
 def _open_apply(ctx: Ctx) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         rows, _ = catalogue.listing(session, 0, 100)
     ctx.open_modal(
         views.apply_modal([s for s, _ in rows], ctx.origin_metadata(home=ctx.request.in_home or None))
@@ -138,7 +140,7 @@ def applications(ctx: Ctx, args: Args) -> None:
 
 
 def _send_applications(ctx: Ctx, offset: int) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         found, total = rules.open_applications(session, offset, views.APPLICATIONS_PAGE)
     ctx.reply("Open skill applications", views.applications_list(found, offset, total))
 
@@ -211,7 +213,7 @@ def register(app: CrewApp) -> None:
     @button(app, views.DECLINE, role=Role.LEAD, action="vet skill applications")
     def decline_clicked(ctx: Ctx, value: str) -> None:
         application_id = BUTTON.one(value, APPLICATION)
-        with ctx.session() as session:
+        with ctx.read() as session:
             application = rules.get(session, application_id)
         if application.state != rules.OPEN:
             ctx.reply(
@@ -257,8 +259,7 @@ def register(app: CrewApp) -> None:
         return Then(then)
 
     @app.home.section("vetting", "Skills and vetting", order=5)
-    def vetting_home(services: Services, actor: Actor) -> list[dict[str, Any]]:
-        with services.db.session() as session:
-            mine = rules.applications_of(session, actor.user_id, limit=5)
-            waiting = rules.open_applications(session, 0, 0)[1] if actor.is_lead else None
+    def vetting_home(services: Services, actor: Actor, session: Session) -> list[dict[str, Any]]:
+        mine = rules.applications_of(session, actor.user_id, limit=5)
+        waiting = rules.open_applications(session, 0, 0)[1] if actor.is_lead else None
         return views.home(mine, waiting)

@@ -193,7 +193,7 @@ def publish_status(services: Services, announcement_id: int) -> None:
 
 
 def _draw_status(services: Services, announcement_id: int) -> None:
-    with services.db.session() as session:
+    with services.db.read() as session:
         progress = outbox.progress(session, announcement_id)
     if progress is None:
         return

@@ -22,12 +22,17 @@ class Directory:
         self.admin_ids = admin_ids
 
     def actor(self, user_id: str) -> Actor:
-        with self.db.session() as session:
+        """Every request asks; only a member met for the first time is written."""
+        with self.db.read() as session:
+            known = members.known_actor(session, user_id, self.admin_ids)
+        if known is not None:
+            return known
+        with self.db.write() as session:
             return members.actor(session, user_id, self.admin_ids, self.clock.now())
 
     def refreshed(self, actor: Actor) -> Actor:
         """The same actor, with the profile fetched from Slack first if it is missing or stale."""
-        with self.db.session() as session:
+        with self.db.read() as session:
             member = session.get(Member, actor.user_id)
             stale = member is None or members.needs_refresh(member, self.clock.now())
         if not stale:
@@ -38,7 +43,7 @@ class Directory:
         profile = self.slack.profile(user_id)
         if profile is None:
             return None
-        with self.db.session() as session:
+        with self.db.write() as session:
             members.apply_profile(session, profile, self.clock.now())
             return members.actor(session, user_id, self.admin_ids, self.clock.now())
 
@@ -67,6 +72,6 @@ class Directory:
             return members.actor(session, user_id, self.admin_ids, self.clock.now())
 
     def tz_of(self, user_id: str) -> str:
-        with self.db.session() as session:
+        with self.db.read() as session:
             member = session.get(Member, user_id)
             return member.tz if member else "UTC"

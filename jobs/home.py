@@ -1,8 +1,10 @@
 """The App Home tab: one section per domain, each drawn by the domain's own provider.
 
 A domain registers `app.home.section("tasks", "Tasks", order=20)(provider)`; the provider gets the
-services and the actor and returns blocks; sections are drawn in `order`, and a section that fails
-shows a short notice instead of blanking the tab.
+services, the actor and a read session, and returns blocks; sections are drawn in `order`, and a
+section that fails shows a short notice instead of blanking the tab. Every section reads in the same
+read-only transaction (one snapshot, no write lock), each inside a savepoint so that a failed
+statement in one section (which aborts the transaction on PostgreSQL) leaves the others readable.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from sqlmodel import Session
+
 from core.authz import Actor
 from views.blocks import Block, context, divider, fit_view, header, section
 
@@ -20,7 +24,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("crewcall.home")
 
-Provider = Callable[["Services", Actor], list[Block]]
+Provider = Callable[["Services", Actor, Session], list[Block]]
 
 
 @dataclass
@@ -48,16 +52,22 @@ class HomeTab:
 
     def render(self, services: Services, actor: Actor) -> dict[str, Any]:
         blocks: list[Block] = []
-        for home_section in sorted(self._sections.values(), key=lambda s: s.order):
-            blocks += [header(home_section.title)]
-            try:
-                blocks += home_section.provider(services, actor)
-            except Exception:
-                # One broken section must not blank the whole tab.
-                log.exception("home section %s failed for %s", home_section.key, actor.user_id)
-                blocks.append(context(":warning: This section could not be loaded right now."))
-            blocks.append(divider())
+        with services.db.read() as session:
+            for home_section in sorted(self._sections.values(), key=lambda s: s.order):
+                blocks += [header(home_section.title)]
+                blocks += self._drawn(home_section, services, actor, session)
+                blocks.append(divider())
         return {"type": "home", "callback_id": "home", "blocks": fit_view(blocks or [section("Welcome!")])}
+
+    @staticmethod
+    def _drawn(home_section: HomeSection, services: Services, actor: Actor, session: Session) -> list[Block]:
+        try:
+            with session.begin_nested():
+                return home_section.provider(services, actor, session)
+        except Exception:
+            # One broken section must not blank the whole tab.
+            log.exception("home section %s failed for %s", home_section.key, actor.user_id)
+            return [context(":warning: This section could not be loaded right now.")]
 
     def publish(self, services: Services, user_id: str) -> None:
         actor = services.directory.actor(user_id)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from core import events
 from core.slack import SlackFailure
 from domain import hours
-from domain.hours import Closed
+from domain.hours import Closed, Entry
 from jobs import runtime
 from jobs.pacing import pacer_for
 from jobs.shifts import notify
@@ -60,7 +60,7 @@ def unregister(scheduler: Scheduler, entry_id: int) -> None:
 
 def start(services: Services) -> None:
     """At start-up: the jobs of every open clock-in (idempotent)."""
-    with services.db.session() as session:
+    with services.db.read() as session:
         entries = hours.open_entries(session)
     for entry_id, started_at in entries:
         register(services.scheduler, entry_id, started_at)
@@ -127,11 +127,15 @@ def close_open(entry_id: int) -> None:
         "a lead to review. It counts once approved.",
         "auto clock-out",
     )
+    tell_leads_closed_at_12h(services, entry)
+    unregister(services.scheduler, entry.id)
+    after_closed(services, closed)
+
+
+def tell_leads_closed_at_12h(services: Services, entry: Entry) -> None:
     tell_leads(
         services,
         f":triangular_flag_on_post: <@{entry.user_id}>'s clock-in {entry.ref} was open for 12 hours and was closed "
         f"automatically. Review it, then `/hours approve {entry.ref}` if the time was worked.",
         "auto clock-out",
     )
-    unregister(services.scheduler, entry.id)
-    after_closed(services, closed)

@@ -41,7 +41,7 @@ def cap_job_id(entry_id: int) -> str:
 
 def start(services: Services) -> None:
     """At start-up: the cap jobs of every open clock-in, and the statements' sweep."""
-    with services.db.session() as session:
+    with services.db.read() as session:
         entries = hours.open_entries(session)
     for entry_id, _ in entries:
         plan_cap(services, entry_id)
@@ -54,7 +54,7 @@ def start(services: Services) -> None:
 
 def plan_cap(services: Services, entry_id: int) -> None:
     """(Re)schedule a running clock-in's 90% notice and stop at the cap."""
-    with services.db.session() as session:
+    with services.db.read() as session:
         times = pay.cap_times(session, entry_id, services.config.weekly_hours_cap)
     scheduler = services.scheduler
     if times is None or times.notice_at is None:
@@ -76,7 +76,7 @@ def unplan_cap(services: Services, entry_id: int) -> None:
 
 def cap_changed(services: Services, user_id: str) -> None:
     """A lead changed the member's cap: re-plan their running clock-in, if any."""
-    with services.db.session() as session:
+    with services.db.read() as session:
         current = hours.open_entry(session, user_id)
     if current is not None:
         plan_cap(services, current.id)

@@ -68,7 +68,7 @@ class PolicyDesk:
     def _load(self) -> Live:
         """Handbook from disk plus the FAQ rows. The revisions are read before the rows, so a FAQ
         saved meanwhile makes the index look older than it is (rebuilt again), never newer."""
-        with self.services.db.session() as session:
+        with self.services.db.read() as session:
             revisions = rules.revisions(session)
             faqs = rules.active_faqs(session)
         sections, problems = load_handbook(self.services.config.policy_dir)
@@ -79,7 +79,7 @@ class PolicyDesk:
 
     def index(self) -> PolicyIndex:
         """The index to answer with, rebuilt first if another process changed FAQs or the handbook."""
-        with self.services.db.session() as session:
+        with self.services.db.read() as session:
             latest = rules.revisions(session)
         live = self.live
         if latest == live.revisions or not self._lock.acquire(blocking=False):
@@ -109,7 +109,7 @@ class PolicyDesk:
             self.live = self._with_current_faqs(self.live)
 
     def _with_current_faqs(self, live: Live) -> Live:
-        with self.services.db.session() as session:
+        with self.services.db.read() as session:
             revisions = rules.revisions(session)
             faqs = rules.active_faqs(session)
         # Keep the handbook revision the sections came from: if it moved too, the next question reloads.

@@ -80,7 +80,7 @@ def weekly_digest() -> None:
     if not channel:
         log.info("LEADS_CHANNEL is not set: the weekly referrals digest has nowhere to go")
         return
-    with services.db.session() as session:
+    with services.db.read() as session:
         waiting = rules.waiting_on_lead(session)
     if not waiting.total:
         return

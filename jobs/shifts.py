@@ -107,7 +107,7 @@ def refresh_card(services: Services, shift_id: int) -> None:
 
 
 def _redraw(services: Services, shift_id: int) -> None:
-    with services.db.session() as session:
+    with services.db.read() as session:
         shift = shifts.get(session, shift_id)
         current = shifts.view(session, shift)
     if not current.message_ts:

@@ -23,7 +23,7 @@ def refresh_card(services: Services, task_id: int) -> None:
 
 
 def _redraw(services: Services, task_id: int) -> None:
-    with services.db.session() as session:
+    with services.db.read() as session:
         task = rules.get(session, task_id)
     if not (task.channel_id and task.message_ts):
         return

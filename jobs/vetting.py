@@ -112,7 +112,7 @@ def deliver(services: Services, user_id: str, in_doubt: bool = False) -> None:
             with services.db.session() as session:
                 rules.welcome_sent(session, user_id, found[0], found[1], services.clock.now())
             return
-    with services.db.session() as session:
+    with services.db.read() as session:
         skills = len(catalogue.slugs(session))
     text, blocks = views.welcome_dm(cited_rules(services), skills)
     try:
@@ -156,7 +156,7 @@ def welcome_sweep() -> None:
     """Send the welcomes still pending (a transient failure, a crash before the claim) and settle
     those left in doubt."""
     services = runtime.services()
-    with services.db.session() as session:
+    with services.db.read() as session:
         pending, doubtful = rules.welcomes_to_retry(session, services.clock.now(), IN_DOUBT)
     for user_id in pending:
         deliver(services, user_id)
@@ -171,7 +171,7 @@ def new_members_digest() -> None:
     if not channel:
         log.info("LEADS_CHANNEL is not set: the new members digest has nowhere to go")
         return
-    with services.db.session() as session:
+    with services.db.read() as session:
         welcomes, total = rules.new_members(session, limit=10_000)
         _, waiting = rules.open_applications(session, 0, 0)
     if not total:
@@ -191,7 +191,7 @@ def post_card(services: Services, application_id: int) -> bool:
     channel = services.config.leads_channel
     if not channel:
         return False
-    with services.db.session() as session:
+    with services.db.read() as session:
         application = rules.get(session, application_id)
         declines = rules.declines_before(session, application)
     text, blocks = views.card(application, declines)
@@ -209,7 +209,7 @@ def refresh_card(services: Services, application_id: int) -> None:
 
 
 def _redraw(services: Services, application_id: int) -> None:
-    with services.db.session() as session:
+    with services.db.read() as session:
         application = rules.get(session, application_id)
         declines = rules.declines_before(session, application)
     if not (application.card_channel and application.card_ts):
@@ -226,7 +226,7 @@ def _redraw(services: Services, application_id: int) -> None:
 
 def tell_outcome(services: Services, application_id: int) -> None:
     """DM the member the decision, and redraw the card."""
-    with services.db.session() as session:
+    with services.db.read() as session:
         application = rules.get(session, application_id)
     if application.state == rules.APPROVED:
         services.slack.dm(application.user_id, views.approved_dm(application), what="application approved")

@@ -8,7 +8,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, column, insert, select, table
+from sqlalchemy import Connection, column, insert, inspect, select, table
 from sqlmodel import SQLModel
 
 import db.models  # noqa: F401
@@ -205,5 +205,30 @@ def test_vetting_migration_seeds_the_catalogue_from_skills_in_use(database_url: 
             assert seeded == [("data-science", "Data science"), ("legal", "Legal"), ("medicine", "Medicine")]
             migrate(conn, command.downgrade, "0009_audit_convention")
             migrate(conn, command.upgrade, "head")
+    finally:
+        db.dispose()
+
+
+def test_read_path_indexes_go_with_their_downgrade_and_come_back(database_url: str) -> None:
+    db = Database(database_url)
+
+    def indexes(conn: Connection) -> set[str]:
+        found = {i["name"] for i in inspect(conn).get_indexes("time_entry")}
+        return found | {i["name"] for i in inspect(conn).get_indexes("assignment")}
+
+    def migrate(conn: Connection, step: Callable[[Config, str], None], revision: str) -> None:
+        cfg = alembic_config()
+        cfg.attributes["connection"] = conn
+        step(cfg, revision)
+        conn.commit()
+
+    ours = {"ix_time_entry_started", "ix_assignment_review_queue"}
+    try:
+        with db.engine.connect() as conn:
+            assert ours <= indexes(conn)
+            migrate(conn, command.downgrade, "0013_pay")
+            assert not ours & indexes(conn)
+            migrate(conn, command.upgrade, "0014_read_paths")
+            assert ours <= indexes(conn)
     finally:
         db.dispose()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import csv
-import io
+from collections.abc import Iterable
 from datetime import datetime, timedelta
+from typing import IO
 from zoneinfo import ZoneInfo
 
 from core.money import csv_dollars, dollars
 from core.text import csv_cell, escape
 from domain.hours import WEEKLY_LIMIT, Entry, ReportRow, Week, as_hours
 from views.blocks import Block, context, local_time, section
+from views.files import csv_file
 
 
 def task_label(task_id: int | None, title: str | None) -> str:
@@ -74,6 +75,12 @@ def clocked_out(e: Entry, tz: str) -> str:
         else ""
     )
     on = f" on {task_label(e.task_id, e.task_title)}" if e.task_id else ""
+    if e.flagged:
+        return (
+            f":triangular_flag_on_post: Your clock-in from {local_time(e.started_at, tz)} was open for 12 hours, so it "
+            f"was closed at {local_time(e.ended_at or e.started_at, tz)} ({as_hours(e.seconds)} h{on}) and flagged "
+            f"({e.ref}) for a lead to review. It counts once approved."
+        )
     return f":white_check_mark: Clocked out at {local_time(e.ended_at or e.started_at, tz)}: {as_hours(e.seconds)} h{on}{pay}."
 
 
@@ -91,23 +98,23 @@ REPORT_COLUMNS = [
 ]
 
 
-def report_csv(rows: list[ReportRow]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(REPORT_COLUMNS)
-    for r in rows:
-        line = r.line
-        cells = [
-            r.user_id,
-            r.name,
-            f"T-{line.task_id}" if line.task_id else "",
-            line.title if line.task_id else "",
-            f"{line.hours}",
-            f"{line.flagged_hours}",
-            csv_dollars(line.rate_cents) if line.rate_cents else "",
-            csv_dollars(line.earnings_cents),
-            f"{r.week_hours}",
-            "yes" if r.over_limit else "no",
-        ]
-        writer.writerow([csv_cell(c) for c in cells])
-    return out.getvalue().encode("utf-8")
+def report_csv(rows: Iterable[ReportRow]) -> IO[bytes]:
+    """The report as a CSV file, written row by row (the caller uploads and closes it)."""
+    return csv_file(REPORT_COLUMNS, (_report_cells(r) for r in rows))
+
+
+def _report_cells(r: ReportRow) -> list[str]:
+    line = r.line
+    cells = [
+        r.user_id,
+        r.name,
+        f"T-{line.task_id}" if line.task_id else "",
+        line.title if line.task_id else "",
+        f"{line.hours}",
+        f"{line.flagged_hours}",
+        csv_dollars(line.rate_cents) if line.rate_cents else "",
+        csv_dollars(line.earnings_cents),
+        f"{r.week_hours}",
+        "yes" if r.over_limit else "no",
+    ]
+    return [csv_cell(c) for c in cells]

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import csv
-import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import IO, Any
 
 from core.money import csv_dollars, dollars
 from core.text import csv_cell, escape
@@ -41,6 +39,7 @@ from views.blocks import (
     slack_date,
     text_input,
 )
+from views.files import csv_file
 
 REFER_CALLBACK = "referral_new"
 REFER_BUTTON = "referrals_refer"
@@ -336,34 +335,33 @@ EXPORT_COLUMNS = (
 )
 
 
-def export_csv(rows: Sequence[Referral], names: dict[str, str]) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(EXPORT_COLUMNS)
-    for r in rows:
-        writer.writerow(
-            [
-                csv_cell(v)
-                for v in (
-                    ref(r.id),
-                    r.email,
-                    r.name,
-                    r.skill,
-                    r.status,
-                    r.referrer_id,
-                    names.get(r.referrer_id, ""),
-                    r.referee_user_id,
-                    csv_dollars(r.bonus_cents),
-                    r.created_at,
-                    r.updated_at,
-                    r.updated_by,
-                    r.hired_at,
-                    r.eligible_at,
-                    r.paid_at,
-                )
-            ]
+def export_csv(rows: Iterable[tuple[Referral, str]]) -> IO[bytes]:
+    """The export as a CSV file, written as the rows come (referral, referrer's name); the caller
+    uploads and closes it."""
+    return csv_file(EXPORT_COLUMNS, (_export_cells(r, name) for r, name in rows), lineterminator="\n")
+
+
+def _export_cells(r: Referral, referrer_name: str) -> list[str]:
+    return [
+        csv_cell(v)
+        for v in (
+            ref(r.id),
+            r.email,
+            r.name,
+            r.skill,
+            r.status,
+            r.referrer_id,
+            referrer_name,
+            r.referee_user_id,
+            csv_dollars(r.bonus_cents),
+            r.created_at,
+            r.updated_at,
+            r.updated_by,
+            r.hired_at,
+            r.eligible_at,
+            r.paid_at,
         )
-    return out.getvalue()
+    ]
 
 
 # ---- the leaderboard and the Home tab ------------------------------------------------------------

@@ -48,6 +48,14 @@ class Assignment(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_assignment_member_state", "user_id", "state"),
+        # Leads' review queue: submitted, oldest first (only those rows on PostgreSQL).
+        Index(
+            "ix_assignment_review_queue",
+            "state",
+            "submitted_at",
+            "id",
+            postgresql_where=text("state = 'submitted'"),
+        ),
         Index(
             "uq_assignment_active",
             "task_id",
@@ -82,7 +90,11 @@ class TimeEntry(SQLModel, table=True):
     optionally against a task. Only tracked, approved time is paid."""
 
     __tablename__ = "time_entry"
-    __table_args__ = (Index("ix_time_entry_user_started", "user_id", "started_at"),)
+    __table_args__ = (
+        Index("ix_time_entry_user_started", "user_id", "started_at"),
+        # Reports read the entries that started in a period or up to 12 h (the auto-close) before it.
+        Index("ix_time_entry_started", "started_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     user_id: str = Field(foreign_key="member.user_id", max_length=32)

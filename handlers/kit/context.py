@@ -239,9 +239,18 @@ class Ctx:
         return self.request.source
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        with self.services.db.session() as session:
+    def read(self) -> Iterator[Session]:
+        """A unit of work that only reads (lists, reports): it never waits for a writer."""
+        with self.services.db.read() as session:
             yield session
+
+    @contextmanager
+    def write(self) -> Iterator[Session]:
+        """A unit of work that changes something, committed at the end of the block."""
+        with self.services.db.write() as session:
+            yield session
+
+    session = write  # the former name of `write()`, until the remaining callers move
 
     def reply(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         """Answer the actor privately, where they acted: through the response_url, an ephemeral in

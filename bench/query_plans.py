@@ -1,0 +1,95 @@
+"""The query plans of the weekly hours report and of a lead's Home tab, on a seeded store.
+
+    .venv/bin/python -m bench.query_plans --database-url sqlite:///data/bench-30000.db
+
+Runs the real domain functions (`domain.hours.report` for last week; for a lead's Home: their
+active assignments, the task counts and the review queue), records the statements they send, and
+prints each with its plan: `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN ANALYZE` on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import event
+from sqlmodel import Session
+
+from bench.seed import LEAD
+from db.engine import Database
+from db.migrate import upgrade
+from domain import hours
+from domain import tasks as rules
+
+
+def recorded(db: Database, work: Any) -> list[tuple[str, Any]]:
+    statements: list[tuple[str, Any]] = []
+
+    def before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            statements.append((statement, parameters))
+
+    event.listen(db.engine, "before_cursor_execute", before)
+    try:
+        with getattr(db, "read", db.session)() as session:  # (before read() existed: session())
+            work(session)
+    finally:
+        event.remove(db.engine, "before_cursor_execute", before)
+    return statements
+
+
+def explain(db: Database, statement: str, parameters: Any) -> str:
+    raw = db.engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        if db.dialect == "postgresql":
+            cursor.execute("EXPLAIN ANALYZE " + statement, parameters)
+            return "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters)
+        return "\n".join(f"{'  ' * _depth(rows, r[1])}{r[3]}" for rows in [cursor.fetchall()] for r in rows)
+    finally:
+        raw.rollback()
+        raw.close()
+
+
+def _depth(rows: Any, parent: int) -> int:
+    ids = {r[0]: r[1] for r in rows}
+    depth = 0
+    while parent in ids:
+        parent = ids[parent]
+        depth += 1
+    return depth
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--database-url", required=True)
+    args = p.parse_args()
+    db = Database(args.database_url)
+    upgrade(db.engine)
+    today = datetime.now(UTC).date()
+    start, end = hours.week_of(today - timedelta(days=today.weekday() + 7), "UTC")
+    now = datetime.now(UTC)
+
+    def lead_home(session: Session) -> None:
+        rules.assignments_of(session, LEAD, 0, 10, active_only=True)
+        if hasattr(rules, "TaskCounts"):
+            rules.TaskCounts().by_state(session, now)
+        else:  # before the live/settled split
+            rules.counts_by_state(session)  # type: ignore[attr-defined]
+        rules.awaiting_review(session, 10)
+
+    for title, work in (
+        (f"hours report, week of {start:%Y-%m-%d}", lambda s: hours.report(s, start, end)),
+        ("lead Home: tasks section", lead_home),
+    ):
+        print(f"## {title} ({db.dialect})\n")
+        for statement, parameters in recorded(db, work):
+            print("```sql\n" + " ".join(statement.split()) + "\n```")
+            print("```\n" + explain(db, statement, parameters) + "\n```\n")
+    db.dispose()
+
+
+if __name__ == "__main__":
+    main()

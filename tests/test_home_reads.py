@@ -1,0 +1,69 @@
+"""A lead's Home tab is cheap: every section reads in one read-only transaction, a failing section
+doesn't spoil the others, live task counts are exact and the settled ones are at most a minute old."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import event, text
+
+from sandbox.harness import BotHarness
+from tests.tasks_support import make_lead, post
+
+
+def _lead_home(bot: BotHarness) -> str:
+    actor = bot.services.directory.actor("ULEAD")
+    return json.dumps(bot.services.home.render(bot.services, actor))
+
+
+def _count(home: str, label: str) -> str:
+    return home.split(f'"text": "*{label}*\\n', 1)[1].split('"', 1)[0]
+
+
+def test_home_sections_read_in_one_transaction(bot: BotHarness) -> None:
+    make_lead(bot)
+    post(bot, "Review contracts rate=120 hours=6")
+    actor = bot.services.directory.actor("ULEAD")
+    begun: list[Any] = []
+
+    def on_begin(connection: Any) -> None:
+        begun.append(connection)
+
+    engine = bot.services.db.engine
+    event.listen(engine, "begin", on_begin)
+    try:
+        home = json.dumps(bot.services.home.render(bot.services, actor))
+    finally:
+        event.remove(engine, "begin", on_begin)
+    assert len(begun) == 1
+    assert _count(home, "Open") == "1"
+    assert "could not be loaded" not in home
+
+
+def test_a_failing_section_leaves_the_others_readable(bot: BotHarness) -> None:
+    make_lead(bot)
+    post(bot, "Review contracts rate=120 hours=6")
+
+    def broken(services: Any, actor: Any, session: Any) -> list[Any]:
+        session.execute(text("SELECT * FROM no_such_table"))  # aborts the transaction on PostgreSQL
+        return []
+
+    bot.services.home.section("broken", "Broken", order=10)(broken)
+    home = _lead_home(bot)
+    assert "could not be loaded" in home
+    assert _count(home, "Open") == "1"  # the tasks section (order 20) still read
+
+
+def test_live_counts_are_exact_and_settled_ones_a_minute_old_at_most(bot: BotHarness) -> None:
+    make_lead(bot)
+    first, _ = post(bot, "First rate=120 hours=6")
+    post(bot, "Second rate=120 hours=6")
+    home = _lead_home(bot)
+    assert (_count(home, "Open"), _count(home, "Cancelled")) == ("2", "0")
+    assert "Cancelled" in bot.command("ULEAD", "/tasks", f"cancel T-{first}").text
+    home = _lead_home(bot)
+    assert (_count(home, "Open"), _count(home, "Cancelled")) == ("1", "0")  # open: at once
+    bot.clock.advance(minutes=1)
+    home = _lead_home(bot)
+    assert (_count(home, "Open"), _count(home, "Cancelled")) == ("1", "1")
