@@ -537,11 +537,19 @@ class ToSend:
     ledger_id: int
 
 
-def claim_due_statements(session: Session, now: datetime) -> list[ToSend]:
+#: Members whose weekly statement one transaction records (see `claim_due_statements`).
+STATEMENT_BATCH = 200
+
+
+def claim_due_statements(
+    session: Session, now: datetime, batch: int = STATEMENT_BATCH
+) -> tuple[list[ToSend], bool]:
     """The statements due now that this caller won the right to send: each is recorded in the
     ledger (`pay_statement`, unique per member and week) as "sending" in this transaction, so a
     second run, a replayed job or another process sends nothing. A week without activity is
-    recorded as "empty" and never looked at again."""
+    recorded as "empty" and never looked at again. At most `batch` members are recorded per call,
+    so one transaction (and SQLite's write lock) stays short with 30,000 members; the flag says
+    whether more may be due (call again)."""
     candidates = _candidates(session, now - timedelta(days=16), now)
     # Filtered here rather than in SQL: the candidates may be more than a statement's parameters.
     members_tz = session.exec(
@@ -549,7 +557,7 @@ def claim_due_statements(session: Session, now: datetime) -> list[ToSend]:
     ).all()
     due = {u: week for u, tz in members_tz if u in candidates and (week := due_week(now, tz)) is not None}
     if not due:
-        return []
+        return [], False
     done = {
         (row.user_id, row.week_start): row
         for row in session.exec(
@@ -557,11 +565,15 @@ def claim_due_statements(session: Session, now: datetime) -> list[ToSend]:
         )
     }
     out: list[ToSend] = []
+    recorded = 0
     for user_id in sorted(due):
         week = due[user_id]
         row = done.get((user_id, week))
         if row is not None and not _retryable(row, now):
             continue
+        if recorded == batch:
+            return out, True
+        recorded += 1
         s = statement(session, user_id, week, now)
         if row is None:
             values = {
@@ -589,7 +601,7 @@ def claim_due_statements(session: Session, now: datetime) -> list[ToSend]:
         ):
             continue
         out.append(ToSend(s, row.id or 0))
-    return out
+    return out, False
 
 
 def _retryable(row: PayStatement, now: datetime) -> bool:

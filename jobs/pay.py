@@ -125,8 +125,14 @@ def stop_at_cap(entry_id: int) -> None:
 def send_statements() -> None:
     """Send every statement due now (Monday 09:00 in each member's zone, or later after downtime)."""
     services = runtime.services()
-    with services.db.session() as session:
-        todo = pay.claim_due_statements(session, services.clock.now())
+    more = True
+    while more:
+        with services.db.session() as session:
+            todo, more = pay.claim_due_statements(session, services.clock.now())
+        _send(services, todo)
+
+
+def _send(services: Services, todo: list[pay.ToSend]) -> None:
     for item in todo:
         text, blocks = pay_views.statement_blocks(item.statement)
         try:

@@ -282,3 +282,24 @@ def test_cap_instants_follow_the_members_week(db: Database) -> None:
         assert stopped.stop_reason == pay.CAP_STOP_REASON
     assert pay.due_week(at("2026-01-12T14:59:00"), "America/Chicago") is None
     assert pay.due_week(at("2026-01-12T15:00:00"), "America/Chicago") == MONDAY
+
+
+def test_statements_are_claimed_in_short_batches_each_member_once(db: Database) -> None:
+    """Thousands of members due at once are recorded a batch per transaction (SQLite's write lock
+    stays short); every call makes progress and nobody is claimed twice."""
+    for n in range(5):
+        t = task(db, f"Task {n}", 10_000, f"UB{n}")
+        work(db, f"UB{n}", "2026-01-06T08:00:00", 60, t)
+    now = at("2026-01-12T10:00:00")  # Monday 10:00 UTC: last week's statements are due
+    claimed: list[str] = []
+    calls = 0
+    more = True
+    while more:
+        with db.session() as session:
+            batch, more = pay.claim_due_statements(session, now, batch=2)
+        assert len(batch) <= 2
+        claimed += [item.statement.user_id for item in batch]
+        calls += 1
+    assert sorted(claimed) == [f"UB{n}" for n in range(5)] and calls == 3
+    with db.session() as session:
+        assert pay.claim_due_statements(session, now, batch=2) == ([], False)
