@@ -555,17 +555,6 @@ def all_for_export(session: Session) -> Iterator[tuple[Referral, str]]:
         yield referral, real_name or name or ""
 
 
-def names_of(session: Session, user_ids: Iterable[str]) -> dict[str, str]:
-    """Display names of members (real name, else Slack name, else nothing)."""
-    names: dict[str, str] = {}
-    for chunk in _chunks(sorted(set(user_ids))):
-        for user_id, name, real_name in session.exec(
-            select(Member.user_id, Member.name, Member.real_name).where(col(Member.user_id).in_(chunk))
-        ).all():
-            names[user_id] = real_name or name or ""
-    return names
-
-
 @dataclass(frozen=True)
 class Waiting:
     """Referrals a lead has to act on: how many per status, and the longest-waiting ones."""
