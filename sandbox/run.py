@@ -16,6 +16,7 @@ Settings (environment): ``SANDBOX_PORT`` (default 3100; 0 picks a free one), ``S
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import os
 import signal
 import sys
@@ -25,10 +26,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sandbox.bot_process import SIGNING_SECRET, BotProcess
-from sandbox.fake_slack import Call, FakeSlack
+from sandbox.fake_slack import FakeSlack
 from sandbox.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
+#: How long the bot may take to finish acknowledged work on SIGTERM before it is killed.
+STOP_TIMEOUT = 20.0
 
 ADMIN = "UADMIN"
 #: (id, name, real name, timezone, role, skills)
@@ -86,6 +89,9 @@ class Sandbox:
         self.bot: BotProcess | None = None
         self.workspace: Workspace | None = None
         self._stop = threading.Event()
+        # A reset runs on its own thread (the page's button); stop() must not tear the bot and the
+        # fake down under a reset still starting the bot or seeding through them.
+        self._lifecycle = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -118,7 +124,7 @@ class Sandbox:
         self.workspace.driver = self.bot.driver
         self.workspace.on_reset = self.reset
         if fresh:
-            Seeder(self.bot, self.db_path).run()
+            Seeder(self.bot, self.db_path, self._stop).run()
         threading.Thread(target=self._keep, name="sandbox-save", daemon=True).start()
         return self
 
@@ -132,32 +138,44 @@ class Sandbox:
 
     def reset(self) -> None:
         """The page's "Start over": a new database and an empty workspace, seeded again."""
-        assert self.bot is not None
-        self.bot.stop()
-        self._wipe()
-        self.fake.reset()
-        self.bot.start()  # on a new port
-        assert self.workspace is not None
-        self.workspace.driver = self.bot.driver
-        Seeder(self.bot, self.db_path).run()
-        self.fake.changed()
+        assert self.bot is not None and self.workspace is not None
+        with self._lifecycle:
+            if self._stop.is_set():
+                return
+            self.bot.stop()
+            self._wipe()
+            self.fake.reset()
+            self.bot.start()  # on a new port
+            self.workspace.driver = self.bot.driver
+            try:
+                Seeder(self.bot, self.db_path, self._stop).run()
+            except SeedingStopped:
+                return
+            self.fake.changed()
 
     def stop(self) -> None:
+        """Stop a reset in progress at its next step, then the bot, then the local Slack."""
         self._stop.set()
-        if self.bot is not None:
-            self.bot.stop()
-        self.fake.save(self.slack_path)
-        self.fake.stop()
+        with self._lifecycle:
+            if self.bot is not None:
+                self.bot.stop(timeout=STOP_TIMEOUT)
+            self.fake.save(self.slack_path)
+            self.fake.stop()
+
+
+class SeedingStopped(Exception):
+    """The sandbox is stopping: seeding ends where it is."""
 
 
 class Seeder:
     """A realistic week, through the bot's doors as Slack would send them."""
 
-    def __init__(self, bot: BotProcess, db_path: Path) -> None:
+    def __init__(self, bot: BotProcess, db_path: Path, stopping: threading.Event) -> None:
         self.bot = bot
         self.driver = bot.driver
         self.fake = bot.fake
         self.db_path = db_path
+        self.stopping = stopping
 
     def command(
         self, user: str, command: str, text: str, channel: str = "C0GENERAL", card_in: str | None = None
@@ -165,18 +183,32 @@ class Seeder:
         """Run a slash command; with `card_in`, wait for the card it posts there (so cards come in
         order, as a person typing them would see)."""
 
-        def posts(c: Call) -> bool:
-            return c.ok and c.params.get("channel") == card_in
-
-        posted = len([c for c in self.fake.calls_to("chat.postMessage") if posts(c)])
+        if self.stopping.is_set():
+            raise SeedingStopped
+        posted = self._posts_in(card_in) if card_in is not None else 0
         response = self.driver.command(user, command, text, channel_id=channel)
         if response.status != 200:
             raise RuntimeError(
                 f"seeding {command} {text} failed: HTTP {response.status} {response.body[:200]}"
             )
         if card_in is not None:
-            self.fake.wait_for("chat.postMessage", predicate=posts, count=posted + 1, timeout=30)
+            self._await_posts(card_in, posted + 1)
         return response.body
+
+    def _posts_in(self, channel: str) -> int:
+        return len(
+            [c for c in self.fake.calls_to("chat.postMessage") if c.ok and c.params.get("channel") == channel]
+        )
+
+    def _await_posts(self, channel: str, count: int, timeout: float = 30.0) -> None:
+        """Until `count` messages were posted in `channel`, in short waits so a stop ends it."""
+        deadline = time.monotonic() + timeout
+        while self._posts_in(channel) < count:
+            if self.stopping.is_set():
+                raise SeedingStopped
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"seeding: the bot posted no message in {channel} within {timeout:.0f} s")
+            self.fake.wait_change(self.fake.revision, 0.2)
 
     def run(self) -> None:
         def at(days: int, hour: int) -> str:
@@ -237,16 +269,14 @@ class Seeder:
         self._hours()
         self.driver.message_im("UCON4", "how do I get paid?")
         self.command("UCON6", "/policy", "can I bring my dog to the office?")
-        self.fake.wait_for(
-            "chat.postMessage", predicate=lambda c: c.params.get("channel") == "C0LEADS", timeout=30
-        )
+        self._await_posts("C0LEADS", 1)
         self.settle()
 
     def settle(self, quiet: float = 0.7, timeout: float = 30.0) -> None:
         """Until the bot has stopped posting (the work it does after acknowledging)."""
         deadline = time.monotonic() + timeout
         revision = self.fake.revision
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and not self.stopping.is_set():
             now = self.fake.wait_change(revision, quiet)
             if now == revision:
                 return
@@ -295,7 +325,10 @@ def main() -> int:
     print(f"crewcall sandbox (no Slack needed) is running: open {sandbox.url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         done.wait()
+    # A stop that hangs should say where: every thread's stack goes to stderr.
+    faulthandler.dump_traceback_later(STOP_TIMEOUT + 15)
     sandbox.stop()
+    faulthandler.cancel_dump_traceback_later()
     return 0
 
 
