@@ -10,6 +10,7 @@ it, exit status 2 (restarting won't help). A Socket Mode connection that can't b
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -42,9 +43,14 @@ def main() -> int:
             print(SETUP_HINT, file=sys.stderr)
         return 2
 
+    if config.prometheus_multiproc_dir is not None:
+        # prometheus_client reads it from the environment when first imported (below), also when
+        # it was set in .env.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(config.prometheus_multiproc_dir.resolve())
+
     from core import logs
 
-    logs.configure(config.log_level, config.secrets())
+    logs.configure(config.log_level, config.secrets(), config.log_format)
 
     from server.app import BotTokenRefused, SlackUnreachable, create_app
 

@@ -2,6 +2,7 @@
 
 POST /slack/events   everything Slack sends (commands, interactions, events)
 GET  /healthz        200 {"ok": true, "database": true, "scheduler": true}, 503 when either is down
+GET  /metrics        Prometheus text format (server/observe.py), no Slack signature
 
 Button clicks (`block_actions`) are acknowledged at the door: once the request's signature checks
 out, the empty 200 goes back at once and Bolt dispatches the click on a worker thread. Slack ignores
@@ -47,6 +48,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from handlers.kit.app import CrewApp
+from server import observe
 
 log = logging.getLogger("crewcall.http")
 
@@ -140,6 +142,7 @@ class WsgiApp:
         self.door = Door()
         self.clicks = Clicks(self._dispatch_click, self.door, click_threads)
         self.max_body = app.services.config.http_max_body_bytes
+        self.metrics = observe.MetricsRoute(app)
 
     def health(self) -> tuple[int, dict[str, Any]]:
         database = self.app.services.db.reachable()
@@ -149,10 +152,12 @@ class WsgiApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         self.door.enter()
+        started = time.perf_counter()
         try:
             return self._answer(environ, start_response)
         finally:
             self.door.leave()
+            observe.observe(environ, time.perf_counter() - started)
 
     def _answer(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
@@ -163,7 +168,10 @@ class WsgiApp:
                 [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
             )
             return [body]
+        if environ.get("PATH_INFO") == observe.PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            return self.metrics(environ, start_response)
         if environ.get("PATH_INFO") == EVENTS_PATH and environ.get("REQUEST_METHOD") == "POST":
+            environ[observe.KIND] = observe.REFUSED  # until the request is read and its signature checked
             length = _content_length(environ)
             if length is None:
                 return _refuse(start_response, "411 Length Required")
@@ -179,6 +187,7 @@ class WsgiApp:
             body = raw.decode("utf-8", errors="replace")
             if not self._signed(body, headers):
                 return _refuse(start_response, "401 Unauthorized")
+            environ[observe.KIND] = observe.request_kind(body)
             if is_click(body):
                 self.clicks.put(body, headers)
                 start_response("200 OK", [("Content-Length", "0")])

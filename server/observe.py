@@ -1,0 +1,96 @@
+"""The HTTP door's side of /metrics: what kind of request each one was, and the scrape itself.
+
+GET /metrics answers in Prometheus' text format without a Slack signature (a scraper has none). With
+METRICS_TOKEN set it wants `Authorization: Bearer <METRICS_TOKEN>` and answers 401 otherwise; either
+way it should be reachable only by the scraper (README, Deployment). Queue depths are read from the
+database when scraped (domain/backlog.py: bounded COUNTs); if the database can't be read they are
+left out of that scrape and the rest is still reported.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from core import metrics
+from domain import backlog
+from handlers.kit.app import CrewApp
+
+log = logging.getLogger("crewcall.metrics")
+
+PATH = "/metrics"
+# Where the door leaves the kind of the request it is answering, for the latency histogram.
+KIND = "crewcall.kind"
+REFUSED = "refused"
+
+
+def request_kind(body: str) -> str:
+    """A label for what Slack sent: `command /tasks`, `action claim`, `view_submission <callback>`,
+    `event app_home_opened`, … (bounded by core.metrics)."""
+    try:
+        if body.startswith("{"):
+            envelope = json.loads(body)
+            if envelope.get("type") == "event_callback":
+                return f"event {(envelope.get('event') or {}).get('type', '?')}"
+            return str(envelope.get("type") or "other")
+        form = parse_qs(body)
+        if "payload" in form:
+            return _interaction(json.loads(form["payload"][0]))
+        if "command" in form:
+            return f"command {form['command'][0]}"
+    except (ValueError, AttributeError, TypeError, IndexError):
+        pass
+    return metrics.OTHER
+
+
+def _interaction(payload: Mapping[str, Any]) -> str:
+    kind = str(payload.get("type") or "other")
+    if kind in ("block_actions", "block_suggestion"):
+        actions = payload.get("actions") or [payload]
+        return f"action {actions[0].get('action_id', '?')}"
+    if kind in ("view_submission", "view_closed"):
+        return f"{kind} {(payload.get('view') or {}).get('callback_id', '?')}"
+    if kind in ("shortcut", "message_action"):
+        return f"{kind} {payload.get('callback_id', '?')}"
+    return kind
+
+
+def observe(environ: Mapping[str, Any], seconds: float) -> None:
+    """Record a request the door classified (POST /slack/events); other paths are not counted."""
+    kind = environ.get(KIND)
+    if kind is not None:
+        metrics.observe_request(kind, seconds)
+
+
+class MetricsRoute:
+    """GET /metrics: a WSGI answer."""
+
+    def __init__(self, app: CrewApp) -> None:
+        self.app = app
+        token = app.services.config.metrics_token
+        self.token = token.get_secret_value().encode() if token is not None else None
+        self.depths = metrics.Gauges(self._read_depths)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        if self.token is not None:
+            given = str(environ.get("HTTP_AUTHORIZATION", "")).encode()
+            if not hmac.compare_digest(given, b"Bearer " + self.token):
+                start_response("401 Unauthorized", [("Content-Length", "0")])
+                return [b""]
+        body = metrics.exposition([self.depths])
+        start_response("200 OK", [("Content-Type", metrics.CONTENT_TYPE), ("Content-Length", str(len(body)))])
+        return [body]
+
+    def _read_depths(self) -> dict[str, tuple[str, float]]:
+        services = self.app.services
+        try:
+            with services.db.read() as session:
+                counts = backlog.depths(session, services.clock.now())
+        except Exception:
+            log.warning("queue depths left out of /metrics: the database could not be read", exc_info=True)
+            return {}
+        return {name: (backlog.DEPTHS[name], value) for name, value in counts.items()}
