@@ -2,7 +2,8 @@
 
     .venv/bin/python bot.py      (or `make run`)
 
-Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on PORT (POST /slack/events, GET /healthz).
+Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on PORT (POST /slack/events, GET /healthz,
+GET /metrics).
 A missing or malformed setting, or an app token Slack refuses, stops start-up with one line naming
 it, exit status 2 (restarting won't help). A Socket Mode connection that can't be opened: exit 1.
 """
@@ -111,11 +112,13 @@ def serve_http(app: CrewApp, port: int, threads: int) -> int:
     server = HttpServer(app, port=port, threads=threads)
 
     def leave_loop() -> None:
-        # waitress stops gracefully on SystemExit raised in its loop: in-flight requests finish.
+        # New connections are refused from now on; waitress stops gracefully on SystemExit raised
+        # in its loop: requests being answered finish (up to 5 s), then the acknowledged work.
+        server.stop_accepting()
         raise SystemExit(0)
 
     on_stop_signal(leave_loop)
-    log.info("crewcall is listening on port %s (POST /slack/events, GET /healthz)", server.port)
+    log.info("crewcall is listening on port %s (POST /slack/events, GET /healthz, GET /metrics)", server.port)
     server.serve_forever()
     stop_background(app)
     log.info("crewcall stopped")

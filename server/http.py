@@ -346,6 +346,12 @@ class HttpServer:
             self.server.task_dispatcher.shutdown()  # type: ignore[union-attr]
             self.wsgi.close()
 
+    def stop_accepting(self) -> None:
+        """Close the listening socket, on the server loop's own thread (a signal handler there):
+        new connections are refused at once, so a load balancer turns to another process, while
+        the requests under way finish."""
+        wasyncore.dispatcher.close(self.server)
+
     def start_in_thread(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)
         self._thread.start()
