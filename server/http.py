@@ -187,8 +187,9 @@ class WsgiApp:
             body = raw.decode("utf-8", errors="replace")
             if not self._signed(body, headers):
                 return _refuse(start_response, "401 Unauthorized")
-            environ[observe.KIND] = observe.request_kind(body)
-            if is_click(body):
+            click = is_click(body)
+            environ[observe.KIND] = observe.request_kind(body, click)
+            if click:
                 self.clicks.put(body, headers)
                 start_response("200 OK", [("Content-Length", "0")])
                 return [b""]

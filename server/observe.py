@@ -12,9 +12,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote_plus
 
 from core import metrics
 from domain import backlog
@@ -28,9 +29,27 @@ KIND = "crewcall.kind"
 REFUSED = "refused"
 
 
-def request_kind(body: str) -> str:
-    """A label for what Slack sent: `command /tasks`, `action claim`, `view_submission <callback>`,
-    `event app_home_opened`, … (bounded by core.metrics)."""
+# In a form-encoded click: the payload's `"actions":[` (after the message, whose blocks carry
+# action_ids of their own), then the clicked element's `"action_id":"…"`. Read from the encoded
+# body, as the door does, since decoding a click's whole payload (its message's blocks) costs more
+# than the rest of its acknowledgement.
+_SPACE = r"(?:%20|\+)*"
+_ACTIONS = re.compile(rf"%22actions%22{_SPACE}%3A{_SPACE}%5B", re.IGNORECASE)
+_ACTION_ID = re.compile(rf"%22action_id%22{_SPACE}%3A{_SPACE}%22([A-Za-z0-9_.\-]+)%22", re.IGNORECASE)
+_COMMAND = re.compile(r"(?:^|&)command=([^&]*)")
+
+
+def request_kind(body: str, click: bool) -> str:
+    """A label for what Slack sent (`click`: a block_actions payload, as the door found):
+    `command /tasks`, `action task_claim`, `view_submission <callback_id>`, `event
+    app_home_opened`, … (bounded by core.metrics)."""
+    command = _COMMAND.search(body) if not body.startswith(("{", "payload=")) else None
+    if command:
+        return f"command {unquote_plus(command.group(1))}"
+    if click:
+        actions = list(_ACTIONS.finditer(body))
+        action = _ACTION_ID.search(body, actions[-1].end()) if actions else None
+        return f"action {action.group(1)}" if action else "action ?"
     try:
         if body.startswith("{"):
             envelope = json.loads(body)
@@ -40,8 +59,6 @@ def request_kind(body: str) -> str:
         form = parse_qs(body)
         if "payload" in form:
             return _interaction(json.loads(form["payload"][0]))
-        if "command" in form:
-            return f"command {form['command'][0]}"
     except (ValueError, AttributeError, TypeError, IndexError):
         pass
     return metrics.OTHER

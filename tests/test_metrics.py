@@ -6,21 +6,26 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from core import logs
+from core import logs, metrics
 from db.models import Shift, ShiftMember, ShiftReminder
 from sandbox.bot_process import BOT_TOKEN, SIGNING_SECRET, BotProcess
+from sandbox.driver import SlackDriver
 from sandbox.fake_slack import FakeSlack
 from sandbox.harness import BotHarness
+from server.http import is_click
+from server.observe import request_kind
 from tests.conftest import Templates
 from tests.tasks_support import TASKS, click_claim, make_lead, post, wait_card
 
@@ -143,6 +148,42 @@ def test_metrics_token_is_asked_for_when_set(fake: FakeSlack, sqlite_url: str) -
             scrape(bot.url, token="another-token-0123456789")
         assert wrong.value.code == 401
         assert ("crewcall_scheduler_leader", frozenset()) in scrape(bot.url, token=token)
+
+
+def test_each_kind_of_request_is_named_from_its_body(fake: FakeSlack) -> None:
+    fake.add_user("U1", tz="UTC")
+    driver = SlackDriver("http://127.0.0.1:9", "unused", fake=fake)
+
+    def kind(body: str) -> str:
+        return request_kind(body, is_click(body))
+
+    assert kind(urlencode(driver.command_fields("U1", "/tasks", "mine"))) == "command /tasks"
+    # A card's click: its message carries other buttons' action_ids; the clicked one is named.
+    card = {
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": "T-1"}, "accessory": other}
+            for other in ({"type": "button", "action_id": "shift_join", "value": "3"},) * 3
+        ]
+    }
+    click = driver.block_actions_payload(
+        "U1", [driver.button_action("task_claim", "12")], message_ts="1.000001", message=card
+    )
+    assert kind(urlencode({"payload": json.dumps(click)})) == "action task_claim"
+    compact = json.dumps(click, separators=(",", ":"))  # as Slack sends it
+    assert kind(urlencode({"payload": compact})) == "action task_claim"
+    submission = driver.view_submission_payload("U1", "task_new", {})
+    assert kind(urlencode({"payload": json.dumps(submission)})) == "view_submission task_new"
+    assert kind(json.dumps(driver.event_callback(driver.home_opened_event("U1")))) == "event app_home_opened"
+    assert kind(json.dumps({"type": "url_verification", "challenge": "x"})) == "url_verification"
+    assert kind("payload=%7Bnot+json") == "other"
+
+
+def test_label_values_are_bounded() -> None:
+    kinds = metrics._Bounded(re.compile(r"[a-z]+ [a-z0-9]+"))
+    named = {kinds(f"command x{n}") for n in range(metrics.MAX_LABELS + 50)}
+    assert len(named) == metrics.MAX_LABELS + 1 and metrics.OTHER in named
+    assert kinds("command x0") == "command x0"  # one already seen keeps its name
+    assert kinds("<script>") == metrics.OTHER
 
 
 @pytest.fixture
