@@ -3,7 +3,7 @@
     .venv/bin/python bot.py      (or `make run`)
 
 Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on PORT (POST /slack/events, GET /healthz,
-GET /metrics).
+GET /metrics); with METRICS_PORT, also GET /metrics and GET /healthz alone on that port.
 A missing or malformed setting, or an app token Slack refuses, stops start-up with one line naming
 it, exit status 2 (restarting won't help). A Socket Mode connection that can't be opened: exit 1.
 """
@@ -60,9 +60,26 @@ def main() -> int:
     except (BotTokenRefused, SlackUnreachable) as e:
         print(f"crewcall: {e}", file=sys.stderr)
         return 2 if isinstance(e, BotTokenRefused) else 1
-    if config.slack_app_token is not None:  # config.socket_mode, narrowed for the type checker
-        return serve_socket_mode(app, config.slack_app_token.get_secret_value(), config.http_threads)
-    return serve_http(app, config.port, config.http_threads)
+    ops = None
+    if config.metrics_port is not None:
+        from server.observe import OpsServer
+
+        try:  # /healthz there answers 503 until the bot serves
+            ops = OpsServer(app, config.metrics_port).start()
+        except OSError as e:
+            app.services.db.dispose()
+            print(
+                f"crewcall: METRICS_PORT {config.metrics_port} can't be opened ({e.strerror})",
+                file=sys.stderr,
+            )
+            return 1
+    try:
+        if config.slack_app_token is not None:  # config.socket_mode, narrowed for the type checker
+            return serve_socket_mode(app, config.slack_app_token.get_secret_value(), config.http_threads)
+        return serve_http(app, config.port, config.http_threads)
+    finally:
+        if ops is not None:
+            ops.close()
 
 
 def on_stop_signal(then: Callable[[], None]) -> None:

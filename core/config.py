@@ -247,6 +247,14 @@ class Config(BaseSettings):
         expected="a random string of 16 characters or more",
         min_length=16,
     )
+    metrics_port: int | None = setting(
+        None,
+        help="A second port serving only GET /metrics and GET /healthz, to keep on the internal network; "
+        "in Socket Mode the only HTTP the bot serves",
+        expected="a port number 1-65535, other than PORT",
+        ge=1,
+        le=65535,
+    )
     prometheus_multiproc_dir: Path | None = setting(
         None,
         help="Directory shared by the bot processes of one host for their metrics, so a scrape of any of "

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import collections
 import io
-import json
 import logging
 import queue
 import re
@@ -144,12 +143,6 @@ class WsgiApp:
         self.max_body = app.services.config.http_max_body_bytes
         self.metrics = observe.MetricsRoute(app)
 
-    def health(self) -> tuple[int, dict[str, Any]]:
-        database = self.app.services.db.reachable()
-        scheduler = self.app.services.scheduler.running
-        ok = database and scheduler
-        return (200 if ok else 503), {"ok": ok, "database": database, "scheduler": scheduler}
-
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         self.door.enter()
         started = time.perf_counter()
@@ -161,13 +154,7 @@ class WsgiApp:
 
     def _answer(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            status, payload = self.health()
-            body = json.dumps(payload).encode()
-            start_response(
-                f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
-                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
-            )
-            return [body]
+            return observe.health_answer(self.app, start_response)
         if environ.get("PATH_INFO") == observe.PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             return self.metrics(environ, start_response)
         if environ.get("PATH_INFO") == EVENTS_PATH and environ.get("REQUEST_METHOD") == "POST":

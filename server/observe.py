@@ -1,4 +1,5 @@
-"""The HTTP door's side of /metrics: what kind of request each one was, and the scrape itself.
+"""The bot's side of /metrics: what kind of request each one was, the scrape itself, and the
+operations port (METRICS_PORT) that serves /metrics and /healthz alone, also in Socket Mode.
 
 GET /metrics answers in Prometheus' text format without a Slack signature (a scraper has none). With
 METRICS_TOKEN set it wants `Authorization: Bearer <METRICS_TOKEN>` and answers 401 otherwise; either
@@ -13,9 +14,13 @@ import hmac
 import json
 import logging
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs, unquote_plus
+
+from waitress import wasyncore
+from waitress.server import create_server
 
 from core import metrics
 from domain import backlog
@@ -76,6 +81,18 @@ def _interaction(payload: Mapping[str, Any]) -> str:
     return kind
 
 
+def envelope_kind(envelope_type: str, payload: Mapping[str, Any]) -> str:
+    """The same label for a Socket Mode envelope (`slash_commands`, `interactive`, `events_api`),
+    whose payload is already decoded."""
+    if envelope_type == "slash_commands":
+        return f"command {payload.get('command', '?')}"
+    if envelope_type == "interactive":
+        return _interaction(payload)
+    if envelope_type == "events_api":
+        return f"event {(payload.get('event') or {}).get('type', '?')}"
+    return metrics.OTHER
+
+
 def observe(environ: Mapping[str, Any], seconds: float) -> None:
     """Record a request the door classified (POST /slack/events); other paths are not counted."""
     kind = environ.get(KIND)
@@ -111,3 +128,59 @@ class MetricsRoute:
             log.warning("queue depths left out of /metrics: the database could not be read", exc_info=True)
             return {}
         return {name: (backlog.DEPTHS[name], value) for name, value in counts.items()}
+
+
+def health(app: CrewApp) -> tuple[int, dict[str, Any]]:
+    """/healthz: 200 when the database answers and the scheduler runs, 503 otherwise."""
+    database = app.services.db.reachable()
+    scheduler = app.services.scheduler.running
+    ok = database and scheduler
+    return (200 if ok else 503), {"ok": ok, "database": database, "scheduler": scheduler}
+
+
+def health_answer(app: CrewApp, start_response: Any) -> list[bytes]:
+    status, payload = health(app)
+    body = json.dumps(payload).encode()
+    start_response(
+        f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
+    )
+    return [body]
+
+
+class OpsApp:
+    """METRICS_PORT: GET /metrics and GET /healthz, nothing else (404)."""
+
+    def __init__(self, app: CrewApp) -> None:
+        self.app = app
+        self.metrics = MetricsRoute(app)
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+        path, method = environ.get("PATH_INFO"), environ.get("REQUEST_METHOD")
+        if method in ("GET", "HEAD") and path == PATH:
+            return self.metrics(environ, start_response)
+        if method in ("GET", "HEAD") and path == "/healthz":
+            return health_answer(self.app, start_response)
+        start_response("404 Not Found", [("Content-Length", "0")])
+        return [b""]
+
+
+class OpsServer:
+    """The operations port, served by two waitress threads beside the bot (either mode)."""
+
+    def __init__(self, app: CrewApp, port: int, host: str = "0.0.0.0") -> None:
+        self.server = create_server(OpsApp(app), host=host, port=port, threads=2, ident="crewcall")
+        self._thread = threading.Thread(target=self.server.run, name="ops-http", daemon=True)
+
+    @property
+    def port(self) -> int:
+        return int(self.server.effective_port)
+
+    def start(self) -> OpsServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        server = self.server
+        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        self._thread.join(timeout=10)

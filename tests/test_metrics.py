@@ -20,9 +20,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core import logs, metrics
 from db.models import Shift, ShiftMember, ShiftReminder
-from sandbox.bot_process import BOT_TOKEN, SIGNING_SECRET, BotProcess
-from sandbox.driver import SlackDriver
-from sandbox.fake_slack import FakeSlack
+from sandbox.bot_process import BOT_TOKEN, SIGNING_SECRET, BotProcess, free_port
+from sandbox.driver import SlackDriver, SocketModeDriver
+from sandbox.fake_slack import APP_TOKEN, FakeSlack
 from sandbox.harness import BotHarness
 from server.http import is_click
 from server.observe import request_kind
@@ -233,6 +233,29 @@ def test_processes_sharing_a_metrics_directory_report_each_others_counts(
         dict(labels)["pid"] for (name, labels), _ in samples.items() if name == "crewcall_scheduler_leader"
     }
     assert leaders == {str(first.pid)}, f"{second_pid} was killed"
+
+
+def test_socket_mode_serves_metrics_and_health_on_the_metrics_port(fake: FakeSlack, sqlite_url: str) -> None:
+    ops_port = free_port()
+    bot = BotProcess(
+        fake, sqlite_url, env={"SLACK_APP_TOKEN": APP_TOKEN, "METRICS_PORT": str(ops_port)}
+    ).start()
+    try:
+        ops = f"http://127.0.0.1:{ops_port}"
+        slack = SocketModeDriver(fake)
+        fake.add_user("U1", tz="UTC")
+        before = requests_of(scrape(ops), "command /crew")
+        slack.wait_ack(slack.command("U1", "/crew", "me"))
+        # Counted once the acknowledgement has gone out, a moment after the fake received it.
+        after = scrape_until(ops, lambda samples: requests_of(samples, "command /crew") > before)
+        assert requests_of(after, "command /crew") == before + 1
+        with urllib.request.urlopen(f"{ops}/healthz", timeout=5) as resp:
+            assert json.loads(resp.read())["ok"] is True
+        with pytest.raises(urllib.error.HTTPError) as elsewhere:
+            urllib.request.urlopen(f"{ops}/slack/events", timeout=5)
+        assert elsewhere.value.code == 404
+    finally:
+        bot.kill()  # a graceful stop waits out slack_sdk's socket timeout (tests/test_socket_mode.py)
 
 
 def test_json_logs_are_one_object_per_line_without_secrets(fake: FakeSlack, sqlite_url: str) -> None:
