@@ -249,8 +249,8 @@ class Config(BaseSettings):
     )
     metrics_port: int | None = setting(
         None,
-        help="A second port serving only GET /metrics and GET /healthz, to keep on the internal network; "
-        "in Socket Mode the only HTTP the bot serves",
+        help="A second port serving only GET /metrics and GET /healthz, to keep on the internal network "
+        "(/metrics is then no longer served on PORT); in Socket Mode the only HTTP the bot serves",
         expected="a port number 1-65535, other than PORT",
         ge=1,
         le=65535,

@@ -2,7 +2,8 @@
 
 POST /slack/events   everything Slack sends (commands, interactions, events)
 GET  /healthz        200 {"ok": true, "database": true, "scheduler": true}, 503 when either is down
-GET  /metrics        Prometheus text format (server/observe.py), no Slack signature
+GET  /metrics        Prometheus text format (server/observe.py), no Slack signature; 404 here when
+                     METRICS_PORT serves it
 
 Button clicks (`block_actions`) are acknowledged at the door: once the request's signature checks
 out, the empty 200 goes back at once and Bolt dispatches the click on a worker thread. Slack ignores
@@ -141,7 +142,8 @@ class WsgiApp:
         self.door = Door()
         self.clicks = Clicks(self._dispatch_click, self.door, click_threads)
         self.max_body = app.services.config.http_max_body_bytes
-        self.metrics = observe.MetricsRoute(app)
+        # With METRICS_PORT, /metrics is served there only: the port Slack reaches need not show it.
+        self.metrics = observe.MetricsRoute(app) if app.services.config.metrics_port is None else None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         self.door.enter()
@@ -156,7 +158,9 @@ class WsgiApp:
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             return observe.health_answer(self.app, start_response)
         if environ.get("PATH_INFO") == observe.PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            return self.metrics(environ, start_response)
+            if self.metrics is not None:
+                return self.metrics(environ, start_response)
+            return _refuse(start_response, "404 Not Found")
         if environ.get("PATH_INFO") == EVENTS_PATH and environ.get("REQUEST_METHOD") == "POST":
             environ[observe.KIND] = observe.REFUSED  # until the request is read and its signature checked
             length = _content_length(environ)

@@ -25,7 +25,7 @@ from sandbox.driver import SlackDriver, SocketModeDriver
 from sandbox.fake_slack import APP_TOKEN, FakeSlack
 from sandbox.harness import BotHarness
 from server.http import is_click
-from server.observe import request_kind
+from server.observe import OpsServer, request_kind
 from tests.conftest import Templates
 from tests.tasks_support import TASKS, click_claim, make_lead, post, wait_card
 
@@ -233,6 +233,23 @@ def test_processes_sharing_a_metrics_directory_report_each_others_counts(
         dict(labels)["pid"] for (name, labels), _ in samples.items() if name == "crewcall_scheduler_leader"
     }
     assert leaders == {str(first.pid)}, f"{second_pid} was killed"
+
+
+def test_with_a_metrics_port_the_slack_port_no_longer_shows_metrics(fake: FakeSlack, sqlite_url: str) -> None:
+    # The harness serves PORT only; the metrics port is opened here as bot.py opens it.
+    with BotHarness(sqlite_url, fake=fake, env={"METRICS_PORT": str(free_port())}) as bot:
+        assert bot.app is not None
+        ops = OpsServer(bot.app, 0, host="127.0.0.1").start()
+        try:
+            with pytest.raises(urllib.error.HTTPError) as hidden:
+                scrape(bot.url)
+            assert hidden.value.code == 404
+            fake.add_user("U1", tz="UTC")
+            before = requests_of(scrape(f"http://127.0.0.1:{ops.port}"), "command /crew")
+            bot.command("U1", "/crew", "me")
+            assert requests_of(scrape(f"http://127.0.0.1:{ops.port}"), "command /crew") == before + 1
+        finally:
+            ops.close()
 
 
 def test_socket_mode_serves_metrics_and_health_on_the_metrics_port(fake: FakeSlack, sqlite_url: str) -> None:
