@@ -9,8 +9,10 @@ import json
 import logging
 import re
 import sys
+import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from types import TracebackType
 
 _TOKEN_SHAPE = re.compile(r"\b(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+)")
 # A response_url lets whoever holds it answer as the bot for 30 minutes: never written down.
@@ -76,3 +78,18 @@ def configure(level: str, secrets: Iterable[str], log_format: str = "text") -> N
     # Their DEBUG output carries request bodies and headers.
     for noisy in ("slack_sdk", "slack_bolt", "urllib3", "apscheduler", "waitress"):
         logging.getLogger(noisy).setLevel(max(logging.getLevelName(level), logging.INFO))
+    # Warnings and uncaught exceptions would otherwise be printed raw: unredacted, and not as JSON.
+    logging.captureWarnings(True)
+    threading.excepthook = _log_uncaught_in_thread
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught_in_thread(args: threading.ExceptHookArgs) -> None:
+    if args.exc_type is SystemExit:
+        return
+    where = args.thread.name if args.thread is not None else "?"
+    logging.getLogger("crewcall").error("uncaught exception in thread %s", where, exc_info=args.exc_value)
+
+
+def _log_uncaught(kind: type[BaseException], value: BaseException, traceback: TracebackType | None) -> None:
+    logging.getLogger("crewcall").critical("uncaught exception", exc_info=(kind, value, traceback))

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -291,37 +293,48 @@ def test_json_logs_are_one_object_per_line_without_secrets(fake: FakeSlack, sqli
     assert BOT_TOKEN not in bot.output() and SIGNING_SECRET not in bot.output()
 
 
-def test_a_secret_in_an_exception_never_reaches_a_json_line(capsys: pytest.CaptureFixture[str]) -> None:
-    secret = "db-password-never-logged"
+@pytest.fixture
+def logging_restored() -> Iterator[None]:
+    """logs.configure changes the process's logging: put it back for the tests that follow."""
     root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
+    saved = (root.handlers[:], root.level, threading.excepthook, sys.excepthook)
+    yield
+    root.handlers[:], root.level, threading.excepthook, sys.excepthook = saved
+    logging.captureWarnings(False)
+
+
+def test_a_secret_in_an_exception_never_reaches_a_json_line(
+    capsys: pytest.CaptureFixture[str], logging_restored: None
+) -> None:
+    secret = "db-password-never-logged"
+    logs.configure("INFO", [secret], "json")
     try:
-        logs.configure("INFO", [secret], "json")
-        try:
-            raise RuntimeError(f"could not connect to postgresql://crewcall:{secret}@db/crewcall")
-        except RuntimeError:
-            logging.getLogger("crewcall.test").exception("start-up failed with %s", secret)
-        logging.getLogger("crewcall.test").warning("token %s", "xoxb-1234-abcdef-shaped-like-a-token")
-    finally:
-        root.handlers[:], root.level = saved
+        raise RuntimeError(f"could not connect to postgresql://crewcall:{secret}@db/crewcall")
+    except RuntimeError:
+        logging.getLogger("crewcall.test").exception("start-up failed with %s", secret)
+    logging.getLogger("crewcall.test").warning("token %s", "xoxb-1234-abcdef-shaped-like-a-token")
+
+    def fails() -> None:
+        raise ValueError(f"uncaught, carrying {secret}")
+
+    thread = threading.Thread(target=fails, name="worker-1")
+    thread.start()
+    thread.join()
     lines = capsys.readouterr().err.splitlines()
-    assert len(lines) == 2
-    failed, token = (json.loads(line) for line in lines)
+    assert len(lines) == 3
+    failed, token, uncaught = (json.loads(line) for line in lines)
     assert failed["level"] == "ERROR" and failed["logger"] == "crewcall.test"
     assert failed["message"] == f"start-up failed with {logs.REDACTED}"
     assert "RuntimeError: could not connect" in failed["exc"] and "Traceback" in failed["exc"]
     assert secret not in "\n".join(lines)
     assert token["message"] == f"token {logs.REDACTED}"
+    assert uncaught["message"] == "uncaught exception in thread worker-1"
+    assert f"ValueError: uncaught, carrying {logs.REDACTED}" in uncaught["exc"]
 
 
-def test_text_logs_stay_the_default(capsys: pytest.CaptureFixture[str]) -> None:
-    root = logging.getLogger()
-    saved = (root.handlers[:], root.level)
-    try:
-        logs.configure("INFO", [])
-        logging.getLogger("crewcall.test").info("hello")
-    finally:
-        root.handlers[:], root.level = saved
+def test_text_logs_stay_the_default(capsys: pytest.CaptureFixture[str], logging_restored: None) -> None:
+    logs.configure("INFO", [])
+    logging.getLogger("crewcall.test").info("hello")
     line = capsys.readouterr().err.strip()
     assert line.endswith("INFO crewcall.test: hello")
     with pytest.raises(json.JSONDecodeError):
