@@ -10,6 +10,7 @@ left out of that scrape and the rest is still reported.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import json
 import logging
@@ -182,5 +183,8 @@ class OpsServer:
 
     def close(self) -> None:
         server = self.server
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        # On the loop's thread; it may run the close (which closes the trigger too) before the
+        # pull's own write reaches the trigger, which then fails: the close is done either way.
+        with contextlib.suppress(OSError):
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
         self._thread.join(timeout=10)
