@@ -64,6 +64,7 @@ bench: install postgres
 	$(PY) -m bench.broadcast
 	$(PY) -m bench.policy
 	$(PY) -m bench.policy_desk
+	$(PY) -m bench.metrics_scrape
 
 # A new revision from the models' difference to the migrated schema of DATABASE_URL.
 migration: install

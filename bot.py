@@ -2,7 +2,8 @@
 
     .venv/bin/python bot.py      (or `make run`)
 
-Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on PORT (POST /slack/events, GET /healthz).
+Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on PORT (POST /slack/events, GET /healthz,
+GET /metrics); with METRICS_PORT, also GET /metrics and GET /healthz alone on that port.
 A missing or malformed setting, or an app token Slack refuses, stops start-up with one line naming
 it, exit status 2 (restarting won't help). A Socket Mode connection that can't be opened: exit 1.
 """
@@ -10,6 +11,7 @@ it, exit status 2 (restarting won't help). A Socket Mode connection that can't b
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import sys
 import threading
@@ -42,9 +44,14 @@ def main() -> int:
             print(SETUP_HINT, file=sys.stderr)
         return 2
 
+    if config.prometheus_multiproc_dir is not None:
+        # prometheus_client reads it from the environment when first imported (below), also when
+        # it was set in .env.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(config.prometheus_multiproc_dir.resolve())
+
     from core import logs
 
-    logs.configure(config.log_level, config.secrets())
+    logs.configure(config.log_level, config.secrets(), config.log_format)
 
     from server.app import BotTokenRefused, SlackUnreachable, create_app
 
@@ -53,9 +60,26 @@ def main() -> int:
     except (BotTokenRefused, SlackUnreachable) as e:
         print(f"crewcall: {e}", file=sys.stderr)
         return 2 if isinstance(e, BotTokenRefused) else 1
-    if config.slack_app_token is not None:  # config.socket_mode, narrowed for the type checker
-        return serve_socket_mode(app, config.slack_app_token.get_secret_value(), config.http_threads)
-    return serve_http(app, config.port, config.http_threads)
+    ops = None
+    if config.metrics_port is not None:
+        from server.observe import OpsServer
+
+        try:  # /healthz there answers 503 until the bot serves
+            ops = OpsServer(app, config.metrics_port).start()
+        except OSError as e:
+            app.services.db.dispose()
+            print(
+                f"crewcall: METRICS_PORT {config.metrics_port} can't be opened ({e.strerror})",
+                file=sys.stderr,
+            )
+            return 1
+    try:
+        if config.slack_app_token is not None:  # config.socket_mode, narrowed for the type checker
+            return serve_socket_mode(app, config.slack_app_token.get_secret_value(), config.http_threads)
+        return serve_http(app, config.port, config.http_threads)
+    finally:
+        if ops is not None:
+            ops.close()
 
 
 def on_stop_signal(then: Callable[[], None]) -> None:
@@ -105,11 +129,13 @@ def serve_http(app: CrewApp, port: int, threads: int) -> int:
     server = HttpServer(app, port=port, threads=threads)
 
     def leave_loop() -> None:
-        # waitress stops gracefully on SystemExit raised in its loop: in-flight requests finish.
+        # New connections are refused from now on; waitress stops gracefully on SystemExit raised
+        # in its loop: requests being answered finish (up to 5 s), then the acknowledged work.
+        server.stop_accepting()
         raise SystemExit(0)
 
     on_stop_signal(leave_loop)
-    log.info("crewcall is listening on port %s (POST /slack/events, GET /healthz)", server.port)
+    log.info("crewcall is listening on port %s (POST /slack/events, GET /healthz, GET /metrics)", server.port)
     server.serve_forever()
     stop_background(app)
     log.info("crewcall stopped")

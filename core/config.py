@@ -236,6 +236,32 @@ class Config(BaseSettings):
         "INFO", help="DEBUG, INFO, WARNING or ERROR", expected="one of DEBUG, INFO, WARNING, ERROR"
     )
 
+    log_format: Literal["text", "json"] = setting(
+        "text",
+        help="text (one readable line per record) or json (one JSON object per line: ts, level, logger, message, exc)",
+        expected="text or json",
+    )
+    metrics_token: SecretStr | None = setting(
+        None,
+        help="When set, GET /metrics wants the header `Authorization: Bearer` followed by this token (401 otherwise)",
+        expected="a random string of 16 characters or more",
+        min_length=16,
+    )
+    metrics_port: int | None = setting(
+        None,
+        help="A second port serving only GET /metrics and GET /healthz, to keep on the internal network "
+        "(/metrics is then no longer served on PORT); in Socket Mode the only HTTP the bot serves",
+        expected="a port number 1-65535, other than PORT",
+        ge=1,
+        le=65535,
+    )
+    prometheus_multiproc_dir: Path | None = setting(
+        None,
+        help="Directory shared by the bot processes of one host for their metrics, so a scrape of any of "
+        "them reports all; emptied before they start; unset with one process",
+        expected="an existing directory",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -305,7 +331,7 @@ class Config(BaseSettings):
             raise ValueError("more than two decimals")
         return percent
 
-    @field_validator("referral_model", mode="before")
+    @field_validator("referral_model", "log_format", mode="before")
     @classmethod
     def _lower_case(cls, raw: Any) -> Any:
         return raw.lower() if isinstance(raw, str) else raw
@@ -320,13 +346,20 @@ class Config(BaseSettings):
     def _upper_case(cls, raw: Any) -> Any:
         return raw.upper() if isinstance(raw, str) else raw
 
+    @field_validator("prometheus_multiproc_dir")
+    @classmethod
+    def _existing_directory(cls, path: Path) -> Path:
+        if not path.is_dir():
+            raise ValueError("not an existing directory")
+        return path
+
     @property
     def socket_mode(self) -> bool:
         return self.slack_app_token is not None
 
     def secrets(self) -> list[str]:
         """Values that must never reach a log line."""
-        tokens = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token)
+        tokens = (self.slack_bot_token, self.slack_signing_secret, self.slack_app_token, self.metrics_token)
         values = [t.get_secret_value() for t in tokens if t is not None]
         database_password = urlsplit(self.database_url.get_secret_value()).password
         if database_password:

@@ -31,6 +31,7 @@ from typing import IO, Any
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
+from slack_sdk.http_retry import RetryHandler
 from slack_sdk.http_retry.builtin_handlers import (
     ConnectionErrorRetryHandler,
     RateLimitErrorRetryHandler,
@@ -38,6 +39,7 @@ from slack_sdk.http_retry.builtin_handlers import (
 )
 from slack_sdk.webhook import WebhookClient
 
+from core import metrics
 from core.people import Profile
 
 log = logging.getLogger("crewcall.slack")
@@ -93,8 +95,24 @@ class _ConnectionIdempotentOnly(ConnectionErrorRetryHandler):
         return bool(super()._can_retry(state=state, request=request, response=response, error=error))
 
 
+class _Counted(RetryHandler):
+    """Never retries: it is asked about every HTTP answer (and failure) first, and counts it for
+    /metrics by Web API method (`as_method`: one name for every call, e.g. response_url posts,
+    whose URL is a secret)."""
+
+    def __init__(self, as_method: str | None = None) -> None:
+        super().__init__(max_retry_count=0)
+        self.as_method = as_method
+
+    def can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+        method = self.as_method or str(getattr(request, "url", "")).rsplit("/", 1)[-1].split("?", 1)[0]
+        metrics.count_slack_call(method, getattr(response, "status_code", None))
+        return False
+
+
 def retry_handlers() -> list[Any]:
     return [
+        _Counted(),
         _ConnectionIdempotentOnly(max_retry_count=2),
         _RateLimitRetry(max_retry_count=5),
         _IdempotentOnly(max_retry_count=2),
@@ -102,8 +120,9 @@ def retry_handlers() -> list[Any]:
 
 
 def webhook_retry_handlers() -> list[Any]:
-    """A response_url post creates a message: only a 429 (refused, so nothing was posted) is retried."""
-    return [_RateLimitRetry(max_retry_count=3)]
+    """A response_url post creates a message: only a 429 (refused, so nothing was posted) is retried.
+    The webhook client consults them only on errors: `respond` counts the successes."""
+    return [_Counted(as_method="response_url"), _RateLimitRetry(max_retry_count=3)]
 
 
 class Later:
@@ -370,6 +389,8 @@ class SlackGateway:
                 return True
             log.warning("could not reply through response_url: %s", type(e).__name__)
             return False
+        if resp.status_code < 300:  # an answer in error was counted by the retry handlers already
+            metrics.count_slack_call("response_url", resp.status_code)
         if resp.status_code == 429 and on_request_thread():
             headers = {str(k).lower(): v for k, v in (resp.headers or {}).items()}
             raw = headers.get("retry-after") or 1

@@ -18,6 +18,7 @@ from slack_bolt.error import BoltError
 from slack_bolt.request import BoltRequest
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from core import metrics
 from core.clock import Clock
 from core.config import Config
 from core.events import APP_STOPPING, EventBus
@@ -132,6 +133,8 @@ def start_background(app: CrewApp) -> None:
     for feature in FEATURES:
         feature.start(app.services)
     app.services.scheduler.start()
+    # Until the scheduler elects a leader (issue 14), every process that runs it leads.
+    metrics.report_scheduler_leader(app.services.scheduler.running)
 
 
 def stop_background(app: CrewApp) -> None:
@@ -139,6 +142,8 @@ def stop_background(app: CrewApp) -> None:
     app.listener_pool.shutdown(wait=True)
     app.services.events.emit(APP_STOPPING)
     app.services.scheduler.shutdown(wait=True)
+    metrics.report_scheduler_leader(False)
+    metrics.stopping()
     runtime.uninstall(app.services)
     app.services.db.dispose()
 

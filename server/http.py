@@ -2,6 +2,8 @@
 
 POST /slack/events   everything Slack sends (commands, interactions, events)
 GET  /healthz        200 {"ok": true, "database": true, "scheduler": true}, 503 when either is down
+GET  /metrics        Prometheus text format (server/observe.py), no Slack signature; 404 here when
+                     METRICS_PORT serves it
 
 Button clicks (`block_actions`) are acknowledged at the door: once the request's signature checks
 out, the empty 200 goes back at once and Bolt dispatches the click on a worker thread. Slack ignores
@@ -27,7 +29,6 @@ from __future__ import annotations
 
 import collections
 import io
-import json
 import logging
 import queue
 import re
@@ -47,6 +48,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from handlers.kit.app import CrewApp
+from server import observe
 
 log = logging.getLogger("crewcall.http")
 
@@ -140,30 +142,27 @@ class WsgiApp:
         self.door = Door()
         self.clicks = Clicks(self._dispatch_click, self.door, click_threads)
         self.max_body = app.services.config.http_max_body_bytes
-
-    def health(self) -> tuple[int, dict[str, Any]]:
-        database = self.app.services.db.reachable()
-        scheduler = self.app.services.scheduler.running
-        ok = database and scheduler
-        return (200 if ok else 503), {"ok": ok, "database": database, "scheduler": scheduler}
+        # With METRICS_PORT, /metrics is served there only: the port Slack reaches need not show it.
+        self.metrics = observe.MetricsRoute(app) if app.services.config.metrics_port is None else None
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         self.door.enter()
+        started = time.perf_counter()
         try:
             return self._answer(environ, start_response)
         finally:
             self.door.leave()
+            observe.observe(environ, time.perf_counter() - started)
 
     def _answer(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
-            status, payload = self.health()
-            body = json.dumps(payload).encode()
-            start_response(
-                f"{status} {'OK' if status == 200 else 'Service Unavailable'}",
-                [("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
-            )
-            return [body]
+            return observe.health_answer(self.app, start_response)
+        if environ.get("PATH_INFO") == observe.PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
+            if self.metrics is not None:
+                return self.metrics(environ, start_response)
+            return _refuse(start_response, "404 Not Found")
         if environ.get("PATH_INFO") == EVENTS_PATH and environ.get("REQUEST_METHOD") == "POST":
+            environ[observe.KIND] = observe.REFUSED  # until the request is read and its signature checked
             length = _content_length(environ)
             if length is None:
                 return _refuse(start_response, "411 Length Required")
@@ -179,7 +178,9 @@ class WsgiApp:
             body = raw.decode("utf-8", errors="replace")
             if not self._signed(body, headers):
                 return _refuse(start_response, "401 Unauthorized")
-            if is_click(body):
+            click = is_click(body)
+            environ[observe.KIND] = observe.request_kind(body, click)
+            if click:
                 self.clicks.put(body, headers)
                 start_response("200 OK", [("Content-Length", "0")])
                 return [b""]
@@ -336,6 +337,12 @@ class HttpServer:
         finally:
             self.server.task_dispatcher.shutdown()  # type: ignore[union-attr]
             self.wsgi.close()
+
+    def stop_accepting(self) -> None:
+        """Close the listening socket, on the server loop's own thread (a signal handler there):
+        new connections are refused at once, so a load balancer turns to another process, while
+        the requests under way finish."""
+        wasyncore.dispatcher.close(self.server)
 
     def start_in_thread(self) -> None:
         self._thread = threading.Thread(target=self.serve_forever, name="http", daemon=True)

@@ -13,10 +13,16 @@ Start-up opens the door in two steps, so that each failure says what to fix:
 
 from __future__ import annotations
 
-from slack_bolt.adapter.socket_mode import SocketModeHandler
+import time
 
+from slack_bolt.adapter.socket_mode import SocketModeHandler
+from slack_sdk.socket_mode.builtin import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
+
+from core import metrics
 from core.slack import SlackFailure
 from handlers.kit.app import CrewApp
+from server import observe
 
 # apps.connections.open's answers that mean the token itself is wrong; anything else (ratelimited,
 # internal_error, a 5xx, no network) may pass.
@@ -58,10 +64,23 @@ def socket_url(app: CrewApp, app_token: str) -> str:
         ) from None
 
 
+class MeasuredHandler(SocketModeHandler):
+    """Bolt's handler, timing each envelope from its arrival to its acknowledgement for /metrics,
+    with the same kinds as the HTTP door."""
+
+    def handle(self, client: SocketModeClient, req: SocketModeRequest) -> None:  # type: ignore[override]  # as Bolt's
+        started = time.perf_counter()
+        try:
+            super().handle(client, req)
+        finally:
+            kind = observe.envelope_kind(req.type, req.payload or {})
+            metrics.observe_request(kind, time.perf_counter() - started)
+
+
 def connect(app: CrewApp, app_token: str, url: str, threads: int) -> SocketModeHandler:
     """Open the WebSocket at `url` (from `socket_url`); later URLs the client fetches itself.
     `threads` envelopes are handled at once, as HTTP_THREADS requests are in HTTP mode."""
-    handler = SocketModeHandler(app, app_token, concurrency=threads)
+    handler = MeasuredHandler(app, app_token, concurrency=threads)
     handler.client.wss_uri = url
     handler.connect()
     # slack_sdk's builtin client logs a failed handshake and returns, leaving reconnection to a

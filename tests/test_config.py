@@ -42,9 +42,11 @@ def test_values_are_parsed() -> None:
             "ADMIN_USER_IDS": "U012AB3CD, W0123",
             "DATABASE_URL": "postgres://u@h/db",
             "SLACK_API_URL": "http://127.0.0.1:9/api",
+            "LOG_FORMAT": "JSON",
         },
         dotenv_path=None,
     )
+    assert config.log_format == "json"
     assert config.socket_mode
     assert config.admin_user_ids == frozenset({"U012AB3CD", "W0123"})
     assert config.database_url.get_secret_value() == "postgresql+psycopg://u@h/db"
@@ -66,6 +68,9 @@ def test_values_are_parsed() -> None:
         ({**BASE, "MAX_ACTIVE_CLAIMS": "0"}, "MAX_ACTIVE_CLAIMS"),
         ({**BASE, "REFERRAL_BONUS": "lots"}, "REFERRAL_BONUS"),
         ({**BASE, "LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
+        ({**BASE, "LOG_FORMAT": "xml"}, "LOG_FORMAT"),
+        ({**BASE, "METRICS_PORT": "0"}, "METRICS_PORT"),
+        ({**BASE, "PROMETHEUS_MULTIPROC_DIR": "/nonexistent/crewcall-metrics"}, "PROMETHEUS_MULTIPROC_DIR"),
         ({**BASE, "SLACK_APP_TOKEN": "xoxb-wrong"}, "SLACK_APP_TOKEN"),
     ],
 )
@@ -128,6 +133,12 @@ def test_a_malformed_secret_is_named_never_echoed(name: str, value: str) -> None
     assert SECRET not in str(refused.value)
 
 
+def test_a_metrics_token_too_short_is_named_never_echoed() -> None:
+    with pytest.raises(ConfigError, match="METRICS_TOKEN") as refused:
+        load_config(env={**BASE, "METRICS_TOKEN": "short-hunter2"}, dotenv_path=None)
+    assert "hunter2" not in str(refused.value)
+
+
 def test_a_malformed_database_url_stops_startup_without_its_password(tmp_path: Path) -> None:
     result = _run_bot({**BASE, "DATABASE_URL": f"postgresql:/crewcall:{SECRET}@db/crewcall"}, tmp_path)
     assert result.returncode == 2
@@ -143,6 +154,7 @@ def test_secrets_stay_out_of_the_configs_repr_and_go_to_the_log_redaction() -> N
             "SLACK_SIGNING_SECRET": f"signing-{SECRET}",
             "SLACK_APP_TOKEN": f"xapp-{SECRET}",
             "DATABASE_URL": f"postgresql://crewcall:db-{SECRET}@db.internal/crewcall",
+            "METRICS_TOKEN": f"scrape-{SECRET}",
         },
         dotenv_path=None,
     )
@@ -152,6 +164,7 @@ def test_secrets_stay_out_of_the_configs_repr_and_go_to_the_log_redaction() -> N
         f"signing-{SECRET}",
         f"xapp-{SECRET}",
         f"db-{SECRET}",
+        f"scrape-{SECRET}",
     }
 
 
