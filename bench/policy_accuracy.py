@@ -27,7 +27,7 @@ from domain.policy import IndexConfig, PolicyIndex, load_handbook
 from domain.policy.semantic import Embedder
 
 ROOT = Path(__file__).resolve().parents[1]
-BLIND = "policy_blind2_eval.yaml"
+BLIND = "policy_blind3_eval.yaml"
 
 
 @dataclass

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from domain.policy import FaqEntry, PolicyIndex, Section, load_eval_cases, load_handbook
+from domain.policy import EXCERPT_MAX_CHARS, FaqEntry, PolicyIndex, Section, load_eval_cases, load_handbook
 from domain.policy.embedding import Encoder, load_encoder, model_zip_path
 from domain.policy.index import HYBRID_THRESHOLD, IndexConfig, fuse
 from domain.policy.semantic import Embedder
@@ -176,7 +176,7 @@ def test_the_excerpt_states_the_fact_asked_for(
     assert answer.confident and answer.hit is not None and answer.hit.section_id.endswith(section)
     excerpt = answer.excerpt()
     assert fact.lower() in excerpt.lower(), excerpt
-    assert len(excerpt) <= 300
+    assert len(excerpt) <= EXCERPT_MAX_CHARS
     # the sentence ranked first carries the fact: with room for one sentence only, it is quoted
     assert fact.lower() in answer.excerpt(max_chars=110).lower()
 

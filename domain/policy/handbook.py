@@ -25,7 +25,7 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 from domain.policy.synonyms import stem_words, tokenize
 
 #: Longest excerpt quoted from a section by default.
-EXCERPT_MAX_CHARS = 300
+EXCERPT_MAX_CHARS = 400
 
 _HEADING_RE = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*(?:[ \t]#+[ \t]*)?$")
 _FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")

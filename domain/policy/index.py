@@ -43,6 +43,7 @@ import bm25s
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
+from domain.policy.background import BACKGROUND_QUESTIONS
 from domain.policy.handbook import (
     EXCERPT_MAX_CHARS,
     HandbookError,
@@ -67,10 +68,10 @@ CONFIDENCE_THRESHOLD = 0.35
 #: is about it), in addition to being not confident.
 OFF_TOPIC_COVERAGE = 0.3
 
-#: Hybrid confidence: bias and weights of (dense similarity, lexical confidence).
-HYBRID_WEIGHTS = (-6.26, 14.42, 11.38)
+#: Hybrid confidence: bias and weights of :meth:`HybridSignals.vector`.
+HYBRID_WEIGHTS = (-2.43, 4.0, 2.16, 4.28)
 #: Hybrid answers are given from this confidence up.
-HYBRID_THRESHOLD = 0.75
+HYBRID_THRESHOLD = 0.63
 #: An escalated hybrid question is flagged off-topic when its best dense similarity is below this
 #: (and its lexical coverage below OFF_TOPIC_COVERAGE).
 OFF_TOPIC_DENSE = 0.3
@@ -101,6 +102,24 @@ class FaqEntry:
 
 
 @dataclass(frozen=True)
+class HybridSignals:
+    """What the hybrid confidence is computed from, for one hit.
+
+    ``dense``: best cosine similarity of the document's units; ``lexical``: the lexical-only
+    confidence (coverage and BM25 margin); ``background_margin``: ``dense`` minus the question's
+    similarity to the closest of :data:`~domain.policy.background.BACKGROUND_QUESTIONS` (negative
+    when the question is more like everyday talk than like the hit).
+    """
+
+    dense: float
+    lexical: float
+    background_margin: float
+
+    def vector(self) -> tuple[float, float, float]:
+        return (self.dense, self.lexical, self.background_margin)
+
+
+@dataclass(frozen=True)
 class Hit:
     """One retrieved answer: a handbook section, or a FAQ entry (with its linked section, if any).
 
@@ -116,6 +135,7 @@ class Hit:
     margin: float = 0.0
     dense: float = 0.0  # best cosine similarity of the document's units (hybrid engine only)
     sentence_scores: tuple[float, ...] | None = None  # per sentence of the body, for the excerpt
+    signals: HybridSignals | None = None  # inputs of the hybrid confidence (hybrid engine only)
 
     @property
     def key(self) -> str:
@@ -431,6 +451,11 @@ class PolicyIndex:
         self._speller = _Speller(counts, known) if config.spelling else None
         self._embedder = embedder if config.hybrid else None
         self._dense = _embed_docs(self._docs, self._embedder) if self._embedder is not None else None
+        self._background = (
+            self._embedder.texts(BACKGROUND_QUESTIONS)
+            if self._embedder is not None and self._dense is not None
+            else None
+        )
         if self._dense is None:
             self._embedder = None  # no model installed: lexical-only
 
@@ -595,6 +620,7 @@ class PolicyIndex:
         """Fuse the dense and lexical scores (see :func:`fuse`) and calibrate the confidence."""
         assert self._dense is not None
         similarities = self._dense.matrix @ vector
+        background = float((self._background @ vector).max()) if self._background is not None else 0.0
         dense = self._dense.doc_scores(similarities, len(self._docs))
         top_lexical = float(scores.max())
         lexical = scores / top_lexical if top_lexical > 0 else scores
@@ -615,14 +641,20 @@ class PolicyIndex:
             )
             cov = float(coverage[i])
             rows = self._dense.sentence_rows[i]
+            signals = HybridSignals(
+                dense=float(dense[i]),
+                lexical=_confidence(cov, margin),
+                background_margin=float(dense[i]) - background,
+            )
             hit = Hit(
                 section=doc.section,
                 faq=doc.faq,
                 score=float(fused[i]),
-                confidence=hybrid_confidence(float(dense[i]), _confidence(cov, margin)),
+                confidence=hybrid_confidence(signals),
                 coverage=cov,
                 margin=margin,
                 dense=float(dense[i]),
+                signals=signals,
                 sentence_scores=tuple(float(x) for x in similarities[rows.start : rows.stop]),
             )
             if hit.key in seen:
@@ -672,11 +704,11 @@ def fuse(dense: np.ndarray, lexical: np.ndarray, coverage: np.ndarray, config: I
     return dense + config.lexical_weight * lexical * coverage
 
 
-def hybrid_confidence(dense: float, lexical_confidence: float) -> float:
-    """Calibrated probability that the hit answers the question: a logistic function of the dense
-    similarity and the lexical confidence (:func:`_confidence`), fitted on the development sets
+def hybrid_confidence(signals: HybridSignals) -> float:
+    """Calibrated probability that the hit answers the question: a logistic function of its
+    :class:`HybridSignals`, fitted on the development sets by ``bench/policy_calibrate.py``
     (BENCHMARKS.md, "Policy answers, hybrid")."""
-    z = HYBRID_WEIGHTS[0] + HYBRID_WEIGHTS[1] * dense + HYBRID_WEIGHTS[2] * lexical_confidence
+    z = HYBRID_WEIGHTS[0] + sum(w * x for w, x in zip(HYBRID_WEIGHTS[1:], signals.vector(), strict=True))
     return 1.0 / (1.0 + math.exp(-z))
 
 
