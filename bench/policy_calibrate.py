@@ -54,7 +54,7 @@ def collect(index: PolicyIndex) -> list[Row]:
             answer = index.answer(str(case["q"]))
             hit = answer.hit
             if hit is None or hit.signals is None:
-                signals: tuple[float, ...] = (0.0, 0.0, -1.0)
+                signals: tuple[float, ...] = (0.0, 0.0, -1.0, -1.0)
                 right = False
             else:
                 signals = hit.signals.vector()
@@ -106,10 +106,10 @@ def score(conf: np.ndarray, rows: list[Row], threshold: float) -> tuple[int, int
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
-        "--off-topic", type=float, default=0.96, help="off-topic escalation the threshold keeps"
+        "--off-topic", type=float, default=0.97, help="off-topic escalation the threshold keeps"
     )
     parser.add_argument("--l2", type=float, default=1.0)
-    parser.add_argument("--features", default="0,1,2", help="indices of HybridSignals.vector() to use")
+    parser.add_argument("--features", default="0,1,2,3", help="indices of HybridSignals.vector() to use")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "data" / "policy-cache")
     args = parser.parse_args(argv)
     use = [int(i) for i in args.features.split(",")]

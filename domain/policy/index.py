@@ -69,9 +69,9 @@ CONFIDENCE_THRESHOLD = 0.35
 OFF_TOPIC_COVERAGE = 0.3
 
 #: Hybrid confidence: bias and weights of :meth:`HybridSignals.vector`.
-HYBRID_WEIGHTS = (-2.43, 4.0, 2.16, 4.28)
+HYBRID_WEIGHTS = (-3.02, 3.07, 1.99, 3.67, 2.99)
 #: Hybrid answers are given from this confidence up.
-HYBRID_THRESHOLD = 0.63
+HYBRID_THRESHOLD = 0.65
 #: An escalated hybrid question is flagged off-topic when its best dense similarity is below this
 #: (and its lexical coverage below OFF_TOPIC_COVERAGE).
 OFF_TOPIC_DENSE = 0.3
@@ -108,15 +108,17 @@ class HybridSignals:
     ``dense``: best cosine similarity of the document's units; ``lexical``: the lexical-only
     confidence (coverage and BM25 margin); ``background_margin``: ``dense`` minus the question's
     similarity to the closest of :data:`~domain.policy.background.BACKGROUND_QUESTIONS` (negative
-    when the question is more like everyday talk than like the hit).
+    when the question is more like everyday talk than like the hit); ``dense_top3``: the mean of
+    the document's three best unit similarities.
     """
 
     dense: float
     lexical: float
     background_margin: float
+    dense_top3: float  # mean of the document's 3 best unit similarities
 
-    def vector(self) -> tuple[float, float, float]:
-        return (self.dense, self.lexical, self.background_margin)
+    def vector(self) -> tuple[float, float, float, float]:
+        return (self.dense, self.lexical, self.background_margin, self.dense_top3)
 
 
 @dataclass(frozen=True)
@@ -645,6 +647,7 @@ class PolicyIndex:
                 dense=float(dense[i]),
                 lexical=_confidence(cov, margin),
                 background_margin=float(dense[i]) - background,
+                dense_top3=self._dense.top_mean(similarities, int(i)),
             )
             hit = Hit(
                 section=doc.section,
