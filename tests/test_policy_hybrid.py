@@ -313,3 +313,16 @@ def test_the_accuracy_script_never_lists_the_blind_sets_misses(
     blind.write_text("{not: [valid yaml", encoding="utf-8")  # refused before it is read
     assert main([str(blind), "--misses", "--lexical"]) == 2
     assert "blind" in capsys.readouterr().err
+
+
+def test_the_excerpt_keeps_the_sections_lead_sentence_that_states_the_rule() -> None:
+    from domain.policy.handbook import excerpt_text
+
+    body = (
+        "You earn a $250 bonus for each person you refer. The bonus is paid on Friday.\n\n"
+        "- Self-referrals do not count.\n- There is no limit on referrals."
+    )
+    # the question is closest to the payment sentence, least to the lead: the lead still comes along
+    quote = excerpt_text(body, ["bonus"], 120, sentence_scores=[0.1, 0.6, 0.3, 0.2])
+    assert quote.startswith("You earn a $250 bonus") and "paid on Friday" in quote
+    assert "no limit" not in quote  # no room left in 120 characters

@@ -69,9 +69,9 @@ CONFIDENCE_THRESHOLD = 0.35
 OFF_TOPIC_COVERAGE = 0.3
 
 #: Hybrid confidence: bias and weights of :meth:`HybridSignals.vector`.
-HYBRID_WEIGHTS = (-3.02, 3.07, 1.99, 3.67, 2.99)
+HYBRID_WEIGHTS = (-3.22, 3.43, 1.51, 4.05, 3.37)
 #: Hybrid answers are given from this confidence up.
-HYBRID_THRESHOLD = 0.65
+HYBRID_THRESHOLD = 0.69
 #: An escalated hybrid question is flagged off-topic when its best dense similarity is below this
 #: (and its lexical coverage below OFF_TOPIC_COVERAGE).
 OFF_TOPIC_DENSE = 0.3
