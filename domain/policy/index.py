@@ -4,8 +4,10 @@
 the index also holds sentence embeddings of every document's units (:mod:`domain.policy.semantic`).
 A question is embedded once; each document's dense score is its best unit similarity, and the
 ranking is :func:`fuse` (dense + weighted lexical). The confidence is :func:`hybrid_confidence`, a
-logistic function of the dense similarity and the lexical confidence below, and the answer needs
-:data:`HYBRID_THRESHOLD`. The excerpt is chosen by the sentences' similarity to the question.
+logistic function of the hit's :class:`HybridSignals` (its dense similarity, the mean of its three
+best units, the lexical confidence below, and the margin over everyday "background" questions), and
+the answer needs :data:`HYBRID_THRESHOLD`. The excerpt is chosen by the sentences' similarity to the
+question.
 Without the model the index is lexical-only, as follows.
 
 Ranking is BM25 (the ``bm25s`` library, Lucene variant) over stemmed tokens (PyStemmer's English
