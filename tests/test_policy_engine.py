@@ -15,7 +15,7 @@ from domain.policy import (
     load_handbook,
     load_synonyms,
 )
-from domain.policy.handbook import parse_markdown, truncate
+from domain.policy.handbook import EXCERPT_MAX_CHARS, parse_markdown, truncate
 from domain.policy.semantic import Embedder
 from domain.policy.synonyms import SynonymTable, stem_words, tokenize
 
@@ -160,14 +160,14 @@ def test_missing_directory_is_an_error(tmp_path: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------------- excerpt
-def test_excerpt_quotes_the_relevant_sentence_within_300_chars(sections: list[Section]) -> None:
+def test_excerpt_quotes_the_relevant_sentence_within_the_limit(sections: list[Section]) -> None:
     referral = next(s for s in sections if s.id == "community#referral-bonus")
     quote = referral.excerpt(["two", "people", "refer", "same", "email"])
-    assert len(quote) <= 300
+    assert len(quote) <= EXCERPT_MAX_CHARS
     assert "first referral counts" in quote
     for section in sections:
         for terms in ([], ["pay"], ["tracker", "time", "lead"]):
-            assert 0 < len(section.excerpt(terms)) <= 300
+            assert 0 < len(section.excerpt(terms)) <= EXCERPT_MAX_CHARS
             assert len(section.excerpt(terms, max_chars=80)) <= 80
 
 
@@ -184,7 +184,7 @@ def test_answer_excerpt(index: PolicyIndex) -> None:
     answer = index.answer("if i dont show up to my shift twice what happens")
     assert answer.confident and answer.hit is not None and answer.hit.section_id == "work-rules#shifts"
     quote = answer.excerpt()
-    assert "Two no-shows" in quote and len(quote) <= 300
+    assert "Two no-shows" in quote and len(quote) <= EXCERPT_MAX_CHARS
 
 
 # ---------------------------------------------------------------------------------------- evaluation

@@ -9,10 +9,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from domain.policy import FaqEntry, PolicyIndex, Section, load_eval_cases, load_handbook
+from domain.policy import EXCERPT_MAX_CHARS, FaqEntry, PolicyIndex, Section, load_eval_cases, load_handbook
 from domain.policy.embedding import Encoder, load_encoder, model_zip_path
-from domain.policy.index import HYBRID_THRESHOLD, IndexConfig, fuse
-from domain.policy.semantic import Embedder
+from domain.policy.index import (
+    HYBRID_THRESHOLD,
+    HYBRID_WEIGHTS,
+    HybridSignals,
+    IndexConfig,
+    fuse,
+    hybrid_confidence,
+)
+from domain.policy.semantic import DenseUnits, Embedder
 from sandbox.fake_slack import FakeSlack
 from sandbox.harness import BotHarness
 
@@ -155,6 +162,38 @@ def test_the_threshold_is_the_calibrated_one_and_overridable(index: PolicyIndex)
     assert not weak.confident and weak.hit is not None and weak.hit.confidence < HYBRID_THRESHOLD
 
 
+def test_the_confidence_grows_with_every_signal() -> None:
+    base = HybridSignals(dense=0.5, lexical=0.2, background_margin=0.2, dense_top3=0.4)
+    assert all(weight > 0 for weight in HYBRID_WEIGHTS[1:])
+    for field in ("dense", "lexical", "background_margin", "dense_top3"):
+        stronger = HybridSignals(**{**base.__dict__, field: getattr(base, field) + 0.1})
+        assert hybrid_confidence(stronger) > hybrid_confidence(base), field
+
+
+def test_an_everyday_question_near_a_topic_is_escalated(index: PolicyIndex) -> None:
+    # "hourly rate" is the Hourly rates section's wording, but the question is about the world
+    world = index.answer("what's the average hourly rate for a dog walker in boston")
+    ours = index.answer("what hourly rate do I get for a task?")
+    assert world.hit is not None and world.hit.signals is not None
+    assert ours.hit is not None and ours.hit.signals is not None
+    assert ours.confident and ours.hit.section_id == "pay-and-hours#hourly-rates"
+    assert not world.confident
+    assert world.hit.signals.background_margin < ours.hit.signals.background_margin - 0.2
+
+
+def test_top_mean_is_the_mean_of_a_documents_best_units() -> None:
+    units = DenseUnits(
+        matrix=np.eye(6, dtype=np.float32),
+        doc_of=np.array([0, 0, 0, 0, 2, 2]),
+        sentence_rows=[range(2, 4), range(4, 4), range(5, 6)],
+    )
+    similarities = np.array([0.9, 0.1, 0.5, 0.3, 0.2, 0.6])
+    assert units.top_mean(similarities, 0) == pytest.approx((0.9 + 0.5 + 0.3) / 3)
+    assert units.top_mean(similarities, 2) == pytest.approx(0.4)  # fewer than 3 units: all of them
+    assert units.top_mean(similarities, 1) == -1.0  # a document without units
+    assert list(units.doc_scores(similarities, 3)) == [0.9, -1.0, 0.6]
+
+
 # ---------------------------------------------------------------------------------------- the excerpt
 @pytest.mark.parametrize(
     ("question", "fact", "section"),
@@ -176,7 +215,7 @@ def test_the_excerpt_states_the_fact_asked_for(
     assert answer.confident and answer.hit is not None and answer.hit.section_id.endswith(section)
     excerpt = answer.excerpt()
     assert fact.lower() in excerpt.lower(), excerpt
-    assert len(excerpt) <= 300
+    assert len(excerpt) <= EXCERPT_MAX_CHARS
     # the sentence ranked first carries the fact: with room for one sentence only, it is quoted
     assert fact.lower() in answer.excerpt(max_chars=110).lower()
 
@@ -262,3 +301,28 @@ def test_policy_reload_through_slack_embeds_only_the_edited_section(
             "$50"
             in bot.command("U1", "/policy", "will you pay me back for my software subscription?").all_text
         )
+
+
+# ------------------------------------------------------------------------------------- the blind set
+def test_the_accuracy_script_never_lists_the_blind_sets_misses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench.policy_accuracy import BLIND, main
+
+    blind = tmp_path / BLIND
+    blind.write_text("{not: [valid yaml", encoding="utf-8")  # refused before it is read
+    assert main([str(blind), "--misses", "--lexical"]) == 2
+    assert "blind" in capsys.readouterr().err
+
+
+def test_the_excerpt_keeps_the_sections_lead_sentence_that_states_the_rule() -> None:
+    from domain.policy.handbook import excerpt_text
+
+    body = (
+        "You earn a $250 bonus for each person you refer. The bonus is paid on Friday.\n\n"
+        "- Self-referrals do not count.\n- There is no limit on referrals."
+    )
+    # the question is closest to the payment sentence, least to the lead: the lead still comes along
+    quote = excerpt_text(body, ["bonus"], 120, sentence_scores=[0.1, 0.6, 0.3, 0.2])
+    assert quote.startswith("You earn a $250 bonus") and "paid on Friday" in quote
+    assert "no limit" not in quote  # no room left in 120 characters

@@ -25,7 +25,7 @@ from bm25s.stopwords import STOPWORDS_EN_PLUS
 from domain.policy.synonyms import stem_words, tokenize
 
 #: Longest excerpt quoted from a section by default.
-EXCERPT_MAX_CHARS = 300
+EXCERPT_MAX_CHARS = 400
 
 _HEADING_RE = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t]*(?:[ \t]#+[ \t]*)?$")
 _FENCE_RE = re.compile(r"^ {0,3}(```|~~~)")
@@ -264,7 +264,8 @@ def excerpt_text(
 
     With ``sentence_scores`` (the question's similarity to each sentence, from the hybrid engine)
     sentences are ranked by that plus a small bonus per query stem they contain; the best is quoted,
-    with the one after it when that one carries a figure, then the next best while they fit.
+    with the one after it when that one carries a figure and the section's lead sentence (its rule),
+    then the next best while they fit.
     """
     sents = sentences(markdown)
     if sentence_scores is not None and len(sentence_scores) == len(sents) and sents:
@@ -317,8 +318,10 @@ def _semantic_excerpt(
         return truncate(sents[best], max_chars)
     chosen = {best}
     length = len(sents[best])
-    # the sentence after the best one goes first when it carries a figure ("...after 10 hours")
+    # the sentence after the best one goes first when it carries a figure ("...after 10 hours"),
+    # then the section's lead sentence, which states its rule ("You earn a $250 bonus for each...")
     following = [best + 1] if best + 1 < len(sents) and any(ch.isdigit() for ch in sents[best + 1]) else []
+    following += [0] if best != 0 and 0 not in following else []
     extras = following + [p for p in ranked[1:] if p not in following]
     for pos in extras:
         if length + len(sents[pos]) + 3 <= max_chars:

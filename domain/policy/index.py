@@ -4,8 +4,10 @@
 the index also holds sentence embeddings of every document's units (:mod:`domain.policy.semantic`).
 A question is embedded once; each document's dense score is its best unit similarity, and the
 ranking is :func:`fuse` (dense + weighted lexical). The confidence is :func:`hybrid_confidence`, a
-logistic function of the dense similarity and the lexical confidence below, and the answer needs
-:data:`HYBRID_THRESHOLD`. The excerpt is chosen by the sentences' similarity to the question.
+logistic function of the hit's :class:`HybridSignals` (its dense similarity, the mean of its three
+best units, the lexical confidence below, and the margin over everyday "background" questions), and
+the answer needs :data:`HYBRID_THRESHOLD`. The excerpt is chosen by the sentences' similarity to the
+question.
 Without the model the index is lexical-only, as follows.
 
 Ranking is BM25 (the ``bm25s`` library, Lucene variant) over stemmed tokens (PyStemmer's English
@@ -43,6 +45,7 @@ import bm25s
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN_PLUS
 
+from domain.policy.background import BACKGROUND_QUESTIONS
 from domain.policy.handbook import (
     EXCERPT_MAX_CHARS,
     HandbookError,
@@ -67,10 +70,12 @@ CONFIDENCE_THRESHOLD = 0.35
 #: is about it), in addition to being not confident.
 OFF_TOPIC_COVERAGE = 0.3
 
-#: Hybrid confidence: bias and weights of (dense similarity, lexical confidence).
-HYBRID_WEIGHTS = (-6.26, 14.42, 11.38)
-#: Hybrid answers are given from this confidence up.
-HYBRID_THRESHOLD = 0.75
+#: Hybrid confidence: bias and weights of :meth:`HybridSignals.vector`, fitted on the development
+#: sets by ``python -m bench.policy_calibrate``.
+HYBRID_WEIGHTS = (-3.22, 3.43, 1.51, 4.05, 3.37)
+#: Hybrid answers are given from this confidence up: ``bench.policy_calibrate --off-topic 0.99``
+#: (0.69 at 0.97 answers the same on-topic development questions and lets one more off-topic through).
+HYBRID_THRESHOLD = 0.71
 #: An escalated hybrid question is flagged off-topic when its best dense similarity is below this
 #: (and its lexical coverage below OFF_TOPIC_COVERAGE).
 OFF_TOPIC_DENSE = 0.3
@@ -101,6 +106,26 @@ class FaqEntry:
 
 
 @dataclass(frozen=True)
+class HybridSignals:
+    """What the hybrid confidence is computed from, for one hit.
+
+    ``dense``: best cosine similarity of the document's units; ``lexical``: the lexical-only
+    confidence (coverage and BM25 margin); ``background_margin``: ``dense`` minus the question's
+    similarity to the closest of :data:`~domain.policy.background.BACKGROUND_QUESTIONS` (negative
+    when the question is more like everyday talk than like the hit); ``dense_top3``: the mean of
+    the document's three best unit similarities.
+    """
+
+    dense: float
+    lexical: float
+    background_margin: float
+    dense_top3: float  # mean of the document's 3 best unit similarities
+
+    def vector(self) -> tuple[float, float, float, float]:
+        return (self.dense, self.lexical, self.background_margin, self.dense_top3)
+
+
+@dataclass(frozen=True)
 class Hit:
     """One retrieved answer: a handbook section, or a FAQ entry (with its linked section, if any).
 
@@ -116,6 +141,7 @@ class Hit:
     margin: float = 0.0
     dense: float = 0.0  # best cosine similarity of the document's units (hybrid engine only)
     sentence_scores: tuple[float, ...] | None = None  # per sentence of the body, for the excerpt
+    signals: HybridSignals | None = None  # inputs of the hybrid confidence (hybrid engine only)
 
     @property
     def key(self) -> str:
@@ -431,6 +457,11 @@ class PolicyIndex:
         self._speller = _Speller(counts, known) if config.spelling else None
         self._embedder = embedder if config.hybrid else None
         self._dense = _embed_docs(self._docs, self._embedder) if self._embedder is not None else None
+        self._background = (
+            self._embedder.texts(BACKGROUND_QUESTIONS)
+            if self._embedder is not None and self._dense is not None
+            else None
+        )
         if self._dense is None:
             self._embedder = None  # no model installed: lexical-only
 
@@ -595,6 +626,7 @@ class PolicyIndex:
         """Fuse the dense and lexical scores (see :func:`fuse`) and calibrate the confidence."""
         assert self._dense is not None
         similarities = self._dense.matrix @ vector
+        background = float((self._background @ vector).max()) if self._background is not None else 0.0
         dense = self._dense.doc_scores(similarities, len(self._docs))
         top_lexical = float(scores.max())
         lexical = scores / top_lexical if top_lexical > 0 else scores
@@ -615,14 +647,21 @@ class PolicyIndex:
             )
             cov = float(coverage[i])
             rows = self._dense.sentence_rows[i]
+            signals = HybridSignals(
+                dense=float(dense[i]),
+                lexical=_confidence(cov, margin),
+                background_margin=float(dense[i]) - background,
+                dense_top3=self._dense.top_mean(similarities, int(i)),
+            )
             hit = Hit(
                 section=doc.section,
                 faq=doc.faq,
                 score=float(fused[i]),
-                confidence=hybrid_confidence(float(dense[i]), _confidence(cov, margin)),
+                confidence=hybrid_confidence(signals),
                 coverage=cov,
                 margin=margin,
                 dense=float(dense[i]),
+                signals=signals,
                 sentence_scores=tuple(float(x) for x in similarities[rows.start : rows.stop]),
             )
             if hit.key in seen:
@@ -672,11 +711,11 @@ def fuse(dense: np.ndarray, lexical: np.ndarray, coverage: np.ndarray, config: I
     return dense + config.lexical_weight * lexical * coverage
 
 
-def hybrid_confidence(dense: float, lexical_confidence: float) -> float:
-    """Calibrated probability that the hit answers the question: a logistic function of the dense
-    similarity and the lexical confidence (:func:`_confidence`), fitted on the development sets
+def hybrid_confidence(signals: HybridSignals) -> float:
+    """Calibrated probability that the hit answers the question: a logistic function of its
+    :class:`HybridSignals`, fitted on the development sets by ``bench/policy_calibrate.py``
     (BENCHMARKS.md, "Policy answers, hybrid")."""
-    z = HYBRID_WEIGHTS[0] + HYBRID_WEIGHTS[1] * dense + HYBRID_WEIGHTS[2] * lexical_confidence
+    z = HYBRID_WEIGHTS[0] + sum(w * x for w, x in zip(HYBRID_WEIGHTS[1:], signals.vector(), strict=True))
     return 1.0 / (1.0 + math.exp(-z))
 
 

@@ -185,6 +185,24 @@ class DenseUnits:
         )
         object.__setattr__(self, "_starts", starts)
         object.__setattr__(self, "_docs", self.doc_of[starts])
+        ends = np.r_[starts[1:], len(self.doc_of)] if len(starts) else starts
+        object.__setattr__(
+            self,
+            "_rows",
+            {int(d): (int(a), int(b)) for d, a, b in zip(self.doc_of[starts], starts, ends, strict=True)},
+        )
+
+    def top_mean(self, similarities: np.ndarray, doc: int, k: int = 3) -> float:
+        """Mean of the ``k`` best unit similarities of ``doc``: a question that several of a
+        section's units (variants, sentences) are close to is more surely about it than one
+        that a single unit happens to be close to."""
+        start, end = self._rows.get(doc, (0, 0))  # type: ignore[attr-defined]
+        if end <= start:
+            return -1.0
+        values = similarities[start:end]
+        if len(values) > k:
+            values = np.partition(values, len(values) - k)[-k:]
+        return float(values.mean())
 
     def doc_scores(self, similarities: np.ndarray, n_docs: int) -> np.ndarray:
         """Best unit similarity per document (-1 for a document without units)."""

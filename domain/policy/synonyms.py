@@ -36,26 +36,18 @@ GAP_MAX = 3
 #: canonical words (handbook vocabulary) -> phrases contractors use for the same thing, one group
 #: per line ("canonical words: phrase | phrase | ..."; indented lines continue the group).
 #: Only the phrases that still change an answer of the hybrid engine on the development sets are
-#: kept (``python -m bench.policy_synonyms``; 36 of 612, see BENCHMARKS.md): the embeddings bridge
+#: kept (``python -m bench.policy_synonyms``; 13 of 612, see BENCHMARKS.md): the embeddings bridge
 #: the rest of the paraphrase.
 DEFAULT_SYNONYMS_TEXT = """
 payday payout paid: payment schedule
-weekly friday: "monthly"
-referral refer bonus: inviting | bringing in | friend ... join | finders fee
-ai tools: gpt | llm
-time tracker tracking: timesheets | timer | clocked | untracked
+referral refer bonus: inviting | finders fee
+ai tools: gpt
+time tracker tracking: timesheets
 taxes withheld independent contractor: 1099
-expenses reimbursed cost: refund | covered | licenses
-shift rota removed: scheduled
-shared outside confidentiality: private | mention | discuss | wife
-social media communities: linkedin
-client names: the lab
-intellectual property belongs client: copyrights | who own | own them
-contract terms amended: clause
-harassment abuse: rude | insulting | racist
-anonymous report form: flag someone
+expenses reimbursed cost: licenses
+intellectual property belongs client: own them
+harassment abuse: insulting
 instructions: rubrics | confusing
-help reply: contact
 leaving stop: quitting | weeks off
 """
 
