@@ -18,6 +18,7 @@ over:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from sqlalchemy.engine import URL
 log = logging.getLogger("crewcall.leadership")
 
 LOCK_KEY = 7_315_002
+APPLICATION_NAME = "crewcall-scheduler"  # the lock's session is named "crewcall-scheduler <pid>"
 # Client side: a check on a silent connection fails within ~3 s instead of hanging.
 CLIENT_KEEPALIVES = {
     "keepalives": 1,
@@ -43,6 +45,14 @@ SERVER_SILENCE = (
     "SET tcp_keepalives_count = 3; SET tcp_user_timeout = 10000"
 )
 LEASE = 4.0  # seconds a leader trusts its last good check: well under the server's 11 s
+
+
+# The process (pid) whose session holds this database's lock, if any.
+LEADER_QUERY = """
+SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.locktype = 'advisory' AND l.granted AND l.classid = %s AND l.objsubid = 2
+  AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
 
 
 def conninfo(url: URL) -> str:
@@ -116,7 +126,13 @@ class Leadership:
 
     def _try_lead(self) -> bool:
         try:
-            conn = psycopg.connect(self._conninfo, autocommit=True, **CLIENT_KEEPALIVES)  # type: ignore[arg-type]
+            conn = psycopg.connect(
+                self._conninfo,
+                autocommit=True,
+                # Who leads, for an operator (and the tests): pg_locks joined to pg_stat_activity.
+                application_name=f"{APPLICATION_NAME} {os.getpid()}",
+                **CLIENT_KEEPALIVES,  # type: ignore[arg-type]
+            )
         except psycopg.Error as e:
             log.warning("could not reach PostgreSQL to stand for scheduler leadership: %s", e)
             return False
