@@ -80,8 +80,11 @@ class Cluster:
     def leader(self) -> BotProcess | None:
         """The process whose session holds the scheduler's lock, as PostgreSQL sees it now."""
         url = make_url(self.database_url)
-        with psycopg.connect(conninfo(url), autocommit=True) as conn:
-            row = conn.execute(LEADER_QUERY, (LOCK_KEY,)).fetchone()  # type: ignore[arg-type]
+        try:
+            with psycopg.connect(conninfo(url), autocommit=True) as conn:
+                row = conn.execute(LEADER_QUERY, (LOCK_KEY,)).fetchone()  # type: ignore[arg-type]
+        except psycopg.OperationalError:  # a shared server refusing a connection for a moment
+            return None
         if not row or not str(row[0]).startswith(APPLICATION_NAME):
             return None
         pid = int(str(row[0]).rsplit(" ", 1)[1])
@@ -98,4 +101,4 @@ class Cluster:
                 return leader, time.monotonic() - began
             if time.monotonic() - began > timeout:
                 raise TimeoutError(f"no scheduler leader among the processes after {timeout:.0f} s")
-            time.sleep(0.05)
+            time.sleep(0.1)

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func
+from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
 from core.authz import Actor
@@ -168,28 +169,40 @@ def _reminders_sent(fake: FakeSlack) -> Counter[int]:
     return counts
 
 
-def _in_flight(url: str, model: type[ShiftReminder] | type[AnnouncementDelivery], before: datetime) -> int:
-    """Rows claimed ("sending") before `before` and not settled since."""
-    db = Database(url)
-    try:
-        with db.read() as session:
+class Ledgers:
+    """The test's own look at the database: one small pool for the whole test. The PostgreSQL
+    server is shared (max_connections), so a look refused for a moment counts as "not yet"."""
+
+    def __init__(self, url: str) -> None:
+        self.db = Database(url, pool_size=1)
+
+    def states(self, model: type[ShiftReminder] | type[AnnouncementDelivery]) -> dict[str, int]:
+        with self.db.read() as session:
+            rows = session.exec(select(model.state, func.count()).group_by(col(model.state))).all()  # type: ignore[arg-type]
+            return {str(state): int(n) for state, n in rows}
+
+    def under_way(self, model: type[ShiftReminder] | type[AnnouncementDelivery]) -> bool:
+        try:
+            return bool(self.states(model).get("sending"))
+        except OperationalError:
+            return False
+
+    def in_flight(self, model: type[ShiftReminder] | type[AnnouncementDelivery], before: datetime) -> int:
+        """Rows claimed ("sending") before `before` and not settled since."""
+        with self.db.read() as session:
             return int(
                 session.exec(
                     select(func.count()).where(col(model.state) == "sending", col(model.claimed_at) < before)
                 ).one()
             )
-    finally:
-        db.dispose()
 
-
-def _states(url: str, model: type[ShiftReminder] | type[AnnouncementDelivery]) -> dict[str, int]:
-    db = Database(url)
-    try:
-        with db.read() as session:
-            rows = session.exec(select(model.state, func.count()).group_by(col(model.state))).all()  # type: ignore[arg-type]
-            return {str(state): int(n) for state, n in rows}
-    finally:
-        db.dispose()
+    def settled(
+        self, model: type[ShiftReminder] | type[AnnouncementDelivery], expected: dict[str, int]
+    ) -> bool:
+        try:
+            return self.states(model) == expected
+        except OperationalError:
+            return False
 
 
 def test_the_scheduling_leader_killed_mid_reminders_and_mid_fanout_is_replaced_and_nothing_is_sent_twice(
@@ -198,6 +211,7 @@ def test_the_scheduling_leader_killed_mid_reminders_and_mid_fanout_is_replaced_a
 ) -> None:
     url = templates.postgresql()
     reminded = _seed_reminders(url, fake, due_in=timedelta(seconds=12))
+    ledgers = Ledgers(url)
     others = [u["id"] for u in fake.add_users(RECIPIENTS, prefix="UA")]
     # Each Web API call spends a moment in "Slack": at a kill, requests under way still land,
     # unrecorded (the in-doubt case the new leader must check rather than re-send).
@@ -207,9 +221,7 @@ def test_the_scheduling_leader_killed_mid_reminders_and_mid_fanout_is_replaced_a
         # 1. The reminder window: killed once a third has gone out, while more are under way.
         leader, _ = cluster.wait_leader()
         wait_until(
-            lambda: (
-                len(_reminders_sent(fake)) >= REMINDED // 3 and _states(url, ShiftReminder).get("sending")
-            ),
+            lambda: len(_reminders_sent(fake)) >= REMINDED // 3 and ledgers.under_way(ShiftReminder),
             timeout=60,
         )
         leader.kill()
@@ -217,13 +229,13 @@ def test_the_scheduling_leader_killed_mid_reminders_and_mid_fanout_is_replaced_a
         sent_at_kill = len(_reminders_sent(fake))
         assert sent_at_kill < REMINDED, "the window closed before the kill: nothing was tested"
         # Claimed by the dead leader and not recorded: sent or not, only Slack knows.
-        in_doubt = _in_flight(url, ShiftReminder, killed_at)
+        in_doubt = ledgers.in_flight(ShiftReminder, killed_at)
         assert in_doubt > 0, "nothing was under way at the kill: the in-doubt case was not tested"
         second, takeover_s = cluster.wait_leader(exclude=leader)
         assert takeover_s < TAKEOVER_BOUND_S
         # Every reminder in Slack, and the ledger settled: the new leader checked the dead one's.
         wait_until(lambda: len(_reminders_sent(fake)) == REMINDED, timeout=40)
-        wait_until(lambda: _states(url, ShiftReminder) == {"sent": REMINDED}, timeout=40)
+        wait_until(lambda: ledgers.settled(ShiftReminder, {"sent": REMINDED}), timeout=40)
         assert f"checked {in_doubt} reminder(s) a dead leader left under way" in second.output()
 
         # 2. The fan-out, asked of a process that does not lead: killed the same way.
@@ -232,7 +244,7 @@ def test_the_scheduling_leader_killed_mid_reminders_and_mid_fanout_is_replaced_a
         wait_until(
             lambda: (
                 sum(deliveries(fake, 1).values()) >= RECIPIENTS // 3
-                and _states(url, AnnouncementDelivery).get("sending")
+                and ledgers.under_way(AnnouncementDelivery)
             ),
             timeout=40,
         )
@@ -240,7 +252,7 @@ def test_the_scheduling_leader_killed_mid_reminders_and_mid_fanout_is_replaced_a
         killed_at = datetime.now(UTC)
         delivered_at_kill = sum(deliveries(fake, 1).values())
         assert delivered_at_kill < len(reminded) + RECIPIENTS + 1, "the fan-out finished before the kill"
-        in_doubt = _in_flight(url, AnnouncementDelivery, killed_at)
+        in_doubt = ledgers.in_flight(AnnouncementDelivery, killed_at)
         third, second_takeover_s = cluster.wait_leader(exclude=second)
         assert third is standby and second_takeover_s < TAKEOVER_BOUND_S
         wait_status(fake, 1, "done", timeout=60)
@@ -250,8 +262,9 @@ def test_the_scheduling_leader_killed_mid_reminders_and_mid_fanout_is_replaced_a
 
     assert _reminders_sent(fake) == {i: 1 for i in _reminders_sent(fake)}, logs
     assert len(_reminders_sent(fake)) == REMINDED
-    assert _states(url, ShiftReminder) == {"sent": REMINDED}
+    assert ledgers.states(ShiftReminder) == {"sent": REMINDED}
     assert deliveries(fake, 1) == {
         u: 1 for u in [*reminded, *others, "UADMIN", "ULEAD"] if u in fake.users
     }, logs
-    assert _states(url, AnnouncementDelivery) == {"sent": len(deliveries(fake, 1))}
+    assert ledgers.states(AnnouncementDelivery) == {"sent": len(deliveries(fake, 1))}
+    ledgers.db.dispose()
