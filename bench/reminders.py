@@ -315,7 +315,7 @@ def main_processes(args: argparse.Namespace) -> None:
         return (
             f"delivered {r['delivered']}, lost {r['lost']}, repeated {r['repeated']}, 429s {r['rate_limited_429']}, "
             f"lateness p50 {r['lateness_p50_s']} s p99 {r['lateness_p99_s']} s, last {r['last_after_earliest_s']} s "
-            f"after the earliest possible"
+            f"after the earliest possible (processes ready {r['ready_before_due_s']} s before the burst)"
         )
 
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
