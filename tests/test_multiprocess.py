@@ -12,15 +12,20 @@ from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 from sqlalchemy import func
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlmodel import col, select
 
 from core.authz import Actor
+from core.clock import FakeClock
 from db.engine import Database
 from db.models import AnnouncementDelivery, Assignment, Member, ShiftReminder, Task
 from domain import shifts
 from domain.shifts import NewShift
+from jobs.leadership import LEADER_QUERY, LOCK_KEY, conninfo
+from jobs.scheduler import Scheduler
 from jobs.shifts import REMINDER_EVENT
 from sandbox.cluster import Cluster
 from sandbox.driver import SlackDriver
@@ -268,3 +273,45 @@ def test_the_scheduling_leader_killed_mid_reminders_and_mid_fanout_is_replaced_a
     }, logs
     assert ledgers.states(AnnouncementDelivery) == {"sent": len(deliveries(fake, 1))}
     ledgers.db.dispose()
+
+
+_probe_runs: list[bool] = []  # per run of the probe job: did the standby lead by then?
+_standby: list[Scheduler] = []
+
+
+def probe() -> None:
+    """A job: records whether it runs after the standby took over (not in a deposed leader)."""
+    _probe_runs.append(_standby[0].is_leader)
+
+
+def test_a_leader_whose_lock_session_breaks_hands_out_no_more_jobs_and_a_standby_takes_over(
+    templates,  # type: ignore[no-untyped-def]
+) -> None:
+    url = templates.postgresql()
+    first_db, second_db = Database(url), Database(url)
+    clock = FakeClock()
+    first = Scheduler(first_db.engine, clock, standby_retry=10)  # after stepping down: not soon
+    second = Scheduler(second_db.engine, clock, standby_retry=0.5)
+    _probe_runs.clear()
+    _standby[:] = [second]
+    try:
+        first.start()
+        second.start()
+        assert first.is_leader and not second.is_leader
+        # What a PostgreSQL restart or an administrator does to the leader's session: the lock is
+        # free at once, while the leader still believes it leads.
+        with psycopg.connect(conninfo(make_url(url)), autocommit=True) as conn:
+            row = conn.execute(LEADER_QUERY.replace("a.application_name", "a.pid"), (LOCK_KEY,)).fetchone()  # type: ignore[arg-type]
+            assert row is not None
+            conn.execute("SELECT pg_terminate_backend(%s)", (row[0],))
+        second.at("probe", probe, clock.now())  # added to the shared store by the standby
+        first.wakeup()  # the deposed leader looks at once: it must not hand the job out
+        wait_until(lambda: _probe_runs, timeout=15)
+        wait_until(lambda: not first.is_leader, timeout=5)
+        assert _probe_runs == [True]  # run once, by the new leader
+        assert second.is_leader
+    finally:
+        for scheduler in (first, second):
+            scheduler.shutdown()
+        for db in (first_db, second_db):
+            db.dispose()
