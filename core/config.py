@@ -225,8 +225,9 @@ class Config(BaseSettings):
     )
     announce_indoubt_wait: float = setting(
         10.0,
-        help="Seconds the announcement sender waits after a restart before checking whether a message "
-        "that was under way when the last process died reached Slack",
+        help="Seconds the announcement sender waits after a restart, and a new scheduler leader after a "
+        "takeover, before checking whether a message (announcement, shift reminder) that was under way "
+        "when the last process died reached Slack",
         expected="a number of seconds between 0 and 3600",
         ge=0,
         le=3600,

@@ -79,7 +79,6 @@ class Leadership:
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.elections = 0  # how many times this process became the leader
 
     @property
     def is_leader(self) -> bool:
@@ -153,7 +152,6 @@ class Leadership:
         with self._lock:
             self._conn = conn
             self._confirmed_at = time.monotonic()
-            self.elections += 1
         log.info("this process leads: it runs the scheduled jobs")
         return True
 
