@@ -5,6 +5,7 @@ compressed by --scale), with the bot SIGKILLed half-way and started again.
     .venv/bin/python -m bench.broadcast                      # 30,000 recipients, scale 10, SQLite
     .venv/bin/python -m bench.broadcast --db postgresql      # the same on PostgreSQL
     .venv/bin/python -m bench.broadcast --recipients 3000    # a quick run
+    .venv/bin/python -m bench.broadcast --processes 3        # 3 processes on PostgreSQL, the leader killed
 
 Reports throughput as a fraction of the allowed rate (600/min × scale), duplicates and misses
 (each recipient must get exactly one DM), and, measured in the same run against a fresh fake with
@@ -31,6 +32,7 @@ from db.engine import Database
 from db.models import AnnouncementDelivery
 from jobs.announcements import EVENT_TYPE, EvenPacer
 from sandbox.bot_process import BotProcess
+from sandbox.cluster import Cluster
 from sandbox.fake_slack import Call, FakeSlack
 from sandbox.scratch_db import scratch_database
 
@@ -86,7 +88,10 @@ def outbox_states(url: str) -> dict[str, int]:
 # ---- the run through crewcall --------------------------------------------------------------------
 
 
-def crewcall_run(args: argparse.Namespace) -> dict[str, float | int | str]:
+def crewcall_run(args: argparse.Namespace, processes: int = 1) -> dict[str, float | int | str]:
+    """The broadcast through crewcall. One process: SIGKILLed half-way and started again. Several
+    (PostgreSQL): the announcement is asked of a standby, the scheduling leader (which sends) is
+    SIGKILLed half-way and a standby takes over; `restart_s` is then the takeover time."""
     allowed = 600 * args.scale / 60
     rate_per_min = int(600 * args.scale * args.rate_fraction)
     with FakeSlack(rate_limits=limits(args.scale)) as fake, scratch_database(args.db) as url:
@@ -96,13 +101,21 @@ def crewcall_run(args: argparse.Namespace) -> dict[str, float | int | str]:
         expected = set(people) | {"UADMIN"}
         # The workspace budget the bot keeps to is the fake's, compressed the same way.
         env = {"ANNOUNCE_RATE_PER_MIN": str(rate_per_min), "SLACK_RATE_SCALE": f"{args.scale:g}"}
-        bot = BotProcess(fake, url, env={**env, "LOG_LEVEL": "WARNING"})
-        bot.start()
+        cluster = (
+            Cluster(fake, url, processes, env={**env, "LOG_LEVEL": "WARNING"}) if processes > 1 else None
+        )
+        if cluster is not None:
+            cluster.start()
+            bot, _ = cluster.wait_leader()
+            door = next(b for b in cluster.bots if b is not bot)
+        else:
+            bot = door = BotProcess(fake, url, env={**env, "LOG_LEVEL": "WARNING"})
+            bot.start()
         tally = Tally(fake)
         try:
             sent_at, sent_wall = time.monotonic(), time.time()
             assert (
-                bot.driver.command("UADMIN", "/announce", "everyone Broadcast bench: please ignore").status
+                door.driver.command("UADMIN", "/announce", "everyone Broadcast bench: please ignore").status
                 == 200
             )
             while tally.update() < args.recipients // 2:
@@ -116,7 +129,10 @@ def crewcall_run(args: argparse.Namespace) -> dict[str, float | int | str]:
             states_at_kill = outbox_states(url)
             tally.update()
             delivered_at_kill = len(tally.stamps)
-            bot.start()
+            if cluster is not None:
+                cluster.wait_leader(exclude=bot)
+            else:
+                bot.start()
             restarted = time.time()
             while not _done(fake):
                 time.sleep(0.5)
@@ -124,7 +140,10 @@ def crewcall_run(args: argparse.Namespace) -> dict[str, float | int | str]:
                     raise RuntimeError("the broadcast did not finish in two hours")
             tally.update()
         finally:
-            bot.stop()
+            if cluster is not None:
+                cluster.stop()
+            else:
+                bot.stop()
         states = outbox_states(url)
     stamps = sorted(tally.stamps)
     span = stamps[-1] - stamps[0]
@@ -247,7 +266,17 @@ def main() -> int:
     )
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--baseline", type=int, default=3_000, help="messages per baseline (0 skips them)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="above 1: on PostgreSQL, that many bot processes (sandbox.cluster), the sending leader "
+        "SIGKILLed half-way and replaced by a standby, beside one process (killed and restarted) in the "
+        "same run; one line",
+    )
     args = parser.parse_args()
+    if args.processes > 1:
+        return main_processes(args)
 
     print(
         f"crewcall: {args.recipients:,} recipients, scale {args.scale:g}, {args.db}, SIGKILL half-way",
@@ -273,6 +302,28 @@ def main() -> int:
         and result["strangers"] == 0
     )
     print("targets (fraction >= 0.95, 0 duplicates, 0 misses):", "MET" if ok else "NOT MET", flush=True)
+    return 0 if ok else 1
+
+
+def main_processes(args: argparse.Namespace) -> int:
+    args.db = "postgresql"
+    one = crewcall_run(args, 1)
+    many = crewcall_run(args, args.processes)
+
+    def figures(r: dict[str, float | int | str], back: str) -> str:
+        return (
+            f"{r['throughput_per_s']}/s = {r['fraction']} of allowed ({r['fraction_without_outage']} without the "
+            f"outage), outage {r['outage_s']} s, {back} {r['restart_s']} s, in doubt at kill {r['in_doubt_at_kill']}, "
+            f"duplicates {r['duplicates']}, misses {r['misses']}, 429s {r['rate_limited_429']}"
+        )
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"broadcast, PostgreSQL, {args.recipients:,} recipients, scale {args.scale:g}, sender SIGKILLed half-way: "
+        f"{args.processes} processes: {figures(many, 'takeover')} | 1 process (same run): {figures(one, 'restart')} "
+        f"| {os.cpu_count()} cores, load {load}"
+    )
+    ok = all(r["duplicates"] == 0 and r["misses"] == 0 and r["strangers"] == 0 for r in (one, many))
     return 0 if ok else 1
 
 

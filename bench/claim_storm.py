@@ -1,6 +1,7 @@
 """Claim storm: N contractors press Claim on one task card at the same moment.
 
     .venv/bin/python -m bench.claim_storm [--clicks 300] [--slots 5] [--backend sqlite|postgresql|both]
+    .venv/bin/python -m bench.claim_storm --processes 3   # N real bot processes on PostgreSQL
 
 Boots the real bot (sandbox.harness.BotHarness: create_app, waitress on a free port, the fake Slack),
 posts one task with `--slots` slots through `/tasks new`, and fires `--clicks` signed Claim clicks
@@ -37,7 +38,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
@@ -55,6 +56,7 @@ class Storm:
     cpu_per_ack_ms: float | None = None
     winners: int | None = None
     card_full: bool | None = None
+    answers: list[float] = field(default_factory=list)  # seconds from each click to its answer
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -100,7 +102,9 @@ def fire(
 
 
 def send_together(driver: Any, bodies: list[str]) -> tuple[list[float], list[float]]:
-    """Send every body at once (threads released by a barrier); ack latencies and send times."""
+    """Send every body at once (threads released by a barrier); ack latencies and send times.
+    `driver` may be a list of drivers (one per bot process): body i goes to driver i mod len."""
+    drivers = driver if isinstance(driver, list) else [driver]
     n = len(bodies)
     barrier = threading.Barrier(n)
     latencies, sent = [0.0] * n, [0.0] * n
@@ -110,7 +114,7 @@ def send_together(driver: Any, bodies: list[str]) -> tuple[list[float], list[flo
         barrier.wait()
         sent[i] = time.time()
         started = time.perf_counter()
-        response = driver.post(bodies[i], "application/x-www-form-urlencoded")
+        response = drivers[i % len(drivers)].post(bodies[i], "application/x-www-form-urlencoded")
         latencies[i] = time.perf_counter() - started
         if response.status != 200:
             failures.append(f"request {i}: HTTP {response.status}")
@@ -210,6 +214,101 @@ def http_floor(pool: Any, clicks: int, body: str) -> Storm:
         server.close()
 
 
+def fire_spread(
+    bot_urls: list[str],
+    secret: str,
+    users: list[str],
+    action_id: str,
+    value: str,
+    message: dict[str, Any],
+    urls: list[str],
+) -> tuple[list[float], list[float]]:
+    """`fire`, with the clicks spread round-robin over several bot processes (a load balancer)."""
+    from sandbox.driver import SlackDriver
+
+    builder = SlackDriver(bot_urls[0], secret)
+    built: list[dict[str, Any]] = []
+    builder.post_payload = lambda payload, **_: built.append(payload)  # type: ignore[method-assign,assignment,return-value]
+    for user, response_url in zip(users, urls, strict=True):
+        builder.click(
+            user, action_id, value, channel_id=CHANNEL, message_ts=message["ts"], message=message,
+            response_url=response_url,
+        )  # fmt: skip
+    drivers = [SlackDriver(u, secret) for u in bot_urls]
+    return send_together(drivers, [urlencode({"payload": json.dumps(payload)}) for payload in built])
+
+
+def run_cluster(processes: int, clicks: int, slots: int, pool: Any) -> Storm:
+    """The Claim storm against `processes` real bot processes (sandbox.cluster) on one fresh
+    PostgreSQL database, clicks spread round-robin. The fake Slack runs in this bench's process,
+    not the bots'. Returns the storm, with answered/s and winners; `latencies` are the acks."""
+    from sandbox.bot_process import SIGNING_SECRET
+    from sandbox.cluster import Cluster
+    from sandbox.fake_slack import FakeSlack
+    from sandbox.scratch_db import scratch_database
+
+    with scratch_database("postgresql") as url, FakeSlack() as fake:
+        fake.add_user("ULEAD", tz="UTC")
+        users = [u["id"] for u in fake.add_users(clicks, tz="Europe/Lisbon")]
+        with Cluster(fake, url, processes=processes, env={"LOG_LEVEL": "ERROR"}) as cluster:
+            lead = fake.new_response_url()
+            cluster.driver(0).command("UADMIN", "/crew", "lead <@ULEAD>", response_url=lead)
+            fake.wait_for("response_url", predicate=lambda c: c.params.get("_url") == lead)
+            cluster.driver(0).command(
+                "ULEAD",
+                "/tasks",
+                f"new Review 40 contract summaries slots={slots} rate=120 hours=6 channel={CHANNEL}",
+            )
+            card = fake.wait_for(
+                "chat.postMessage", timeout=20, predicate=lambda c: c.params.get("channel") == CHANNEL
+            )[0]
+            message = dict(fake.find_message(CHANNEL, card.response["ts"]) or {})
+            task_id = message["blocks"][-2]["accessory"]["value"]
+            bot_urls = [b.url for b in cluster.bots]
+            urls = [fake.new_response_url() for _ in users]
+            latencies, sent = pool.apply(
+                fire_spread, (bot_urls, SIGNING_SECRET, users, "task_claim", task_id, message, urls)
+            )
+            wanted = set(urls)
+            replies = fake.wait_for(
+                "response_url", count=clicks, timeout=300, predicate=lambda c: c.params.get("_url") in wanted
+            )
+            result = Storm(clicks, latencies, clicks / (max(c.ts for c in replies) - min(sent)))
+            result.winners = sum("is yours" in c.params.get("text", "") for c in replies)
+            by_url = {c.params["_url"]: c.ts for c in replies}
+            result.answers = [by_url[u] - t for u, t in zip(urls, sent, strict=True)]
+            time.sleep(1.0)  # the last coalesced card redraw
+            final = fake.find_message(CHANNEL, card.response["ts"]) or {}
+            text = json.dumps(final.get("blocks"))
+            result.card_full = "*Full*" in text and "task_claim" not in text
+    return result
+
+
+def main_processes(args: argparse.Namespace) -> int:
+    """`--processes N`: one line, N processes beside 1 process measured in the same run."""
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        one = run_cluster(1, args.clicks, args.slots, pool)
+        many = run_cluster(args.processes, args.clicks, args.slots, pool)
+
+    def figures(s: Storm) -> str:
+        answers = sorted(s.answers)
+        answer_p99 = answers[min(len(answers) - 1, int(len(answers) * 0.99))] * 1000
+        return (
+            f"ack p50 {s.p50:.0f} ms, p99 {s.p99:.0f} ms; answer p99 {answer_p99:.0f} ms; "
+            f"{s.answered_per_s:.0f} decided/s; winners {s.winners} of {args.slots}"
+            + ("" if s.card_full else "; CARD NOT FULL")
+        )
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"claim storm, PostgreSQL, {args.clicks} clicks on one {args.slots}-slot task spread round-robin: "
+        f"{args.processes} processes: {figures(many)} | 1 process (same run): {figures(one)} | "
+        f"{os.cpu_count()} cores, load {load}"
+    )
+    ok = all(s.winners == args.slots and s.card_full for s in (one, many))
+    return 0 if ok else 1
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--clicks", type=int, default=300)
@@ -220,7 +319,16 @@ def main() -> int:
         action="store_true",
         help="acknowledge clicks the way Bolt does (after its listener acks), not at the door: for comparison",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="above 1: the Claim storm on that many real bot processes on PostgreSQL (sandbox.cluster), "
+        "clicks spread round-robin, beside one process measured the same way; one line",
+    )
     args = parser.parse_args()
+    if args.processes > 1:
+        return main_processes(args)
     if args.through_bolt:
         import server.http
 

@@ -5,6 +5,7 @@ Retry-After), and measure how late they arrive.
     .venv/bin/python -m bench.reminders                 # scale 1: Slack's real limits (a few minutes)
     .venv/bin/python -m bench.reminders --scale 10      # limits 10x faster (shorter run)
     .venv/bin/python -m bench.reminders --backend postgresql   # on PostgreSQL (CREWCALL_TEST_PG)
+    .venv/bin/python -m bench.reminders --processes 3 --scale 10   # the burst on 3 bot processes (PostgreSQL)
 
 Reports scheduling time, re-registration time at restart, resident memory, and for the burst:
 delivered / lost / repeated, 429s, lateness p50/p99/max, how long after the earliest moment the
@@ -22,7 +23,7 @@ import os
 import resource
 import time
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from statistics import median
 from typing import Any
@@ -32,6 +33,8 @@ from sqlmodel import func, select
 
 from core.authz import Actor
 from core.clock import FakeClock
+from db.engine import Database
+from db.migrate import upgrade
 from db.models import Member, ShiftReminder
 from domain import shifts
 from domain.shifts import JobPlan, NewShift
@@ -218,6 +221,111 @@ def run(label: str, scale: float, paced: bool, reminders: int, burst: int, url: 
     return result
 
 
+def run_processes(processes: int, scale: float, burst: int, due_in: float) -> dict[str, Any]:
+    """The burst on `processes` real bot processes (sandbox.cluster) on a fresh PostgreSQL database,
+    on the real clock: `burst` reminders written to the ledger before the processes start (each
+    registers them at start-up; the leader runs them), all due `due_in` seconds after seeding."""
+    from sandbox.cluster import Cluster
+
+    with (
+        scratch_database("postgresql") as url,
+        FakeSlack(rate_limits={"per_channel_per_sec": 1, "workspace_per_min": 600, "scale": scale}) as fake,
+    ):
+        users = [u["id"] for u in fake.add_users(burst, prefix="UB")]
+        db = Database(url)
+        upgrade(db.engine)
+        now = datetime.now(UTC)
+        due = now + timedelta(seconds=due_in)
+        with db.write() as session:
+            for user in users:
+                session.add(Member(user_id=user, name=user.lower(), tz="UTC", created_at=now))
+        lead = Actor("UBLEAD", tz="UTC")
+        for s in range(burst // PER_SHIFT):
+            local = (due + REMIND).replace(tzinfo=None)
+            spec = NewShift(
+                f"Bench {s}",
+                local,
+                local + timedelta(hours=2),
+                "UTC",
+                PER_SHIFT,
+                None,
+                "none",
+                REMIND,
+                "C0BENCH",
+            )
+            with db.write() as session:
+                created, _ = shifts.create(session, lead, spec, now, "bench")
+            for user in users[s * PER_SHIFT : (s + 1) * PER_SHIFT]:
+                with db.write() as session:
+                    shifts.join(session, Actor(user), created.id or 0, now, "bench")
+        db.dispose()
+        env = {"SLACK_RATE_SCALE": str(scale), "SLACK_POSTS_PER_MIN": "600", "LOG_LEVEL": "ERROR"}
+        with Cluster(fake, url, processes=processes, env=env, admins=()) as cluster:
+            started_before_due = due.timestamp() - time.time()
+            fake.clear()
+            deadline = time.time() + due_in + 60.0 / scale * 6 + 120
+            while time.time() < deadline:
+                sent = [
+                    c
+                    for c in fake.calls_to("chat.postMessage")
+                    if c.ok and str(c.params.get("text", "")).startswith("Reminder:")
+                ]
+                if len(sent) >= burst:
+                    break
+                time.sleep(0.2)
+            time.sleep(1.0)  # anything extra (a repeat) would show up now
+            calls = [
+                c
+                for c in fake.calls_to("chat.postMessage")
+                if c.ok and str(c.params.get("text", "")).startswith("Reminder:")
+            ]
+            rate_limited = fake.rate_limited_count
+            leader = cluster.leader()
+            leader_cpu = cpu_seconds(leader.pid) if leader else float("nan")
+    per_user = Counter(str(c.params.get("channel")) for c in calls)
+    due_wall = due.timestamp()
+    lateness = [c.ts - due_wall for c in calls]
+    ideal_last = earliest_schedule([due_wall] * burst, 600, 60.0 / scale, 1.0 / scale)[-1]
+    last = max((c.ts for c in calls), default=float("nan"))
+    return {
+        "processes": processes,
+        "ready_before_due_s": round(started_before_due, 1),
+        "delivered": len(per_user.keys() & set(users)),
+        "lost": len(set(users) - per_user.keys()),
+        "repeated": sum(n - 1 for n in per_user.values() if n > 1),
+        "rate_limited_429": rate_limited,
+        "lateness_p50_s": round(median(lateness), 3) if lateness else None,
+        "lateness_p99_s": round(pct(lateness, 99), 3) if lateness else None,
+        "last_after_earliest_s": round(last - ideal_last, 3),
+        "leader_cpu_s_total": round(leader_cpu, 2),
+    }
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU the process has used since it started (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def main_processes(args: argparse.Namespace) -> None:
+    one = run_processes(1, args.scale, args.burst, args.due_in)
+    many = run_processes(args.processes, args.scale, args.burst, args.due_in)
+
+    def figures(r: dict[str, Any]) -> str:
+        return (
+            f"delivered {r['delivered']}, lost {r['lost']}, repeated {r['repeated']}, 429s {r['rate_limited_429']}, "
+            f"lateness p50 {r['lateness_p50_s']} s p99 {r['lateness_p99_s']} s, last {r['last_after_earliest_s']} s "
+            f"after the earliest possible (processes ready {r['ready_before_due_s']} s before the burst)"
+        )
+
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"reminders, PostgreSQL, burst of {args.burst} due at once, scale {args.scale:g}: "
+        f"{args.processes} processes: {figures(many)} | 1 process (same run): {figures(one)} | "
+        f"{os.cpu_count()} cores, load {load}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
@@ -227,7 +335,18 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=1_000)
     parser.add_argument("--no-baseline", action="store_true")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="above 1: the burst on that many real bot processes on PostgreSQL (sandbox.cluster, real "
+        "clock), beside one process run the same way; one line",
+    )
+    parser.add_argument("--due-in", type=float, default=45.0, help="with --processes: seconds to the burst")
     args = parser.parse_args()
+    if args.processes > 1:
+        main_processes(args)
+        return
     print(f"load average at the start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     runs = [("paced", True, args.reminders)]
     if not args.no_baseline:

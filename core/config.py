@@ -225,11 +225,30 @@ class Config(BaseSettings):
     )
     announce_indoubt_wait: float = setting(
         10.0,
-        help="Seconds the announcement sender waits after a restart before checking whether a message "
-        "that was under way when the last process died reached Slack",
+        help="Seconds the announcement sender waits after a restart, and a new scheduler leader after a "
+        "takeover, before checking whether a message (announcement, shift reminder) that was under way "
+        "when the last process died reached Slack",
         expected="a number of seconds between 0 and 3600",
         ge=0,
         le=3600,
+        allow_inf_nan=False,
+    )
+    scheduler_standby_retry: float = setting(
+        5.0,
+        help="PostgreSQL only: seconds between a standby process's tries to become the one that runs "
+        "scheduled jobs; a dead leader is replaced within about this long (SIGKILL included)",
+        expected="a number of seconds between 0.1 and 20",
+        ge=0.1,
+        le=20,
+        allow_inf_nan=False,
+    )
+    scheduler_store_poll: float = setting(
+        1.0,
+        help="PostgreSQL only: seconds between the leading process's looks at the job store for jobs "
+        "that other processes added",
+        expected="a number of seconds between 0.1 and 60",
+        ge=0.1,
+        le=60,
         allow_inf_nan=False,
     )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = setting(

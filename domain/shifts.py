@@ -635,6 +635,17 @@ def reminder_failed(session: Session, reminder_id: int, retry: bool) -> None:
     )
 
 
+def reminders_sending(session: Session, claimed_before: datetime) -> list[tuple[int, str]]:
+    """(reminder id, member) of every reminder claimed before `claimed_before` and not yet recorded
+    as sent or failed."""
+    rows = session.exec(
+        select(ShiftReminder.id, ShiftReminder.user_id).where(
+            ShiftReminder.state == "sending", col(ShiftReminder.claimed_at) < claimed_before
+        )
+    ).all()
+    return [(reminder_id or 0, user_id) for reminder_id, user_id in rows]
+
+
 def reminder_attempts(session: Session, reminder_id: int) -> int:
     row = session.get(ShiftReminder, reminder_id)
     return row.attempts if row else 0

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 from slack_sdk import WebClient
 
-from core.events import ANNOUNCEMENT_QUEUED, APP_STOPPING
+from core.events import ANNOUNCEMENT_QUEUED
 from core.people import Profile
 from core.slack import PERMANENT_USER_ERRORS, SlackFailure, SlackGateway, profile_from_user
 from db.models import Announcement
@@ -125,11 +125,26 @@ def ack_job_id(announcement_id: int) -> str:
 
 
 def start(services: Services) -> None:
-    """One sender per app: started here, woken when an announcement falls due, stopped with the app."""
-    sender = Sender(services)
-    services.events.on(ANNOUNCEMENT_QUEUED, lambda announcement_id: sender.wake())
-    services.events.on(APP_STOPPING, sender.stop)
-    sender.start()
+    """One sender, in the process that leads the scheduler (of several on one PostgreSQL database,
+    only one sends: the pace is the workspace's, and a new leader's sender checks the rows a dead
+    one left `sending`). Woken when an announcement falls due, stopped with the leadership."""
+    current: list[Sender] = []
+
+    def lead(took_over: bool) -> None:
+        sender = Sender(services)
+        current[:] = [sender]
+        sender.start()
+
+    def step_down() -> None:
+        if current:
+            current.pop().stop()
+
+    def wake(announcement_id: int) -> None:
+        if current:
+            current[0].wake()
+
+    services.events.on(ANNOUNCEMENT_QUEUED, wake)
+    services.scheduler.while_leading(lead, step_down)
 
 
 def launch(services: Services, announcement: Announcement) -> None:
@@ -146,8 +161,16 @@ def launch(services: Services, announcement: Announcement) -> None:
             args=(announcement_id,),
             misfire_grace=None,
         )
-    else:
+    elif services.scheduler.is_leader:
         services.events.emit(ANNOUNCEMENT_QUEUED, announcement_id=announcement_id)
+    else:  # the sender runs in the leading process: a job there wakes it
+        services.scheduler.at(
+            send_job_id(announcement_id),
+            send_due,
+            services.clock.now(),
+            args=(announcement_id,),
+            misfire_grace=None,
+        )
 
 
 def send_due(announcement_id: int) -> None:
@@ -268,9 +291,10 @@ class EvenPacer:
 
 
 class Sender:
-    """Started and stopped with the app (one per process). Several processes on one database would
-    never send a row twice (claims are conditional), but each takes rows left `sending` by any
-    other for a dead process's: run one bot process per database, as the foundation does."""
+    """Started and stopped with the scheduler's leadership: one per database. Claims are conditional
+    anyway, so no row is ever sent twice by two senders; but a sender takes every row left
+    `sending` when it starts for a dead sender's (to check in Slack), so a second one beside a live
+    sender would check rows still under way."""
 
     def __init__(self, services: Services) -> None:
         config = services.config

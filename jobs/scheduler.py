@@ -29,10 +29,10 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers import base as aps_base
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.date import DateTrigger
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 
 from core.clock import Clock, FakeClock
+from jobs.leadership import Leadership
 
 log = logging.getLogger("crewcall.jobs")
 
@@ -114,11 +114,14 @@ class TakingJobStore(SQLAlchemyJobStore):
     it hands it to a worker, before it has run: a job lost in a crash is registered again from the
     database at start-up (e.g. `jobs.shifts.start`)."""
 
-    def __init__(self, engine: Engine, tablename: str) -> None:
+    def __init__(self, engine: Engine, tablename: str, fence: Callable[[], bool] | None = None) -> None:
         super().__init__(engine=engine, tablename=tablename)
         self._taken: set[str] = set()
+        self._fence = fence
 
     def get_due_jobs(self, now: datetime) -> list[Job]:
+        if self._fence is not None and not self._fence():
+            return []  # no longer the leader: another process may run these
         due = super().get_due_jobs(now)
         # The scheduler's lock is held from here until it has asked to remove each of these.
         self._taken = {job.id for job in due if isinstance(job.trigger, DateTrigger)}
@@ -136,22 +139,40 @@ class TakingJobStore(SQLAlchemyJobStore):
 
 class Scheduler:
     """Several bot processes may share one PostgreSQL database, but APScheduler 3 must not run the
-    same job store twice: the process holding a PostgreSQL advisory lock is the leader and runs
-    jobs; the others keep their scheduler paused (they still add and remove jobs in the shared
-    store) and take over within LEADER_POLL when the leader's connection goes away."""
+    same job store twice: one process leads (`jobs.leadership`) and runs jobs; the others keep their
+    scheduler paused, which still adds and removes jobs in the shared store, and take over within
+    `standby_retry` seconds of the leader's death. The leader looks at the store every `store_poll`
+    seconds, so a job another process added runs on time. On SQLite there is one process and no
+    election: it always leads.
 
-    LEADER_POLL = 5.0
-    _LEADER_LOCK = 7_315_002
+    Work that must run in the leader only (the announcement sender, recovery after a takeover) is
+    registered with `while_leading`."""
 
-    def __init__(self, engine: Engine, clock: Clock, threads: int = 16) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        clock: Clock,
+        threads: int = 16,
+        standby_retry: float = 5.0,
+        store_poll: float = 1.0,
+    ) -> None:
         self.clock = clock
-        self._engine = engine
-        self._leader_conn: Any = None
+        self.store_poll = store_poll
+        self._leadership = (
+            Leadership(engine.url, standby_retry, self._elected, self._deposed)
+            if engine.dialect.name == "postgresql"
+            else None
+        )
+        self._started = False
+        self._first_try = False  # inside start(): an election now is not a takeover
         self._stop = threading.Event()
-        self._watch: threading.Thread | None = None
+        self._poll: threading.Thread | None = None
+        self._leading: list[tuple[Callable[[bool], None], Callable[[], None]]] = []
+        self._stepping_down: threading.Thread | None = None
         self._executor = ClockedExecutor(clock, threads)
+        fence = self._leadership.confirm if self._leadership else None
         self._aps = BackgroundScheduler(
-            jobstores={"default": TakingJobStore(engine, "apscheduler_jobs")},
+            jobstores={"default": TakingJobStore(engine, "apscheduler_jobs", fence)},
             executors={"default": self._executor},
             job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 60},
             timezone=ClockZone(clock),
@@ -166,23 +187,48 @@ class Scheduler:
 
     @property
     def is_leader(self) -> bool:
-        return self._engine.dialect.name != "postgresql" or self._leader_conn is not None
+        """Whether this process runs the scheduled jobs (for /metrics and the leader-only work)."""
+        if self._leadership is None:
+            return self._started
+        return self._leadership.is_leader
+
+    def while_leading(self, start: Callable[[bool], None], stop: Callable[[], None]) -> None:
+        """Run `start(took_over)` whenever this process becomes the leader (`took_over`: it was a
+        standby until now, so a leader died or stepped down), and `stop()` when it steps down or
+        stops. Registered before `start()`, or while leading (then started at once)."""
+        self._leading.append((start, stop))
+        if self._started and self.is_leader:
+            start(False)
 
     def start(self) -> None:
-        if self._engine.dialect.name != "postgresql":
+        if self._leadership is None:
             self._aps.start()
+            self._started = True
+            for begin, _ in self._leading:
+                begin(False)
             return
-        self._aps.start(paused=not self._try_lead())
+        self._aps.start(paused=True)
+        self._started = True
         self._stop.clear()
-        self._watch = threading.Thread(target=self._watch_leadership, name="scheduler-leader", daemon=True)
-        self._watch.start()
+        self._first_try = True
+        self._leadership.start()
+        self._first_try = False
+        self._poll = threading.Thread(target=self._poll_store, name="scheduler-poll", daemon=True)
+        self._poll.start()
 
     def shutdown(self, wait: bool = True) -> None:
         if isinstance(self.clock, FakeClock) and self.wakeup in self.clock.on_change:
             self.clock.on_change.remove(self.wakeup)
         self._stop.set()
-        if self._watch:
-            self._watch.join(timeout=self.LEADER_POLL + 1)
+        if self._poll:
+            self._poll.join(timeout=self.store_poll + 1)
+        if self._leadership is not None:
+            self._leadership.stop()
+        elif self._started:
+            self._deposed()
+        if self._stepping_down is not None:
+            self._stepping_down.join()
+        self._started = False
         if self._aps.running:
             # APScheduler's shutdown waits for running jobs while holding the job-store lock, which
             # a running job needs to add or remove a job: so stop taking jobs and wait for the
@@ -191,38 +237,39 @@ class Scheduler:
             if wait:
                 self._executor.shutdown(wait=True)
             self._aps.shutdown(wait=False)
-        if self._leader_conn is not None:
-            self._leader_conn.close()  # ends the session, releasing the lock
-            self._leader_conn = None
 
-    def _try_lead(self) -> bool:
-        conn = self._engine.connect()
-        conn.detach()  # closing it must end the session, and with it the lock
-        # Advisory locks are cluster-wide: the key includes the database, so bots of different
-        # databases on one server don't stand each other down.
-        won = conn.execute(
-            text("SELECT pg_try_advisory_lock(:k, hashtext(current_database()))"), {"k": self._LEADER_LOCK}
-        ).scalar()
-        conn.commit()
-        if won:
-            self._leader_conn = conn
-            log.info("this process runs the scheduled jobs")
-        else:
-            conn.close()
-        return bool(won)
-
-    def _watch_leadership(self) -> None:
-        """Standby: try to take over. Leader: wake up now and then, to see jobs that other
-        processes added to the shared store since."""
-        while not self._stop.wait(self.LEADER_POLL):
+    def _elected(self) -> None:
+        took_over = not self._first_try
+        if self._stepping_down is not None:
+            self._stepping_down.join()  # the last leadership's work has stopped
+        self._aps.resume()
+        for begin, _ in self._leading:
             try:
-                if self._leader_conn is None:
-                    if self._try_lead():
-                        self._aps.resume()
-                else:
-                    self._aps.wakeup()
+                begin(took_over)
             except Exception:
-                log.exception("scheduler leadership check failed")
+                log.exception("leader's start-up work failed")
+
+    def _deposed(self) -> None:
+        """Stop handing out jobs at once; the leader-only work stops on a thread of its own (this
+        may be the scheduler's own thread, which that work may need)."""
+        if self._aps.running:
+            self._aps.pause()
+
+        def stop_leading() -> None:
+            for _, end in reversed(self._leading):
+                try:
+                    end()
+                except Exception:
+                    log.exception("leader's stopping work failed")
+
+        self._stepping_down = threading.Thread(target=stop_leading, name="scheduler-step-down", daemon=True)
+        self._stepping_down.start()
+
+    def _poll_store(self) -> None:
+        """The leader's look at the store for jobs that other processes added since."""
+        while not self._stop.wait(self.store_poll):
+            if self.is_leader:
+                self.wakeup()
 
     def wakeup(self) -> None:
         if self._aps.running:

@@ -16,7 +16,7 @@ from the ledger at start-up (`start`).
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from core.slack import PERMANENT_USER_ERRORS, SlackFailure, on_request_thread
@@ -35,6 +35,9 @@ if TYPE_CHECKING:
 log = logging.getLogger("crewcall.shifts")
 
 REMINDER_RETRY = timedelta(minutes=1)
+REMINDER_EVENT = "crewcall_reminder"  # metadata on each reminder DM: its ledger row
+IN_DOUBT_JOB = "shifts:reminders-in-doubt"
+HISTORY_LOOKUP = 100  # messages of the DM looked through for an in-doubt reminder
 UNREACHABLE = PERMANENT_USER_ERRORS | {"user_disabled", "channel_not_found", "is_archived"}
 
 
@@ -83,7 +86,28 @@ def unregister_shift(scheduler: Scheduler, shift_id: int) -> None:
 
 
 def start(services: Services) -> None:
-    """At start-up: register every job the database says is still to run (idempotent)."""
+    """At start-up, and in a process that takes over the scheduler from a dead leader: register
+    every job the database says is still to run (idempotent)."""
+    register_outstanding(services)
+
+    def lead(took_over: bool) -> None:
+        if took_over:
+            # The jobs the dead leader had taken from the store are registered again; reminders it
+            # left "sending" are looked up in Slack once its last requests have landed.
+            register_outstanding(services)
+            now = services.clock.now()
+            services.scheduler.at(
+                IN_DOUBT_JOB,
+                check_reminders_in_doubt,
+                now + timedelta(seconds=services.config.announce_indoubt_wait),
+                args=(now,),
+                misfire_grace=None,
+            )
+
+    services.scheduler.while_leading(lead, lambda: None)
+
+
+def register_outstanding(services: Services) -> None:
     with services.db.session() as session:
         plan = shifts.outstanding(session, services.clock.now())
     register(services.scheduler, plan)
@@ -145,14 +169,23 @@ def _post_card_later(services: Services, v: ShiftView) -> None:
 
 
 def paced_dm(
-    services: Services, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None
+    services: Services,
+    user_id: str,
+    text: str,
+    blocks: list[dict[str, Any]] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A DM through the pacer; raises SlackFailure. Posting to the user id lands in their DM without
     a conversations.open first (one call instead of two per reminder in a burst); the user id
     stands for that DM channel in the pacer."""
     with pacer_for(services).slot(user_id):
         return services.slack.call(
-            "chat.postMessage", channel=user_id, text=text, blocks=blocks, unfurl_links=False
+            "chat.postMessage",
+            channel=user_id,
+            text=text,
+            blocks=blocks,
+            metadata=metadata,
+            unfurl_links=False,
         )
 
 
@@ -179,7 +212,7 @@ def deliver_reminder(services: Services, todo: ReminderToSend) -> None:
     now = services.clock.now()
     text, blocks = shift_views.reminder(todo.shift, todo.tz, now)
     try:
-        data = paced_dm(services, todo.user_id, text, blocks)
+        data = paced_dm(services, todo.user_id, text, blocks, reminder_metadata(todo.reminder_id))
     except SlackFailure as e:
         _retry_or_give_up(services, todo, e.error)
         return
@@ -187,6 +220,48 @@ def deliver_reminder(services: Services, todo: ReminderToSend) -> None:
         shifts.reminder_sent(
             session, todo.reminder_id, services.clock.now(), data.get("channel", ""), data["ts"]
         )
+
+
+def reminder_metadata(reminder_id: int) -> dict[str, Any]:
+    return {"event_type": REMINDER_EVENT, "event_payload": {"reminder_id": reminder_id}}
+
+
+def check_reminders_in_doubt(took_over_at: datetime) -> None:
+    """Scheduled after a takeover: each reminder the dead leader left "sending" (claimed before
+    `took_over_at`; later claims are this process's own, maybe under way) is looked for in
+    the member's DM. Found: recorded as sent. Not found: pending again, and sent now. (A
+    leader that steps down alive stops handing out jobs first, and this waits
+    ANNOUNCE_INDOUBT_WAIT for its requests under way.)"""
+    services = runtime.services()
+    with services.db.read() as session:
+        in_doubt = shifts.reminders_sending(session, claimed_before=took_over_at)
+    for reminder_id, user_id in in_doubt:
+        try:
+            channel = services.slack.open_dm(user_id)
+            data = services.slack.call(
+                "conversations.history", channel=channel, limit=HISTORY_LOOKUP, include_all_metadata=True
+            )
+        except SlackFailure as e:
+            # Can't tell: left "sending", so it is retried only once it counts as cut off.
+            log.error("could not check reminder %s in %s's DM (%s)", reminder_id, user_id, e.error)
+            continue
+        ts = next(
+            (
+                str(m.get("ts"))
+                for m in data.get("messages") or []
+                if (m.get("metadata") or {}).get("event_type") == REMINDER_EVENT
+                and ((m.get("metadata") or {}).get("event_payload") or {}).get("reminder_id") == reminder_id
+            ),
+            None,
+        )
+        with services.db.session() as session:
+            if ts is not None:
+                shifts.reminder_sent(session, reminder_id, services.clock.now(), channel, ts)
+            else:
+                shifts.reminder_failed(session, reminder_id, retry=True)
+    if in_doubt:
+        log.info("checked %d reminder(s) a dead leader left under way", len(in_doubt))
+        register_outstanding(services)
 
 
 def _retry_or_give_up(services: Services, todo: ReminderToSend, error: str) -> None:

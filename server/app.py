@@ -80,7 +80,12 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
         db=db,
         slack=slack,
         clock=clock,
-        scheduler=Scheduler(db.engine, clock),
+        scheduler=Scheduler(
+            db.engine,
+            clock,
+            standby_retry=config.scheduler_standby_retry,
+            store_poll=config.scheduler_store_poll,
+        ),
         directory=Directory(db, slack, clock, config.admin_user_ids),
         home=HomeTab(),
         events=EventBus(),

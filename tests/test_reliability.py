@@ -178,9 +178,9 @@ def test_one_scheduler_leads_per_postgresql_database_and_a_standby_takes_over(te
     url = templates.postgresql()
     first_db, second_db, other_db = Database(url), Database(url), Database(templates.postgresql())
     clock = FakeClock()
-    first, second, other = (Scheduler(d.engine, clock) for d in (first_db, second_db, other_db))
-    for s in (first, second, other):
-        s.LEADER_POLL = 0.1
+    first, second, other = (
+        Scheduler(d.engine, clock, standby_retry=0.1) for d in (first_db, second_db, other_db)
+    )
     try:
         first.start()
         second.start()
