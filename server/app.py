@@ -137,9 +137,11 @@ def start_background(app: CrewApp) -> None:
     runtime.install(app.services)
     for feature in FEATURES:
         feature.start(app.services)
+    app.services.scheduler.while_leading(
+        lambda _took_over: metrics.report_scheduler_leader(True),
+        lambda: metrics.report_scheduler_leader(False),
+    )
     app.services.scheduler.start()
-    # Until the scheduler elects a leader (issue 14), every process that runs it leads.
-    metrics.report_scheduler_leader(app.services.scheduler.running)
 
 
 def stop_background(app: CrewApp) -> None:

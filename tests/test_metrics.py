@@ -223,7 +223,10 @@ def test_processes_sharing_a_metrics_directory_report_each_others_counts(
             for (name, labels), v in samples.items()
             if name == "crewcall_scheduler_leader"
         }
-        assert leaders == {str(first.pid): 1, str(second.pid): 1}
+        assert leaders == {
+            str(first.pid): 1,
+            str(second.pid): 0,
+        }  # the first started leads, the other stands by
         assert value(samples, "crewcall_reminders_due") == 0
 
     # A process killed outright leaves its counts in the totals and its live gauge goes.
