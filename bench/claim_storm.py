@@ -74,7 +74,7 @@ class Storm:
 
 
 def fire(
-    url: str,
+    bot_urls: list[str],
     secret: str,
     users: list[str],
     action_id: str,
@@ -85,10 +85,11 @@ def fire(
     """In the child process: every user clicks at once; returns ack latencies and send times.
 
     Each click's payload is built by the driver beforehand (it is Slack's work, not the bot's);
-    at the barrier the driver signs and sends it, and the clock runs until the bot's HTTP 200."""
+    at the barrier the driver signs and sends it, and the clock runs until the bot's HTTP 200.
+    With several bot URLs (processes behind a load balancer) the clicks take turns among them."""
     from sandbox.driver import SlackDriver
 
-    driver = SlackDriver(url, secret)
+    driver = SlackDriver(bot_urls[0], secret)
     built: list[dict[str, Any]] = []
     driver.post_payload = lambda payload, **_: built.append(payload)  # type: ignore[method-assign,assignment,return-value]
     for user, response_url in zip(users, urls, strict=True):
@@ -96,11 +97,13 @@ def fire(
             user, action_id, value, channel_id=CHANNEL, message_ts=message["ts"], message=message,
             response_url=response_url,
         )  # fmt: skip
-    return send_together(driver, [urlencode({"payload": json.dumps(payload)}) for payload in built])
+    drivers = [SlackDriver(url, secret) for url in bot_urls]
+    return send_together(drivers, [urlencode({"payload": json.dumps(payload)}) for payload in built])
 
 
-def send_together(driver: Any, bodies: list[str]) -> tuple[list[float], list[float]]:
-    """Send every body at once (threads released by a barrier); ack latencies and send times."""
+def send_together(drivers: list[Any], bodies: list[str]) -> tuple[list[float], list[float]]:
+    """Send every body at once (threads released by a barrier), body i to drivers[i % len(drivers)];
+    ack latencies and send times."""
     n = len(bodies)
     barrier = threading.Barrier(n)
     latencies, sent = [0.0] * n, [0.0] * n
@@ -110,7 +113,7 @@ def send_together(driver: Any, bodies: list[str]) -> tuple[list[float], list[flo
         barrier.wait()
         sent[i] = time.time()
         started = time.perf_counter()
-        response = driver.post(bodies[i], "application/x-www-form-urlencoded")
+        response = drivers[i % len(drivers)].post(bodies[i], "application/x-www-form-urlencoded")
         latencies[i] = time.perf_counter() - started
         if response.status != 200:
             failures.append(f"request {i}: HTTP {response.status}")
@@ -132,7 +135,7 @@ def storm(
 
     urls = [bot.fake.new_response_url() for _ in users]
     cpu = time.process_time()
-    latencies, sent = pool.apply(fire, (bot.url, SIGNING_SECRET, users, action_id, value, message, urls))
+    latencies, sent = pool.apply(fire, ([bot.url], SIGNING_SECRET, users, action_id, value, message, urls))
     cpu_per_ack = (time.process_time() - cpu) / len(users) * 1000  # decisions wait for the burst to end
     # Every click is answered (the no-op button says "ok"): wait for all of them, so that one storm's
     # work is over before the next storm starts.
@@ -185,7 +188,7 @@ def run_backend(backend: str, database_url: str, clicks: int, slots: int, pool: 
 def fire_bare(url: str, n: int, body: str) -> tuple[list[float], list[float]]:
     from sandbox.driver import SlackDriver
 
-    return send_together(SlackDriver(url, "any"), [body] * n)
+    return send_together([SlackDriver(url, "any")], [body] * n)
 
 
 def http_floor(pool: Any, clicks: int, body: str) -> Storm:
