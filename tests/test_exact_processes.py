@@ -15,6 +15,7 @@ import pytest
 from core.clock import FakeClock
 from db.models import PolicyQuestion
 from jobs.policy import CARD_CLAIM_STALE, CARD_POLL_S
+from jobs.redraw import Redraws
 from sandbox.bot_process import BotProcess
 from sandbox.fake_slack import FakeSlack
 from sandbox.harness import BotHarness
@@ -168,3 +169,18 @@ def test_a_card_whose_poster_lost_the_answer_is_looked_for_then_posted_once(
         assert sorted(m["text"].split()[1] for m in fake.messages[LEADS]) == ["#1", "#2"]  # one each
         q2 = _question(bot, 2)
         assert q2.card_due_at is None and q2.card_claimed_at is None
+
+
+def test_a_card_redrawn_from_an_older_read_elsewhere_is_drawn_again() -> None:
+    """While this process draws a card, another process changes it and draws the newer state, which
+    Slack takes before this draw: this process reads again after its draw and draws the newer one."""
+    state = {"taken": 4}
+    shown: list[int] = []
+
+    def show(card: int) -> None:
+        shown.append(card)
+        if len(shown) == 1:
+            state["taken"] = 5  # the other process's change (and its draw, overwritten by ours)
+
+    Redraws().request("card", lambda: state["taken"], show)
+    assert shown == [4, 5]
