@@ -17,8 +17,9 @@ as in bench/claim_storm.py). Per click:
 - answer: from sending the click to the moment the fake Slack answers the bot's reply to that
   click's response_url ("… is yours!" or "… is full"), which is when the member would see it.
 
-Prints one line: per setup, ack p50/p99 and answer p50/p99 in ms, and whether exactly `--slots`
-members won and the card shows Full; the machine's cores and load average at the end. Targets
+Prints one line: per setup, ack p50/p99 and answer p50/p99 in ms, the bot processes' CPU time per
+click (from the first click to the last answer: acknowledging and deciding), and whether exactly
+`--slots` members won and the card shows Full; the machine's cores and load average at the end. Targets
 (issue 14): ack p99 < 250 ms, answer p99 < 1,000 ms.
 """
 
@@ -47,6 +48,7 @@ class Result:
     answers: list[float]
     winners: int
     card_full: bool
+    cpu_per_click_ms: float  # the bot processes' CPU time from the first click to the last answer
 
     @staticmethod
     def pct(values: list[float], p: float) -> float:
@@ -57,11 +59,19 @@ class Result:
         correct = "exact" if self.winners == slots and self.card_full else f"WRONG ({self.winners} won)"
         return (
             f"{self.setup}: ack p50 {self.pct(self.acks, 0.5):.0f} p99 {self.pct(self.acks, 0.99):.0f} ms, "
-            f"answer p50 {self.pct(self.answers, 0.5):.0f} p99 {self.pct(self.answers, 0.99):.0f} ms, {correct}"
+            f"answer p50 {self.pct(self.answers, 0.5):.0f} p99 {self.pct(self.answers, 0.99):.0f} ms, "
+            f"bot CPU {self.cpu_per_click_ms:.1f} ms/click, {correct}"
         )
 
     def met(self) -> bool:
         return self.pct(self.acks, 0.99) < ACK_TARGET_MS and self.pct(self.answers, 0.99) < ANSWER_TARGET_MS
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def post_task(fake: Any, driver: Any, slots: int) -> tuple[dict[str, Any], str]:
@@ -111,6 +121,7 @@ def run_setup(backend: str, processes: int, args: argparse.Namespace, pool: Any)
             fake.latency = args.slack_latency
             message, task_id = post_task(fake, drivers[0], args.slots)
             urls = [fake.new_response_url() for _ in users]
+            cpu_before = sum(cpu_seconds(bot.pid) for bot in bots)
             acks, sent = pool.apply(
                 fire, ([b.url for b in bots], SIGNING_SECRET, users, "task_claim", task_id, message, urls)
             )
@@ -121,6 +132,7 @@ def run_setup(backend: str, processes: int, args: argparse.Namespace, pool: Any)
                 timeout=120,
                 predicate=lambda c: c.params.get("_url") in wanted,
             )
+            cpu = sum(cpu_seconds(bot.pid) for bot in bots) - cpu_before
             sent_at = dict(zip(urls, sent, strict=True))
             answers = [c.ts - sent_at[c.params["_url"]] for c in replies]
             winners = sum("is yours" in c.params.get("text", "") for c in replies)
@@ -132,7 +144,7 @@ def run_setup(backend: str, processes: int, args: argparse.Namespace, pool: Any)
                 bot.stop()
         label = f"{backend} x{processes}"
         print(f"  {label}: done", file=sys.stderr)
-        return Result(label, acks, answers, winners, card_full)
+        return Result(label, acks, answers, winners, card_full, cpu / len(users) * 1000)
 
 
 def main() -> int:
