@@ -22,9 +22,10 @@ clicks' decisions wait (at most CLICK_HOLD seconds, 2 by default) until the door
 DOOR_QUIET and requests no longer arrive at a storm's pace. A burst of clicks is thus acknowledged as
 fast as the server can answer, and decided right after; a lone click is decided 20 ms after its ack.
 The numbers keep it, on several processes too (bench/click_storm.py, BENCHMARKS.md: 300 clicks on
-one card, 2 shared cores): with the hold-back the ack p99 was 107-168 ms on 1 and 3 processes,
-without it (CLICK_HOLD=0) 350-1,500 ms, while the time to each clicker's answer was the same either
-way (the decisions need the same CPU, and holding them back does not delay the last one).
+one card, 1 and 3 processes, 2 shared cores): with the hold-back the ack p99 was 66-306 ms (under
+the 250 ms target in 9 of 12 runs), without it (CLICK_HOLD=0) 191-1,167 ms (over in 11 of 12),
+while the time to each clicker's answer was the same either way (the decisions need the same CPU,
+and holding them back does not delay the last one).
 """
 
 from __future__ import annotations
