@@ -53,11 +53,15 @@ def test_a_member_over_the_share_is_refused_at_the_limit_across_processes(two_bo
     refused: list[bool] = [False] * sent
     barrier = threading.Barrier(sent)
 
+    urls = [fake.new_response_url() for _ in range(sent)]
+
     def command(i: int) -> None:
         barrier.wait()  # all at once, half to each process
-        response = drivers[i % 2].command("U1", "/tasks", "mine")
-        assert response.status == 200
-        refused[i] = SLOWED in response.body
+        assert drivers[i % 2].command("U1", "/tasks", "mine", response_url=urls[i]).status == 200
+        [reply] = fake.wait_for(
+            "response_url", timeout=20, predicate=lambda c: c.params.get("_url") == urls[i]
+        )
+        refused[i] = SLOWED in str(reply.params)
 
     threads = [threading.Thread(target=command, args=(i,)) for i in range(sent)]
     for t in threads:
@@ -67,7 +71,10 @@ def test_a_member_over_the_share_is_refused_at_the_limit_across_processes(two_bo
     # Each process alone would have let 5 through (10 in all): the share is counted in the store.
     assert refused.count(False) == 5, refused
     assert refused.count(True) == sent - 5
-    assert SLOWED not in drivers[1].command("U2", "/tasks", "mine").body  # others are not held back
+    other = fake.new_response_url()
+    drivers[1].command("U2", "/tasks", "mine", response_url=other)
+    [reply] = fake.wait_for("response_url", timeout=20, predicate=lambda c: c.params.get("_url") == other)
+    assert SLOWED not in str(reply.params)  # others are not held back
 
 
 LEADS = "C0LEADS"
