@@ -76,7 +76,7 @@ class Storm:
 
 
 def fire(
-    url: str,
+    bot_urls: list[str],
     secret: str,
     users: list[str],
     action_id: str,
@@ -87,10 +87,11 @@ def fire(
     """In the child process: every user clicks at once; returns ack latencies and send times.
 
     Each click's payload is built by the driver beforehand (it is Slack's work, not the bot's);
-    at the barrier the driver signs and sends it, and the clock runs until the bot's HTTP 200."""
+    at the barrier the driver signs and sends it, and the clock runs until the bot's HTTP 200.
+    With several bot URLs (processes behind a load balancer) the clicks take turns among them."""
     from sandbox.driver import SlackDriver
 
-    driver = SlackDriver(url, secret)
+    driver = SlackDriver(bot_urls[0], secret)
     built: list[dict[str, Any]] = []
     driver.post_payload = lambda payload, **_: built.append(payload)  # type: ignore[method-assign,assignment,return-value]
     for user, response_url in zip(users, urls, strict=True):
@@ -98,13 +99,13 @@ def fire(
             user, action_id, value, channel_id=CHANNEL, message_ts=message["ts"], message=message,
             response_url=response_url,
         )  # fmt: skip
-    return send_together(driver, [urlencode({"payload": json.dumps(payload)}) for payload in built])
+    drivers = [SlackDriver(url, secret) for url in bot_urls]
+    return send_together(drivers, [urlencode({"payload": json.dumps(payload)}) for payload in built])
 
 
-def send_together(driver: Any, bodies: list[str]) -> tuple[list[float], list[float]]:
-    """Send every body at once (threads released by a barrier); ack latencies and send times.
-    `driver` may be a list of drivers (one per bot process): body i goes to driver i mod len."""
-    drivers = driver if isinstance(driver, list) else [driver]
+def send_together(drivers: list[Any], bodies: list[str]) -> tuple[list[float], list[float]]:
+    """Send every body at once (threads released by a barrier), body i to drivers[i % len(drivers)];
+    ack latencies and send times."""
     n = len(bodies)
     barrier = threading.Barrier(n)
     latencies, sent = [0.0] * n, [0.0] * n
@@ -136,7 +137,7 @@ def storm(
 
     urls = [bot.fake.new_response_url() for _ in users]
     cpu = time.process_time()
-    latencies, sent = pool.apply(fire, (bot.url, SIGNING_SECRET, users, action_id, value, message, urls))
+    latencies, sent = pool.apply(fire, ([bot.url], SIGNING_SECRET, users, action_id, value, message, urls))
     cpu_per_ack = (time.process_time() - cpu) / len(users) * 1000  # decisions wait for the burst to end
     # Every click is answered (the no-op button says "ok"): wait for all of them, so that one storm's
     # work is over before the next storm starts.
@@ -189,7 +190,7 @@ def run_backend(backend: str, database_url: str, clicks: int, slots: int, pool: 
 def fire_bare(url: str, n: int, body: str) -> tuple[list[float], list[float]]:
     from sandbox.driver import SlackDriver
 
-    return send_together(SlackDriver(url, "any"), [body] * n)
+    return send_together([SlackDriver(url, "any")], [body] * n)
 
 
 def http_floor(pool: Any, clicks: int, body: str) -> Storm:
@@ -212,30 +213,6 @@ def http_floor(pool: Any, clicks: int, body: str) -> Storm:
         return Storm(clicks, latencies, cpu_per_ack_ms=(time.process_time() - cpu) / clicks * 1000)
     finally:
         server.close()
-
-
-def fire_spread(
-    bot_urls: list[str],
-    secret: str,
-    users: list[str],
-    action_id: str,
-    value: str,
-    message: dict[str, Any],
-    urls: list[str],
-) -> tuple[list[float], list[float]]:
-    """`fire`, with the clicks spread round-robin over several bot processes (a load balancer)."""
-    from sandbox.driver import SlackDriver
-
-    builder = SlackDriver(bot_urls[0], secret)
-    built: list[dict[str, Any]] = []
-    builder.post_payload = lambda payload, **_: built.append(payload)  # type: ignore[method-assign,assignment,return-value]
-    for user, response_url in zip(users, urls, strict=True):
-        builder.click(
-            user, action_id, value, channel_id=CHANNEL, message_ts=message["ts"], message=message,
-            response_url=response_url,
-        )  # fmt: skip
-    drivers = [SlackDriver(u, secret) for u in bot_urls]
-    return send_together(drivers, [urlencode({"payload": json.dumps(payload)}) for payload in built])
 
 
 def run_cluster(processes: int, clicks: int, slots: int, pool: Any) -> Storm:
@@ -267,7 +244,7 @@ def run_cluster(processes: int, clicks: int, slots: int, pool: Any) -> Storm:
             bot_urls = [b.url for b in cluster.bots]
             urls = [fake.new_response_url() for _ in users]
             latencies, sent = pool.apply(
-                fire_spread, (bot_urls, SIGNING_SECRET, users, "task_claim", task_id, message, urls)
+                fire, (bot_urls, SIGNING_SECRET, users, "task_claim", task_id, message, urls)
             )
             wanted = set(urls)
             replies = fake.wait_for(

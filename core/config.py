@@ -110,6 +110,14 @@ class Config(BaseSettings):
         le=300,
         allow_inf_nan=False,
     )
+    click_hold: float = setting(
+        2.0,
+        help="Seconds a click's decision may wait, after its ack, for a storm of requests to be acknowledged first; 0: decide at once",
+        expected="a number of seconds between 0 and 2.5 (Slack waits 3 s for an ack)",
+        ge=0,
+        le=2.5,
+        allow_inf_nan=False,
+    )
     member_commands_per_min: int = setting(
         60,
         help="Commands and clicks one member may send in a minute; beyond it they are asked to slow down",

@@ -290,6 +290,11 @@ class SlackGateway:
                     return found
         raise AssertionError("unreachable")
 
+    def find_post(self, channel: str, key: str) -> Posted | None:
+        """The message `post_once` sent to `channel` with this key in its metadata, if it is among the
+        latest; raises SlackFailure when it can't be told."""
+        return self._find_key(channel, key, None)
+
     def _find_key(self, channel: str, key: str, thread_ts: str | None) -> Posted | None:
         method, where = (
             ("conversations.replies", {"ts": thread_ts}) if thread_ts else ("conversations.history", {})

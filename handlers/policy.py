@@ -137,9 +137,11 @@ def ask_lead_clicked(ctx: Ctx, value: str) -> None:
     desk = desk_for(ctx.services)
     with ctx.session() as session:
         q, escalated = rules.escalate(session, question_id, ctx.actor.user_id, ctx.now, ctx.source)
+        if escalated:
+            desk.queue_leads_card(session, q)
     comes = "be posted in the thread" if q.via == VIA_MENTION else "come to you in a DM"
     if escalated:
-        desk.post_leads_card(q)
+        desk.wake_poster()
         note = f":raising_hand: I've asked the leads. Their answer will {comes}."
     elif q.state == ESCALATED:
         note = f":raising_hand: This question is already with the leads; their answer will {comes}."

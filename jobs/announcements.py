@@ -34,6 +34,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -212,16 +213,33 @@ _status_cards = Redraws()
 
 def publish_status(services: Services, announcement_id: int) -> None:
     """Draw the lead's status card: updated in place, or posted (DM) when there is none yet."""
-    _status_cards.request((id(services), announcement_id), lambda: _draw_status(services, announcement_id))
+    _status_cards.request(
+        (id(services), announcement_id),
+        lambda: _status(services, announcement_id),
+        lambda status: _draw_status(services, status),
+        recheck=False,  # its progress moves with every message: redrawn every PROGRESS_EVERY instead
+    )
 
 
-def _draw_status(services: Services, announcement_id: int) -> None:
+@dataclass(frozen=True)
+class _Status:
+    text: str
+    blocks: list[dict[str, Any]]
+    announcement: Announcement = field(compare=False)  # where it is shown: not what it shows
+
+
+def _status(services: Services, announcement_id: int) -> _Status | None:
     with services.db.read() as session:
         progress = outbox.progress(session, announcement_id)
     if progress is None:
-        return
-    announcement = progress.announcement
-    text, blocks = status_text(progress), status_blocks(progress, announcement.author_tz)
+        return None
+    return _Status(
+        status_text(progress), status_blocks(progress, progress.announcement.author_tz), progress.announcement
+    )
+
+
+def _draw_status(services: Services, status: _Status) -> None:
+    announcement, text, blocks = status.announcement, status.text, status.blocks
     if announcement.status_channel and announcement.status_ts:
         services.slack.update(
             announcement.status_channel, announcement.status_ts, text, blocks, what="status"
@@ -230,7 +248,7 @@ def _draw_status(services: Services, announcement_id: int) -> None:
     posted = services.slack.dm(announcement.author_id, text, blocks, what="announcement status")
     if posted is not None:
         with services.db.session() as session:
-            outbox.set_status_message(session, announcement_id, posted.channel, posted.ts)
+            outbox.set_status_message(session, announcement.id or 0, posted.channel, posted.ts)
 
 
 def workspace_members(slack: SlackGateway, page_size: int = USERS_PAGE) -> list[Profile]:

@@ -1,91 +1,99 @@
 """Fair share: one member going as fast as they can must not slow the bot down for everyone else.
 
 Each member may send MEMBER_COMMANDS_PER_MIN commands and clicks, and ask MEMBER_QUESTIONS_PER_MIN
-handbook questions, in any sliding minute (read on the bot's clock). Beyond that, a request is
-refused before it is authorized or touches the store: the member is told to slow down and when
-to try again, and nothing changes. A refusal is said once per streak where saying it costs a
-message (a click, a DM, a mention); a command's refusal rides on its acknowledgement or response_url,
-so it is always said.
+handbook questions, per minute (read on the bot's clock). Beyond that, a request is refused before it
+is authorized or touches anything else: the member is told to slow down and when to try again, and
+nothing changes. A refusal is said once per minute where saying it costs a message (a click, a DM, a
+mention); a command's refusal rides on its acknowledgement or response_url, so it is always said.
 
-The counts live in the bot process: with several processes each allows its own share (the limits
-are about protecting a process's listener threads and the workspace's posting budget).
+The counts are in the database (`member_window`), so the limit is one limit however many bot
+processes share it: each request is counted by one upsert (INSERT … ON CONFLICT DO UPDATE …
+RETURNING), atomic on PostgreSQL (the row is locked while it changes) and on SQLite (one writer).
+A member's minute begins with their first request after the previous minute ended, so exactly
+`per_minute` requests get through in it, whichever processes they reach; over any sliding minute
+that is at most twice the share (the end of one minute and the start of the next).
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
-from collections import deque
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from core.clock import Clock
+from sqlalchemy import case, literal
+from sqlalchemy.dialects import postgresql, sqlite
+
+from db.models import MemberWindow
+from db.types import UTCDateTime
 
 if TYPE_CHECKING:
-    from core.slack import SlackGateway
     from jobs.runtime import Services
 
+log = logging.getLogger("crewcall.fairness")
+
 WINDOW = timedelta(minutes=1)
+COMMANDS, QUESTIONS = "commands", "questions"
+
+_windows = MemberWindow.__table__  # type: ignore[attr-defined]
 
 
 @dataclass(frozen=True)
 class Refusal:
-    retry_at: datetime  # when the member's oldest counted request leaves the window
-    first: bool  # the first refusal since they were last let through
+    retry_at: datetime  # when the member's minute ends
+    first: bool  # the first refusal of this minute
 
 
 class MemberLimit:
-    """At most `per_minute` requests per member in any sliding minute."""
+    """At most `per_minute` requests of one kind per member in each of their minutes."""
 
-    def __init__(self, per_minute: int, clock: Clock) -> None:
+    def __init__(self, kind: str, per_minute: int, services: Services) -> None:
+        self.kind = kind
         self.per_minute = per_minute
-        self.clock = clock
-        self._lock = threading.Lock()
-        self._seen: dict[str, deque[datetime]] = {}
-        self._told: set[str] = set()
+        self.services = services
 
     def take(self, user_id: str) -> Refusal | None:
-        """Count one request; a Refusal when the member is over their share (then it isn't counted)."""
-        now = self.clock.now()
-        with self._lock:
-            seen = self._seen.setdefault(user_id, deque())
-            while seen and seen[0] <= now - WINDOW:
-                seen.popleft()
-            if len(seen) < self.per_minute:
-                seen.append(now)
-                self._told.discard(user_id)
-                return None
-            first = user_id not in self._told
-            self._told.add(user_id)
-            if len(self._seen) > 10_000:
-                self._forget_idle(now)
-            return Refusal(retry_at=seen[0] + WINDOW, first=first)
+        """Count one request; a Refusal when the member is over their share. If the database can't
+        be reached the request is let through: what it does next meets the same failure and says so."""
+        now = self.services.clock.now()
+        db = self.services.db
+        insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+        new = insert(_windows).values(user_id=user_id, kind=self.kind, started_at=now, count=1)
+        # Both SET expressions read the row as it was: still in its minute, or a new minute begins.
+        ongoing = _windows.c.started_at > literal(now - WINDOW, UTCDateTime())
+        counted = new.on_conflict_do_update(
+            index_elements=[_windows.c.user_id, _windows.c.kind],
+            set_={
+                "started_at": case((ongoing, _windows.c.started_at), else_=new.excluded.started_at),
+                "count": case((ongoing, _windows.c.count + 1), else_=1),
+            },
+        ).returning(_windows.c.started_at, _windows.c.count)
+        try:
+            if db.dialect == "postgresql":
+                # One statement needs no transaction around it: autocommit spares BEGIN and COMMIT.
+                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                    started_at, count = conn.execute(counted).one()
+            else:
+                with db.write() as session:  # SQLite: through the process's writer queue
+                    started_at, count = session.execute(counted).one()
+        except Exception:
+            log.exception("could not count a request of %s; letting it through", user_id)
+            return None
+        if count <= self.per_minute:
+            return None
+        return Refusal(retry_at=started_at + WINDOW, first=count == self.per_minute + 1)
 
-    def _forget_idle(self, now: datetime) -> None:
-        for user_id in [u for u, s in self._seen.items() if not s or s[-1] <= now - WINDOW]:
-            del self._seen[user_id]
 
-
-@dataclass
+@dataclass(frozen=True)
 class Limits:
     commands: MemberLimit
     questions: MemberLimit
 
 
-_limits: weakref.WeakKeyDictionary[SlackGateway, Limits] = weakref.WeakKeyDictionary()
-_limits_lock = threading.Lock()
-
-
 def limits_for(services: Services) -> Limits:
-    """This app's per-member limits (one set per Slack connection, like the pacer)."""
-    with _limits_lock:
-        limits = _limits.get(services.slack)
-        if limits is None:
-            config = services.config
-            limits = Limits(
-                commands=MemberLimit(config.member_commands_per_min, services.clock),
-                questions=MemberLimit(config.member_questions_per_min, services.clock),
-            )
-            _limits[services.slack] = limits
-        return limits
+    """This app's per-member limits (they keep nothing but the settings: the counts are in the store)."""
+    config = services.config
+    return Limits(
+        commands=MemberLimit(COMMANDS, config.member_commands_per_min, services),
+        questions=MemberLimit(QUESTIONS, config.member_questions_per_min, services),
+    )

@@ -11,15 +11,15 @@ saved or a handbook reloaded in another bot process is picked up here too.
 from __future__ import annotations
 
 import logging
-import queue
 import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from core.events import APP_STOPPING
-from core.slack import SlackFailure
+from core.slack import POST_KEY_EVENT, SlackFailure
 from domain.policy import HandbookError, PolicyIndex, load_handbook
 from domain.policy import service as rules
 from domain.policy.semantic import Embedder
@@ -30,10 +30,17 @@ from views import policy as views
 from views.blocks import Block, section, slow_down
 
 if TYPE_CHECKING:
+    from sqlmodel import Session
+
     from db.models import PolicyQuestion
     from jobs.runtime import Services
 
 log = logging.getLogger("crewcall.policy")
+
+#: How often a poster looks for cards queued by other processes (its own wake it at once).
+CARD_POLL_S = 5.0
+#: A claim this old was left by a poster that died (posting takes seconds): another takes it over.
+CARD_CLAIM_STALE = timedelta(minutes=2)
 
 _LEADING_MENTION = re.compile(r"^\s*<@[UW][A-Z0-9]+(?:\|[^>]*)?>[\s,:]*")
 
@@ -60,7 +67,8 @@ class PolicyDesk:
         # texts already embedded (by content hash) are read from the cache, never embedded again
         self.embedder = Embedder(services.config.policy_cache_dir)
         self.live = self._load()
-        self._cards: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._wake = threading.Event()  # a card was queued here: look now, not at the next poll
+        self._stopping = threading.Event()
         self._poster = threading.Thread(target=self._post_cards, name="leads-cards", daemon=True)
         self._poster.start()
 
@@ -221,6 +229,8 @@ class PolicyDesk:
             repeated = rules.repeated_escalation(session, asked, answer)
             if repeated is None:
                 question = rules.record_question(session, asked, answer, self.services.clock.now(), source)
+                if question.state == ESCALATED:
+                    self.queue_leads_card(session, question)
         if repeated is not None:
             text = views.repeated_text(repeated.id or 0, repeated.via)
             send(text, [section(text)])
@@ -228,41 +238,70 @@ class PolicyDesk:
         if question.state == ESCALATED:
             text = views.escalated_text(question.off_topic, asked.via)
             send(text, [section(text)])
-            self.post_leads_card(question)
+            self.wake_poster()
             return
         send(views.answer_text(question.quote, question.cited), self.answer_view(question, views.ASK))
 
-    def post_leads_card(self, q: PolicyQuestion) -> None:
-        """Queue the escalation for LEADS_CHANNEL: the desk's poster sends the cards one at a time
-        through the workspace pacer, so a flood of questions waits in the queue rather than on the
-        threads that answer people. Without the channel (or if Slack refuses), the question still
-        waits on every lead's Home tab, with its Answer button."""
+    def queue_leads_card(self, session: Session, q: PolicyQuestion) -> None:
+        """Queue the escalation's card for LEADS_CHANNEL, in the transaction that escalates it (so a
+        process dying after it commits leaves the card queued, not lost); `wake_poster()` once it
+        has committed. A poster thread (this process's, or any other's) claims the card and sends
+        the cards one at a time through the workspace pacer, so a flood of questions waits in the
+        queue rather than on the threads that answer people. Without the channel (or if Slack
+        refuses), the question still waits on every lead's Home tab, with its Answer button."""
         assert q.id is not None
         if not self.services.config.leads_channel:
             log.warning(
                 "question #%s escalated, but LEADS_CHANNEL is not set: only the Home tab shows it", q.id
             )
             return
-        self._cards.put(q.id)
+        rules.queue_leads_card(session, q.id, self.services.clock.now())
+
+    def wake_poster(self) -> None:
+        """A card was queued here: look now rather than at the next poll."""
+        self._wake.set()
 
     def _post_cards(self) -> None:
-        while (question_id := self._cards.get()) is not None:
+        while not self._stopping.is_set():
+            self._wake.wait(CARD_POLL_S)
+            self._wake.clear()  # a card queued from here on wakes the next wait
             try:
-                with self.services.db.session() as session:
-                    q = rules.get_question(session, question_id)
-                if q.state == ESCALATED and not q.leads_ts:
-                    self._post_card(q)
+                while not self._stopping.is_set() and self._post_next_card():
+                    pass
             except Exception:
-                log.exception("could not post the leads' card of question #%s", question_id)
+                log.exception("could not post the leads' cards")
+
+    def _post_next_card(self) -> bool:
+        """Claim the oldest waiting card and post it; False when none is waiting. The claim is
+        taken once the pacer lets this poster send, so it is never older than a post takes."""
+        with self.services.db.read() as session:
+            if not rules.leads_card_waiting(session):
+                return False
+        channel = self.services.config.leads_channel or ""
+        with pacer_for(self.services).slot(channel):
+            now = self.services.clock.now()
+            with self.services.db.write() as session:
+                claim = rules.claim_leads_card(session, now, stale_before=now - CARD_CLAIM_STALE)
+            if claim is None:
+                return False
+            q = claim.question
+            assert q.id is not None
+            if q.state != ESCALATED or q.leads_ts or not channel:
+                with self.services.db.write() as session:
+                    rules.drop_leads_card(session, q.id)
+                return True
+            self._post_card(q, channel, claim.retried)
+        return True
 
     def stop(self) -> None:
-        """Post what is queued, then stop the poster."""
-        self._cards.put(None)
+        """Finish the card being posted, then stop the poster; cards still waiting stay queued in
+        the database for the next start, or for another process."""
+        self._stopping.set()
+        self._wake.set()
         self._poster.join(timeout=30)
 
-    def _post_card(self, q: PolicyQuestion) -> None:
+    def _post_card(self, q: PolicyQuestion, channel: str, retried: bool) -> None:
         assert q.id is not None
-        channel = self.services.config.leads_channel or ""
         blocks = views.leads_card(
             question_id=q.id,
             asker_id=q.asker_id,
@@ -275,15 +314,30 @@ class PolicyDesk:
             escalated_by=q.escalated_by,
             answered_with=q.cited if q.state == ESCALATED and q.quote else "",
         )
+        # The same key whichever process posts it: one that takes over a dead poster's claim first
+        # looks for the card in the channel.
+        key = f"policy-question-{q.id}"
+        slack = self.services.slack
         try:
-            with pacer_for(self.services).slot(channel):
-                posted = self.services.slack.post_once(
-                    channel, f"Question #{q.id} from <@{q.asker_id}> needs a lead", blocks
+            posted = slack.find_post(channel, key) if retried else None
+            if posted is None:
+                posted = slack.post_once(
+                    channel,
+                    f"Question #{q.id} from <@{q.asker_id}> needs a lead",
+                    blocks,
+                    metadata={"event_type": POST_KEY_EVENT, "event_payload": {"key": key}},
                 )
         except SlackFailure as e:
+            if e.in_doubt:  # it may have been posted: the claim goes stale, then the channel is checked
+                log.warning(
+                    "the escalation of question #%s may not have reached %s: %s", q.id, channel, e.error
+                )
+                return
             log.error("could not post the escalation of question #%s to %s: %s", q.id, channel, e.error)
+            with self.services.db.write() as session:
+                rules.drop_leads_card(session, q.id)
             return
-        with self.services.db.session() as session:
+        with self.services.db.write() as session:
             rules.set_leads_card(session, q.id, posted.channel, posted.ts)
 
     def bot_user_id(self) -> str | None:

@@ -24,7 +24,7 @@ from domain import shifts
 from domain.shifts import JobPlan, ReminderToSend, ShiftView
 from jobs import runtime
 from jobs.pacing import pacer_for
-from jobs.redraw import Redraws
+from jobs.redraw import InPlace, Redraws
 from views import shifts as shift_views
 from views.blocks import local_time
 
@@ -127,17 +127,17 @@ _cards = Redraws()
 
 def refresh_card(services: Services, shift_id: int) -> None:
     """Redraw the shift's card from the database, coalescing concurrent redraws."""
-    _cards.request((id(services), shift_id), lambda: _redraw(services, shift_id))
+    _cards.update((id(services), shift_id), services.slack, lambda: _card(services, shift_id))
 
 
-def _redraw(services: Services, shift_id: int) -> None:
+def _card(services: Services, shift_id: int) -> InPlace | None:
     with services.db.read() as session:
         shift = shifts.get(session, shift_id)
         current = shifts.view(session, shift)
     if not current.message_ts:
-        return
+        return None
     text, blocks = shift_views.card(current)
-    services.slack.update(current.channel_id, current.message_ts, text, blocks, what=f"{current.ref} card")
+    return InPlace(current.channel_id, current.message_ts, text, blocks, f"{current.ref} card")
 
 
 def post_card(services: Services, v: ShiftView) -> str | None:

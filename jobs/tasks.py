@@ -10,7 +10,7 @@ from __future__ import annotations
 from db.models import Task
 from domain import tasks as rules
 from jobs import runtime
-from jobs.redraw import Redraws
+from jobs.redraw import InPlace, Redraws
 from jobs.runtime import Services
 from views import tasks as views
 
@@ -19,18 +19,16 @@ _cards = Redraws()
 
 def refresh_card(services: Services, task_id: int) -> None:
     """Make the task's card true again (chat.update in place), coalescing concurrent redraws."""
-    _cards.request((id(services), task_id), lambda: _redraw(services, task_id))
+    _cards.update((id(services), task_id), services.slack, lambda: _card(services, task_id))
 
 
-def _redraw(services: Services, task_id: int) -> None:
+def _card(services: Services, task_id: int) -> InPlace | None:
     with services.db.read() as session:
         task = rules.get(session, task_id)
     if not (task.channel_id and task.message_ts):
-        return
+        return None
     text, blocks = views.card(task, services.clock.now())
-    services.slack.update(
-        task.channel_id, task.message_ts, text, blocks, what=f"card of {rules.ref(task_id)}"
-    )
+    return InPlace(task.channel_id, task.message_ts, text, blocks, f"card of {rules.ref(task_id)}")
 
 
 def _expiry_job(task_id: int) -> str:

@@ -21,7 +21,7 @@ from core.slack import SlackFailure
 from domain import skills as catalogue
 from domain import vetting as rules
 from jobs import runtime
-from jobs.redraw import Redraws
+from jobs.redraw import InPlace, Redraws
 from jobs.runtime import Services
 from views import vetting as views
 from views.policy import Source, section_url
@@ -205,22 +205,18 @@ def post_card(services: Services, application_id: int) -> bool:
 
 def refresh_card(services: Services, application_id: int) -> None:
     """Make the application's card true again (chat.update in place), coalescing concurrent redraws."""
-    _cards.request((id(services), application_id), lambda: _redraw(services, application_id))
+    _cards.update((id(services), application_id), services.slack, lambda: _card(services, application_id))
 
 
-def _redraw(services: Services, application_id: int) -> None:
+def _card(services: Services, application_id: int) -> InPlace | None:
     with services.db.read() as session:
         application = rules.get(session, application_id)
         declines = rules.declines_before(session, application)
     if not (application.card_channel and application.card_ts):
-        return
+        return None
     text, blocks = views.card(application, declines)
-    services.slack.update(
-        application.card_channel,
-        application.card_ts,
-        text,
-        blocks,
-        what=f"card of {rules.ref(application_id)}",
+    return InPlace(
+        application.card_channel, application.card_ts, text, blocks, f"card of {rules.ref(application_id)}"
     )
 
 

@@ -2,7 +2,7 @@
 Each domain keeps its models in a module of its own."""
 
 from db.models.announcements import Announcement, AnnouncementAck, AnnouncementDelivery
-from db.models.core import AuditEntry, Member, MemberSkill, ProcessedEvent
+from db.models.core import AuditEntry, Member, MemberSkill, MemberWindow, ProcessedEvent
 from db.models.pay import CapNotice, PayStatement, WeeklyCap
 from db.models.policy import PolicyFaq, PolicyFeedback, PolicyQuestion, PolicyRevision
 from db.models.referrals import LeaderboardOptIn, Referral
@@ -20,6 +20,7 @@ __all__ = [
     "LeaderboardOptIn",
     "Member",
     "MemberSkill",
+    "MemberWindow",
     "PayStatement",
     "PolicyFaq",
     "PolicyFeedback",

@@ -1,4 +1,5 @@
-"""Members, skills, the audit log and the record of Slack deliveries already handled."""
+"""Members, skills, the audit log, the record of Slack deliveries already handled, and each member's
+request count in their current minute."""
 
 from __future__ import annotations
 
@@ -60,3 +61,16 @@ class ProcessedEvent(SQLModel, table=True):
 
     event_id: str = Field(primary_key=True, max_length=64)
     received_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False, index=True))
+
+
+class MemberWindow(SQLModel, table=True):
+    """How many requests of a kind (`commands`, `questions`) a member sent in their current minute,
+    which began at their first request after the previous one ended (jobs/fairness.py). One row
+    per member and kind, rewritten in place: the table never grows past the members."""
+
+    __tablename__ = "member_window"
+
+    user_id: str = Field(primary_key=True, max_length=32)
+    kind: str = Field(primary_key=True, max_length=16)
+    started_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    count: int = Field(default=0)

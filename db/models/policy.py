@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from db.types import UTCDateTime
@@ -16,7 +16,15 @@ class PolicyQuestion(SQLModel, table=True):
     `resolved` by a lead. The state moves only by conditional UPDATEs (see domain/policy/service.py)."""
 
     __tablename__ = "policy_question"
-    __table_args__ = (Index("ix_policy_question_state", "state", "id"),)
+    __table_args__ = (
+        Index("ix_policy_question_state", "state", "id"),
+        Index(
+            "ix_policy_question_card_due",
+            "card_due_at",
+            postgresql_where=text("card_due_at IS NOT NULL"),
+            sqlite_where=text("card_due_at IS NOT NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     asker_id: str = Field(max_length=32, index=True)
@@ -37,6 +45,10 @@ class PolicyQuestion(SQLModel, table=True):
     lead_answer: str = Field(default="", sa_column=Column(Text, nullable=False))
     leads_channel: str | None = Field(default=None, max_length=32)  # the leads-channel card
     leads_ts: str | None = Field(default=None, max_length=32)
+    # The leads' card waits to be posted (any process's poster takes it), since this instant; and
+    # when a poster took it (another may take it again once that claim is stale: the poster died).
+    card_due_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
+    card_claimed_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     asked_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
     escalated_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     resolved_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))

@@ -203,12 +203,81 @@ def get_question(session: Session, question_id: int) -> PolicyQuestion:
     return question
 
 
+def queue_leads_card(session: Session, question_id: int, now: datetime) -> bool:
+    """The escalation's card is to be posted in the leads' channel (by whichever process's poster
+    claims it first); False when it already is queued or posted."""
+    return bool(
+        rows_changed(
+            session,
+            update(PolicyQuestion)
+            .where(
+                col(PolicyQuestion.id) == question_id,
+                col(PolicyQuestion.state) == ESCALATED,
+                col(PolicyQuestion.leads_ts).is_(None),
+                col(PolicyQuestion.card_due_at).is_(None),
+            )
+            .values(card_due_at=now),
+        )
+    )
+
+
+def leads_card_waiting(session: Session) -> bool:
+    """Any card queued and not yet posted (a cheap look before waiting for the pacer)."""
+    return (
+        session.exec(
+            select(PolicyQuestion.id).where(col(PolicyQuestion.card_due_at).is_not(None)).limit(1)
+        ).first()
+        is not None
+    )
+
+
+@dataclass(frozen=True)
+class CardClaim:
+    question: PolicyQuestion
+    retried: bool  # a poster claimed it before and did not finish (it died, or Slack's answer was lost)
+
+
+def claim_leads_card(session: Session, now: datetime, stale_before: datetime) -> CardClaim | None:
+    """The oldest card waiting to be posted, claimed for this poster: one nobody claimed, or whose
+    claim is older than `stale_before`. On PostgreSQL the row is locked and rows other posters hold
+    are skipped (FOR UPDATE SKIP LOCKED); SQLite has a single writer. Commit before posting."""
+    open_claim = col(PolicyQuestion.card_claimed_at)
+    question = session.exec(
+        select(PolicyQuestion)
+        .where(
+            col(PolicyQuestion.card_due_at).is_not(None),
+            open_claim.is_(None) | (open_claim < stale_before),
+        )
+        .order_by(col(PolicyQuestion.card_due_at), col(PolicyQuestion.id))
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    ).first()
+    if question is None:
+        return None
+    retried = question.card_claimed_at is not None
+    question.card_claimed_at = now
+    session.add(question)
+    session.flush()
+    return CardClaim(question, retried)
+
+
 def set_leads_card(session: Session, question_id: int, channel: str, ts: str) -> None:
-    """Remember where the escalation card was posted, so it can be updated when answered."""
+    """Remember where the escalation card was posted, so it can be updated when answered; it no
+    longer waits to be posted."""
     session.execute(
         update(PolicyQuestion)
         .where(col(PolicyQuestion.id) == question_id)
-        .values(leads_channel=channel, leads_ts=ts)
+        .values(leads_channel=channel, leads_ts=ts, card_due_at=None, card_claimed_at=None)
+    )
+
+
+def drop_leads_card(session: Session, question_id: int) -> None:
+    """The card won't be posted (Slack refused it, or the question left the leads' hands first):
+    the question still waits on every lead's Home tab while it is escalated."""
+    session.execute(
+        update(PolicyQuestion)
+        .where(col(PolicyQuestion.id) == question_id)
+        .values(card_due_at=None, card_claimed_at=None)
     )
 
 

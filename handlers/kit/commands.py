@@ -333,22 +333,23 @@ def _run_handler(
     ack_first: bool,
 ) -> Any:
     acked = False
+    if role == Role.CONTRACTOR and ack_first:
+        # Everyone may do this: acknowledge before touching the store (the fair-share count
+        # included), so the ack stays fast even when the database is busy (a storm of clicks).
+        ack()
+        acked = True
     if request.kind in ("command", "action"):
         refusal = limits_for(services).commands.take(request.user_id)
         if refusal is not None:
             text = slow_down("commands and clicks", refusal.retry_at)
-            if request.kind == "command":
+            if request.kind == "command" and not acked:
                 ack(response_type="ephemeral", text=text)
             else:
-                ack()
-                if refusal.first:
+                if not acked:
+                    ack()
+                if request.kind == "command" or refusal.first:
                     Ctx(services, request, Actor(request.user_id)).reply(text)
             return None
-    if role == Role.CONTRACTOR and ack_first:
-        # Everyone may do this: acknowledge before touching the store, so the ack stays fast
-        # even when the database is busy (a storm of clicks on one task).
-        ack()
-        acked = True
     ctx = Ctx(services, request, Actor(request.user_id))
     try:
         actor = services.directory.actor(request.user_id)
