@@ -216,12 +216,12 @@ def flagged(ctx: Ctx, args: Args) -> None:
     )
 
 
-def home_section(services: Services, actor: Actor, session: Session) -> list[Block]:
+def home_section(services: Services, actor: Actor, session: Session, near_cap: pay.NearCap) -> list[Block]:
     now = services.clock.now()
     cap = services.config.weekly_hours_cap
     week = hours.week(session, actor.user_id, actor.tz, now)
     mine = pay.cap_status(session, actor.user_id, now, cap)
-    near = pay.near_cap(session, now, cap) if actor.is_lead else None
+    near = near_cap(session, now, cap) if actor.is_lead else None
     blocks = [
         *hour_views.week_blocks(week, actor.tz, now, compact=True),
         context(pay_views.cap_left(mine) + "."),
@@ -233,4 +233,8 @@ def home_section(services: Services, actor: Actor, session: Session) -> list[Blo
 
 def register(app: CrewApp) -> None:
     app.commands.add(hours_command).register(app, app.services)
-    app.home.section("hours", "Hours", order=40)(home_section)
+    near_cap = pay.NearCap()  # one per app: its sums are of this app's store
+
+    @app.home.section("hours", "Hours", order=40)
+    def hours_home(services: Services, actor: Actor, session: Session) -> list[Block]:
+        return home_section(services, actor, session, near_cap)

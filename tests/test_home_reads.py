@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import event, text
 
 from sandbox.harness import BotHarness
+from tests.shift_helpers import add_member
 from tests.tasks_support import make_lead, post
 
 
@@ -67,3 +68,26 @@ def test_live_counts_are_exact_and_settled_ones_a_minute_old_at_most(bot: BotHar
     bot.clock.advance(minutes=1)
     home = _lead_home(bot)
     assert (_count(home, "Open"), _count(home, "Cancelled")) == ("1", "1")
+
+
+def test_near_cap_list_counts_time_closed_since_its_last_sum(bot: BotHarness) -> None:
+    """The near-cap list sums the week at most once a minute; time clocked out in between still shows."""
+    make_lead(bot)
+    add_member(bot, "U1", "UTC")
+    bot.command("ULEAD", "/crew", "cap <@U1> 2")
+    assert "Nobody is near their weekly cap" in _lead_home(bot)  # the week summed now
+    bot.command("U1", "/hours", "in")
+    bot.clock.advance(minutes=50)
+    bot.command("U1", "/hours", "out")
+    assert "Nobody is near their weekly cap" in _lead_home(bot)  # 0.83 h of 2 h
+    bot.command("U1", "/hours", "in")
+    bot.clock.advance(minutes=5)
+    assert "Nobody is near their weekly cap" in _lead_home(bot)  # 0.92 h
+    bot.clock.advance(minutes=55)
+    bot.command("U1", "/hours", "out")
+    assert "<@U1>: 1.83 h of 2 h" in _lead_home(bot)  # summed again (over a minute since)
+    bot.command("U1", "/hours", "in")
+    bot.clock.advance(seconds=30)
+    bot.command("U1", "/hours", "out")
+    home = _lead_home(bot)  # 30 s after the last sum: from the cache plus the entry closed since
+    assert "<@U1>: 1.84 h of 2 h" in home
