@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from core.authz import Actor, Role
 from core.config import Config
@@ -26,8 +26,8 @@ from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
 from handlers.kit.interactions import ButtonReader, FieldErrors, button, event, modal
 from jobs import referrals as referral_jobs
+from jobs import reports
 from views import referrals as views
-from views.files import Counted
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -275,14 +275,11 @@ def set_status(ctx: Ctx, args: Args) -> None:
     action="export referrals",
 )
 def export(ctx: Ctx, args: Args) -> None:
-    with ctx.read() as session:
-        rows = Counted(rules.all_for_export(session))
-        content = views.export_csv(rows)
-    with content:
-        _send_export(ctx, content, rows.count)
+    built = reports.referral_export(ctx.services)
+    _send_export(ctx, built.content, built.count)
 
 
-def _send_export(ctx: Ctx, content: IO[bytes], count: int) -> None:
+def _send_export(ctx: Ctx, content: bytes, count: int) -> None:
     slack = ctx.services.slack
     stamp = ctx.now.strftime("%Y-%m-%d")
     try:
