@@ -292,21 +292,20 @@ class NearCap:
         self._weeks: dict[str, tuple[datetime, datetime]] = {}
 
     def __call__(self, session: Session, now: datetime, default_hours: Decimal) -> list[CapStatus]:
-        weeks = {tz: hours.week_bounds(now, tz) for tz in _zones(session)}
-        with self._lock:
-            fresh = (
-                self._taken_at is not None
-                and now - self._taken_at < NEAR_CAP_MAX_AGE
-                and self._weeks == weeks
-            )
-            closed, taken_at = self._closed, self._taken_at  # replaced, never changed in place
-        if not fresh or taken_at is None:
-            closed = _closed_per_member(session, weeks)
+        with self._lock:  # the three are replaced together, never changed in place
+            taken_at, closed, weeks = self._taken_at, self._closed, self._weeks
+        # The members' zones are read with the sums (a scan of the members): a new zone's closed time
+        # counts from the next sum.
+        fresh = taken_at is not None and now - taken_at < NEAR_CAP_MAX_AGE
+        if fresh and weeks != {tz: hours.week_bounds(now, tz) for tz in weeks}:
+            fresh = False  # a new week began somewhere
+        if fresh and taken_at is not None:
+            since = _closed_per_member(session, weeks, closed_since=taken_at)
+        else:
+            weeks = {tz: hours.week_bounds(now, tz) for tz in _zones(session)}
+            closed, since = _closed_per_member(session, weeks), {}
             with self._lock:
                 self._closed, self._taken_at, self._weeks = closed, now, weeks
-            since: dict[str, int] = {}
-        else:
-            since = _closed_per_member(session, weeks, closed_since=taken_at)
         own = {
             user_id: minutes
             for user_id, minutes in session.exec(select(WeeklyCap.user_id, WeeklyCap.cap_minutes))
@@ -323,7 +322,7 @@ class NearCap:
             .where(col(TimeEntry.ended_at).is_(None))
         )
         for user_id, started_at, tz in running:
-            start, end = weeks.get(tz or "UTC", weeks["UTC"])
+            start, end = hours.week_bounds(now, tz or "UTC")
             clocked.setdefault(user_id, closed.get(user_id, 0) / 1_000_000)
             clocked[user_id] += max(0.0, (min(now, end) - max(started_at, start)).total_seconds())
         caps = {u: Cap(own[u], own=True) if u in own else Cap(default, own=False) for u in clocked}
