@@ -14,7 +14,8 @@ sending the request to the fake Slack receiving the answer. One line per figure:
 - `/hours report` for last week: the command's acknowledgement, and the time to the bot's "Sent …
   to your DMs" (the CSV built and uploaded), p50 / p99 / max;
 - `/tasks` sent over and over while reports run one after another (from another thread), until
-  `--runs` of them answered: p50 / p99 / max;
+  `--runs` of them answered: p50 / p99 / max, beside `--runs` of them sent just before with no
+  report running (on a shared machine, what the machine alone does to the same request);
 - the data-scale table, `--runs` of each at size and on the small store: `/tasks`, `/tasks mine`, a
   Claim click (the "is yours" answer; each claim released again before the next, not timed),
   `/hours`, `/referrals`, a lead's and a contractor's Home publish (the `app_home_opened` event to
@@ -34,6 +35,7 @@ from sqlalchemy import text
 
 from bench.seed import CONTRACTOR, LEAD, ZONES
 from core.clock import Clock
+from jobs import reports
 from sandbox.fake_slack import FakeSlack
 from sandbox.harness import BotHarness
 
@@ -181,6 +183,13 @@ def report_figures(bench: Bench, label: str, reports: int, runs: int) -> None:
         f"(< {REPORT_TARGET_MS:.0f} ms: {verdict(pct(files, 0.99), REPORT_TARGET_MS)}) (n={reports})",
         flush=True,
     )
+    print(
+        f"{label}: report worker process: RSS {worker_rss_mb():.0f} MB after {reports + 1} reports",
+        flush=True,
+    )
+    alone = bench.runs(
+        lambda: bench.command(CONTRACTOR, "/tasks", "", "tasks"), runs
+    )  # the same machine, no report
     during: list[float] = []
     reported = 0
     while len(during) < runs:
@@ -193,9 +202,19 @@ def report_figures(bench: Bench, label: str, reports: int, runs: int) -> None:
     print(
         f"{label}: /tasks while a report runs: {spread(during)} "
         f"(max < {DURING_TARGET_MS:.0f} ms: {verdict(max(during) * 1000, DURING_TARGET_MS)}) "
-        f"(n={len(during)}, {reported} reports)",
+        f"(n={len(during)}, {reported} reports); alone just before: {spread(alone)} (n={len(alone)})",
         flush=True,
     )
+
+
+def worker_rss_mb() -> float:
+    """The resident memory of the report worker (Linux: /proc)."""
+    assert reports._executor is not None
+    total_kb = 0
+    for pid in reports._executor._processes:
+        with open(f"/proc/{pid}/status") as status:
+            total_kb += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
+    return total_kb / 1024
 
 
 def main() -> None:
