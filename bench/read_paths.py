@@ -7,10 +7,11 @@ ask for every day, and the lead's weekly report, on a seeded store, against a 50
         --database-url SMALL_URL
     .venv/bin/python -m bench.read_paths --database-url URL --small-url SMALL_URL [--runs 200] [--reports 5]
 
-Stores made by `bench.seed` (the bot migrates them at start-up, as in production). The real bot
-(sandbox.harness.BotHarness: create_app, waitress on a free port, the fake Slack, the system clock)
-answers signed requests sent one at a time through its HTTP door; each figure is server-side, from
-sending the request to the fake Slack receiving the answer. One line per figure:
+Stores made by `bench.seed` (the bot migrates them at start-up, as in production). The real bot,
+`bot.py` in its own process (sandbox.bot_process), answers signed requests sent one at a time
+through its HTTP door; the fake Slack and the driver run in this process, so their Python (parsing a
+2.6 MB upload, say) doesn't share the bot's GIL, as Slack's wouldn't. Each figure is server-side,
+from sending the request to the fake Slack receiving the answer. One line per figure:
 - `/hours report` for last week: the command's acknowledgement, and the time to the bot's "Sent …
   to your DMs" (the CSV built and uploaded), p50 / p99 / max;
 - `/tasks` sent over and over while reports run one after another (from another thread), until
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -34,10 +36,9 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import text
 
 from bench.seed import CONTRACTOR, LEAD, ZONES
-from core.clock import Clock
-from jobs import reports
+from db.engine import Database
+from sandbox.bot_process import BotProcess
 from sandbox.fake_slack import FakeSlack
-from sandbox.harness import BotHarness
 
 Measure = Callable[[], float]  # one request; its latency in seconds
 TARGET_MS = 50.0
@@ -68,10 +69,11 @@ class Bench:
         self.fake.start()
         self.fake.add_user(LEAD, name="lead", tz="UTC")
         self.fake.add_user(CONTRACTOR, name="user1", tz=ZONES[1])
-        self.bot = BotHarness(url, fake=self.fake, clock=Clock(), admins=("UADMIN",))
-        self.bot.start()
+        self.bot = BotProcess(self.fake, url).start()
+        self.driver = self.bot.driver
+        self.db = Database(url, pool_size=1)  # the bench's own look at the store
         # Every skill of the catalogue, so that the small store's few open tasks are claimable too.
-        with self.bot.services.db.read() as session:
+        with self.db.read() as session:
             skills = " ".join(
                 slug for (slug,) in session.execute(text("SELECT slug FROM skill ORDER BY slug"))
             )
@@ -79,7 +81,8 @@ class Bench:
         self._claimable = itertools.cycle(self._claimable_tasks())
 
     def close(self) -> None:
-        self.bot.close()
+        self.bot.stop()
+        self.db.dispose()
         self.fake.stop()
 
     def command(self, user: str, command: str, text: str, expect: str) -> float:
@@ -87,18 +90,16 @@ class Bench:
 
     def acked_command(self, user: str, command: str, text: str, expect: str) -> tuple[float, float]:
         """The acknowledgement's latency and the answer's (through the response_url), in seconds."""
-        assert self.bot.driver is not None
         url = self.fake.new_response_url()
         started = time.time()
-        response = self.bot.driver.command(user, command, text, response_url=url)
+        response = self.driver.command(user, command, text, response_url=url)
         acked = time.time() - started
         return acked, self._answer(response.body, url, started, f"{command} {text}", expect)
 
     def click(self, user: str, action: str, value: str, expect: str) -> float:
-        assert self.bot.driver is not None
         url = self.fake.new_response_url()
         started = time.time()
-        response = self.bot.driver.click(user, action, value, response_url=url)
+        response = self.driver.click(user, action, value, response_url=url)
         return self._answer(response.body, url, started, f"{action} {value}", expect)
 
     def _answer(self, body: str, url: str, started: float, what: str, expect: str) -> float:
@@ -112,9 +113,8 @@ class Bench:
         return call.ts - started
 
     def home(self, user: str) -> float:
-        assert self.bot.driver is not None
         started = time.time()
-        self.bot.driver.home_opened(user)
+        self.driver.home_opened(user)
         call = self.fake.wait_for(
             "views.publish", predicate=lambda c: c.params["user_id"] == user and c.ts >= started, timeout=60
         )[-1]
@@ -130,7 +130,7 @@ class Bench:
 
     def _claimable_tasks(self) -> list[int]:
         """Open tasks with a free slot, in one of the contractor's skills (or none), not held by them."""
-        with self.bot.services.db.read() as session:
+        with self.db.read() as session:
             rows = session.execute(
                 text(
                     "SELECT t.id FROM task t WHERE t.state = 'open' AND t.claimed + t.approved < t.slots"
@@ -183,8 +183,10 @@ def report_figures(bench: Bench, label: str, reports: int, runs: int) -> None:
         f"(< {REPORT_TARGET_MS:.0f} ms: {verdict(pct(files, 0.99), REPORT_TARGET_MS)}) (n={reports})",
         flush=True,
     )
+    helpers = descendants(bench.bot.pid)
     print(
-        f"{label}: report worker process: RSS {worker_rss_mb():.0f} MB after {reports + 1} reports",
+        f"{label}: RSS after {reports + 1} reports: the bot {rss_mb(bench.bot.pid):.0f} MB; its report worker "
+        f"and fork server {sum(rss_mb(p) for p in helpers):.0f} MB ({len(helpers)} processes)",
         flush=True,
     )
     alone = bench.runs(
@@ -207,14 +209,27 @@ def report_figures(bench: Bench, label: str, reports: int, runs: int) -> None:
     )
 
 
-def worker_rss_mb() -> float:
-    """The resident memory of the report worker (Linux: /proc)."""
-    assert reports._executor is not None
-    total_kb = 0
-    for pid in reports._executor._processes:
-        with open(f"/proc/{pid}/status") as status:
-            total_kb += next(int(line.split()[1]) for line in status if line.startswith("VmRSS:"))
-    return total_kb / 1024
+def rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:  # Linux
+        return next(int(line.split()[1]) for line in status if line.startswith("VmRSS:")) / 1024
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes started by `pid` and by them (the report worker and its fork server)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    parents[int(entry)] = int(stat.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
 
 
 def main() -> None:
