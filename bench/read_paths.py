@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import threading
 import time
@@ -69,7 +70,10 @@ class Bench:
         self.fake.start()
         self.fake.add_user(LEAD, name="lead", tz="UTC")
         self.fake.add_user(CONTRACTOR, name="user1", tz=ZONES[1])
-        self.bot = BotProcess(self.fake, url).start()
+        # As BotHarness does: a bench acts faster than people, so the fair-share limits are off.
+        self.bot = BotProcess(
+            self.fake, url, env={"MEMBER_COMMANDS_PER_MIN": "1000000", "MEMBER_QUESTIONS_PER_MIN": "1000000"}
+        ).start()
         self.driver = self.bot.driver
         self.db = Database(url, pool_size=1)  # the bench's own look at the store
         # Every skill of the catalogue, so that the small store's few open tasks are claimable too.
@@ -105,6 +109,8 @@ class Bench:
     def _answer(self, body: str, url: str, started: float, what: str, expect: str) -> float:
         if expect in body:  # answered in the ack itself
             return time.time() - started
+        if body.strip() and (json.loads(body).get("text") or json.loads(body).get("blocks")):
+            raise SystemExit(f"{what}: unexpected answer in the ack {body[:300]!r}")
         call = self.fake.wait_for(
             "response_url", predicate=lambda c: c.params.get("_url") == url, timeout=120
         )[0]
@@ -186,7 +192,7 @@ def report_figures(bench: Bench, label: str, reports: int, runs: int) -> None:
     helpers = descendants(bench.bot.pid)
     print(
         f"{label}: RSS after {reports + 1} reports: the bot {rss_mb(bench.bot.pid):.0f} MB; its report worker "
-        f"and fork server {sum(rss_mb(p) for p in helpers):.0f} MB ({len(helpers)} processes)",
+        f"and multiprocessing's resource tracker {sum(rss_mb(p) for p in helpers):.0f} MB ({len(helpers)} processes)",
         flush=True,
     )
     alone = bench.runs(
@@ -215,7 +221,7 @@ def rss_mb(pid: int) -> float:
 
 
 def descendants(pid: int) -> list[int]:
-    """The processes started by `pid` and by them (the report worker and its fork server)."""
+    """The processes started by `pid` and by them (the report worker, the resource tracker)."""
     parents: dict[int, int] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():

@@ -3,10 +3,11 @@ process.
 
 Turning a week of 30,000 members' rows into CSV lines is a second of Python. Built in the bot's own
 process, that second held the GIL in 5 ms slices against every request answered meanwhile: a `/tasks`
-of 12 ms took up to 630 ms while a report ran (bench.read_paths). So one worker process, started on
-the first report from a clean single-threaded parent (multiprocessing's forkserver), builds the
-reports one at a time at a lower CPU priority, reading the store through its own connection
+of 12 ms took up to 630 ms while a report ran (bench.read_paths). So one worker process, started
+(spawned: a fresh interpreter, nothing inherited from the bot's threads) on the first report, builds
+the reports one at a time at a lower CPU priority, reading the store through its own connection
 (`Database.read()`: a snapshot, no lock), and hands back the finished file; the bot only uploads it.
+The worker ends within a second of the bot, however the bot ended (SIGKILL included).
 A store that lives in this process's memory only (`sqlite://`) can't be opened by the worker, so its
 reports are built here.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -120,10 +122,11 @@ def _worker() -> ProcessPoolExecutor:
     global _executor
     with _executor_lock:
         if _executor is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
             _executor = ProcessPoolExecutor(
-                max_workers=1, mp_context=context, initializer=os.nice, initargs=(WORKER_NICENESS,)
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_start_worker,
+                initargs=(os.getpid(),),
             )
         return _executor
 
@@ -134,6 +137,19 @@ def _drop_worker() -> None:
         broken, _executor = _executor, None
     if broken is not None:
         broken.shutdown(wait=False)
+
+
+def _start_worker(bot_pid: int) -> None:
+    os.nice(WORKER_NICENESS)
+    threading.Thread(target=_exit_with, args=(bot_pid,), name="exit-with-the-bot", daemon=True).start()
+
+
+def _exit_with(bot_pid: int) -> None:
+    """A worker whose bot died (a SIGKILL leaves it no time to say so) is adopted by another
+    process: its parent changes, and it ends."""
+    while os.getppid() == bot_pid:
+        time.sleep(1)
+    os._exit(0)
 
 
 def _run_in_worker(url: str, work: Callable[..., T], *args: Any) -> T:

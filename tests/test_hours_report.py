@@ -139,7 +139,7 @@ def test_reports_are_built_in_a_worker_process_that_comes_back_after_dying(sqlit
     assert "0 member(s)" in bot.command(LEAD, "/hours", "report").text
     worker = reports._executor
     assert worker is not None
-    pids = list(worker._processes)  # the pool's worker, a child of multiprocessing's fork server
+    pids = list(worker._processes)  # the pool's worker process
     assert pids and os.getpid() not in pids
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
