@@ -33,7 +33,7 @@ def recorded(db: Database, work: Any) -> list[tuple[str, Any]]:
 
     event.listen(db.engine, "before_cursor_execute", before)
     try:
-        with getattr(db, "read", db.session)() as session:  # (before read() existed: session())
+        with db.read() as session:
             work(session)
     finally:
         event.remove(db.engine, "before_cursor_execute", before)

@@ -48,7 +48,7 @@ def this_week(ctx: Ctx, args: Args) -> None:
     params=[Param("task", record_id("T", "task"), required=False)],
 )
 def clock_in(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         entry, cap = pay.clock_in(
             session, ctx.actor, args.get("task"), ctx.now, ctx.source, ctx.services.config.weekly_hours_cap
         )
@@ -60,7 +60,7 @@ def clock_in(ctx: Ctx, args: Args) -> None:
 
 @hours_command.sub("out", "Clock out")
 def clock_out(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         closed = hours.clock_out(session, ctx.actor, ctx.now, ctx.source)
     hour_jobs.unregister(ctx.services.scheduler, closed.entry.id)
     pay_jobs.unplan_cap(ctx.services, closed.entry.id)
@@ -170,7 +170,7 @@ def payroll(ctx: Ctx, args: Args) -> None:
     action="approve flagged hours",
 )
 def approve(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         closed = hours.approve(session, ctx.actor, args.entry, ctx.now, ctx.source)
     e = closed.entry
     ctx.reply(

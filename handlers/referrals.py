@@ -99,7 +99,7 @@ def record_referral(ctx: Ctx, email: str, name: str, skill: str | None) -> Refer
             f"I couldn't check right now whether {email} is already in the workspace, so nothing was "
             "recorded. Please try again in a minute."
         ) from None
-    with ctx.session() as session:
+    with ctx.write() as session:
         return rules.refer(
             session,
             by=ctx.actor,
@@ -187,7 +187,7 @@ def _hours_of(session: Session, items: list[Referral]) -> dict[str, Decimal]:
 def leaderboard(ctx: Ctx, args: Args) -> None:
     if "choice" in args:
         show = args.choice == "on"
-        with ctx.session() as session:
+        with ctx.write() as session:
             changed = rules.set_leaderboard(session, ctx.actor.user_id, show, ctx.now, ctx.source)
         if show:
             ctx.reply(
@@ -240,7 +240,7 @@ def _send_all(ctx: Ctx, status: str | None, before_id: int | None) -> None:
 )
 def set_status(ctx: Ctx, args: Args) -> None:
     threshold = ctx.services.config.referral_bonus_hours
-    with ctx.session() as session:
+    with ctx.write() as session:
         change = rules.set_status(
             session,
             by=ctx.actor,
@@ -343,7 +343,7 @@ def register(app: CrewApp) -> None:
     @button(app, views.LEADERBOARD_BUTTON)
     def toggle_leaderboard(ctx: Ctx, value: str) -> None:
         show = BUTTON.one(value, SHOWN) == "on"
-        with ctx.session() as session:
+        with ctx.write() as session:
             rules.set_leaderboard(session, ctx.actor.user_id, show, ctx.now, ctx.source)
         # The Home tab redrawn with the new choice is the answer.
         services.home.publish(services, ctx.actor.user_id)
@@ -365,7 +365,7 @@ def register(app: CrewApp) -> None:
         profile = profile_from_user(user)
         if profile.is_bot or not profile.email:
             return
-        with ctx.session() as session:
+        with ctx.write() as session:
             members.apply_profile(session, profile, ctx.now)
             linked = rules.link_referee(session, profile.email, profile.user_id, ctx.now, ctx.source)
         if linked is None:

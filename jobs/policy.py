@@ -127,7 +127,7 @@ class PolicyDesk:
             if not sections and self.live.index.sections:
                 log.error("handbook reload found no sections, kept the previous one: %s", listed)
                 return views.reload_text(sections=0, files=0, faqs=0, problems=listed, kept_previous=True)
-            with self.services.db.session() as session:
+            with self.services.db.write() as session:
                 revisions = rules.handbook_reloaded(
                     session,
                     actor_id,
@@ -217,7 +217,7 @@ class PolicyDesk:
             send(text, [section(text)])
             return
         answer = self.index().answer(asked.text)
-        with self.services.db.session() as session:
+        with self.services.db.write() as session:
             repeated = rules.repeated_escalation(session, asked, answer)
             if repeated is None:
                 question = rules.record_question(session, asked, answer, self.services.clock.now(), source)
@@ -248,7 +248,7 @@ class PolicyDesk:
     def _post_cards(self) -> None:
         while (question_id := self._cards.get()) is not None:
             try:
-                with self.services.db.session() as session:
+                with self.services.db.read() as session:
                     q = rules.get_question(session, question_id)
                 if q.state == ESCALATED and not q.leads_ts:
                     self._post_card(q)
@@ -283,7 +283,7 @@ class PolicyDesk:
         except SlackFailure as e:
             log.error("could not post the escalation of question #%s to %s: %s", q.id, channel, e.error)
             return
-        with self.services.db.session() as session:
+        with self.services.db.write() as session:
             rules.set_leads_card(session, q.id, posted.channel, posted.ts)
 
     def bot_user_id(self) -> str | None:

@@ -84,7 +84,7 @@ def unregister_shift(scheduler: Scheduler, shift_id: int) -> None:
 
 def start(services: Services) -> None:
     """At start-up: register every job the database says is still to run (idempotent)."""
-    with services.db.session() as session:
+    with services.db.write() as session:
         plan = shifts.outstanding(session, services.clock.now())
     register(services.scheduler, plan)
     if plan.reminders or plan.starts:
@@ -128,7 +128,7 @@ def post_card(services: Services, v: ShiftView) -> str | None:
             return None
         log.error("could not post the card of %s to %s: %s", v.ref, v.channel_id, e.error)
         return e.error
-    with services.db.session() as session:
+    with services.db.write() as session:
         shifts.set_card(session, v.id, posted.channel, posted.ts)
     return None
 
@@ -169,7 +169,7 @@ def notify(services: Services, user_id: str, text: str, what: str) -> None:
 
 def send_reminder(shift_id: int, occurrence: int, user_id: str) -> None:
     services = runtime.services()
-    with services.db.session() as session:
+    with services.db.write() as session:
         todo = shifts.claim_reminder(session, shift_id, occurrence, user_id, services.clock.now())
     if todo is not None:
         deliver_reminder(services, todo)
@@ -183,7 +183,7 @@ def deliver_reminder(services: Services, todo: ReminderToSend) -> None:
     except SlackFailure as e:
         _retry_or_give_up(services, todo, e.error)
         return
-    with services.db.session() as session:
+    with services.db.write() as session:
         shifts.reminder_sent(
             session, todo.reminder_id, services.clock.now(), data.get("channel", ""), data["ts"]
         )
@@ -192,14 +192,14 @@ def deliver_reminder(services: Services, todo: ReminderToSend) -> None:
 def _retry_or_give_up(services: Services, todo: ReminderToSend, error: str) -> None:
     retry_at = services.clock.now() + REMINDER_RETRY
     retry = error not in UNREACHABLE and retry_at < todo.shift.starts_at
-    with services.db.session() as session:
+    with services.db.write() as session:
         shifts.reminder_failed(session, todo.reminder_id, retry=retry)
     v = todo.shift
     if not retry:
         log.error("reminder of %s for %s could not be sent (%s); giving up", v.ref, todo.user_id, error)
         return
     log.warning("reminder of %s for %s failed (%s); trying again at %s", v.ref, todo.user_id, error, retry_at)
-    with services.db.session() as session:
+    with services.db.read() as session:
         attempts = shifts.reminder_attempts(session, todo.reminder_id)
     # A new id per attempt: the scheduler is still removing the job that is running now.
     services.scheduler.at(
@@ -213,7 +213,7 @@ def _retry_or_give_up(services: Services, todo: ReminderToSend, error: str) -> N
 
 def start_shift(shift_id: int, occurrence: int) -> None:
     services = runtime.services()
-    with services.db.session() as session:
+    with services.db.write() as session:
         result = shifts.start_occurrence(session, shift_id, occurrence, services.clock.now())
     if result is None:
         return
@@ -238,7 +238,7 @@ def start_shift(shift_id: int, occurrence: int) -> None:
 
 def end_shift(shift_id: int, occurrence: int) -> None:
     services = runtime.services()
-    with services.db.session() as session:
+    with services.db.write() as session:
         result = shifts.end_occurrence(session, shift_id, occurrence, services.clock.now())
     if result is None:
         return
