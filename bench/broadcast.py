@@ -76,7 +76,7 @@ def _recipient(call: Call) -> str | None:
 def outbox_states(url: str) -> dict[str, int]:
     db = Database(url)
     try:
-        with db.session() as session:
+        with db.read() as session:
             rows = session.exec(
                 select(AnnouncementDelivery.state, func.count()).group_by(col(AnnouncementDelivery.state))
             ).all()

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.query_plans --database-url sqlite:///data/bench-30000.db
 
 Runs the real domain functions (`domain.hours.report` for last week; for a lead's Home: their
-active assignments, the task counts and the review queue), records the statements they send, and
+active assignments, the task counts, the review queue, and who is near their weekly cap), records the statements they send, and
 prints each with its plan: `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN ANALYZE` on PostgreSQL.
 """
 
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import event
@@ -19,7 +20,7 @@ from sqlmodel import Session
 from bench.seed import LEAD
 from db.engine import Database
 from db.migrate import upgrade
-from domain import hours
+from domain import hours, pay
 from domain import tasks as rules
 
 
@@ -32,7 +33,7 @@ def recorded(db: Database, work: Any) -> list[tuple[str, Any]]:
 
     event.listen(db.engine, "before_cursor_execute", before)
     try:
-        with getattr(db, "read", db.session)() as session:  # (before read() existed: session())
+        with db.read() as session:
             work(session)
     finally:
         event.remove(db.engine, "before_cursor_execute", before)
@@ -80,9 +81,17 @@ def main() -> None:
             rules.counts_by_state(session)  # type: ignore[attr-defined]
         rules.awaiting_review(session, 10)
 
+    def near_cap(session: Session) -> None:
+        near = pay.NearCap()
+        near(session, now, Decimal(40))  # the week's sums per member (at most once a minute)
+        near(
+            session, now + timedelta(seconds=1), Decimal(40)
+        )  # then each time: entries closed since, running ones
+
     for title, work in (
         (f"hours report, week of {start:%Y-%m-%d}", lambda s: hours.report(s, start, end)),
         ("lead Home: tasks section", lead_home),
+        ("lead Home: hours section, who is near their cap", near_cap),
     ):
         print(f"## {title} ({db.dialect})\n")
         for statement, parameters in recorded(db, work):

@@ -34,7 +34,7 @@ THRESHOLD = Decimal(10)
 
 
 def seed(db: Database, referrals: int, entries: int) -> None:
-    with db.session() as session:
+    with db.write() as session:
         session.add(Member(user_id="UREFERRER", created_at=NOW))
         for i in range(referrals):
             referee = f"UR{i:06d}"
@@ -69,7 +69,7 @@ def seed(db: Database, referrals: int, entries: int) -> None:
 
 
 def sweep(db: Database) -> int:
-    with db.session() as session:
+    with db.write() as session:
         return len(rules.promote_eligible(session, threshold_hours=THRESHOLD, now=NOW, source="bench"))
 
 
@@ -77,7 +77,7 @@ def baseline(db: Database) -> int:
     """The first implementation: fetch every closed, unflagged entry of the candidates and sum the
     durations in Python."""
     crossed = 0
-    with db.session() as session:
+    with db.read() as session:
         hired = list(session.exec(select(Referral).where(Referral.status == rules.HIRED)))
         referees = [r.referee_user_id or "" for r in hired]
         totals: dict[str, timedelta] = defaultdict(timedelta)

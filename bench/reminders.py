@@ -135,7 +135,7 @@ def run(label: str, scale: float, paced: bool, reminders: int, burst: int, url: 
     bot = BotHarness(url, env=env, clock=clock, fake=fake, admins=()).start()  # type: ignore[arg-type]
     services = bot.services
     users = [f"UB{i:05d}" for i in range(reminders)]
-    with services.db.session() as session:
+    with services.db.write() as session:
         for i, user in enumerate(users):
             session.add(Member(user_id=user, name=user.lower(), tz=ZONES[i % len(ZONES)], created_at=START))
     lead = Actor("UBLEAD", tz="UTC")
@@ -151,12 +151,12 @@ def run(label: str, scale: float, paced: bool, reminders: int, burst: int, url: 
         spec = NewShift(
             f"Bench {s}", local, local + timedelta(hours=2), "UTC", PER_SHIFT, None, "none", REMIND, "C0BENCH"
         )
-        with services.db.session() as session:
+        with services.db.write() as session:
             created, plan = shifts.create(session, lead, spec, START, "bench")
         shift_jobs.register(services.scheduler, plan)
         shift_ids.append(created.id)
     for i, user in enumerate(users):
-        with services.db.session() as session:
+        with services.db.write() as session:
             joined = shifts.join(session, Actor(user), shift_ids[i // PER_SHIFT], START, "bench")
         assert joined.reminder is not None
         shift_jobs.register(services.scheduler, JobPlan(reminders=[joined.reminder]))
@@ -186,7 +186,7 @@ def run(label: str, scale: float, paced: bool, reminders: int, burst: int, url: 
     lateness = [ts - due_wall for ts, _ in calls]
     ideal_last = earliest_schedule([due_wall] * burst, 600, window, 1.0 / scale)[-1]
     last = max((ts for ts, _ in calls), default=float("nan"))
-    with services.db.session() as session:
+    with services.db.read() as session:
         states = dict(
             session.exec(select(ShiftReminder.state, func.count()).group_by(ShiftReminder.state)).all()  # type: ignore[arg-type]
         )

@@ -13,7 +13,6 @@
   writer instead of queueing behind it. The connection is `PRAGMA query_only` while it lasts, so a
   write slipped into a read path fails loudly instead of running unlocked. On PostgreSQL it is a
   READ ONLY transaction (same effect).
-- `Database.session()` is `write()` under its former name, until the remaining callers move.
 
 SQLite runs in WAL mode with foreign keys on; PostgreSQL with a connection pool sized for the HTTP
 worker threads and the scheduler. Sessions are never shared across threads.
@@ -134,9 +133,6 @@ class Database:
             except BaseException:
                 session.rollback()
                 raise
-
-    # The former name of `write()`, kept while callers move to `read()` or `write()`.
-    session = write
 
     @contextmanager
     def read(self) -> Iterator[Session]:

@@ -538,7 +538,7 @@ def _sums(session: Session, start: datetime, end: datetime, user_id: str | None 
         .join(Member, col(Member.user_id) == sums.c.user_id, isouter=True)
         .join(Task, col(Task.id) == sums.c.task_id, isouter=True)
     )
-    rows = session.connection().execute(query)  # plain rows: no ORM entities to build
+    rows = session.connection().execute(query).all()  # plain rows, fetched at once (not a fetchone per row)
     found = [
         _Sum(
             uid,

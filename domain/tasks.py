@@ -16,7 +16,7 @@ The rules, as a contractor meets them:
 - Releasing, rejecting or expiring a claim frees its slot (a full task opens again); approving
   keeps the slot taken for good.
 
-Concurrency. Every change runs in one transaction (`Database.session()`) with its audit entry.
+Concurrency. Every change runs in one transaction (`Database.write()`) with its audit entry.
 On SQLite each transaction holds the write lock from its start (BEGIN IMMEDIATE), so changes are
 serialized. On PostgreSQL (READ COMMITTED) rows are locked in one order everywhere, member → task →
 assignment, so that two changes never wait on each other:

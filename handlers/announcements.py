@@ -128,7 +128,7 @@ def list_announcements(ctx: Ctx, args: Args) -> None:
     action="cancel announcements",
 )
 def cancel(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         result = announcements.cancel(session, args.announcement, ctx.actor, ctx.now, ctx.source)
         progress = announcements.progress(session, args.announcement)
     aid = label(args.announcement)
@@ -163,7 +163,7 @@ def _send(ctx: Ctx, audience: Audience, text: str, at: datetime | None, ack: str
     announcements.check_text(text)
     if audience.kind == CHANNELS:
         _check_channels(ctx, audience.ids)
-    with ctx.session() as session:
+    with ctx.write() as session:
         announcement = announcements.create(
             session,
             by=ctx.actor,
@@ -221,7 +221,7 @@ def composed(ctx: Ctx, values: ViewValues) -> dict[str, Any]:
         form.check("send_at", announcements.check_send_at, send_at, ctx.now, ctx.actor.tz)
     form.done()
     try:
-        with ctx.session() as session:
+        with ctx.write() as session:
             draft = announcements.create(
                 session,
                 by=ctx.actor,
@@ -260,11 +260,11 @@ def confirmed(ctx: Ctx, values: ViewValues) -> Then:
 
 
 def _confirm(ctx: Ctx, announcement_id: int) -> None:
-    with ctx.session() as session:
+    with ctx.read() as session:
         audience = Audience.of(announcements.get_draft(session, announcement_id, ctx.actor))
     if audience.kind == CHANNELS:
         _check_channels(ctx, audience.ids)
-    with ctx.session() as session:
+    with ctx.write() as session:
         announcement = announcements.confirm(session, announcement_id, ctx.actor, ctx.now, ctx.source)
         recipients = announcements.estimate(session, Audience.of(announcement))
     launch(ctx.services, announcement)
@@ -275,7 +275,7 @@ def acknowledged(ctx: Ctx, value: str) -> None:
     """Got it: counted once per person; the post's count is redrawn a few seconds later (one
     update for a burst of clicks); a DM shows the reader's acknowledgement instead of the button."""
     announcement_id = ACK_BUTTON.one(value, ANNOUNCEMENT)
-    with ctx.session() as session:
+    with ctx.write() as session:
         result = announcements.acknowledge(
             session, announcement_id, ctx.actor.user_id, ctx.now, ACK_DEBOUNCE, ctx.request.channel_id
         )

@@ -51,7 +51,7 @@ def _set_lead(ctx: Ctx, user_id: str, is_lead: bool) -> None:
         ctx.services.directory.member(user_id)  # someone Slack knows, active, not a bot
     else:
         ctx.services.directory.refresh(user_id)
-    with ctx.session() as session:
+    with ctx.write() as session:
         changed = members.set_lead(session, ctx.actor, user_id, is_lead, ctx.now, ctx.source)
     if not changed:
         ctx.reply(f"<@{user_id}> {'is already' if is_lead else 'is not'} a lead. Nothing changed.")
@@ -76,7 +76,7 @@ def _set_lead(ctx: Ctx, user_id: str, is_lead: bool) -> None:
 )
 def skill(ctx: Ctx, args: Args) -> None:
     ctx.services.directory.member(args.member)
-    with ctx.session() as session:
+    with ctx.write() as session:
         members.set_skills(session, ctx.actor, args.member, args.skills, ctx.now, ctx.source)
     listed = ", ".join(f"`{s}`" for s in args.skills)
     ctx.reply(f":white_check_mark: <@{args.member}>'s skills are now {listed}.")
@@ -104,7 +104,7 @@ def cap(ctx: Ctx, args: Args) -> None:
     if ctx.services.directory.refresh(args.member) is None:
         raise UserError(f"I couldn't find <@{args.member}> in this workspace. Nothing changed.")
     default = ctx.services.config.weekly_hours_cap
-    with ctx.session() as session:
+    with ctx.write() as session:
         change = pay.set_cap(session, ctx.actor, args.member, args.hours, default, ctx.now, ctx.source)
     if change is None:
         ctx.reply(f"<@{args.member}>'s weekly cap is already that. Nothing changed.")

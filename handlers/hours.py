@@ -17,6 +17,7 @@ from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx
 from jobs import hours as hour_jobs
 from jobs import pay as pay_jobs
+from jobs import reports
 from views import hours as hour_views
 from views import pay as pay_views
 from views.blocks import Block, context, local_time, section
@@ -47,7 +48,7 @@ def this_week(ctx: Ctx, args: Args) -> None:
     params=[Param("task", record_id("T", "task"), required=False)],
 )
 def clock_in(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         entry, cap = pay.clock_in(
             session, ctx.actor, args.get("task"), ctx.now, ctx.source, ctx.services.config.weekly_hours_cap
         )
@@ -59,7 +60,7 @@ def clock_in(ctx: Ctx, args: Args) -> None:
 
 @hours_command.sub("out", "Clock out")
 def clock_out(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         closed = hours.clock_out(session, ctx.actor, ctx.now, ctx.source)
     hour_jobs.unregister(ctx.services.scheduler, closed.entry.id)
     pay_jobs.unplan_cap(ctx.services, closed.entry.id)
@@ -85,20 +86,17 @@ def report(ctx: Ctx, args: Args) -> None:
         start, end = hours.week_bounds(ctx.now, tz)
     if start > ctx.now:
         raise UserError("That week hasn't started yet. Pick today or an earlier day.")
-    with ctx.read() as session:
-        rows = hours.report(session, start, end)
+    built = reports.hours_report(ctx.services, start, end)
     monday = f"{start.astimezone(ZoneInfo(tz)):%Y-%m-%d}"
-    people = len({r.user_id for r in rows})
-    summary = f"{people} member(s), {sum((r.line.hours for r in rows), hours.as_hours(0))} h counted"
-    with hour_views.report_csv(rows) as csv_file:
-        _send_csv(
-            ctx,
-            f"hours-week-of-{monday}.csv",
-            csv_file,
-            title=f"Hours, week of {monday} ({tz})",
-            comment=f"Hours for the week of {monday} (Monday 00:00 {tz}): {summary}.",
-            summary=summary,
-        )
+    summary = f"{built.people} member(s), {built.hours} h counted"
+    _send_csv(
+        ctx,
+        f"hours-week-of-{monday}.csv",
+        built.content,
+        title=f"Hours, week of {monday} ({tz})",
+        comment=f"Hours for the week of {monday} (Monday 00:00 {tz}): {summary}.",
+        summary=summary,
+    )
 
 
 def _send_csv(
@@ -151,14 +149,12 @@ def statement(ctx: Ctx, args: Args) -> None:
 )
 def payroll(ctx: Ctx, args: Args) -> None:
     monday = _monday(ctx, args)
-    with ctx.read() as session:
-        statements = pay.payroll(session, monday, ctx.now)
-    total = sum(s.total_cents for s in statements)
-    summary = f"{len(statements)} member(s), {dollars(total, always_cents=True)} to be paid"
+    built = reports.payroll(ctx.services, monday, ctx.now)
+    summary = f"{built.people} member(s), {dollars(built.total_cents, always_cents=True)} to be paid"
     _send_csv(
         ctx,
         f"payroll-week-of-{monday:%Y-%m-%d}.csv",
-        pay_views.payroll_csv(statements),
+        built.content,
         title=f"Payroll, week of {monday:%Y-%m-%d}",
         comment=f"Payroll for the week of {monday:%Y-%m-%d} (Monday 00:00 in each member's timezone): {summary}.",
         summary=summary,
@@ -174,7 +170,7 @@ def payroll(ctx: Ctx, args: Args) -> None:
     action="approve flagged hours",
 )
 def approve(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         closed = hours.approve(session, ctx.actor, args.entry, ctx.now, ctx.source)
     e = closed.entry
     ctx.reply(
@@ -216,12 +212,12 @@ def flagged(ctx: Ctx, args: Args) -> None:
     )
 
 
-def home_section(services: Services, actor: Actor, session: Session) -> list[Block]:
+def home_section(services: Services, actor: Actor, session: Session, near_cap: pay.NearCap) -> list[Block]:
     now = services.clock.now()
     cap = services.config.weekly_hours_cap
     week = hours.week(session, actor.user_id, actor.tz, now)
     mine = pay.cap_status(session, actor.user_id, now, cap)
-    near = pay.near_cap(session, now, cap) if actor.is_lead else None
+    near = near_cap(session, now, cap) if actor.is_lead else None
     blocks = [
         *hour_views.week_blocks(week, actor.tz, now, compact=True),
         context(pay_views.cap_left(mine) + "."),
@@ -233,4 +229,8 @@ def home_section(services: Services, actor: Actor, session: Session) -> list[Blo
 
 def register(app: CrewApp) -> None:
     app.commands.add(hours_command).register(app, app.services)
-    app.home.section("hours", "Hours", order=40)(home_section)
+    near_cap = pay.NearCap()  # one per app: its sums are of this app's store
+
+    @app.home.section("hours", "Hours", order=40)
+    def hours_home(services: Services, actor: Actor, session: Session) -> list[Block]:
+        return home_section(services, actor, session, near_cap)

@@ -111,7 +111,7 @@ def not_helpful_clicked(ctx: Ctx, value: str) -> None:
 
 def _feedback(ctx: Ctx, question_id: int, helpful: bool) -> None:
     desk = desk_for(ctx.services)
-    with ctx.session() as session:
+    with ctx.write() as session:
         vote = rules.vote(session, question_id, ctx.actor.user_id, helpful, ctx.now)
     q = vote.question
     if q.via == VIA_MENTION:
@@ -135,7 +135,7 @@ def _feedback(ctx: Ctx, question_id: int, helpful: bool) -> None:
 def ask_lead_clicked(ctx: Ctx, value: str) -> None:
     question_id = QUESTION_BUTTON.one(value, QUESTION_ID)
     desk = desk_for(ctx.services)
-    with ctx.session() as session:
+    with ctx.write() as session:
         q, escalated = rules.escalate(session, question_id, ctx.actor.user_id, ctx.now, ctx.source)
         if escalated:
             desk.queue_leads_card(session, q)
@@ -212,7 +212,7 @@ def answer_submitted(ctx: Ctx, values: ViewValues) -> Then:
 
 def _answer(ctx: Ctx, question_id: int, answer: str, section_id: str | None, save: bool) -> None:
     desk = desk_for(ctx.services)
-    with ctx.session() as session:
+    with ctx.write() as session:
         resolution = rules.resolve(
             session,
             question_id,
@@ -294,7 +294,7 @@ def faq_edited(ctx: Ctx, values: ViewValues) -> Then:
 
 
 def _edit_faq(ctx: Ctx, faq_id: int, question: str, answer: str, section_id: str, page: int) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         rules.edit_faq(
             session,
             faq_id,
@@ -311,7 +311,7 @@ def _edit_faq(ctx: Ctx, faq_id: int, question: str, answer: str, section_id: str
 
 def faq_delete_clicked(ctx: Ctx, value: str) -> None:
     faq_id, page = FAQ_BUTTON.parts(value, FAQ_ID, PAGE)
-    with ctx.session() as session:
+    with ctx.write() as session:
         rules.delete_faq(session, faq_id, ctx.actor.user_id, ctx.now, ctx.source)
     desk_for(ctx.services).refresh_faqs()
     _show_page(ctx, page, f":wastebasket: Deleted FAQ #{faq_id}: I no longer use it to answer.")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from core.authz import Actor, Role
 from core.config import Config
@@ -26,8 +26,8 @@ from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
 from handlers.kit.interactions import ButtonReader, FieldErrors, button, event, modal
 from jobs import referrals as referral_jobs
+from jobs import reports
 from views import referrals as views
-from views.files import Counted
 
 if TYPE_CHECKING:
     from sqlmodel import Session
@@ -99,7 +99,7 @@ def record_referral(ctx: Ctx, email: str, name: str, skill: str | None) -> Refer
             f"I couldn't check right now whether {email} is already in the workspace, so nothing was "
             "recorded. Please try again in a minute."
         ) from None
-    with ctx.session() as session:
+    with ctx.write() as session:
         return rules.refer(
             session,
             by=ctx.actor,
@@ -187,7 +187,7 @@ def _hours_of(session: Session, items: list[Referral]) -> dict[str, Decimal]:
 def leaderboard(ctx: Ctx, args: Args) -> None:
     if "choice" in args:
         show = args.choice == "on"
-        with ctx.session() as session:
+        with ctx.write() as session:
             changed = rules.set_leaderboard(session, ctx.actor.user_id, show, ctx.now, ctx.source)
         if show:
             ctx.reply(
@@ -240,7 +240,7 @@ def _send_all(ctx: Ctx, status: str | None, before_id: int | None) -> None:
 )
 def set_status(ctx: Ctx, args: Args) -> None:
     threshold = ctx.services.config.referral_bonus_hours
-    with ctx.session() as session:
+    with ctx.write() as session:
         change = rules.set_status(
             session,
             by=ctx.actor,
@@ -275,14 +275,11 @@ def set_status(ctx: Ctx, args: Args) -> None:
     action="export referrals",
 )
 def export(ctx: Ctx, args: Args) -> None:
-    with ctx.read() as session:
-        rows = Counted(rules.all_for_export(session))
-        content = views.export_csv(rows)
-    with content:
-        _send_export(ctx, content, rows.count)
+    built = reports.referral_export(ctx.services)
+    _send_export(ctx, built.content, built.count)
 
 
-def _send_export(ctx: Ctx, content: IO[bytes], count: int) -> None:
+def _send_export(ctx: Ctx, content: bytes, count: int) -> None:
     slack = ctx.services.slack
     stamp = ctx.now.strftime("%Y-%m-%d")
     try:
@@ -346,7 +343,7 @@ def register(app: CrewApp) -> None:
     @button(app, views.LEADERBOARD_BUTTON)
     def toggle_leaderboard(ctx: Ctx, value: str) -> None:
         show = BUTTON.one(value, SHOWN) == "on"
-        with ctx.session() as session:
+        with ctx.write() as session:
             rules.set_leaderboard(session, ctx.actor.user_id, show, ctx.now, ctx.source)
         # The Home tab redrawn with the new choice is the answer.
         services.home.publish(services, ctx.actor.user_id)
@@ -368,7 +365,7 @@ def register(app: CrewApp) -> None:
         profile = profile_from_user(user)
         if profile.is_bot or not profile.email:
             return
-        with ctx.session() as session:
+        with ctx.write() as session:
             members.apply_profile(session, profile, ctx.now)
             linked = rules.link_referee(session, profile.email, profile.user_id, ctx.now, ctx.source)
         if linked is None:

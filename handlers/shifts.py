@@ -132,7 +132,7 @@ def new(ctx: Ctx, args: Args) -> None:
 
 
 def _create(ctx: Ctx, spec: NewShift) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         created, plan = shifts.create(session, ctx.actor, spec, ctx.now, ctx.source)
     shift_jobs.register(ctx.services.scheduler, plan)
     error = shift_jobs.post_card(ctx.services, created)
@@ -180,7 +180,7 @@ def leave_command(ctx: Ctx, args: Args) -> None:
 )
 def cancel_command(ctx: Ctx, args: Args) -> None:
     services = ctx.services
-    with ctx.session() as session:
+    with ctx.write() as session:
         result = shifts.cancel(session, ctx.actor, args.shift, ctx.now, ctx.source)
     v = result.shift
     if not result.cancelled:
@@ -206,7 +206,7 @@ def cancel_command(ctx: Ctx, args: Args) -> None:
 
 def _join(ctx: Ctx, shift_id: int) -> None:
     services = ctx.services
-    with ctx.session() as session:
+    with ctx.write() as session:
         result = shifts.join(session, ctx.actor, shift_id, ctx.now, ctx.source)
     v = result.shift
     if not result.joined:
@@ -232,7 +232,7 @@ def _join(ctx: Ctx, shift_id: int) -> None:
 
 def _leave(ctx: Ctx, shift_id: int) -> shifts.LeaveResult:
     services = ctx.services
-    with ctx.session() as session:
+    with ctx.write() as session:
         result = shifts.leave(session, ctx.actor, shift_id, ctx.now, ctx.source)
     v = result.shift
     if not result.left:

@@ -151,7 +151,7 @@ def _default_channel(ctx: Ctx, required: bool) -> str | None:
 
 def _post(ctx: Ctx, draft: rules.TaskDraft) -> None:
     """Create the task, post its card, remember where; a card that can't be posted withdraws it."""
-    with ctx.session() as session:
+    with ctx.write() as session:
         task = rules.create(session, ctx.actor, draft, ctx.now, ctx.source)
     _post_card(ctx, task, draft.channel_id or "")
 
@@ -166,7 +166,7 @@ def _post_card(ctx: Ctx, task: Task, channel_id: str) -> None:
             ctx.later(e.retry_after or 1.0, lambda: _post_card(ctx, task, channel_id))
             return
         log.error("could not post the card of %s in %s: %s", rules.ref(task.id), channel_id, e.error)
-        with ctx.session() as session:
+        with ctx.write() as session:
             rules.withdraw(session, task.id or 0, ctx.actor.user_id, ctx.now, ctx.source, e.error)
         hint = {
             "not_in_channel": "Invite me there with `/invite @crewcall`",
@@ -177,7 +177,7 @@ def _post_card(ctx: Ctx, task: Task, channel_id: str) -> None:
             f"I couldn't post the card in <#{channel_id}> (`{e.error}`), so {rules.ref(task.id)} was "
             f"withdrawn. {hint}, then post it again."
         ) from None
-    with ctx.session() as session:
+    with ctx.write() as session:
         rules.attach_card(session, task.id or 0, posted.channel, posted.ts)
     task_jobs.schedule_expiry(ctx.services, task)
     ctx.reply(
@@ -196,7 +196,7 @@ def claim_command(ctx: Ctx, args: Args) -> None:
 
 def _claim(ctx: Ctx, task_id: int) -> None:
     try:
-        with ctx.session() as session:
+        with ctx.write() as session:
             taken = rules.claim(
                 session, task_id, ctx.actor, ctx.now, ctx.services.config.max_active_claims, ctx.source
             )
@@ -230,7 +230,7 @@ def _refused(ctx: Ctx, task_id: int, refusal: rules.TaskRefusal) -> None:
 def assign(ctx: Ctx, args: Args) -> None:
     ctx.services.directory.member(args.member)
     try:
-        with ctx.session() as session:
+        with ctx.write() as session:
             taken = rules.assign(
                 session,
                 args.task,
@@ -263,7 +263,7 @@ def release_command(ctx: Ctx, args: Args) -> None:
 
 
 def _release(ctx: Ctx, task_id: int) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         task = rules.release(session, task_id, ctx.actor.user_id, ctx.now, ctx.source)
     ctx.reply(f"You released *{rules.ref(task.id)} · {views.title(task)}*; the slot is open to others again.")
     task_jobs.refresh_card(ctx.services, task_id)
@@ -304,7 +304,7 @@ def _ask_attestation(ctx: Ctx, task_id: int, note: str) -> None:
 
 
 def _submit(ctx: Ctx, task_id: int, note: str, attestation: str | None) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         task, assignment = rules.submit(
             session, task_id, ctx.actor.user_id, note, ctx.now, ctx.source, attestation
         )
@@ -338,7 +338,7 @@ def approve_command(ctx: Ctx, args: Args) -> None:
 
 
 def _approve(ctx: Ctx, task_id: int, user_id: str) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         task = rules.approve(session, task_id, user_id, ctx.actor, ctx.now, ctx.source)
     closed = (
         " Every slot's work is now approved, so the task is closed." if task.state == rules.CLOSED else ""
@@ -364,7 +364,7 @@ def reject_command(ctx: Ctx, args: Args) -> None:
 
 
 def _reject(ctx: Ctx, task_id: int, user_id: str, reason: str) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         task = rules.reject(session, task_id, user_id, ctx.actor, reason, ctx.now, ctx.source)
     ctx.reply(
         f"Rejected <@{user_id}>'s work on *{rules.ref(task.id)}*; the slot is open again. "
@@ -385,7 +385,7 @@ def _reject(ctx: Ctx, task_id: int, user_id: str, reason: str) -> None:
     action="cancel tasks",
 )
 def cancel(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         task, released = rules.cancel(session, args.task, ctx.actor, ctx.now, ctx.source)
     task_jobs.cancel_expiry(ctx.services, args.task)
     told = f" I DMed the {len(released)} people who held it." if released else " Nobody held it."
@@ -464,7 +464,7 @@ def register(app: CrewApp) -> None:
         task_id = BUTTON.one(str(ctx.request.metadata.get("task")), TASK)
         attestation = ATTESTATION if "yes" in values.selected_many("attest") else None
         try:
-            with ctx.session() as session:
+            with ctx.write() as session:
                 task, assignment = rules.submit(
                     session, task_id, ctx.actor.user_id, values.text("note"), ctx.now, ctx.source, attestation
                 )

@@ -69,7 +69,7 @@ def _send_skills(ctx: Ctx, offset: int) -> None:
     action="change the skill catalogue",
 )
 def skills_add(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         skill = catalogue.add(
             session, ctx.actor.user_id, args.skill, args.get("name", ""), ctx.now, ctx.source
         )
@@ -86,7 +86,7 @@ def skills_add(ctx: Ctx, args: Args) -> None:
     action="change the skill catalogue",
 )
 def skills_remove(ctx: Ctx, args: Args) -> None:
-    with ctx.session() as session:
+    with ctx.write() as session:
         skill, held, tasks = catalogue.remove(session, ctx.actor.user_id, args.skill, ctx.now, ctx.source)
     ctx.reply(
         f"Removed `{skill.slug}` from the catalogue: it can no longer be set, applied for or required. "
@@ -113,7 +113,7 @@ def apply_command(ctx: Ctx, args: Args) -> None:
 
 def _apply(ctx: Ctx, skill: str, evidence: str) -> SkillApplication:
     cooldown = timedelta(days=ctx.services.config.reapply_cooldown_days)
-    with ctx.session() as session:
+    with ctx.write() as session:
         return rules.apply(session, ctx.actor, skill, evidence, ctx.now, cooldown, ctx.source)
 
 
@@ -147,7 +147,7 @@ def _send_applications(ctx: Ctx, offset: int) -> None:
 
 def _decide(ctx: Ctx, application_id: int, approve: bool, reason: str = "") -> None:
     try:
-        with ctx.session() as session:
+        with ctx.write() as session:
             application = rules.decide(
                 session, application_id, ctx.actor, approve, reason, ctx.now, ctx.source
             )
@@ -181,7 +181,7 @@ def register(app: CrewApp) -> None:
         profile = profile_from_user(user)
         if profile.is_bot or profile.deleted:
             return
-        with ctx.session() as session:
+        with ctx.write() as session:
             members.apply_profile(session, profile, ctx.now)
         vetting_jobs.welcome(services, profile.user_id, rules.TEAM_JOIN)
 
@@ -232,7 +232,7 @@ def register(app: CrewApp) -> None:
             raise FieldErrors({"reason": "Say why: the member is told, and it helps them apply again."})
         application_id = BUTTON.one(str(ctx.request.metadata.get("application")), APPLICATION)
         try:
-            with ctx.session() as session:
+            with ctx.write() as session:
                 application = rules.decide(
                     session, application_id, ctx.actor, False, reason, ctx.now, ctx.source
                 )

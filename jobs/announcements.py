@@ -192,7 +192,7 @@ def schedule_ack_refresh(services: Services, announcement_id: int, at: datetime)
 def refresh_acks(announcement_id: int) -> None:
     """Scheduled job (debounced): redraw "N acknowledged" on the channel posts and the lead's card."""
     services = runtime.services()
-    with services.db.session() as session:
+    with services.db.write() as session:
         outbox.take_ack_refresh(session, announcement_id)
         announcement = session.get(Announcement, announcement_id)
         count = outbox.ack_count(session, announcement_id)
@@ -247,7 +247,7 @@ def _draw_status(services: Services, status: _Status) -> None:
         return
     posted = services.slack.dm(announcement.author_id, text, blocks, what="announcement status")
     if posted is not None:
-        with services.db.session() as session:
+        with services.db.write() as session:
             outbox.set_status_message(session, announcement.id or 0, posted.channel, posted.ts)
 
 
@@ -429,7 +429,7 @@ class Sender:
         announcement is running at all."""
         now = time.monotonic()
         queues: list[list[int]] = []
-        with self.services.db.session() as session:
+        with self.services.db.read() as session:
             running = outbox.running(session)
             for announcement_id in running:
                 after = self._cursors.get(announcement_id, 0)
@@ -451,7 +451,7 @@ class Sender:
     def _start_due(self) -> None:
         """Start every announcement whose time has come: resolve its audience and write its outbox."""
         now = self.services.clock.now()
-        with self.services.db.session() as session:
+        with self.services.db.read() as session:
             due = [(a.id or 0, a.audience_kind) for a in outbox.due(session, now)]
         for announcement_id, kind in due:
             workspace = None
@@ -466,7 +466,7 @@ class Sender:
                         DUE_SCAN_EVERY,
                     )
                     continue
-            with self.services.db.session() as session:
+            with self.services.db.write() as session:
                 started = outbox.materialize(session, announcement_id, now, workspace)
             if started:
                 log.info("%s is going out", outbox.label(announcement_id))
@@ -479,7 +479,7 @@ class Sender:
             cached = self._announcements.get(announcement_id)
         if cached is not None:
             return cached
-        with self.services.db.session() as session:
+        with self.services.db.read() as session:
             announcement = session.get(Announcement, announcement_id)
         assert announcement is not None
         with self._lock:
@@ -488,7 +488,7 @@ class Sender:
 
     def _deliver(self, delivery_id: int) -> None:
         self.pacer.hold(self._stop)
-        with self.services.db.session() as session:
+        with self.services.db.write() as session:
             claim = outbox.claim(session, delivery_id, self.worker_id, self.services.clock.now())
             acknowledged = (
                 outbox.ack_count(session, claim.announcement_id) if claim and claim.kind == outbox.POST else 0
@@ -519,7 +519,7 @@ class Sender:
 
     def _record_sent(self, delivery_id: int, channel: str, ts: str) -> None:
         try:
-            with self.services.db.session() as session:
+            with self.services.db.write() as session:
                 outbox.mark_sent(session, delivery_id, channel, ts, self.services.clock.now())
         except Exception:
             log.exception("could not record delivery %s as sent; it will be checked in Slack", delivery_id)
@@ -532,10 +532,10 @@ class Sender:
             wait = failure.retry_after or 1.0
             log.warning("Slack rate-limited the announcement sender: pausing %.1fs", wait)
             self.pacer.pause(wait)
-            with self.services.db.session() as session:
+            with self.services.db.write() as session:
                 outbox.release(session, delivery_id, failure.error, refund_attempt=True)
         elif verdict == PERMANENT:
-            with self.services.db.session() as session:
+            with self.services.db.write() as session:
                 outbox.mark_failed(session, delivery_id, failure.error)
         elif verdict == IN_DOUBT:
             log.warning(
@@ -544,14 +544,14 @@ class Sender:
                 claim.target,
                 failure.error,
             )
-            with self.services.db.session() as session:
+            with self.services.db.write() as session:
                 outbox.note_error(session, delivery_id, failure.error)
             self._doubt(delivery_id, time.monotonic() + self.indoubt_wait)
         elif claim.attempts >= outbox.MAX_ATTEMPTS:
-            with self.services.db.session() as session:
+            with self.services.db.write() as session:
                 outbox.mark_failed(session, delivery_id, failure.error)
         else:
-            with self.services.db.session() as session:
+            with self.services.db.write() as session:
                 outbox.release(session, delivery_id, failure.error)
             with self._lock:
                 self._not_before[delivery_id] = time.monotonic() + backoff(claim.attempts)
@@ -559,7 +559,7 @@ class Sender:
     # ---- in-doubt rows ---------------------------------------------------------------------------
 
     def _recover(self) -> None:
-        with self.services.db.session() as session:
+        with self.services.db.read() as session:
             ids = outbox.in_doubt(session, outbox.running(session), self.worker_id)
         if ids:
             log.warning(
@@ -588,7 +588,7 @@ class Sender:
     def _verify(self, delivery_id: int, failed_checks: int) -> None:
         """Did this in-doubt message reach Slack? Found: recorded as sent. Not found: back to
         pending, to be sent (again, as far as we know, for the first time)."""
-        with self.services.db.session() as session:
+        with self.services.db.read() as session:
             row = outbox.delivery(session, delivery_id)
         if row is None or row.state != outbox.CLAIMED:
             return
@@ -597,7 +597,7 @@ class Sender:
             ts = self._find(channel, row.announcement_id, row.target)
         except SlackFailure as failure:
             verdict = outcome(failure.error)
-            with self.services.db.session() as session:
+            with self.services.db.write() as session:
                 if verdict == PERMANENT:
                     outbox.mark_failed(session, delivery_id, failure.error)
                     return
@@ -615,7 +615,7 @@ class Sender:
             )
             self._doubt(delivery_id, time.monotonic() + delay, failed_checks + 1)
             return
-        with self.services.db.session() as session:
+        with self.services.db.write() as session:
             if ts:
                 log.info("delivery %s was in doubt and is in Slack: recorded as sent", delivery_id)
                 outbox.mark_sent(session, delivery_id, channel, ts, self.services.clock.now())
@@ -661,10 +661,10 @@ class Sender:
     def _report(self, only_finished: bool = False) -> None:
         """Close announcements whose outbox is settled and draw their report; unless
         `only_finished`, redraw the cards of the others whose counts moved."""
-        with self.services.db.session() as session:
+        with self.services.db.read() as session:
             running = outbox.running(session)
         for announcement_id in running:
-            with self.services.db.session() as session:
+            with self.services.db.write() as session:
                 finished = outbox.finish_if_complete(session, announcement_id, self.services.clock.now())
                 progress = None if only_finished else outbox.progress(session, announcement_id)
             if finished:

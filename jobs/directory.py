@@ -67,7 +67,7 @@ class Directory:
         if profile.deleted or profile.is_bot:
             what = "a deactivated account" if profile.deleted else "a bot"
             raise UserError(f"<@{user_id}> is {what}, not an active member. Nothing changed.")
-        with self.db.session() as session:
+        with self.db.write() as session:
             members.apply_profile(session, profile, self.clock.now())
             return members.actor(session, user_id, self.admin_ids, self.clock.now())
 

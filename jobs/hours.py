@@ -96,7 +96,7 @@ def after_closed(services: Services, closed: Closed) -> None:
 
 def remind_open(entry_id: int) -> None:
     services = runtime.services()
-    with services.db.session() as session:
+    with services.db.read() as session:
         entry = hours.still_open(session, entry_id, services.clock.now())
     if entry is None:
         return
@@ -113,7 +113,7 @@ def remind_open(entry_id: int) -> None:
 
 def close_open(entry_id: int) -> None:
     services = runtime.services()
-    with services.db.session() as session:
+    with services.db.write() as session:
         closed = hours.auto_close(session, entry_id, services.clock.now())
     if closed is None:
         return

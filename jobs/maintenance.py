@@ -20,7 +20,7 @@ PROCESSED_EVENT_TTL = timedelta(days=7)
 def prune_processed_events() -> None:
     services = runtime.services()
     cutoff = services.clock.now() - PROCESSED_EVENT_TTL
-    with services.db.session() as session:
+    with services.db.write() as session:
         session.exec(delete(ProcessedEvent).where(col(ProcessedEvent.received_at) < cutoff))  # type: ignore[call-overload]
 
 

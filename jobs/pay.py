@@ -85,7 +85,7 @@ def cap_changed(services: Services, user_id: str) -> None:
 def cap_notice(entry_id: int) -> None:
     services = runtime.services()
     now = services.clock.now()
-    with services.db.session() as session:
+    with services.db.write() as session:
         current = hours.still_open(session, entry_id, now)
         if current is None:
             return
@@ -99,7 +99,7 @@ def stop_at_cap(entry_id: int) -> None:
     services = runtime.services()
     now = services.clock.now()
     cap = services.config.weekly_hours_cap
-    with services.db.session() as session:
+    with services.db.write() as session:
         closed = pay.stop_at_cap(session, entry_id, now, cap)
         status = (
             pay.cap_status(session, closed.entry.user_id, closed.entry.ended_at or now, cap)
@@ -127,7 +127,7 @@ def send_statements() -> None:
     services = runtime.services()
     more = True
     while more:
-        with services.db.session() as session:
+        with services.db.write() as session:
             todo, more = pay.claim_due_statements(session, services.clock.now())
         _send(services, todo)
 
@@ -145,8 +145,8 @@ def _send(services: Services, todo: list[pay.ToSend]) -> None:
                 e.error,
                 "; trying again at the next sweep" if retry else "",
             )
-            with services.db.session() as session:
+            with services.db.write() as session:
                 pay.statement_failed(session, item.ledger_id, retry)
             continue
-        with services.db.session() as session:
+        with services.db.write() as session:
             pay.statement_sent(session, item.ledger_id, services.clock.now(), data.get("ts", ""))

@@ -135,7 +135,7 @@ class PolicyDesk:
             if not sections and self.live.index.sections:
                 log.error("handbook reload found no sections, kept the previous one: %s", listed)
                 return views.reload_text(sections=0, files=0, faqs=0, problems=listed, kept_previous=True)
-            with self.services.db.session() as session:
+            with self.services.db.write() as session:
                 revisions = rules.handbook_reloaded(
                     session,
                     actor_id,
@@ -225,7 +225,7 @@ class PolicyDesk:
             send(text, [section(text)])
             return
         answer = self.index().answer(asked.text)
-        with self.services.db.session() as session:
+        with self.services.db.write() as session:
             repeated = rules.repeated_escalation(session, asked, answer)
             if repeated is None:
                 question = rules.record_question(session, asked, answer, self.services.clock.now(), source)

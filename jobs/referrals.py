@@ -47,7 +47,7 @@ def promote_and_notify(
 ) -> list[rules.Promotion]:
     """Promote hired referrals whose referee reached the hours (exactly once each), then DM each
     referrer. Without a filter, every hired referral is checked."""
-    with services.db.session() as session:
+    with services.db.write() as session:
         promoted = rules.promote_eligible(
             session,
             threshold_hours=services.config.referral_bonus_hours,
@@ -91,7 +91,7 @@ def weekly_digest() -> None:
 def eligibility_sweep() -> None:
     """What the team_join and hours events do, for everyone, in case an event was lost."""
     services = runtime.services()
-    with services.db.session() as session:
+    with services.db.write() as session:
         linked = rules.link_known_members(session, services.clock.now(), SWEEP_SOURCE)
     notify_joined(services, linked)
     promote_and_notify(services, SWEEP_SOURCE)

@@ -108,7 +108,7 @@ def start(services: Services) -> None:
 
 
 def register_outstanding(services: Services) -> None:
-    with services.db.session() as session:
+    with services.db.write() as session:
         plan = shifts.outstanding(session, services.clock.now())
     register(services.scheduler, plan)
     if plan.reminders or plan.starts:
@@ -152,7 +152,7 @@ def post_card(services: Services, v: ShiftView) -> str | None:
             return None
         log.error("could not post the card of %s to %s: %s", v.ref, v.channel_id, e.error)
         return e.error
-    with services.db.session() as session:
+    with services.db.write() as session:
         shifts.set_card(session, v.id, posted.channel, posted.ts)
     return None
 
@@ -202,7 +202,7 @@ def notify(services: Services, user_id: str, text: str, what: str) -> None:
 
 def send_reminder(shift_id: int, occurrence: int, user_id: str) -> None:
     services = runtime.services()
-    with services.db.session() as session:
+    with services.db.write() as session:
         todo = shifts.claim_reminder(session, shift_id, occurrence, user_id, services.clock.now())
     if todo is not None:
         deliver_reminder(services, todo)
@@ -216,7 +216,7 @@ def deliver_reminder(services: Services, todo: ReminderToSend) -> None:
     except SlackFailure as e:
         _retry_or_give_up(services, todo, e.error)
         return
-    with services.db.session() as session:
+    with services.db.write() as session:
         shifts.reminder_sent(
             session, todo.reminder_id, services.clock.now(), data.get("channel", ""), data["ts"]
         )
@@ -254,7 +254,7 @@ def check_reminders_in_doubt(took_over_at: datetime) -> None:
             ),
             None,
         )
-        with services.db.session() as session:
+        with services.db.write() as session:
             if ts is not None:
                 shifts.reminder_sent(session, reminder_id, services.clock.now(), channel, ts)
             else:
@@ -267,14 +267,14 @@ def check_reminders_in_doubt(took_over_at: datetime) -> None:
 def _retry_or_give_up(services: Services, todo: ReminderToSend, error: str) -> None:
     retry_at = services.clock.now() + REMINDER_RETRY
     retry = error not in UNREACHABLE and retry_at < todo.shift.starts_at
-    with services.db.session() as session:
+    with services.db.write() as session:
         shifts.reminder_failed(session, todo.reminder_id, retry=retry)
     v = todo.shift
     if not retry:
         log.error("reminder of %s for %s could not be sent (%s); giving up", v.ref, todo.user_id, error)
         return
     log.warning("reminder of %s for %s failed (%s); trying again at %s", v.ref, todo.user_id, error, retry_at)
-    with services.db.session() as session:
+    with services.db.read() as session:
         attempts = shifts.reminder_attempts(session, todo.reminder_id)
     # A new id per attempt: the scheduler is still removing the job that is running now.
     services.scheduler.at(
@@ -288,7 +288,7 @@ def _retry_or_give_up(services: Services, todo: ReminderToSend, error: str) -> N
 
 def start_shift(shift_id: int, occurrence: int) -> None:
     services = runtime.services()
-    with services.db.session() as session:
+    with services.db.write() as session:
         result = shifts.start_occurrence(session, shift_id, occurrence, services.clock.now())
     if result is None:
         return
@@ -313,7 +313,7 @@ def start_shift(shift_id: int, occurrence: int) -> None:
 
 def end_shift(shift_id: int, occurrence: int) -> None:
     services = runtime.services()
-    with services.db.session() as session:
+    with services.db.write() as session:
         result = shifts.end_occurrence(session, shift_id, occurrence, services.clock.now())
     if result is None:
         return

@@ -52,7 +52,7 @@ def cancel_expiry(services: Services, task_id: int) -> None:
 
 def expire_claims(task_id: int) -> None:
     services = runtime.services()
-    with services.db.session() as session:
+    with services.db.write() as session:
         task, expired = rules.expire_claims(session, task_id, services.clock.now(), source="job task-expiry")
     if task is None:
         return

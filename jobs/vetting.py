@@ -90,14 +90,14 @@ def ai_rule(services: Services) -> views.CitedRule | None:
 
 def welcome(services: Services, user_id: str, trigger: str) -> None:
     """Welcome this member unless they ever were (the ledger decides, before anything is sent)."""
-    with services.db.session() as session:
+    with services.db.write() as session:
         due = rules.welcome_due(session, user_id, trigger, services.clock.now())
     if due:
         deliver(services, user_id)
 
 
 def deliver(services: Services, user_id: str, in_doubt: bool = False) -> None:
-    with services.db.session() as session:
+    with services.db.write() as session:
         claimed = rules.claim_welcome(session, user_id, services.clock.now(), IN_DOUBT if in_doubt else None)
     if not claimed:
         return
@@ -109,7 +109,7 @@ def deliver(services: Services, user_id: str, in_doubt: bool = False) -> None:
             _not_sent(services, user_id, f"unverified ({e.error})", retry=True)
             return
         if found is not None:
-            with services.db.session() as session:
+            with services.db.write() as session:
                 rules.welcome_sent(session, user_id, found[0], found[1], services.clock.now())
             return
     with services.db.read() as session:
@@ -129,14 +129,14 @@ def deliver(services: Services, user_id: str, in_doubt: bool = False) -> None:
         log.warning("welcome DM to %s failed: %s", user_id, e.error)
         _not_sent(services, user_id, e.error, retry=e.error not in PERMANENT)
         return
-    with services.db.session() as session:
+    with services.db.write() as session:
         rules.welcome_sent(
             session, user_id, posted.get("channel", channel), posted["ts"], services.clock.now()
         )
 
 
 def _not_sent(services: Services, user_id: str, error: str, retry: bool) -> None:
-    with services.db.session() as session:
+    with services.db.write() as session:
         retry = retry and rules.welcome_attempts(session, user_id) < MAX_ATTEMPTS
         rules.welcome_not_sent(session, user_id, error, retry)
 
@@ -179,7 +179,7 @@ def new_members_digest() -> None:
     text, blocks = views.digest(welcomes, total, waiting)
     if services.slack.post(channel, text, blocks, what="new members digest") is None:
         return  # tomorrow's digest lists them
-    with services.db.session() as session:
+    with services.db.write() as session:
         rules.digested(session, [w.user_id for w in welcomes], services.clock.now())
 
 
@@ -198,7 +198,7 @@ def post_card(services: Services, application_id: int) -> bool:
     posted = services.slack.post(channel, text, blocks, what=f"card of {rules.ref(application_id)}")
     if posted is None:
         return False
-    with services.db.session() as session:
+    with services.db.write() as session:
         rules.set_card(session, application_id, posted.channel, posted.ts)
     return True
 

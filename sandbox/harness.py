@@ -103,7 +103,7 @@ class BotHarness:
 
     def _seed_catalogue(self) -> None:
         assert self.app is not None
-        with self.app.services.db.session() as session:
+        with self.app.services.db.write() as session:
             for slug in self.catalogue:
                 insert_ignore(
                     session,

@@ -301,9 +301,9 @@ class Seeder:
                 tz = self.fake.users[uid]["tz"]
                 actor = Actor(uid, tz=tz)
                 start = (now - timedelta(days=days_ago)).replace(minute=0, second=0, microsecond=0)
-                with db.session() as session:
+                with db.write() as session:
                     hours.clock_in(session, actor, int(task[2:]) if task else None, start, "seed")
-                with db.session() as session:
+                with db.write() as session:
                     hours.clock_out(session, actor, start + timedelta(hours=length), "seed")
         finally:
             db.dispose()

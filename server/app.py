@@ -165,7 +165,7 @@ def _deduplicate_deliveries(services: Services) -> Callable[..., Any]:
         event_id = body.get("event_id") if body.get("type") == "event_callback" else None
         if not event_id:
             return next()
-        with services.db.session() as session:
+        with services.db.write() as session:
             first = insert_ignore(
                 session, ProcessedEvent, {"event_id": str(event_id)[:64], "received_at": services.clock.now()}
             )

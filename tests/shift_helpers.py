@@ -63,7 +63,7 @@ def settle(seconds: float = 0.4) -> None:
 def add_task(bot: BotHarness, title: str, rate_cents: int, holder: str | None = None) -> int:
     """A task row as /tasks would leave it (built in parallel by another feature), optionally claimed."""
     now = bot.clock.now()
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         task = Task(
             title=title, rate_cents=rate_cents, slots=1, creator_id=LEAD, created_at=now, updated_at=now
         )

@@ -57,7 +57,7 @@ def click_claim(bot: BotHarness, user: str, task_id: int, ts: str) -> str:
 
 
 def assignments(bot: BotHarness, task_id: int) -> list[tuple[str, str]]:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         rows = session.exec(
             select(Assignment).where(col(Assignment.task_id) == task_id).order_by(col(Assignment.id))
         )
@@ -65,7 +65,7 @@ def assignments(bot: BotHarness, task_id: int) -> list[tuple[str, str]]:
 
 
 def task_row(bot: BotHarness, task_id: int) -> Task:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         task = session.get(Task, task_id)
         assert task is not None
         return task

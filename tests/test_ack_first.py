@@ -65,7 +65,7 @@ def test_the_task_form_is_answered_in_time_with_a_slow_slack_and_a_429_on_the_ca
     assert len(refused) == 1 and refused[0].params["channel"] == TASKS
     time.sleep(1.5)
     assert len(_cards(bot)) == 1, "exactly one card"
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         task = session.exec(select(Task)).one()
     assert task.message_ts == _cards(bot)[0]["ts"]
 
@@ -89,7 +89,7 @@ def test_a_card_whose_answer_was_lost_is_not_posted_twice(bot: BotHarness) -> No
     bot.fake.wait_for("chat.postEphemeral", predicate=lambda c: "Posted" in json.dumps(c.params))
     assert len(_cards(bot)) == 1
     assert bot.fake.calls_to("conversations.history")
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         task = session.exec(select(Task)).one()
     assert task.message_ts == _cards(bot)[0]["ts"] and task.state == "open"
 
@@ -134,7 +134,7 @@ def test_the_leads_answer_form_is_answered_in_time_with_a_slow_slack(bot: BotHar
     meta = json.dumps({"channel_id": LEADS, "question_id": int(qid)})
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the card's ts is stored once Slack's answer is back
-        with bot.services.db.session() as session:
+        with bot.services.db.write() as session:
             if session.exec(select(PolicyQuestion)).one().leads_ts:
                 break
         time.sleep(0.05)

@@ -62,7 +62,7 @@ def with_skills(bot: BotHarness, user: str, skills: str) -> None:
 
 
 def rows(bot: BotHarness, announcement_id: int) -> list[AnnouncementDelivery]:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         return list(
             session.exec(
                 select(AnnouncementDelivery).where(
@@ -73,7 +73,7 @@ def rows(bot: BotHarness, announcement_id: int) -> list[AnnouncementDelivery]:
 
 
 def count_announcements(bot: BotHarness) -> int:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         return len(list(session.exec(select(Announcement.id))))
 
 
@@ -87,7 +87,7 @@ def test_skill_audience_reaches_exactly_the_members_with_the_skill(ann: BotHarne
     with_skills(ann, "U3", "medicine")
     ann.fake.add_user("U4")
     with_skills(ann, "U5", "legal")  # deactivated since
-    with ann.services.db.session() as session:
+    with ann.services.db.write() as session:
         member = session.get(Member, "U5")
         assert member is not None
         member.deleted = True
@@ -162,7 +162,7 @@ def test_acknowledgements_count_once_each_and_the_post_is_redrawn_debounced(ann:
         t.join()
     again = ann.click(users[0], "announce_ack", "1", channel_id="C0ALL", message_ts=post["ts"])
     assert "already acknowledged A-1" in again.text
-    with ann.services.db.session() as session:
+    with ann.services.db.write() as session:
         assert len(list(session.exec(select(AnnouncementAck)))) == 5
 
     def post_updates() -> list[str]:
@@ -323,7 +323,7 @@ def test_after_a_crash_in_doubt_messages_are_looked_up_not_resent(ann: BotHarnes
     lost = ann.fake.messages[dm_channel_id("U2")].pop()  # as if this request never reached Slack
     assert "Crash drill" in lost["text"]
     db = Database(ann.database_url)
-    with db.session() as session:
+    with db.write() as session:
         session.execute(
             update(AnnouncementDelivery)
             .where(col(AnnouncementDelivery.target).in_(["U1", "U2"]))

@@ -18,7 +18,7 @@ RECIPIENTS = 300
 def _states(database_url: str) -> dict[str, int]:
     db = Database(database_url)
     try:
-        with db.session() as session:
+        with db.write() as session:
             return dict(
                 session.exec(
                     select(AnnouncementDelivery.state, func.count()).group_by(col(AnnouncementDelivery.state))

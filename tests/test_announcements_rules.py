@@ -131,7 +131,7 @@ def test_progress_bar() -> None:
 
 def _running_announcement(db: Database, n: int) -> int:
     profiles = [Profile(f"U{i:04d}", "p", "P", "UTC", None) for i in range(n)]
-    with db.session() as session:
+    with db.write() as session:
         announcement = rules.create(
             session,
             by=LEAD,
@@ -143,7 +143,7 @@ def _running_announcement(db: Database, n: int) -> int:
             source="test",
         )
     assert announcement.id is not None
-    with db.session() as session:
+    with db.write() as session:
         assert rules.materialize(session, announcement.id, NOW, profiles)
     return announcement.id
 
@@ -152,7 +152,7 @@ def test_each_row_is_claimed_by_exactly_one_of_many_workers(database_url: str) -
     db = Database(database_url)
     try:
         announcement_id = _running_announcement(db, 60)
-        with db.session() as session:
+        with db.write() as session:
             ids = rules.pending_after(session, announcement_id, 0, 1000)
         assert len(ids) == 60
         won: dict[str, list[int]] = {}
@@ -162,7 +162,7 @@ def test_each_row_is_claimed_by_exactly_one_of_many_workers(database_url: str) -
             barrier.wait()
             mine = won.setdefault(name, [])
             for delivery_id in ids:
-                with db.session() as session:
+                with db.write() as session:
                     if rules.claim(session, delivery_id, name, NOW):
                         mine.append(delivery_id)
 
@@ -173,7 +173,7 @@ def test_each_row_is_claimed_by_exactly_one_of_many_workers(database_url: str) -
             t.join()
         claimed = [i for mine in won.values() for i in mine]
         assert sorted(claimed) == sorted(ids)  # every row once, none twice
-        with db.session() as session:
+        with db.write() as session:
             assert rules.in_doubt(session, [announcement_id], not_claimed_by="w0") == sorted(
                 i for name, mine in won.items() if name != "w0" for i in mine
             )
@@ -184,7 +184,7 @@ def test_each_row_is_claimed_by_exactly_one_of_many_workers(database_url: str) -
 def test_an_announcement_goes_out_once_however_many_try_to_start_it(database_url: str) -> None:
     db = Database(database_url)
     try:
-        with db.session() as session:
+        with db.write() as session:
             announcement = rules.create(
                 session,
                 by=LEAD,
@@ -202,7 +202,7 @@ def test_an_announcement_goes_out_once_however_many_try_to_start_it(database_url
 
         def start() -> None:
             barrier.wait()
-            with db.session() as session:
+            with db.write() as session:
                 results.append(rules.materialize(session, announcement.id or 0, later, profiles))
 
         threads = [threading.Thread(target=start) for _ in range(3)]
@@ -211,7 +211,7 @@ def test_an_announcement_goes_out_once_however_many_try_to_start_it(database_url
         for t in threads:
             t.join()
         assert sorted(results) == [False, False, True]
-        with db.session() as session:
+        with db.write() as session:
             assert len(rules.pending_after(session, announcement.id or 0, 0, 1000)) == 30
             assert rules.materialize(session, announcement.id or 0, later, profiles) is False
     finally:
@@ -222,7 +222,7 @@ def test_cancel_and_claim_race_for_each_row_and_one_wins(database_url: str) -> N
     db = Database(database_url)
     try:
         announcement_id = _running_announcement(db, 40)
-        with db.session() as session:
+        with db.write() as session:
             ids = rules.pending_after(session, announcement_id, 0, 1000)
         claimed: list[int] = []
         stopped: list[int] = []
@@ -231,14 +231,14 @@ def test_cancel_and_claim_race_for_each_row_and_one_wins(database_url: str) -> N
         def claimer() -> None:
             barrier.wait()
             for delivery_id in ids:
-                with db.session() as session:
+                with db.write() as session:
                     if rules.claim(session, delivery_id, "w", NOW):
                         claimed.append(delivery_id)
 
         def canceller() -> None:
             barrier.wait()
             time.sleep(0.01)
-            with db.session() as session:
+            with db.write() as session:
                 stopped.append(rules.cancel(session, announcement_id, LEAD, NOW, "test").stopped)
 
         threads = [threading.Thread(target=claimer), threading.Thread(target=canceller)]
@@ -247,7 +247,7 @@ def test_cancel_and_claim_race_for_each_row_and_one_wins(database_url: str) -> N
         for t in threads:
             t.join()
         assert len(claimed) + stopped[0] == 40
-        with db.session() as session:
+        with db.write() as session:
             progress = rules.progress(session, announcement_id)
         assert progress is not None
         assert (progress.sending, progress.cancelled, progress.pending) == (len(claimed), stopped[0], 0)

@@ -16,7 +16,7 @@ from tests.tasks_support import TASKS, click_claim, make_lead, post
 
 
 def assignment(bot: BotHarness, task_id: int, user_id: str = "U1") -> Assignment:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         row = session.exec(
             select(Assignment).where(col(Assignment.task_id) == task_id, col(Assignment.user_id) == user_id)
         ).first()

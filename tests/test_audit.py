@@ -80,7 +80,7 @@ def at(hour: int, minute: int = 0, day: int = 5) -> datetime:
 
 
 def entries(bot: BotHarness) -> list[AuditEntry]:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         return list(session.exec(select(AuditEntry).order_by(col(AuditEntry.id))))
 
 
@@ -213,7 +213,7 @@ def posted(bot: BotHarness, channel: str, words: str) -> None:
 
 
 def time_entry_of(bot: BotHarness, user_id: str) -> int:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         entry = session.exec(select(TimeEntry).where(col(TimeEntry.user_id) == user_id)).one()
         assert entry.id is not None
         return entry.id

@@ -28,11 +28,11 @@ def test_hours_clocked_with_slash_hours_make_a_hired_referral_eligible(bot: BotH
     bot.clock.advance(hours=4)
     bot.command("UGUS", "/hours", "out")
     # Time on no task counts toward the bonus once a lead reviewed it.
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert session.exec(select(Referral.status)).one() == "hired"
     for entry in ("E-1", "E-2"):
         assert "Approved" in bot.command("ULEAD", "/hours", f"approve {entry}").text
 
     bot.wait_dm("U1", "has tracked 10 hours, so your $250 referral bonus is earned")
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert session.exec(select(Referral.status)).one() == "eligible"

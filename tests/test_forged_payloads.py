@@ -51,7 +51,7 @@ def test_someone_elses_private_answer_is_neither_shown_nor_escalated_nor_voted_o
 
     time.sleep(0.2)
     assert not [c for c in bot.fake.calls_to("chat.postMessage") if c.params.get("channel") == LEADS]
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         question = session.exec(select(PolicyQuestion)).one()
         assert question.state == "answered" and question.escalated_by is None
         assert list(session.exec(select(PolicyFeedback))) == []
@@ -70,7 +70,7 @@ def test_got_it_counts_only_recipients_of_that_announcement(bot: BotHarness) -> 
     for value, channel in (("1", dm_channel_id("U2")), ("2", "C0RANDOM"), ("1", "C0ALL")):
         forged = bot.click("U2", "announce_ack", value, channel_id=channel, message_ts="1700000000.000100")
         assert "wasn't sent to you here" in forged.text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert list(session.exec(select(AnnouncementAck))) == []
 
     dm = bot.wait_dm("U1", "NDA")
@@ -80,7 +80,7 @@ def test_got_it_counts_only_recipients_of_that_announcement(bot: BotHarness) -> 
     assert "noted that you read A-1" in real.text
     post = bot.fake.messages["C0ALL"][0]
     assert "noted" in bot.click("U2", "announce_ack", "2", channel_id="C0ALL", message_ts=post["ts"]).text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert {(a.announcement_id, a.user_id) for a in session.exec(select(AnnouncementAck))} == {
             (1, "U1"),
             (2, "U2"),

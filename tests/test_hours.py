@@ -47,7 +47,7 @@ def test_clock_in_out_totals_and_earnings(bot: BotHarness) -> None:
     assert "Total: 4.75 h · $409.38" in text
     assert "Clocked in on T-1 Contract review since Mon 05 Jan, 13:45 WET (0.50 h so far)" in text
     assert "Mon 05 Jan – Sun 11 Jan" in text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert hours.tracked_hours(session, "U1") == Decimal("4.75")
 
 
@@ -74,7 +74,7 @@ def test_ten_hour_reminder_and_twelve_hour_auto_close(bot: BotHarness) -> None:
     bot.clock.advance(hours=2)
     bot.wait_dm("U1", "open for 12 hours")
     bot.wait_dm("UADMIN", "closed automatically")  # no LEADS_CHANNEL: admins are told
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         entry = session.exec(select(TimeEntry)).one()
         assert entry.ended_at == entry.started_at + timedelta(hours=12)
         assert entry.flagged and "12 hours" in entry.flag_reason
@@ -84,7 +84,7 @@ def test_ten_hour_reminder_and_twelve_hour_auto_close(bot: BotHarness) -> None:
     assert f"E-{entry.id}" in bot.command(LEAD, "/hours", "flagged").all_text
     assert "Only leads" in bot.command("U1", "/hours", f"approve E-{entry.id}").text
     assert "Approved" in bot.command(LEAD, "/hours", f"approve E-{entry.id}").text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert hours.tracked_hours(session, "U1") == Decimal("12.00")
     assert "isn't flagged" in bot.command(LEAD, "/hours", f"approve E-{entry.id}").text
 
@@ -99,7 +99,7 @@ def test_auto_close_after_downtime_closes_at_twelve_hours(bot: BotHarness) -> No
     bot.wait_dm("U1", "open for 12 hours")
     settle()
     assert not [c for c in bot.dms_to("U1") if "clocked in for 10 hours" in c.params["text"]]
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         entry = session.exec(select(TimeEntry)).one()
         assert entry.ended_at == at("2026-01-05T21:00:00") and entry.flagged  # not 15 h
 
@@ -174,6 +174,6 @@ def test_malformed_and_refused_hours_input(sqlite_bot: BotHarness) -> None:
     assert "There is no time entry E-5" in bot.command(LEAD, "/hours", "approve E-5").text
     assert "Clocked in" in bot.command("U1", "/hours", "in").text
     assert "already clocked in" in bot.command("U1", "/hours", "in").text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert len(session.exec(select(TimeEntry)).all()) == 1
     assert "/hours report" in bot.command("U1", "/hours", "help").all_text

@@ -4,6 +4,8 @@ what lets the report read only the entries that started up to 12 hours before th
 
 from __future__ import annotations
 
+import os
+import signal
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +13,7 @@ from core.money import pay_cents
 from db.engine import Database
 from db.models import Member, Task, TimeEntry
 from domain import hours
+from jobs import reports
 from sandbox.harness import BotHarness
 from tests.shift_helpers import LEAD, add_member, add_task, eventually, make_lead
 
@@ -126,3 +129,20 @@ def test_a_clock_out_after_12_hours_closes_at_the_mark_and_flags(bot: BotHarness
     assert entry.ended_at == started + hours.AUTO_CLOSE_AFTER and entry.task_title == "Contract review"
     eventually(lambda: any("/hours approve E-1" in c.params["text"] for c in bot.dms_to("UADMIN")))
     assert "No tracked time yet" in bot.command("U1", "/hours").all_text  # flagged: counts nowhere
+
+
+def test_reports_are_built_in_a_worker_process_that_comes_back_after_dying(sqlite_bot: BotHarness) -> None:
+    """The CSV is built outside the bot's process (its Python would hold the bot's GIL), and a worker
+    killed (out of memory, say) is replaced at the next report instead of failing every report after."""
+    bot = sqlite_bot
+    make_lead(bot, tz="UTC")
+    assert "0 member(s)" in bot.command(LEAD, "/hours", "report").text
+    worker = reports._executor
+    assert worker is not None
+    pids = list(worker._processes)  # the pool's worker process
+    assert pids and os.getpid() not in pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    eventually(lambda: worker._broken)  # the pool notices its worker died
+    assert "0 member(s)" in bot.command(LEAD, "/hours", "report").text
+    assert reports._executor is not worker

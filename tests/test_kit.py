@@ -86,7 +86,7 @@ SIDE_EFFECTS = ("chat.postMessage", "chat.update", "chat.postEphemeral", "views.
 
 
 def _rows(bot: BotHarness) -> tuple[int, ...]:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         return tuple(
             session.exec(select(func.count()).select_from(model)).one()
             for model in (AuditEntry, Assignment, ShiftMember, LeaderboardOptIn, AnnouncementAck)

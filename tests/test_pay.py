@@ -37,7 +37,7 @@ def test_cap_override_notice_once_stop_at_cap_and_refusal(bot: BotHarness) -> No
     reply = bot.command(LEAD, "/crew", "cap <@U1> 10")
     assert "<@U1>'s weekly cap is now 10 h (was 40 h)" in reply.text
     bot.wait_dm("U1", "set your weekly hours cap to 10 h")
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         audited = session.exec(select(AuditEntry).where(AuditEntry.action == "hours.cap_set")).one()
         assert (audited.actor_id, audited.entity_id) == (LEAD, "U1")
 
@@ -50,7 +50,7 @@ def test_cap_override_notice_once_stop_at_cap_and_refusal(bot: BotHarness) -> No
     bot.clock.advance(hours=1)
     stopped = bot.wait_dm("U1", "reached your weekly cap")
     assert "clocked you out at Mon 05 Jan, 19:00 UTC" in stopped.params["text"]
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         entry = session.exec(select(TimeEntry)).one()
         assert entry.ended_at == at("2026-01-05T19:00:00") and entry.stop_reason == "stopped at cap"
         assert not entry.flagged
@@ -75,7 +75,7 @@ def test_cap_override_notice_once_stop_at_cap_and_refusal(bot: BotHarness) -> No
     bot.clock.advance(minutes=30)
     bot.command(LEAD, "/crew", "cap <@U1> 12")  # below the 12.5 h clocked: stops now, keeps the 30 min
     eventually(lambda: len(dm_texts(bot, "U1", "reached your weekly cap")) == 3)
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         last = session.exec(select(TimeEntry).order_by(col(TimeEntry.id).desc())).first()
         assert last is not None and last.ended_at == last.started_at + timedelta(minutes=30)
         assert last.stop_reason == "stopped at cap"
@@ -91,7 +91,7 @@ def test_cap_stop_after_downtime_is_at_the_cap_instant(sqlite_bot: BotHarness) -
     bot.clock.advance(hours=5)  # the notice and the cap fell due while down
     bot.start()
     bot.wait_dm("U1", "reached your weekly cap of 3 h")
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         entry = session.exec(select(TimeEntry)).one()
         assert entry.ended_at == at("2026-01-05T12:00:00") and entry.stop_reason == "stopped at cap"
     assert "3.00 h" in bot.command("U1", "/hours").all_text
@@ -128,7 +128,7 @@ def _sent(bot: BotHarness, user_id: str) -> None:
     running when the clock jumps skips that run, as APScheduler runs one instance at a time."""
 
     def recorded() -> bool:
-        with bot.services.db.session() as session:
+        with bot.services.db.write() as session:
             row = session.exec(
                 select(PayStatement).where(
                     PayStatement.user_id == user_id, PayStatement.week_start == date(2026, 1, 5)
@@ -192,7 +192,7 @@ def test_monday_statement_once_per_member_in_three_timezones_equal_to_payroll(bo
     settle()
     for user in ZONES:
         assert len(dm_texts(bot, user, "pay statement")) == 1, user
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         sent = session.exec(select(PayStatement).where(col(PayStatement.state) == "sent")).all()
         assert sorted((s.user_id, s.week_start.isoformat(), s.total_cents) for s in sent) == [
             ("UKOL", "2026-01-05", 37_400),

@@ -40,7 +40,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 def task(db: Database, title: str, rate_cents: int, holder: str, state: str = "claimed") -> int:
     now = at("2026-01-01T00:00:00")
-    with db.session() as session:
+    with db.write() as session:
         members.ensure(session, holder, now)
         t = Task(
             title=title, rate_cents=rate_cents, slots=1, creator_id="ULEAD", created_at=now, updated_at=now
@@ -52,7 +52,7 @@ def task(db: Database, title: str, rate_cents: int, holder: str, state: str = "c
 
 
 def work(db: Database, user_id: str, start: str, minutes: int, task_id: int | None, **extra: object) -> None:
-    with db.session() as session:
+    with db.write() as session:
         members.ensure(session, user_id, at(start))
         begin = at(start)
         session.add(
@@ -98,7 +98,7 @@ def test_statement_rounds_per_entry_and_its_lines_add_up(db: Database) -> None:
     work(db, "U1", "2026-01-06T15:00:00", 60, rejected)  # not paid
     work(db, "U1", "2026-01-07T15:00:00", 30, None)  # no task: waits for a lead
     work(db, "U1", "2026-01-08T15:00:00", 120, review, flagged=True, flag_reason="12 h")  # waits
-    with db.session() as session:
+    with db.write() as session:
         s = pay.statement(session, "U1", MONDAY, at("2026-01-12T09:00:00"))
     assert [(line.task_id, line.hours, line.cents) for line in s.lines] == [
         (review, Decimal("2.25"), 3 * 2917 + 10_938)
@@ -107,7 +107,7 @@ def test_statement_rounds_per_entry_and_its_lines_add_up(db: Database) -> None:
     assert hours.as_hours(s.waiting_seconds) == Decimal("2.50")
     assert hours.as_hours(s.rejected_seconds) == Decimal("1.00")
     # A lead reviews the no-task time: it is approved (no rate, so no money), and no longer waiting.
-    with db.session() as session:
+    with db.write() as session:
         entry = session.exec(select(TimeEntry).where(col(TimeEntry.task_id).is_(None))).one()
         hours.approve(session, LEAD, entry.id or 0, at("2026-01-12T10:00:00"), "test")
         s = pay.statement(session, "U1", MONDAY, at("2026-01-12T10:00:00"))
@@ -118,11 +118,11 @@ def test_statement_rounds_per_entry_and_its_lines_add_up(db: Database) -> None:
 
 def test_weeks_are_the_members_own(db: Database) -> None:
     review = task(db, "Review", 6000, "UMNL")
-    with db.session() as session:
+    with db.write() as session:
         members.ensure(session, "UMNL", at("2026-01-01T00:00:00")).tz = "Asia/Manila"
     # Sunday 11 Jan 15:00–17:00 UTC: Sunday 23:00 – Monday 01:00 in Manila, one hour in each week.
     work(db, "UMNL", "2026-01-11T15:00:00", 120, review)
-    with db.session() as session:
+    with db.write() as session:
         first = pay.statement(session, "UMNL", MONDAY, at("2026-01-20T00:00:00"))
         second = pay.statement(session, "UMNL", date(2026, 1, 12), at("2026-01-20T00:00:00"))
     assert (first.total_cents, second.total_cents) == (6000, 6000)
@@ -132,7 +132,7 @@ def test_weeks_are_the_members_own(db: Database) -> None:
 
 
 def refer(db: Database, email: str, now: datetime, share: rules.ShareTerms | None) -> Referral:
-    with db.session() as session:
+    with db.write() as session:
         return rules.refer(
             session,
             by=Actor("U1", email="u1@example.com"),
@@ -148,7 +148,7 @@ def refer(db: Database, email: str, now: datetime, share: rules.ShareTerms | Non
 
 
 def hire(db: Database, referral_id: int, referee: str, when: datetime) -> None:
-    with db.session() as session:
+    with db.write() as session:
         session.execute(
             update(Referral)
             .where(col(Referral.id) == referral_id)
@@ -163,7 +163,7 @@ def test_share_accrues_week_by_week_from_the_referral_within_its_months_and_cap(
     work(db, "U9", "2026-01-02T10:00:00", 600, work_task)
     referral = refer(db, "ana@x.example", at("2026-01-03T12:00:00"), terms)
     assert referral.reward_model == rules.SHARE and referral.bonus_cents == 0
-    with pytest.raises(UserError, match="already in the referral program"), db.session() as session:
+    with pytest.raises(UserError, match="already in the referral program"), db.write() as session:
         rules.refer(  # first referrer only: a second referral of the address is refused
             session,
             by=Actor("U2"),
@@ -182,7 +182,7 @@ def test_share_accrues_week_by_week_from_the_referral_within_its_months_and_cap(
     work(db, "U9", "2026-01-13T10:00:00", 450, work_task)  # week 2: $750 → $75, capped to $50
     work(db, "U9", "2026-01-20T10:00:00", 600, work_task)  # week 3: cap reached, nothing
     now = at("2026-02-20T00:00:00")
-    with db.session() as session:
+    with db.write() as session:
         weeks = [pay.statement(session, "U1", MONDAY + timedelta(days=7 * n), now) for n in range(3)]
         so_far = pay.progress_of(session, [rules.get(session, referral.id or 0)], now)[referral.id or 0]
     assert [w.reward_cents for w in weeks] == [10_000, 5000, 0]
@@ -190,7 +190,7 @@ def test_share_accrues_week_by_week_from_the_referral_within_its_months_and_cap(
     assert [(r.earned_cents, r.left_cents) for r in weeks[1].rewards] == [(15_000, 0)]
     assert (so_far.earned_cents, so_far.left_cents) == (15_000, 0)
     # The referrer's statements add up; the payroll of each week carries the same share.
-    with db.session() as session:
+    with db.write() as session:
         assert [s.total_cents for s in pay.payroll(session, MONDAY, now) if s.user_id == "U1"] == [10_000]
 
 
@@ -202,7 +202,7 @@ def test_share_stops_at_the_end_of_its_months(db: Database) -> None:
     work(db, "U8", "2026-02-28T11:00:00", 120, work_task)  # half inside: 1 h × $87.50 → 12.5% = $10.94
     work(db, "U8", "2026-03-02T10:00:00", 600, work_task)  # after: nothing
     assert pay.add_months(at("2026-01-31T12:00:00"), 1) == at("2026-02-28T12:00:00")
-    with db.session() as session:
+    with db.write() as session:
         fresh = rules.get(session, referral.id or 0)
         progress = pay.progress_of(session, [fresh], at("2026-04-01T00:00:00"))[referral.id or 0]
     assert progress.earned_cents == share_cents(8750, 1250) == 1094
@@ -216,15 +216,15 @@ def test_flat_referrals_keep_their_model_and_bonus(db: Database) -> None:
     hire(db, share.id or 0, "U6", at("2026-01-05T09:00:00"))
     for user in ("U7", "U6"):
         work(db, user, "2026-01-06T08:00:00", 660, None)
-    with db.session() as session:  # time with no task counts once a lead approved it
+    with db.write() as session:  # time with no task counts once a lead approved it
         for entry in session.exec(select(TimeEntry)).all():
             hours.approve(session, LEAD, entry.id or 0, at("2026-01-06T20:00:00"), "test")
-    with db.session() as session:
+    with db.write() as session:
         promoted = rules.promote_eligible(
             session, threshold_hours=Decimal(10), now=at("2026-01-07T00:00:00"), source="test"
         )
     assert [p.referral.id for p in promoted] == [flat.id]  # the share referral is paid weekly instead
-    with db.session() as session:
+    with db.write() as session:
         s = pay.statement(session, "U1", MONDAY, at("2026-01-12T09:00:00"))
     assert [(r.referral_id, r.model, r.cents) for r in s.rewards] == [(flat.id, rules.FLAT, 25_000)]
 
@@ -255,11 +255,11 @@ def test_migration_0013_down_and_up(database_url: str) -> None:
 
 
 def test_cap_instants_follow_the_members_week(db: Database) -> None:
-    with db.session() as session:
+    with db.write() as session:
         members.ensure(session, "U1", at("2026-01-01T00:00:00")).tz = "America/Chicago"
         members.ensure(session, "U2", at("2026-01-01T00:00:00"))
     work(db, "U1", "2026-01-05T14:00:00", 37 * 60, None)  # 37 h this week (Chicago)
-    with db.session() as session:
+    with db.write() as session:
         # Sunday 11 Jan 20:00 Chicago (02:00 UTC Monday): 3 h to the cap, 0.5 h past 90% (36 h) already.
         running = hours.clock_in(
             session, Actor("U1", tz="America/Chicago"), None, at("2026-01-12T02:00:00"), "t"
@@ -267,13 +267,13 @@ def test_cap_instants_follow_the_members_week(db: Database) -> None:
         times = pay.cap_times(session, running.id, Decimal(40))
     assert times is not None
     assert times.notice_at == at("2026-01-12T02:00:00") and times.stop_at == at("2026-01-12T05:00:00")
-    with db.session() as session:
+    with db.write() as session:
         # In UTC the week started at 00:00 on Monday 12 Jan: U2's clock-in at 23:00 the day before has
         # 1 h in the old week and 11 h in the new, never near 40 h.
         entry = hours.clock_in(session, Actor("U2"), None, at("2026-01-11T23:00:00"), "t")
         fresh = pay.cap_times(session, entry.id, Decimal(40))
     assert fresh is not None and fresh.notice_at is None and fresh.stop_at is None
-    with db.session() as session:
+    with db.write() as session:
         # A lead lowers U1's cap to 37.5 h at 03:00: reached at 02:30, but the hour already worked counts.
         pay.set_cap(session, LEAD, "U1", Decimal("37.5"), Decimal(40), at("2026-01-12T03:00:00"), "t")
         assert pay.stop_at_cap(session, running.id, at("2026-01-12T03:00:00"), Decimal(40)) is not None
@@ -295,11 +295,11 @@ def test_statements_are_claimed_in_short_batches_each_member_once(db: Database) 
     calls = 0
     more = True
     while more:
-        with db.session() as session:
+        with db.write() as session:
             batch, more = pay.claim_due_statements(session, now, batch=2)
         assert len(batch) <= 2
         claimed += [item.statement.user_id for item in batch]
         calls += 1
     assert sorted(claimed) == [f"UB{n}" for n in range(5)] and calls == 3
-    with db.session() as session:
+    with db.write() as session:
         assert pay.claim_due_statements(session, now, batch=2) == ([], False)

@@ -92,7 +92,7 @@ def _wait_post(bot: BotHarness, channel: str, contains: str = "", count: int = 1
 
 
 def _questions(bot: BotHarness) -> list[PolicyQuestion]:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         return list(session.exec(select(PolicyQuestion).order_by(PolicyQuestion.id)))
 
 
@@ -278,7 +278,7 @@ def test_escalation_reaches_a_lead_whose_answer_reaches_the_asker_and_answers_a_
     assert "pets are welcome on calls" in reply.all_text
     assert "A lead's answer" in reply.all_text and "policy_up" in _action_ids(reply.blocks)
     assert len(_posts_to(bot, LEADS)) == cards
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         actions = [
             a.action
             for a in session.exec(
@@ -406,7 +406,7 @@ def test_feedback_on_a_private_answer_replaces_the_buttons_and_a_thumbs_down_off
 
     down = bot.click("U1", "policy_down", qid)  # changed their mind (e.g. from another copy)
     assert _action_ids(down.blocks) == ["policy_ask_lead"]
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         votes = list(session.exec(select(PolicyFeedback)))
     assert [(v.user_id, v.helpful) for v in votes] == [("U1", False)]
 
@@ -455,7 +455,7 @@ def test_votes_in_a_thread_are_one_per_person_changeable_and_tallied(bot: BotHar
     last = updates[-1].params
     assert _action_ids(last["blocks"]) == ["policy_up", "policy_down"], "shared: the buttons stay"
     assert ":+1: 0   :-1: 2" in _text(last)
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         votes = {(v.user_id, v.helpful) for v in session.exec(select(PolicyFeedback))}
     assert votes == {("U1", False), ("U2", False)}
     # Anyone in the thread may ask a lead; the answer will be posted in the thread.
@@ -524,7 +524,7 @@ def test_leads_list_edit_and_delete_faq_entries(bot: BotHarness) -> None:
     stale = bot.click("ULEAD", "policy_faq_delete", _value(listing.blocks, "policy_faq_delete"))
     assert "was deleted by <@ULEAD2>" in stale.text
     assert "asked the leads" in bot.command("U2", "/policy", "are dogs allowed on team calls?").text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         actions = [
             a.action for a in session.exec(select(AuditEntry).where(AuditEntry.entity == "policy_faq"))
         ]
@@ -533,7 +533,7 @@ def test_leads_list_edit_and_delete_faq_entries(bot: BotHarness) -> None:
 
 def test_the_faq_list_pages(sqlite_bot: BotHarness) -> None:
     bot = sqlite_bot
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         for n in range(12):
             question = rules.record_question(
                 session,

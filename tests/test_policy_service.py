@@ -32,7 +32,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 def _ask(db: Database, index: PolicyIndex, text: str, asker: str = "U1", via: str = rules.VIA_COMMAND) -> int:
-    with db.session() as session:
+    with db.write() as session:
         question = rules.record_question(
             session, rules.Asked(asker, text, via, "C1"), index.answer(text), NOW, "test"
         )
@@ -43,7 +43,7 @@ def _ask(db: Database, index: PolicyIndex, text: str, asker: str = "U1", via: st
 def test_confident_questions_are_answered_and_the_rest_escalated(db: Database, index: PolicyIndex) -> None:
     answered = _ask(db, index, "when is payday?")
     escalated = _ask(db, index, "what's the weather in chicago?")
-    with db.session() as session:
+    with db.write() as session:
         payday = rules.get_question(session, answered)
         weather = rules.get_question(session, escalated)
         assert (payday.state, payday.section_id, payday.cited) == (
@@ -69,17 +69,17 @@ def test_small_talk_has_nothing_to_look_up() -> None:
 
 def test_votes_are_one_per_person_and_changeable(db: Database, index: PolicyIndex) -> None:
     qid = _ask(db, index, "when is payday?", via=rules.VIA_MENTION)  # in a thread: anyone may vote
-    with db.session() as session:
+    with db.write() as session:
         assert rules.vote(session, qid, "U1", True, NOW).outcome == "recorded"
-    with db.session() as session:
+    with db.write() as session:
         assert rules.vote(session, qid, "U1", True, NOW).outcome == "unchanged"
-    with db.session() as session:
+    with db.write() as session:
         changed = rules.vote(session, qid, "U1", False, NOW + timedelta(minutes=1))
         assert (changed.outcome, changed.up, changed.down) == ("changed", 0, 1)
-    with db.session() as session:
+    with db.write() as session:
         other = rules.vote(session, qid, "U2", True, NOW)
         assert (other.up, other.down) == (1, 1)
-    with db.session() as session, pytest.raises(UserError, match="no question #999"):
+    with db.write() as session, pytest.raises(UserError, match="no question #999"):
         rules.vote(session, 999, "U1", True, NOW)
 
 
@@ -89,26 +89,26 @@ def test_a_private_answer_is_the_askers_alone(db: Database, index: PolicyIndex) 
         lambda session: rules.vote(session, qid, "U2", True, NOW),
         lambda session: rules.escalate(session, qid, "U2", NOW, "test"),
     ):
-        with db.session() as session, pytest.raises(UserError, match="given to someone else"):
+        with db.write() as session, pytest.raises(UserError, match="given to someone else"):
             act(session)
-    with db.session() as session:
+    with db.write() as session:
         assert rules.get_question(session, qid).state == "answered"
         assert rules.tally(session, qid) == (0, 0)
 
 
 def test_escalating_an_answer_happens_once(db: Database, index: PolicyIndex) -> None:
     qid = _ask(db, index, "when is payday?", via=rules.VIA_MENTION)
-    with db.session() as session:
+    with db.write() as session:
         question, moved = rules.escalate(session, qid, "U2", NOW, "test")
         assert moved and question.state == "escalated" and question.escalated_by == "U2"
-    with db.session() as session:
+    with db.write() as session:
         question, moved = rules.escalate(session, qid, "U1", NOW, "test")
         assert not moved and question.escalated_by == "U2"
 
 
 def test_a_lead_answer_resolves_once_and_saves_a_faq(db: Database, index: PolicyIndex) -> None:
     qid = _ask(db, index, "can I bring my dog to the team call?")
-    with db.session() as session:
+    with db.write() as session:
         before = rules.revisions(session)
         with pytest.raises(UserError, match="Write the answer"):
             rules.resolve(session, qid, "ULEAD", "  ", section_id=None, save_faq=True, now=NOW, source="t")
@@ -116,23 +116,23 @@ def test_a_lead_answer_resolves_once_and_saves_a_faq(db: Database, index: Policy
             rules.resolve(
                 session, qid, "ULEAD", "x" * 2501, section_id=None, save_faq=True, now=NOW, source="t"
             )
-    with db.session() as session:
+    with db.write() as session:
         done = rules.resolve(
             session, qid, "ULEAD", "Yes.", section_id=None, save_faq=True, now=NOW, source="t"
         )
         assert done.question.state == "resolved" and done.faq is not None and done.faq.question_id == qid
         assert rules.revisions(session).faqs == before.faqs + 1
         assert rules.active_faqs(session)[0].question == "can I bring my dog to the team call?"
-    with db.session() as session, pytest.raises(UserError, match="You already answered"):
+    with db.write() as session, pytest.raises(UserError, match="You already answered"):
         rules.resolve(session, qid, "ULEAD", "No.", section_id=None, save_faq=True, now=NOW, source="t")
-    with db.session() as session, pytest.raises(UserError, match="<@ULEAD> already answered"):
+    with db.write() as session, pytest.raises(UserError, match="<@ULEAD> already answered"):
         rules.resolve(session, qid, "ULEAD2", "No.", section_id=None, save_faq=True, now=NOW, source="t")
     answered = _ask(db, index, "when is payday?")
-    with db.session() as session, pytest.raises(UserError, match="isn't waiting for a lead"):
+    with db.write() as session, pytest.raises(UserError, match="isn't waiting for a lead"):
         rules.resolve(
             session, answered, "ULEAD", "Fri.", section_id=None, save_faq=False, now=NOW, source="t"
         )
-    with db.session() as session:
+    with db.write() as session:
         assert len(rules.active_faqs(session)) == 1
 
 
@@ -144,7 +144,7 @@ def test_concurrent_answers_resolve_once(db: Database, index: PolicyIndex) -> No
     def answer(lead: str) -> None:
         barrier.wait()
         try:
-            with db.session() as session:
+            with db.write() as session:
                 rules.resolve(
                     session, qid, lead, f"from {lead}", section_id=None, save_faq=True, now=NOW, source="t"
                 )
@@ -158,19 +158,19 @@ def test_concurrent_answers_resolve_once(db: Database, index: PolicyIndex) -> No
     for t in threads:
         t.join(timeout=30)
     assert sorted(outcomes) == ["lost", "lost", "lost", "won"]
-    with db.session() as session:
+    with db.write() as session:
         assert len(rules.active_faqs(session)) == 1
 
 
 def test_faq_edit_and_delete(db: Database, index: PolicyIndex) -> None:
     qid = _ask(db, index, "can I bring my dog to the team call?")
-    with db.session() as session:
+    with db.write() as session:
         faq = rules.resolve(
             session, qid, "ULEAD", "Yes.", section_id=None, save_faq=True, now=NOW, source="t"
         ).faq
         assert faq is not None and faq.id is not None
         faq_id = faq.id
-    with db.session() as session:
+    with db.write() as session:
         edited = rules.edit_faq(
             session,
             faq_id,
@@ -188,9 +188,9 @@ def test_faq_edit_and_delete(db: Database, index: PolicyIndex) -> None:
         )
         rows, total = rules.list_faqs(session, 0, 10)
         assert total == 1 and rows[0].section_id == "community#code-of-conduct"
-    with db.session() as session:
+    with db.write() as session:
         rules.delete_faq(session, faq_id, "ULEAD", NOW, "t")
-    with db.session() as session:
+    with db.write() as session:
         assert rules.active_faqs(session) == [] and rules.faq_count(session) == 0
         with pytest.raises(UserError, match="deleted by <@ULEAD>"):
             rules.delete_faq(session, faq_id, "ULEAD2", NOW, "t")
@@ -203,21 +203,21 @@ def test_faq_edit_and_delete(db: Database, index: PolicyIndex) -> None:
 
 
 def test_every_faq_change_and_reload_moves_the_revisions(db: Database, index: PolicyIndex) -> None:
-    with db.session() as session:
+    with db.write() as session:
         start = rules.revisions(session)
         after_reload = rules.handbook_reloaded(session, "ULEAD", NOW, "t", sections=17, problems=[])
     assert after_reload == rules.Revisions(start.handbook + 1, start.faqs)
     qid = _ask(db, index, "can I bring my dog to the team call?")
-    with db.session() as session:
+    with db.write() as session:
         faq = rules.resolve(
             session, qid, "ULEAD", "Yes.", section_id=None, save_faq=True, now=NOW, source="t"
         ).faq
         assert faq is not None and faq.id is not None
-    with db.session() as session:
+    with db.write() as session:
         rules.edit_faq(
             session, faq.id, "ULEAD", question="q?", answer="a.", section_id=None, now=NOW, source="t"
         )
-    with db.session() as session:
+    with db.write() as session:
         rules.delete_faq(session, faq.id, "ULEAD", NOW, "t")
-    with db.session() as session:
+    with db.write() as session:
         assert rules.revisions(session) == rules.Revisions(start.handbook + 1, start.faqs + 3)

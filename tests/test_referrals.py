@@ -30,12 +30,12 @@ def make_lead(bot: BotHarness) -> None:
 
 
 def referrals_in_db(bot: BotHarness) -> list[Referral]:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         return list(session.exec(select(Referral).order_by(Referral.id)))
 
 
 def audit_of(bot: BotHarness, referral_id: int) -> list[AuditEntry]:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         return list(
             session.exec(
                 select(AuditEntry)
@@ -49,7 +49,7 @@ def track(bot: BotHarness, user_id: str, hours: float, flagged: bool = False, op
     """A closed (or open) time entry of `hours` on no task, ending now, that a lead approved (so it
     counts toward the bonus, domain.referrals.bonus_hours)."""
     now = bot.clock.now()
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         members.ensure(session, user_id, now)
         session.add(
             TimeEntry(

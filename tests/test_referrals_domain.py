@@ -35,7 +35,7 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 def refer(db: Database, by: str, email: str, now: datetime = NOW) -> Referral:
-    with db.session() as session:
+    with db.write() as session:
         return rules.refer(
             session,
             by=Actor(by, email=f"{by.lower()}@example.com"),
@@ -50,7 +50,7 @@ def refer(db: Database, by: str, email: str, now: datetime = NOW) -> Referral:
 
 
 def force_status(db: Database, referral_id: int, status: str, referee: str | None = None) -> None:
-    with db.session() as session:
+    with db.write() as session:
         values: dict[str, Any] = {"status": status}
         if referee:
             values["referee_user_id"] = referee
@@ -60,7 +60,7 @@ def force_status(db: Database, referral_id: int, status: str, referee: str | Non
 def track(db: Database, user_id: str, hours: float, **extra: Any) -> None:
     """Time on no task that a lead approved (unless `approved_by=None`): it counts toward the bonus."""
     extra.setdefault("approved_by", "ULEAD")
-    with db.session() as session:
+    with db.write() as session:
         members.ensure(session, user_id, NOW)
         ended = extra.pop("ended_at", NOW)
         session.add(
@@ -106,7 +106,7 @@ def test_every_transition_is_allowed_exactly_when_the_state_machine_says(db: Dat
             n += 1
             referral = refer(db, "U1", f"t{n}@x.example")
             force_status(db, referral.id or 0, before)
-            with db.session() as session:
+            with db.write() as session:
                 try:
                     change = rules.set_status(
                         session,
@@ -129,7 +129,7 @@ def test_every_transition_is_allowed_exactly_when_the_state_machine_says(db: Dat
 
 def test_a_repeated_status_changes_nothing(db: Database) -> None:
     referral = refer(db, "U1", "same@x.example")
-    with db.session() as session:
+    with db.write() as session:
         assert (
             rules.set_status(
                 session,
@@ -142,14 +142,14 @@ def test_a_repeated_status_changes_nothing(db: Database) -> None:
             )
             is None
         )
-    with db.session() as session:
+    with db.write() as session:
         assert [a.action for a in session.exec(select(AuditEntry))] == ["referral.created"]
 
 
 def test_hired_and_paid_are_stamped(db: Database) -> None:
     referral = refer(db, "U1", "stamp@x.example")
     force_status(db, referral.id or 0, "interviewing")
-    with db.session() as session:
+    with db.write() as session:
         change = rules.set_status(
             session,
             by=LEAD,
@@ -163,7 +163,7 @@ def test_hired_and_paid_are_stamped(db: Database) -> None:
 
 
 def test_refusals_in_the_rules(db: Database) -> None:
-    with db.session() as session, pytest.raises(UserError, match="your own address"):
+    with db.write() as session, pytest.raises(UserError, match="your own address"):
         rules.refer(
             session,
             by=Actor("U1", email="Me@X.example"),
@@ -176,7 +176,7 @@ def test_refusals_in_the_rules(db: Database) -> None:
             source="t",
         )
     member = Profile("U9", "nine", "Nine", "UTC", "nine@x.example")
-    with db.session() as session, pytest.raises(UserError, match="already belongs to a member"):
+    with db.write() as session, pytest.raises(UserError, match="already belongs to a member"):
         rules.refer(
             session,
             by=Actor("U1"),
@@ -192,7 +192,7 @@ def test_refusals_in_the_rules(db: Database) -> None:
     with pytest.raises(UserError, match="already in the referral program") as refused:
         refer(db, "U2", "first@x.example")
     assert "U1" not in refused.value.message
-    with db.session() as session:
+    with db.write() as session:
         assert [r.referrer_id for r in session.exec(select(Referral))] == ["U1"]
 
 
@@ -201,7 +201,7 @@ def test_first_referral_wins_among_many_threads(db: Database) -> None:
     won = [r for r in results if isinstance(r, Referral)]
     refused = [r for r in results if isinstance(r, UserError)]
     assert len(won) == 1 and len(refused) == 7, results
-    with db.session() as session:
+    with db.write() as session:
         rows = list(session.exec(select(Referral)))
         created = list(session.exec(select(AuditEntry).where(AuditEntry.action == "referral.created")))
     assert [r.referrer_id for r in rows] == [won[0].referrer_id]
@@ -215,7 +215,7 @@ def test_bonus_hours_count_closed_unflagged_approved_entries_only(db: Database) 
     track(db, "UA", 3, ended_at=None)  # still clocked in
     track(db, "UA", 5, approved_by=None)  # on no task and never reviewed
     track(db, "UB", 1)
-    with db.session() as session:
+    with db.write() as session:
         hours = rules.bonus_hours(session, ["UA", "UB", "UC"])
     assert hours == {"UA": Decimal("6.5"), "UB": Decimal(1)}
 
@@ -226,7 +226,7 @@ def test_eligibility_happens_exactly_once_when_checks_race(db: Database) -> None
     track(db, "UREF", 9.99)
 
     def check(_: int) -> list[rules.Promotion]:
-        with db.session() as session:
+        with db.write() as session:
             return rules.promote_eligible(
                 session, threshold_hours=TEN, now=NOW, source="t", referee_user_id="UREF"
             )
@@ -237,13 +237,13 @@ def test_eligibility_happens_exactly_once_when_checks_race(db: Database) -> None
     assert not any(isinstance(r, Exception) for r in results), results
     promoted = [p for r in results for p in r]
     assert len(promoted) == 1 and promoted[0].hours == Decimal(10)
-    with db.session() as session:
+    with db.write() as session:
         row = session.get(Referral, referral.id)
         trail = list(session.exec(select(AuditEntry).where(AuditEntry.action == "referral.status")))
     assert row is not None and (row.status, row.eligible_at, row.updated_by) == ("eligible", NOW, "crewcall")
     assert len(trail) == 1
     # The sweep afterwards finds nothing more to do.
-    with db.session() as session:
+    with db.write() as session:
         assert rules.promote_eligible(session, threshold_hours=TEN, now=NOW, source="t") == []
 
 
@@ -252,19 +252,19 @@ def test_only_hired_referrals_become_eligible(db: Database) -> None:
         referral = refer(db, "U1", f"s{i}@x.example")
         force_status(db, referral.id or 0, status, referee=f"UR{i}")
         track(db, f"UR{i}", 20)
-    with db.session() as session:
+    with db.write() as session:
         assert rules.promote_eligible(session, threshold_hours=TEN, now=NOW, source="t") == []
 
 
 def test_linking_is_case_insensitive_and_once(db: Database) -> None:
     referral = refer(db, "U1", "link@x.example")
-    with db.session() as session:
+    with db.write() as session:
         linked = rules.link_referee(session, "Link@X.Example", "UNEW", NOW, "t")
     assert linked is not None and linked.id == referral.id and linked.referee_user_id == "UNEW"
-    with db.session() as session:
+    with db.write() as session:
         assert rules.link_referee(session, "link@x.example", "UOTHER", NOW, "t") is None
         assert rules.link_referee(session, "nobody@x.example", "UNEW", NOW, "t") is None
-    with db.session() as session:
+    with db.write() as session:
         row = session.get(Referral, referral.id)
     assert row is not None and row.referee_user_id == "UNEW"
 
@@ -272,7 +272,7 @@ def test_linking_is_case_insensitive_and_once(db: Database) -> None:
 def test_leaderboard_counts_this_months_hires_of_opted_in_members(db: Database) -> None:
     def hired(by: str, email: str, when: datetime, status: str = "hired") -> None:
         referral = refer(db, by, email)
-        with db.session() as session:
+        with db.write() as session:
             session.execute(
                 update(Referral).where(col(Referral.id) == referral.id).values(status=status, hired_at=when)
             )
@@ -283,16 +283,16 @@ def test_leaderboard_counts_this_months_hires_of_opted_in_members(db: Database) 
     hired("U2", "d@x.example", datetime(2026, 1, 10, tzinfo=UTC))
     hired("U3", "e@x.example", datetime(2026, 1, 11, tzinfo=UTC))
     refer(db, "U3", "f@x.example")  # not hired
-    with db.session() as session:
+    with db.write() as session:
         assert rules.leaderboard(session, NOW) == []
         assert rules.set_leaderboard(session, "U1", True, NOW, "t")
         assert rules.set_leaderboard(session, "U3", True, NOW, "t")
         assert not rules.set_leaderboard(session, "U3", True, NOW, "t")
-    with db.session() as session:
+    with db.write() as session:
         assert rules.leaderboard(session, NOW) == [("U1", 2), ("U3", 1)]
         assert rules.set_leaderboard(session, "U1", False, NOW, "t")
         assert not rules.set_leaderboard(session, "U1", False, NOW, "t")
-    with db.session() as session:
+    with db.write() as session:
         assert rules.leaderboard(session, NOW) == [("U3", 1)]
         assert rules.leaderboard(session, datetime(2026, 2, 1, tzinfo=UTC)) == []
 
@@ -301,13 +301,13 @@ def test_waiting_on_lead_puts_owed_bonuses_first_then_the_longest_waiting(db: Da
     statuses = ["interviewing", "referred", "hired", "eligible", "rejected", "applied", "paid"]
     for i, status in enumerate(statuses):
         referral = refer(db, "U1", f"w{i}@x.example", now=NOW + timedelta(hours=i))
-        with db.session() as session:
+        with db.write() as session:
             session.execute(
                 update(Referral)
                 .where(col(Referral.id) == referral.id)
                 .values(status=status, updated_at=NOW + timedelta(hours=i))
             )
-    with db.session() as session:
+    with db.write() as session:
         waiting = rules.waiting_on_lead(session)
     assert waiting.counts == {"eligible": 1, "referred": 1, "applied": 1, "interviewing": 1}
     assert [r.status for r in waiting.oldest] == ["eligible", "interviewing", "referred", "applied"]
@@ -319,7 +319,7 @@ def test_totals_and_pages_of_a_referrer(db: Database) -> None:
         referral = refer(db, "U1", f"p{i}@x.example")
         force_status(db, referral.id or 0, status)
     refer(db, "U2", "other@x.example")
-    with db.session() as session:
+    with db.write() as session:
         totals = rules.totals_for(session, "U1")
         first, more = rules.of_referrer(session, "U1", limit=4)
         rest, end = rules.of_referrer(session, "U1", limit=4, before_id=more)

@@ -65,7 +65,7 @@ def test_reply_falls_back_when_the_response_url_fails(sqlite_bot: BotHarness) ->
 
 def test_scheduled_jobs_run_on_the_bot_clock_without_waiting(bot: BotHarness) -> None:
     now = bot.clock.now()
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         session.add(ProcessedEvent(event_id="Ev-old", received_at=now - timedelta(days=8)))
         session.add(ProcessedEvent(event_id="Ev-new", received_at=now - timedelta(hours=1)))
     job = bot.services.scheduler.get("maintenance:prune-processed-events")
@@ -75,7 +75,7 @@ def test_scheduled_jobs_run_on_the_bot_clock_without_waiting(bot: BotHarness) ->
     bot.clock.advance(hours=6, seconds=1)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        with bot.services.db.session() as session:
+        with bot.services.db.write() as session:
             left = set(session.exec(select(ProcessedEvent.event_id)))
         if left == {"Ev-new"}:
             break
@@ -125,7 +125,7 @@ def test_due_one_off_jobs_leave_the_store_as_they_are_fetched(sqlite_bot: BotHar
         bot.services.scheduler.at(
             f"test:prune:{n}", maintenance.prune_processed_events, now + timedelta(minutes=1)
         )
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         session.add(ProcessedEvent(event_id="Ev-old", received_at=now - timedelta(days=8)))
     bot.clock.advance(minutes=1)
     deadline = time.monotonic() + 5
@@ -134,20 +134,20 @@ def test_due_one_off_jobs_leave_the_store_as_they_are_fetched(sqlite_bot: BotHar
     assert bot.services.scheduler.jobs("test:") == []
     assert bot.services.scheduler.get("maintenance:prune-processed-events") is not None  # repeating: kept
     while time.monotonic() < deadline:
-        with bot.services.db.session() as session:
+        with bot.services.db.write() as session:
             if not session.exec(select(ProcessedEvent)).all():
                 break
         time.sleep(0.02)
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert session.exec(select(ProcessedEvent)).all() == []
 
 
 def test_sqlite_writers_queue_in_process_and_every_way_out_frees_the_lock(sqlite_url: str) -> None:
     db = Database(sqlite_url)
-    with db.session() as session:
+    with db.write() as session:
         session.exec(text("CREATE TABLE counter (n INTEGER NOT NULL)"))  # type: ignore[call-overload]
         session.exec(text("INSERT INTO counter VALUES (0)"))  # type: ignore[call-overload]
-    with pytest.raises(RuntimeError), db.session() as session:  # rolled back
+    with pytest.raises(RuntimeError), db.write() as session:  # rolled back
         session.exec(text("UPDATE counter SET n = n + 100"))  # type: ignore[call-overload]
         raise RuntimeError
     with db.engine.connect() as conn:  # a read, closed without commit
@@ -155,7 +155,7 @@ def test_sqlite_writers_queue_in_process_and_every_way_out_frees_the_lock(sqlite
 
     def bump() -> None:
         for _ in range(25):
-            with db.session() as session:  # read, then write: BEGIN IMMEDIATE keeps it whole
+            with db.write() as session:  # read, then write: BEGIN IMMEDIATE keeps it whole
                 n = session.exec(text("SELECT n FROM counter")).one()[0]  # type: ignore[call-overload]
                 session.exec(text("UPDATE counter SET n = :n"), params={"n": n + 1})  # type: ignore[call-overload]
 
@@ -165,7 +165,7 @@ def test_sqlite_writers_queue_in_process_and_every_way_out_frees_the_lock(sqlite
     for t in threads:
         t.join(timeout=10)  # a lock left held would keep them waiting SQLITE_BUSY_TIMEOUT_S
     assert not any(t.is_alive() for t in threads)
-    with db.session() as session:
+    with db.write() as session:
         assert session.exec(text("SELECT n FROM counter")).one()[0] == 200  # type: ignore[call-overload]
     db.dispose()
 

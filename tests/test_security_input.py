@@ -36,7 +36,7 @@ def bot(database_url: str, fake: FakeSlack) -> Iterator[BotHarness]:
 
 
 def _counts(bot: BotHarness) -> tuple[int, ...]:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         rows = [
             session.exec(select(func.count()).select_from(m)).one()
             for m in (Task, Shift, Announcement, Referral)
@@ -115,7 +115,7 @@ def test_a_task_assigned_to_an_unknown_member_is_refused(bot: BotHarness) -> Non
     assert "Posted" in bot.command(LEAD, "/tasks", TASK).text
     reply = bot.command(LEAD, "/tasks", "assign T-1 <@UNOBODY>")
     assert "Slack doesn't know a member `UNOBODY`" in reply.text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert session.get(Task, 1).claimed == 0  # type: ignore[union-attr]
 
 

@@ -34,7 +34,7 @@ def bot(database_url: str, fake: FakeSlack) -> Iterator[BotHarness]:
 
 
 def _audit(bot: BotHarness, action: str) -> list[AuditEntry]:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         return list(session.exec(select(AuditEntry).where(AuditEntry.action == action)))
 
 
@@ -51,12 +51,12 @@ def test_a_lead_cannot_approve_or_reject_their_own_work_another_lead_can(bot: Bo
     # The Home tab's Approve button is the same door.
     refused = bot.click(LEAD, "task_approve", f"1:{LEAD}").text
     assert "Nobody approves their own pay" in refused
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assignment = session.exec(select(Assignment)).one()
         assert (assignment.state, assignment.reviewer_id) == ("submitted", None)
     assert not _audit(bot, "task.approved")
     assert "Approved" in bot.command(OTHER_LEAD, "/tasks", f"approve T-1 <@{LEAD}>").text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assignment = session.exec(select(Assignment)).one()
         assert (assignment.state, assignment.reviewer_id) == ("approved", OTHER_LEAD)
     assert [e.actor_id for e in _audit(bot, "task.approved")] == [OTHER_LEAD]
@@ -74,15 +74,15 @@ def test_a_lead_cannot_approve_their_own_flagged_time_another_lead_can(bot: BotH
     assert "Clocked in" in bot.command(LEAD, "/hours", "in").text
     bot.clock.advance(hours=12)
     bot.wait_dm(LEAD, "open for 12 hours")
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         entry = session.exec(select(TimeEntry)).one()
         assert entry.flagged
     refused = bot.command(LEAD, "/hours", f"approve E-{entry.id}").text
     assert "Nobody approves their own pay" in refused and f"/hours approve E-{entry.id}" in refused
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert session.exec(select(TimeEntry)).one().flagged
     assert "Approved" in bot.command(OTHER_LEAD, "/hours", f"approve E-{entry.id}").text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         entry = session.exec(select(TimeEntry)).one()
         assert not entry.flagged and entry.approved_by == OTHER_LEAD and entry.approved_at is not None
     assert [e.actor_id for e in _audit(bot, "hours.approved")] == [OTHER_LEAD]
@@ -95,7 +95,7 @@ def test_a_lead_cannot_hire_or_pay_their_own_referral(bot: BotHarness) -> None:
     refused = bot.command(LEAD, "/referrals", "set R-1 hired").text
     assert "Nobody approves their own pay" in refused and "another lead or an admin" in refused
     assert "hired" in bot.command(OTHER_LEAD, "/referrals", "set R-1 hired").text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         referral = session.exec(select(Referral)).one()
         assert (referral.status, referral.hired_by) == ("hired", OTHER_LEAD)
 
@@ -125,7 +125,7 @@ def test_addresses_are_compared_by_mailbox(spelling: str, mailbox: str) -> None:
 def test_referring_yourself_under_an_alias_is_refused(bot: BotHarness, alias: str) -> None:
     reply = bot.command("U1", "/refer", f"{alias} Me")
     assert "is your own address" in reply.text, reply.text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert session.exec(select(Referral)).all() == []
 
 
@@ -137,7 +137,7 @@ def test_an_alias_of_an_address_already_referred_or_of_a_member_is_refused(bot: 
     bot.fake.add_user("U3", email="d.ave@gmail.com", tz="UTC")
     bot.command("U3", "/crew", "me")
     assert "already belongs to a member" in bot.command("U1", "/refer", "dave+x@googlemail.com").text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert len(session.exec(select(Referral)).all()) == 1
 
 
@@ -148,17 +148,17 @@ def test_a_referee_joining_under_a_gmail_variant_is_linked_but_never_the_referre
     me = bot.fake.add_user("U1", name="ana", email="ZedX@googlemail.com", tz="UTC")
     assert bot.driver.team_join(me).status == 200
     bot.command("U1", "/crew", "me")
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         linked = referral_rules.link_known_members(session, bot.clock.now(), "test sweep")
     assert linked == []
     settle()
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert session.exec(select(Referral.referee_user_id)).one() is None
     # The real referee joins with another spelling of the mailbox: linked.
     zed = bot.fake.add_user("UZED", name="zed", email="z.e.d.x+slack@gmail.com", tz="UTC")
     assert bot.driver.team_join(zed).status == 200
     bot.wait_dm("U1", "just joined the workspace as <@UZED>")
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert session.exec(select(Referral.referee_user_id)).one() == "UZED"
 
 
@@ -173,7 +173,7 @@ def _hired_referee(bot: BotHarness) -> None:
 
 
 def _status(bot: BotHarness) -> str:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         return session.exec(select(Referral.status)).one()
 
 
@@ -194,7 +194,7 @@ def test_only_approved_hours_make_a_referral_bonus_eligible(bot: BotHarness) -> 
     assert "Rejected" in bot.command(LEAD, "/tasks", "reject T-1 <@UREF> not usable").text
     settle()
     assert _status(bot) == "hired"
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert referral_rules.bonus_hours(session, ["UREF"]) == {}
     # 10 h on a task whose work a lead approves: eligible, when the work is approved.
     post(bot, "Approved work rate=100 hours=10")
@@ -206,7 +206,7 @@ def test_only_approved_hours_make_a_referral_bonus_eligible(bot: BotHarness) -> 
     assert "Approved" in bot.command(LEAD, "/tasks", "approve T-2 <@UREF>").text
     bot.wait_dm("U1", "referral bonus is earned")
     assert _status(bot) == "eligible"
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert referral_rules.bonus_hours(session, ["UREF"]) == {"UREF": 10}
 
 
@@ -215,7 +215,7 @@ def test_time_on_no_task_counts_once_a_lead_approved_it(bot: BotHarness) -> None
     _work(bot, 10)
     settle()
     assert _status(bot) == "hired"
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         entry_id = session.exec(select(TimeEntry.id).where(col(TimeEntry.user_id) == "UREF")).one()
     assert "Approved" in bot.command(LEAD, "/hours", f"approve E-{entry_id}").text
     bot.wait_dm("U1", "referral bonus is earned")

@@ -27,7 +27,7 @@ def test_lead_schedules_a_shift_and_the_card_is_posted(bot: BotHarness) -> None:
     card = _card(bot)
     text = str(card["blocks"])
     assert "0 of 5" in text and "shift_join" in text and "Every Tuesday 22:00 America/Chicago" in text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         shift = session.exec(select(Shift)).one()
         assert shift.tz == "America/Chicago"
         assert shift.starts_at.isoformat() == "2026-01-07T04:00:00+00:00"  # stored in UTC
@@ -65,7 +65,7 @@ def test_malformed_and_refused_shift_input(sqlite_bot: BotHarness) -> None:
     assert "There is no shift S-42" in bot.command("U1", "/shifts", "join S-42").text
     assert "Only leads and admins can cancel shifts" in bot.command("U1", "/shifts", "cancel S-1").text
     assert "/shifts join" in bot.command("U1", "/shifts", "help").all_text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert session.exec(select(Shift)).all() == []
     assert not bot.fake.messages.get("C0SHIFTS")
 
@@ -99,7 +99,7 @@ def test_new_shift_modal_validates_and_creates(sqlite_bot: BotHarness) -> None:
     assert accepted.body.strip() in ("", "{}")
     card = eventually(lambda: bot.fake.messages.get("C0SHIFTS"))[0]
     assert "Weekend cover" in card["text"] and "0 of 3" in card["text"]
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         shift = session.exec(select(Shift)).one()
         assert (shift.tz, shift.repeat, shift.remind_minutes) == ("Europe/Lisbon", "weekly", 120)
 
@@ -142,7 +142,7 @@ def test_joining_is_atomic_under_concurrent_clicks(bot: BotHarness) -> None:
         t.join()
     assert sum("You're on" in r for r in replies.values()) == 3
     assert sum("is full" in r for r in replies.values()) == 5
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert session.get(Shift, 1).filled == 3  # type: ignore[union-attr]
         assert len(session.exec(select(ShiftMember)).all()) == 3
     assert len(bot.services.scheduler.jobs("reminder:S-1:")) == 3
@@ -182,7 +182,7 @@ def test_leave_removes_the_reminder_and_late_leave_tells_the_lead(bot: BotHarnes
     bot.wait_dm("U2", "Reminder: S-1")
     settle()
     assert reminders_to(bot, "U1") == []
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         incidents = session.exec(select(ShiftIncident)).all()
         assert [(i.user_id, i.kind) for i in incidents] == [("U1", "late_cancel")]
 

@@ -113,14 +113,14 @@ def test_earnings_round_half_up_per_line() -> None:
 def test_one_open_clock_in_per_member_is_decided_by_the_database(database_url: str) -> None:
     db = Database(database_url)
     try:
-        with db.session() as session:
+        with db.write() as session:
             session.add(Member(user_id="U1", created_at=NOW))
-        with db.session() as session:
+        with db.write() as session:
             hours.clock_in(session, Actor("U1"), None, NOW, "test")
         # A second row slipping past the friendly check (a race) is refused by the unique index.
-        with pytest.raises(Exception), db.session() as session:  # noqa: B017, PT011
+        with pytest.raises(Exception), db.write() as session:  # noqa: B017, PT011
             session.add(TimeEntry(user_id="U1", started_at=NOW + timedelta(minutes=1)))
-        with db.session() as session:
+        with db.write() as session:
             closed = hours.clock_out(session, Actor("U1"), NOW + timedelta(hours=1), "test")
             assert closed.entry.seconds == 3600
             hours.clock_in(session, Actor("U1"), None, NOW + timedelta(hours=2), "test")
@@ -133,17 +133,17 @@ def test_slots_never_overfill_and_leaving_frees_one(database_url: str) -> None:
     db = Database(database_url)
     try:
         lead = Actor("ULEAD", tz="UTC")
-        with db.session() as session:
+        with db.write() as session:
             created, _ = shifts.create(session, lead, spec(slots=1, tz="UTC"), NOW, "test")
-        with db.session() as session:
+        with db.write() as session:
             assert shifts.join(session, Actor("U1"), created.id, NOW, "test").joined
-        with pytest.raises(Exception, match="is full"), db.session() as session:
+        with pytest.raises(Exception, match="is full"), db.write() as session:
             shifts.join(session, Actor("U2"), created.id, NOW, "test")
-        with db.session() as session:
+        with db.write() as session:
             left = shifts.leave(session, Actor("U1"), created.id, NOW, "test")
             assert left.left and not left.late and left.shift.filled == 0
             assert left.dropped_reminders == ((created.id, 0, "U1"),)
-        with db.session() as session:
+        with db.write() as session:
             assert shifts.join(session, Actor("U2"), created.id, NOW, "test").shift.filled == 1
     finally:
         db.dispose()

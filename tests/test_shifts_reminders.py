@@ -48,7 +48,7 @@ def test_reminders_at_the_right_instant_in_three_timezones(bot: BotHarness) -> N
         assert "shift_cant_make_it" in str(dm.params["blocks"])
     settle()
     assert all(len(reminders_to(bot, u)) == 1 for u in people)
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert {r.state for r in session.exec(select(ShiftReminder))} == {"sent"}
 
 
@@ -71,7 +71,7 @@ def test_weekly_shift_keeps_its_wall_clock_time_across_dst(bot: BotHarness) -> N
     eventually(lambda: bot.services.scheduler.get("reminder:S-1:1:ULIS"))
     assert _job_time(bot, "reminder:S-1:1:ULIS") == "2026-03-11T02:30:00+00:00"
     assert _job_time(bot, "shift:S-1:1:start") == "2026-03-11T03:00:00+00:00"
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         shift = session.get(Shift, 1)
         assert shift is not None and shift.occurrence == 1
         assert shift.starts_at.isoformat() == "2026-03-11T03:00:00+00:00"
@@ -85,7 +85,7 @@ def test_weekly_shift_keeps_its_wall_clock_time_across_dst(bot: BotHarness) -> N
         ].params["text"]
     )
     # Week 4, after Lisbon's change too (29 March): 22:00 CDT = 03:00 UTC = 04:00 WEST.
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         shift = session.get(Shift, 1)
         assert shift is not None
         assert window_of(shift, 4)[0].isoformat() == "2026-04-01T03:00:00+00:00"
@@ -125,7 +125,7 @@ def test_reminder_missed_until_after_the_start_is_skipped_and_logged(
         settle()
     assert reminders_to(bot, "U1") == []
     assert any("reminder:S-1:0:U1 missed its run time" in r.getMessage() for r in caplog.records)
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert session.exec(select(ShiftReminder.state)).one() == "skipped"
 
 
@@ -164,7 +164,7 @@ def test_many_reminders_due_at_once_go_out_once_each(bot: BotHarness) -> None:
     settle()
     assert [len(reminders_to(bot, m)) for m in members] == [1] * 10
     assert bot.services.scheduler.jobs("reminder:") == []
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert set(session.exec(select(ShiftReminder.state))) == {"sent"}
 
 
@@ -177,7 +177,7 @@ def test_a_reminder_cut_off_between_claim_and_send_goes_out_once_after_a_quick_r
     bot.command("U1", "/shifts", "join S-1")
     # What a crash right after the claim leaves: the job gone from the store, the ledger "sending".
     bot.services.scheduler.remove("reminder:S-1:0:U1")
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         session.exec(  # type: ignore[call-overload]
             update(ShiftReminder).values(state="sending", claimed_at=at("2026-01-05T19:00:00"), attempts=1)
         )
@@ -192,7 +192,7 @@ def test_a_reminder_cut_off_between_claim_and_send_goes_out_once_after_a_quick_r
     bot.clock.set(at("2026-01-05T19:10:00"))
     settle()
     assert len(reminders_to(bot, "U1")) == 1
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert session.exec(select(ShiftReminder.state)).one() == "sent"
 
 
@@ -234,7 +234,7 @@ def test_start_post_lists_who_is_on_and_no_shows_are_recorded(bot: BotHarness) -
     bot.clock.set(at("2026-01-05T14:00:00"))
     bot.wait_dm("U2", "recorded as a no-show")
     eventually(lambda: "ended" in str(bot.fake.messages["C0SHIFTS"][0]["blocks"]))
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         kinds = {(i.user_id, i.kind) for i in session.exec(select(ShiftIncident))}
     assert kinds == {("U2", "no_show"), ("U3", "late_cancel")}
     assert [c for c in bot.dms_to(LEAD) if "no-shows" in c.params["text"]] == []

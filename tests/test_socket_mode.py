@@ -116,7 +116,7 @@ def test_a_claim_clicked_over_the_socket_is_decided_and_answered_through_the_web
     )
     db = Database(database_url)
     try:
-        with db.session() as session:
+        with db.write() as session:
             claims = session.exec(select(Assignment.user_id, Assignment.state)).all()
     finally:
         db.dispose()

@@ -78,7 +78,7 @@ def test_a_read_refuses_to_write_and_leaves_the_connection_writable(database_url
         assert session.exec(select(Member.user_id)).all() == []
     with db.write() as session:  # the same pooled connection, writable again
         session.add(_member("U1"))
-    with db.session() as session:  # the former name still writes
+    with db.write() as session:  # the former name still writes
         session.add(_member("U2"))
     with db.read() as session:
         assert sorted(session.exec(select(Member.user_id)).all()) == ["U1", "U2"]

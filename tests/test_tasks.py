@@ -144,7 +144,7 @@ def test_malformed_posts_say_what_is_wrong_and_post_nothing(
     reply = bot.command("ULEAD", "/tasks", f"new {text}", channel_id=TASKS)
     assert expected in reply.text
     assert not any(c.params.get("channel") == TASKS for c in bot.fake.calls_to("chat.postMessage"))
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         assert session.exec(select(Task)).first() is None
 
 

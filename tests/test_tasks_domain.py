@@ -30,26 +30,26 @@ def db(database_url: str) -> Iterator[Database]:
 
 
 def member(db: Database, user_id: str, *skills: str) -> Actor:
-    with db.session() as session:
+    with db.write() as session:
         members.ensure(session, user_id, NOW)
     return Actor(user_id, skills=frozenset(skills))
 
 
 def new_task(db: Database, slots: int = 1, due: date | None = None, skill: str | None = None) -> int:
     draft = rules.TaskDraft(title="Review", rate_cents=12000, est_hours=6, slots=slots, due=due, skill=skill)
-    with db.session() as session:
+    with db.write() as session:
         task = rules.create(session, LEAD, draft, NOW, "test")
     assert task.id is not None
     return task.id
 
 
 def claim(db: Database, task_id: int, who: Actor, now: datetime = NOW) -> rules.Taken:
-    with db.session() as session:
+    with db.write() as session:
         return rules.claim(session, task_id, who, now, CAP, "test")
 
 
 def task(db: Database, task_id: int) -> Task:
-    with db.session() as session:
+    with db.write() as session:
         return rules.get(session, task_id)
 
 
@@ -76,16 +76,16 @@ def test_counters_and_states_through_a_tasks_life(db: Database) -> None:
     with pytest.raises(rules.TaskRefusal, match="is full") as refused:
         claim(db, task_id, cy)
     assert refused.value.card_stale
-    with db.session() as session:
+    with db.write() as session:
         rules.submit(session, task_id, "U1", "link", NOW, "test", vetting.ATTESTATION)
         after = rules.approve(session, task_id, "U1", LEAD, NOW, "test")
     assert (after.claimed, after.approved, after.state) == (1, 1, rules.FULL)  # approval keeps the slot
-    with db.session() as session:
+    with db.write() as session:
         rules.submit(session, task_id, "U2", "", NOW, "test", vetting.ATTESTATION)
         after = rules.reject(session, task_id, "U2", LEAD, "incomplete", NOW, "test")
     assert (after.claimed, after.approved, after.state) == (0, 1, rules.OPEN)  # rejection frees it
     claim(db, task_id, cy)
-    with db.session() as session:
+    with db.write() as session:
         rules.submit(session, task_id, "U3", "", NOW, "test", vetting.ATTESTATION)
         after = rules.approve(session, task_id, "U3", LEAD, NOW, "test")
     assert (after.claimed, after.approved, after.state) == (0, 2, rules.CLOSED)
@@ -96,9 +96,9 @@ def test_counters_and_states_through_a_tasks_life(db: Database) -> None:
 def test_release_only_before_submitting(db: Database) -> None:
     task_id = new_task(db, slots=1)
     claim(db, task_id, member(db, "U1"))
-    with db.session() as session:
+    with db.write() as session:
         rules.submit(session, task_id, "U1", "", NOW, "test", vetting.ATTESTATION)
-    with db.session() as session, pytest.raises(UserError, match="waiting for review"):
+    with db.write() as session, pytest.raises(UserError, match="waiting for review"):
         rules.release(session, task_id, "U1", NOW, "test")
     assert task(db, task_id).claimed == 1
 
@@ -110,7 +110,7 @@ def test_cap_counts_claimed_tasks_only(db: Database) -> None:
         claim(db, task_id, ana)
     with pytest.raises(rules.TaskRefusal, match=r"already hold 3 claimed tasks \(T-1, T-2, T-3\)"):
         claim(db, ids[3], ana)
-    with db.session() as session:
+    with db.write() as session:
         rules.submit(session, ids[0], "U1", "", NOW, "test", vetting.ATTESTATION)
     claim(db, ids[3], ana)
 
@@ -118,9 +118,9 @@ def test_cap_counts_claimed_tasks_only(db: Database) -> None:
 def test_one_active_assignment_per_member_and_task_is_a_database_rule(db: Database) -> None:
     task_id = new_task(db, slots=3)
     claim(db, task_id, member(db, "U1"))
-    with pytest.raises(IntegrityError), db.session() as session:
+    with pytest.raises(IntegrityError), db.write() as session:
         session.add(Assignment(task_id=task_id, user_id="U1", state=rules.SUBMITTED, claimed_at=NOW))
-    with db.session() as session:  # a past (released) one next to an active one is fine
+    with db.write() as session:  # a past (released) one next to an active one is fine
         session.add(Assignment(task_id=task_id, user_id="U1", state=rules.RELEASED, claimed_at=NOW))
 
 
@@ -128,14 +128,14 @@ def test_expiry_releases_claimed_not_submitted_and_only_once(db: Database) -> No
     task_id = new_task(db, slots=3, due=date(2026, 1, 6))
     for user in ("U1", "U2"):
         claim(db, task_id, member(db, user))
-    with db.session() as session:
+    with db.write() as session:
         rules.submit(session, task_id, "U2", "", NOW, "test", vetting.ATTESTATION)
-    with db.session() as session:
+    with db.write() as session:
         assert rules.expire_claims(session, task_id, datetime(2026, 1, 6, 23, 59, tzinfo=UTC), "job")[1] == []
     later = datetime(2026, 1, 7, 0, 0, tzinfo=UTC)
-    with db.session() as session:
+    with db.write() as session:
         assert rules.expire_claims(session, task_id, later, "job")[1] == ["U1"]
-    with db.session() as session:
+    with db.write() as session:
         assert rules.expire_claims(session, task_id, later + timedelta(hours=1), "job")[1] == []
         assert rules.active_assignment(session, task_id, "U2") is not None
     assert task(db, task_id).claimed == 1

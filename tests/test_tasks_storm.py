@@ -70,7 +70,7 @@ def test_two_hundred_contractors_click_claim_on_a_five_slot_task(bot: BotHarness
     assert len(winners) == 5
     assert all(f"T-{task_id} is full" in by_url[url] for url in losers)
 
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         task = session.get(Task, task_id)
         assert task is not None
         assert (task.claimed, task.state) == (5, "full")
@@ -100,7 +100,7 @@ def test_one_member_clicking_many_cards_at_once_stays_within_the_cap(bot: BotHar
     replies = all_at_once([clicker(*p) for p in posted])
     assert sum("is yours" in str(r) for r in replies) == 3
     assert sum("You already hold 3 claimed tasks" in str(r) for r in replies) == 5
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         count = session.exec(
             select(func.count()).select_from(Assignment).where(col(Assignment.user_id) == "U1")
         ).one()
@@ -117,6 +117,6 @@ def test_double_click_gives_one_slot(bot: BotHarness) -> None:
     )
     assert sum("is yours" in str(r) for r in replies) == 1
     assert sum("already yours" in str(r) for r in replies) == 5
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         task = session.get(Task, task_id)
         assert task is not None and task.claimed == 1

@@ -101,7 +101,7 @@ def test_welcome_once_on_team_join_quoting_the_handbook(vbot: BotHarness, handbo
     bot.fake.wait_for("views.publish", predicate=lambda c: c.params.get("user_id") == "UNEW", count=2)
     settle()
     assert len(welcomes(bot, "UNEW")) == 1
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         row = session.get(Welcome, "UNEW")
         assert row is not None and (row.state, row.trigger, row.attempts) == ("sent", "team_join", 1)
 
@@ -131,7 +131,7 @@ def test_a_failed_welcome_is_retried_once_slack_answers_and_never_doubled(sqlite
     bot.driver.team_join(bot.fake.add_user("U2"))
     bot.fake.wait_for("chat.postMessage", predicate=lambda c: not c.ok)
     settle()
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         row = session.get(Welcome, "U2")
         assert row is not None and row.state in ("pending", "sent")
     bot.clock.advance(minutes=5)  # the sweep
@@ -155,7 +155,7 @@ def test_a_welcome_left_in_doubt_is_looked_up_before_it_is_sent_again(sqlite_bot
         "Welcome to the crew!",
         metadata={"event_type": "crewcall_welcome", "event_payload": {"user": "U3"}},
     )
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         for user in ("U3", "U4"):
             session.add(
                 Welcome(
@@ -171,7 +171,7 @@ def test_a_welcome_left_in_doubt_is_looked_up_before_it_is_sent_again(sqlite_bot
     bot.wait_dm("U4", "Welcome to the crew")
 
     def settled() -> bool:
-        with bot.services.db.session() as session:
+        with bot.services.db.write() as session:
             return all(
                 (session.get(Welcome, u) or Welcome(user_id=u, trigger="", created_at=now)).state == "sent"
                 for u in ("U3", "U4")
@@ -254,7 +254,7 @@ def test_catalogue_add_list_remove_and_typos_refused_with_suggestions(bot: BotHa
     assert "Removed `tax-law`" in removed.text and "1 member keep it" in removed.text
     assert "`tax-law`" in bot.command("U1", "/crew", "me")
     assert "not a skill in the catalogue" in bot.command("ULEAD", "/crew", "skill <@U1> tax-law").text
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         actions = [
             e.action for e in session.exec(select(AuditEntry).where(col(AuditEntry.entity) == "skill"))
         ]
@@ -277,7 +277,7 @@ def test_catalogue_pages(sqlite_bot: BotHarness) -> None:
 
 
 def card_of(bot: BotHarness, application_id: int) -> dict:
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         application = session.get(SkillApplication, application_id)
         assert application is not None and application.card_ts
         message = bot.fake.find_message(LEADS, application.card_ts)
@@ -365,7 +365,7 @@ def test_an_application_from_apply_to_decline_cooldown_and_approval(vbot: BotHar
     )
     assert "already vetted" in bot.command("U1", "/crew", "apply legal").text
 
-    with bot.services.db.session() as session:
+    with bot.services.db.write() as session:
         trail = [
             (e.entity, e.action, e.actor_id)
             for e in session.exec(

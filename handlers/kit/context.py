@@ -250,8 +250,6 @@ class Ctx:
         with self.services.db.write() as session:
             yield session
 
-    session = write  # the former name of `write()`, until the remaining callers move
-
     def reply(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         """Answer the actor privately, where they acted: through the response_url, an ephemeral in
         the channel, a notice modal from the Home tab, or else a DM."""
