@@ -23,18 +23,20 @@ class Directory:
 
     def actor(self, user_id: str) -> Actor:
         """Every request asks; only a member met for the first time is written."""
+        return self.acting(user_id)[0]
+
+    def acting(self, user_id: str) -> tuple[Actor, bool]:
+        """The actor, and whether their profile is missing or stale (see `refreshed`): one read for a
+        member met before, the row written for one met for the first time."""
         with self.db.read() as session:
-            known = members.known_actor(session, user_id, self.admin_ids)
+            known = members.acting(session, user_id, self.admin_ids, self.clock.now())
         if known is not None:
             return known
         with self.db.write() as session:
-            return members.actor(session, user_id, self.admin_ids, self.clock.now())
+            return members.actor(session, user_id, self.admin_ids, self.clock.now()), True
 
-    def refreshed(self, actor: Actor) -> Actor:
-        """The same actor, with the profile fetched from Slack first if it is missing or stale."""
-        with self.db.read() as session:
-            member = session.get(Member, actor.user_id)
-            stale = member is None or members.needs_refresh(member, self.clock.now())
+    def refreshed(self, actor: Actor, stale: bool) -> Actor:
+        """The same actor, with the profile fetched from Slack first if `acting` found it stale."""
         if not stale:
             return actor
         return self.refresh(actor.user_id) or actor

@@ -91,6 +91,10 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
             signing_secret=config.slack_signing_secret.get_secret_value(),
             process_before_response=False,
             listener_executor=listener_pool,
+            # The HTTP door (server.http) checks every request's signature before Bolt sees it, and
+            # Socket Mode needs none: Bolt's own check would compute the same HMAC a second time.
+            request_verification_enabled=False,
+            attaching_function_token_enabled=False,  # no custom workflow functions here
             logger=logging.getLogger("crewcall.bolt"),
         )
     except BoltError as e:

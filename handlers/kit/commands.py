@@ -351,7 +351,7 @@ def _run_handler(
         acked = True
     ctx = Ctx(services, request, Actor(request.user_id))
     try:
-        actor = services.directory.actor(request.user_id)
+        actor, stale = services.directory.acting(request.user_id)
         authorize(actor, role, action)
     except UserError as e:
         if request.kind == "command":
@@ -368,7 +368,7 @@ def _run_handler(
     if ack_first and not acked:
         ack()
     try:
-        ctx = Ctx(services, request, services.directory.refreshed(actor) if ack_first else actor)
+        ctx = Ctx(services, request, services.directory.refreshed(actor, stale) if ack_first else actor)
         return body(ctx)
     except UserError as e:
         if not ack_first:
