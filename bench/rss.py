@@ -56,8 +56,8 @@ def largest_mappings(pid: int, top: int = 4) -> list[tuple[str, float]]:
         if "-" in parts[0] and len(parts) >= 5 and not parts[0].endswith(":"):
             name = os.path.basename(parts[5]) if len(parts) >= 6 and parts[5].startswith("/") else "[anon]"
         elif parts[0] == "Rss:":
-            by_name[name] += int(parts[1]) / 1024
-    return by_name.most_common(top)
+            by_name[name] += int(parts[1])  # kB
+    return [(name, kb / 1024) for name, kb in by_name.most_common(top)]
 
 
 QUESTIONS = (
