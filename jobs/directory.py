@@ -5,6 +5,10 @@ Slack is called outside any database transaction, so a slow API never holds a lo
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
+from sqlmodel import Session
+
 from core.authz import Actor
 from core.clock import Clock
 from core.errors import UserError
@@ -28,12 +32,21 @@ class Directory:
     def acting(self, user_id: str) -> tuple[Actor, bool]:
         """The actor, and whether their profile is missing or stale (see `refreshed`): one read for a
         member met before, the row written for one met for the first time."""
-        with self.db.read() as session:
-            known = members.acting(session, user_id, self.admin_ids, self.clock.now())
+        with ExitStack() as reading:
+            actor, stale, _ = self.acting_in(reading, user_id)
+        return actor, stale
+
+    def acting_in(self, reading: ExitStack, user_id: str) -> tuple[Actor, bool, Session | None]:
+        """`acting`, whose read transaction is entered on `reading` and left open, and returned, for
+        the request to go on reading in; None (and `reading` closed) for a member met for the first
+        time, whose row is written."""
+        session = reading.enter_context(self.db.read())
+        known = members.acting(session, user_id, self.admin_ids, self.clock.now())
         if known is not None:
-            return known
-        with self.db.write() as session:
-            return members.actor(session, user_id, self.admin_ids, self.clock.now()), True
+            return known[0], known[1], session
+        reading.close()
+        with self.db.write() as written:
+            return members.actor(written, user_id, self.admin_ids, self.clock.now()), True, None
 
     def refreshed(self, actor: Actor, stale: bool) -> Actor:
         """The same actor, with the profile fetched from Slack first if `acting` found it stale."""

@@ -60,6 +60,12 @@ FEATURES = [
 ]
 
 
+# Bolt (through the logger given to App, which its own loggers copy) and slack_sdk's clients format
+# their debug lines, whole request and response bodies among them, whenever their logger's *own*
+# level is unset: they test `logger.level <= DEBUG`, not isEnabledFor, and an unset level is 0.
+SDK_LOGGERS = ("crewcall.bolt", "slack_sdk.web.base_client", "slack_sdk.webhook.client")
+
+
 class BotTokenRefused(Exception):
     """Slack refused the bot token at start-up: a restart won't help."""
 
@@ -85,6 +91,7 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
         events=EventBus(),
     )
     listener_pool = ThreadPoolExecutor(max_workers=config.http_threads * 2, thread_name_prefix="listener")
+    _pin_sdk_log_levels()
     try:  # Bolt asks Slack who the bot is (auth.test) here
         app = CrewApp(
             client=client,
@@ -168,6 +175,13 @@ def _deduplicate_deliveries(services: Services) -> Callable[..., Any]:
         return next()
 
     return middleware
+
+
+def _pin_sdk_log_levels() -> None:
+    """Give each SDK logger the level in effect now, so debug lines nobody sees are never built."""
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logger.getEffectiveLevel())
 
 
 def _log_unhandled(error: Exception, body: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@ fetched from Slack (users.info) only when it is missing or older than a day."""
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Iterator
@@ -16,26 +17,32 @@ from core.authz import Role
 from core.clock import FakeClock
 from db.models import MemberSkill
 from sandbox.harness import BotHarness
+from server.app import SDK_LOGGERS
 
 _MEMBER_READ = re.compile(r"\bFROM member\b", re.IGNORECASE)
 
 
 @contextmanager
-def statements(bot: BotHarness) -> Iterator[list[str]]:
-    """Every SQL statement the bot runs inside the block."""
-    seen: list[str] = []
+def recorded(bot: BotHarness, what: str) -> Iterator[list[Any]]:
+    """Every `what` engine event while the block runs: "before_cursor_execute" gives each
+    statement's SQL, "begin" the name of the thread that began each transaction."""
+    seen: list[Any] = []
     lock = threading.Lock()
     engine = bot.services.db.engine
 
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+    def record(conn: Any, *args: Any) -> None:
         with lock:
-            seen.append(statement)
+            seen.append(args[1] if args else threading.current_thread().name)
 
-    event.listen(engine, "before_cursor_execute", record)
+    event.listen(engine, what, record)
     try:
         yield seen
     finally:
-        event.remove(engine, "before_cursor_execute", record)
+        event.remove(engine, what, record)
+
+
+def statements(bot: BotHarness) -> Any:
+    return recorded(bot, "before_cursor_execute")
 
 
 def test_a_command_reads_its_member_once_and_asks_slack_only_when_the_profile_is_stale(
@@ -60,6 +67,17 @@ def test_a_command_reads_its_member_once_and_asks_slack_only_when_the_profile_is
     assert len(bot.fake.calls_to("users.info")) == 2  # stale once: fetched once, then fresh again
 
 
+def test_a_list_command_runs_in_one_transaction(bot: BotHarness) -> None:
+    """The actor's read and the list's read are one transaction, not one each."""
+    bot.fake.add_user("U1", tz="Europe/Lisbon")
+    bot.command("U1", "/tasks")
+    for text in ("", "mine"):
+        with recorded(bot, "begin") as transactions:
+            bot.command("U1", "/tasks", text)
+        # (the scheduler's thread polls its job store meanwhile: only the listeners' are counted)
+        assert len([name for name in transactions if name.startswith("listener")]) == 1
+
+
 def test_the_actor_carries_role_and_skills_from_that_one_read(bot: BotHarness) -> None:
     for user in ("ULEAD", "U2"):
         bot.fake.add_user(user, tz="UTC")
@@ -79,3 +97,11 @@ def test_the_actor_carries_role_and_skills_from_that_one_read(bot: BotHarness) -
     )
     refused = bot.command("U2", "/tasks", "new Title rate=10 hours=1")
     assert "Only leads and admins" in refused.text
+
+
+def test_sdk_loggers_have_a_level_so_their_debug_lines_are_not_built(sqlite_bot: BotHarness) -> None:
+    """Bolt and slack_sdk build a debug line (with the whole body) when their logger's own level is
+    unset (they test `logger.level <= DEBUG`); the app gives each the level in effect."""
+    for name in SDK_LOGGERS:
+        level = logging.getLogger(name).level
+        assert level != logging.NOTSET and level == logging.getLogger(name).getEffectiveLevel()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec
@@ -225,10 +225,18 @@ class Form:
 class Ctx:
     """What a handler gets: the services, who acted, and how to answer them."""
 
-    def __init__(self, services: Services, request: SlackRequest, actor: Actor) -> None:
+    def __init__(
+        self,
+        services: Services,
+        request: SlackRequest,
+        actor: Actor,
+        reading: tuple[Session, ExitStack] | None = None,
+    ) -> None:
         self.services = services
         self.request = request
         self.actor = actor
+        # The read transaction the actor was loaded in, still open, for the first `read()`.
+        self._reading = reading
 
     @property
     def now(self) -> datetime:
@@ -240,13 +248,28 @@ class Ctx:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A unit of work that only reads (lists, reports): it never waits for a writer."""
-        with self.services.db.read() as session:
+        """A unit of work that only reads (lists, reports): it never waits for a writer. The first
+        one of a request continues the transaction its actor was read in (begun microseconds ago)."""
+        reading, self._reading = self._reading, None
+        if reading is None:
+            with self.services.db.read() as session:
+                yield session
+            return
+        session, transaction = reading
+        with transaction:
             yield session
+
+    def release(self) -> None:
+        """End the actor's read transaction if no `read()` took it: before a write, or anything
+        that waits on Slack, so no transaction stays open meanwhile."""
+        reading, self._reading = self._reading, None
+        if reading is not None:
+            reading[1].close()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A unit of work that changes something, committed at the end of the block."""
+        self.release()
         with self.services.db.write() as session:
             yield session
 
@@ -255,6 +278,7 @@ class Ctx:
     def reply(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         """Answer the actor privately, where they acted: through the response_url, an ephemeral in
         the channel, a notice modal from the Home tab, or else a DM."""
+        self.release()
         slack = self.services.slack
         req = self.request
         if req.response_url and slack.respond(req.response_url, text, blocks):
@@ -269,11 +293,13 @@ class Ctx:
     def dm(
         self, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None, what: str = "DM"
     ) -> None:
+        self.release()
         self.services.slack.dm(user_id, text, blocks, what=what)
 
     def later(self, delay: float, work: Callable[[], None]) -> None:
         """Run `work` after `delay` seconds on the Slack gateway's retry thread, not on a listener
         (e.g. a post Slack rate-limited); a UserError it raises is told to the member."""
+        self.release()
 
         def run() -> None:
             try:
@@ -284,6 +310,7 @@ class Ctx:
         self.services.slack.later(delay, run)
 
     def open_modal(self, view: dict[str, Any]) -> None:
+        self.release()
         if not self.request.trigger_id or not self.services.slack.open_view(self.request.trigger_id, view):
             self.reply("I couldn't open the form. Please try again in a moment.")
 
