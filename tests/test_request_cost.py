@@ -7,7 +7,7 @@ import logging
 import re
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -15,7 +15,9 @@ from sqlalchemy import event
 
 from core.authz import Role
 from core.clock import FakeClock
+from core.slack import closing_before_slack
 from db.models import MemberSkill
+from handlers.kit.context import Ctx, SlackRequest
 from sandbox.harness import BotHarness
 from server.app import SDK_LOGGERS
 
@@ -105,3 +107,19 @@ def test_sdk_loggers_have_a_level_so_their_debug_lines_are_not_built(sqlite_bot:
     for name in SDK_LOGGERS:
         level = logging.getLogger(name).level
         assert level != logging.NOTSET and level == logging.getLogger(name).getEffectiveLevel()
+
+
+def test_the_request_read_ends_before_the_first_web_api_call(sqlite_bot: BotHarness) -> None:
+    """A body that calls Slack before reading does so with the actor's read transaction closed."""
+    sqlite_bot.fake.add_user("U1", tz="UTC")
+    sqlite_bot.command("U1", "/tasks", "mine")
+    services = sqlite_bot.services
+    reading = ExitStack()
+    actor, stale, session = services.directory.acting_in(reading, "U1")
+    assert session is not None and session.in_transaction() and not stale
+    ctx = Ctx(services, SlackRequest(kind="command", user_id="U1", source="test"), actor, (session, reading))
+    with closing_before_slack(ctx.release):
+        services.slack.call("auth.test")
+        assert not session.in_transaction()
+        with ctx.read() as fresh:
+            assert fresh is not session  # the held one was ended, so this read is a new one

@@ -25,7 +25,7 @@ from core.authz import Actor, Role, authorize
 from core.errors import UsageError, UserError
 from core.grammar import TEXT, Kind, Token, tokenize
 from core.grammar import shown as _shown
-from core.slack import answering
+from core.slack import answering, closing_before_slack
 from handlers.kit.context import Ctx, SlackRequest
 from jobs.fairness import limits_for
 from views.blocks import context, section, sections, slow_down
@@ -378,7 +378,8 @@ def _run_handler(
             reading.close()  # users.info is asked outside any transaction
             actor = services.directory.refreshed(actor, stale)
         ctx = Ctx(services, request, actor, (session, reading) if session is not None else None)
-        return body(ctx)
+        with closing_before_slack(ctx.release):
+            return body(ctx)
     except UserError as e:
         ctx.release()
         if not ack_first:

@@ -260,8 +260,8 @@ class Ctx:
             yield session
 
     def release(self) -> None:
-        """End the actor's read transaction if no `read()` took it: before a write, or anything
-        that waits on Slack, so no transaction stays open meanwhile."""
+        """End the actor's read transaction if no `read()` took it: before a write, and before any
+        Web API call (`core.slack.closing_before_slack`), so no transaction stays open meanwhile."""
         reading, self._reading = self._reading, None
         if reading is not None:
             reading[1].close()
@@ -278,7 +278,6 @@ class Ctx:
     def reply(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         """Answer the actor privately, where they acted: through the response_url, an ephemeral in
         the channel, a notice modal from the Home tab, or else a DM."""
-        self.release()
         slack = self.services.slack
         req = self.request
         if req.response_url and slack.respond(req.response_url, text, blocks):
@@ -293,13 +292,11 @@ class Ctx:
     def dm(
         self, user_id: str, text: str, blocks: list[dict[str, Any]] | None = None, what: str = "DM"
     ) -> None:
-        self.release()
         self.services.slack.dm(user_id, text, blocks, what=what)
 
     def later(self, delay: float, work: Callable[[], None]) -> None:
         """Run `work` after `delay` seconds on the Slack gateway's retry thread, not on a listener
         (e.g. a post Slack rate-limited); a UserError it raises is told to the member."""
-        self.release()
 
         def run() -> None:
             try:
@@ -310,7 +307,6 @@ class Ctx:
         self.services.slack.later(delay, run)
 
     def open_modal(self, view: dict[str, Any]) -> None:
-        self.release()
         if not self.request.trigger_id or not self.services.slack.open_view(self.request.trigger_id, view):
             self.reply("I couldn't open the form. Please try again in a moment.")
 
