@@ -6,11 +6,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from sqlalchemy import event
 
 from core.authz import Role
@@ -123,3 +125,30 @@ def test_the_request_read_ends_before_the_first_web_api_call(sqlite_bot: BotHarn
         assert not session.in_transaction()
         with ctx.read() as fresh:
             assert fresh is not session  # the held one was ended, so this read is a new one
+
+
+def test_the_request_thread_waits_for_the_ack_without_polling(
+    sqlite_bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bolt's own runner polls for a listener's ack every 10 ms (so every ack waited 10 ms); ours
+    waits on an event. Bolt's polling sleeps are counted: none while commands and errors are answered."""
+    import slack_bolt.listener.thread_runner as bolt_runner
+
+    polls: list[float] = []
+
+    class CountingTime:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        def sleep(self, seconds: float) -> None:
+            polls.append(seconds)
+            time.sleep(seconds)
+
+    monkeypatch.setattr(bolt_runner, "time", CountingTime())
+    sqlite_bot.fake.add_user("U1", tz="UTC")
+    assert "tasks" in sqlite_bot.command("U1", "/tasks").text.lower()
+    assert "Your tasks" in sqlite_bot.command("U1", "/tasks", "mine").text
+    assert (
+        "not a /tasks subcommand" in sqlite_bot.command("U1", "/tasks", "frobnicate").text
+    )  # ack with a body
+    assert polls == []
