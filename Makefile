@@ -64,7 +64,10 @@ bench: install postgres
 	$(PY) -m bench.broadcast
 	$(PY) -m bench.policy
 	$(PY) -m bench.policy_desk
+	$(PY) -m bench.click_storm
 	$(PY) -m bench.metrics_scrape
+	$(PY) -m bench.throughput
+	$(PY) -m bench.rss
 
 # A new revision from the models' difference to the migrated schema of DATABASE_URL.
 migration: install

@@ -70,6 +70,25 @@ def on_request_thread() -> bool:
     return bool(getattr(_thread, "answering", False))
 
 
+@contextmanager
+def closing_before_slack(close: Callable[[], None]) -> Iterator[None]:
+    """While it lasts, this thread's next Web API call first runs `close` (a request's open read
+    transaction ends before the thread waits on Slack)."""
+    before = getattr(_thread, "close_before_slack", None)
+    _thread.close_before_slack = close
+    try:
+        yield
+    finally:
+        _thread.close_before_slack = before
+
+
+def _before_slack() -> None:
+    close = getattr(_thread, "close_before_slack", None)
+    if close is not None:
+        _thread.close_before_slack = None
+        close()
+
+
 class _RateLimitRetry(RateLimitErrorRetryHandler):
     """Waits out Retry-After, except on a thread answering a request (it has people waiting)."""
 
@@ -210,6 +229,7 @@ class SlackGateway:
 
     def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """Call a Web API method; raise SlackFailure with Slack's error code if it fails."""
+        _before_slack()
         try:
             # The typed methods know each method's encoding (form, query or JSON).
             response = getattr(self.client, method.replace(".", "_"))(**_drop_none(kwargs))
@@ -378,6 +398,7 @@ class SlackGateway:
     ) -> bool:
         """An ephemeral reply through a request's response_url; with `replace_original`, it replaces
         the message whose button was clicked (e.g. to take away buttons that were used)."""
+        _before_slack()
         webhook = WebhookClient(response_url, timeout=15, retry_handlers=webhook_retry_handlers())
         try:
             resp = webhook.send(
@@ -436,6 +457,7 @@ class SlackGateway:
     ) -> bool:
         """Upload bytes, or an open binary file (read from where it stands)."""
         data = {"content": content} if isinstance(content, bytes) else {"file": content}
+        _before_slack()
         try:
             self.client.files_upload_v2(
                 channel=channel, filename=filename, title=title, initial_comment=comment, **data

@@ -45,6 +45,10 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
             url,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_S},
             pool_pre_ping=False,
+            # Sized like PostgreSQL's: with SQLAlchemy's default of 5 kept, a burst of requests
+            # opened (and set up, PRAGMAs and all) and closed a connection per request.
+            pool_size=pool_size,
+            max_overflow=pool_size * 2,
         )
         _configure_sqlite(engine)
         return engine

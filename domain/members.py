@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from sqlalchemy import bindparam
+from sqlalchemy import select as select_columns
 from sqlmodel import Session, col, delete, select
 
 from core.authz import Actor, Role, role_for
@@ -47,10 +49,6 @@ def ensure(session: Session, user_id: str, now: datetime) -> Member:
     return member
 
 
-def needs_refresh(member: Member, now: datetime) -> bool:
-    return member.profile_refreshed_at is None or now - member.profile_refreshed_at > PROFILE_MAX_AGE
-
-
 def apply_profile(session: Session, profile: Profile, now: datetime) -> Member:
     member = ensure(session, profile.user_id, now)
     member.name = profile.name[:200]
@@ -74,10 +72,42 @@ def actor(session: Session, user_id: str, admin_ids: frozenset[str], now: dateti
     return _actor(session, ensure(session, user_id, now), admin_ids)
 
 
-def known_actor(session: Session, user_id: str, admin_ids: frozenset[str]) -> Actor | None:
-    """The acting member if the bot has met them (a read), else None."""
-    member = session.get(Member, user_id)
-    return _actor(session, member, admin_ids) if member is not None else None
+# Every request loads its actor: the row and the skills in one statement, built once (bindparam),
+# as plain columns (no ORM identity map to fill for a row the request never changes).
+_ACTING = (
+    select_columns(
+        col(Member.is_lead),
+        col(Member.tz),
+        col(Member.real_name),
+        col(Member.name),
+        col(Member.email),
+        col(Member.profile_refreshed_at),
+        col(MemberSkill.skill),
+    )
+    .outerjoin(MemberSkill, col(MemberSkill.user_id) == col(Member.user_id))
+    .where(col(Member.user_id) == bindparam("user_id"))
+)
+
+
+def acting(
+    session: Session, user_id: str, admin_ids: frozenset[str], now: datetime
+) -> tuple[Actor, bool] | None:
+    """The acting member if the bot has met them (a read), and whether their profile is missing or
+    older than PROFILE_MAX_AGE at `now`; None for someone not met yet. One query."""
+    rows = session.execute(_ACTING, {"user_id": user_id}).all()
+    if not rows:
+        return None
+    is_lead, tz, real_name, name, email, refreshed_at, _ = rows[0]
+    actor = Actor(
+        user_id=user_id,
+        role=role_for(user_id, is_lead, admin_ids),
+        skills=frozenset(row.skill for row in rows if row.skill is not None),
+        tz=tz,
+        name=real_name or name,
+        email=email,
+    )
+    stale = refreshed_at is None or now - refreshed_at > PROFILE_MAX_AGE
+    return actor, stale
 
 
 def _actor(session: Session, member: Member, admin_ids: frozenset[str]) -> Actor:

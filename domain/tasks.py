@@ -38,13 +38,15 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, func, or_, update
+from sqlalchemy import ColumnElement, Integer, bindparam, case, func, or_, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
+from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from core.authz import Actor
 from core.errors import UserError
 from db.models import Assignment, AuditEntry, Member, Task
+from db.types import UTCDateTime
 from domain import audit, hours, members, vetting
 from domain import skills as catalogue
 from domain.duties import separate_duties
@@ -232,15 +234,18 @@ def latest_assignment(session: Session, task_id: int, user_id: str) -> Assignmen
     ).first()
 
 
+# The lists every `/tasks` and `/tasks mine` runs are built once, with bind parameters: building a
+# statement and its cache key again on every request cost more than running it.
+_CLAIMED_BY = (
+    select(Assignment.task_id)
+    .where(col(Assignment.user_id) == bindparam("user_id"), col(Assignment.state) == CLAIMED)
+    .order_by(col(Assignment.task_id))
+)
+
+
 def claimed_by(session: Session, user_id: str) -> list[int]:
     """Ids of the tasks a member holds in the claimed state (what counts against the cap)."""
-    return list(
-        session.exec(
-            select(Assignment.task_id)
-            .where(col(Assignment.user_id) == user_id, col(Assignment.state) == CLAIMED)
-            .order_by(col(Assignment.task_id))
-        )
-    )
+    return list(session.exec(_CLAIMED_BY, params={"user_id": user_id}))
 
 
 def holders(session: Session, task_id: int) -> list[Assignment]:
@@ -254,51 +259,64 @@ def holders(session: Session, task_id: int) -> list[Assignment]:
     )
 
 
+def _claimable(with_skills: bool) -> SelectOfScalar[Task]:
+    mine = select(Assignment.task_id).where(
+        col(Assignment.user_id) == bindparam("user_id"), col(Assignment.state).in_(ACTIVE)
+    )
+    skill_ok: ColumnElement[bool] = col(Task.skill).is_(None)
+    if with_skills:
+        skill_ok = or_(skill_ok, col(Task.skill).in_(bindparam("skills", expanding=True)))
+    return (
+        select(Task)
+        .where(
+            col(Task.state) == OPEN,
+            col(Task.claimed) + col(Task.approved) < col(Task.slots),
+            or_(col(Task.due_at).is_(None), col(Task.due_at) > bindparam("now", type_=UTCDateTime())),
+            skill_ok,
+            col(Task.id).not_in(mine),
+        )
+        .order_by(col(Task.id).desc())
+        .offset(bindparam("offset", type_=Integer()))
+        .limit(bindparam("limit", type_=Integer()))
+    )
+
+
+_CLAIMABLE = {False: _claimable(False), True: _claimable(True)}
+
+
 def claimable(
     session: Session, member: Actor, now: datetime, offset: int, limit: int
 ) -> tuple[list[Task], bool]:
     """Open tasks this member may claim (skills, not past due, not already theirs), newest first;
     and whether there are more after this page."""
-    mine = select(Assignment.task_id).where(
-        col(Assignment.user_id) == member.user_id, col(Assignment.state).in_(ACTIVE)
-    )
-    skill_ok: ColumnElement[bool] = col(Task.skill).is_(None)
+    params: dict[str, Any] = {"user_id": member.user_id, "now": now, "offset": offset, "limit": limit + 1}
     if member.skills:
-        skill_ok = or_(skill_ok, col(Task.skill).in_(sorted(member.skills)))
-    rows = list(
-        session.exec(
-            select(Task)
-            .where(
-                col(Task.state) == OPEN,
-                col(Task.claimed) + col(Task.approved) < col(Task.slots),
-                or_(col(Task.due_at).is_(None), col(Task.due_at) > now),
-                skill_ok,
-                col(Task.id).not_in(mine),
-            )
-            .order_by(col(Task.id).desc())
-            .offset(offset)
-            .limit(limit + 1)
-        )
-    )
+        params["skills"] = sorted(member.skills)
+    rows = list(session.exec(_CLAIMABLE[bool(member.skills)], params=params))
     return rows[:limit], len(rows) > limit
+
+
+def _assignments(active_only: bool) -> Select[Assignment, Task]:
+    active = col(Assignment.state).in_(ACTIVE)
+    return (
+        select(Assignment, Task)
+        .join(Task, col(Task.id) == col(Assignment.task_id))
+        .where(col(Assignment.user_id) == bindparam("user_id"), active if active_only else true())
+        .order_by(case((active, 0), else_=1), col(Assignment.id).desc())
+        .offset(bindparam("offset", type_=Integer()))
+        .limit(bindparam("limit", type_=Integer()))
+    )
+
+
+_ASSIGNMENTS = {False: _assignments(False), True: _assignments(True)}
 
 
 def assignments_of(
     session: Session, user_id: str, offset: int, limit: int, active_only: bool = False
 ) -> tuple[list[tuple[Assignment, Task]], bool]:
     """A member's assignments: active ones first, then the rest, newest first."""
-    active = col(Assignment.state).in_(ACTIVE)
-    active_first = case((active, 0), else_=1)
-    rows = list(
-        session.exec(
-            select(Assignment, Task)
-            .join(Task, col(Task.id) == col(Assignment.task_id))
-            .where(col(Assignment.user_id) == user_id, active if active_only else True)
-            .order_by(active_first, col(Assignment.id).desc())
-            .offset(offset)
-            .limit(limit + 1)
-        )
-    )
+    params = {"user_id": user_id, "offset": offset, "limit": limit + 1}
+    rows = list(session.exec(_ASSIGNMENTS[active_only], params=params))
     return [(a, t) for a, t in rows[:limit]], len(rows) > limit
 
 

@@ -18,5 +18,5 @@ def register(app: CrewApp) -> None:
         if home_event.get("tab", "home") != "home" or not ctx.request.user_id:
             return
         directory = ctx.services.directory
-        directory.refreshed(directory.actor(ctx.request.user_id))
-        ctx.services.home.publish(ctx.services, ctx.request.user_id)
+        actor = directory.refreshed(*directory.acting(ctx.request.user_id))
+        ctx.services.home.publish(ctx.services, ctx.request.user_id, actor)

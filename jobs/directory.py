@@ -5,6 +5,10 @@ Slack is called outside any database transaction, so a slow API never holds a lo
 
 from __future__ import annotations
 
+from contextlib import ExitStack
+
+from sqlmodel import Session
+
 from core.authz import Actor
 from core.clock import Clock
 from core.errors import UserError
@@ -23,18 +27,29 @@ class Directory:
 
     def actor(self, user_id: str) -> Actor:
         """Every request asks; only a member met for the first time is written."""
-        with self.db.read() as session:
-            known = members.known_actor(session, user_id, self.admin_ids)
-        if known is not None:
-            return known
-        with self.db.write() as session:
-            return members.actor(session, user_id, self.admin_ids, self.clock.now())
+        return self.acting(user_id)[0]
 
-    def refreshed(self, actor: Actor) -> Actor:
-        """The same actor, with the profile fetched from Slack first if it is missing or stale."""
-        with self.db.read() as session:
-            member = session.get(Member, actor.user_id)
-            stale = member is None or members.needs_refresh(member, self.clock.now())
+    def acting(self, user_id: str) -> tuple[Actor, bool]:
+        """The actor, and whether their profile is missing or stale (see `refreshed`): one read for a
+        member met before, the row written for one met for the first time."""
+        with ExitStack() as reading:
+            actor, stale, _ = self.acting_in(reading, user_id)
+        return actor, stale
+
+    def acting_in(self, reading: ExitStack, user_id: str) -> tuple[Actor, bool, Session | None]:
+        """`acting`, whose read transaction is entered on `reading` and left open, and returned, for
+        the request to go on reading in; None (and `reading` closed) for a member met for the first
+        time, whose row is written."""
+        session = reading.enter_context(self.db.read())
+        known = members.acting(session, user_id, self.admin_ids, self.clock.now())
+        if known is not None:
+            return known[0], known[1], session
+        reading.close()
+        with self.db.write() as written:
+            return members.actor(written, user_id, self.admin_ids, self.clock.now()), True, None
+
+    def refreshed(self, actor: Actor, stale: bool) -> Actor:
+        """The same actor, with the profile fetched from Slack first if `acting` found it stale."""
         if not stale:
             return actor
         return self.refresh(actor.user_id) or actor

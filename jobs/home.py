@@ -69,6 +69,7 @@ class HomeTab:
             log.exception("home section %s failed for %s", home_section.key, actor.user_id)
             return [context(":warning: This section could not be loaded right now.")]
 
-    def publish(self, services: Services, user_id: str) -> None:
-        actor = services.directory.actor(user_id)
+    def publish(self, services: Services, user_id: str, actor: Actor | None = None) -> None:
+        """Render and publish `user_id`'s Home tab (`actor`: them, when the caller has loaded them)."""
+        actor = actor or services.directory.actor(user_id)
         services.slack.publish_home(user_id, self.render(services, actor))

@@ -61,6 +61,12 @@ FEATURES = [
 ]
 
 
+# Bolt (through the logger given to App, which its own loggers copy) and slack_sdk's clients format
+# their debug lines, whole request and response bodies among them, whenever their logger's *own*
+# level is unset: they test `logger.level <= DEBUG`, not isEnabledFor, and an unset level is 0.
+SDK_LOGGERS = ("crewcall.bolt", "slack_sdk.web.base_client", "slack_sdk.webhook.client")
+
+
 class BotTokenRefused(Exception):
     """Slack refused the bot token at start-up: a restart won't help."""
 
@@ -91,12 +97,17 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
         events=EventBus(),
     )
     listener_pool = ThreadPoolExecutor(max_workers=config.http_threads * 2, thread_name_prefix="listener")
+    _pin_sdk_log_levels()
     try:  # Bolt asks Slack who the bot is (auth.test) here
         app = CrewApp(
             client=client,
             signing_secret=config.slack_signing_secret.get_secret_value(),
             process_before_response=False,
             listener_executor=listener_pool,
+            # The HTTP door (server.http) checks every request's signature before Bolt sees it, and
+            # Socket Mode needs none: Bolt's own check would compute the same HMAC a second time.
+            request_verification_enabled=False,
+            attaching_function_token_enabled=False,  # no custom workflow functions here
             logger=logging.getLogger("crewcall.bolt"),
         )
     except BoltError as e:
@@ -176,6 +187,13 @@ def _deduplicate_deliveries(services: Services) -> Callable[..., Any]:
         return next()
 
     return middleware
+
+
+def _pin_sdk_log_levels() -> None:
+    """Give each SDK logger the level in effect now, so debug lines nobody sees are never built."""
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logger.getEffectiveLevel())
 
 
 def _log_unhandled(error: Exception, body: dict[str, Any]) -> None:

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
-from slack_bolt import App
+from slack_bolt import Ack, App, BoltRequest, BoltResponse
+from slack_bolt.listener import Listener
+from slack_bolt.listener.thread_runner import ThreadListenerRunner
+from slack_bolt.logger.messages import warning_did_not_call_ack
 
 from handlers.kit.commands import CommandSet
 from jobs.home import HomeTab
@@ -20,6 +26,85 @@ class CrewApp(App):
     listener_pool: ThreadPoolExecutor
     event_handlers: dict[str, list[Callable[..., None]]]
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        bolt = self._listener_runner
+        self._listener_runner = PromptAckRunner(
+            logger=bolt.logger,
+            process_before_response=bolt.process_before_response,
+            listener_error_handler=bolt.listener_error_handler,
+            listener_start_handler=bolt.listener_start_handler,
+            listener_completion_handler=bolt.listener_completion_handler,
+            listener_executor=bolt.listener_executor,
+            lazy_listener_runner=bolt.lazy_listener_runner,
+        )
+
     @property
     def home(self) -> HomeTab:
         return self.services.home
+
+
+class _SignallingAck(Ack):
+    """Bolt's ack, which also wakes the request thread waiting for it."""
+
+    def __init__(self, acked: threading.Event) -> None:
+        super().__init__()
+        self.acked = acked
+
+    def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
+        try:
+            return super().__call__(*args, **kwargs)
+        finally:
+            self.acked.set()
+
+
+class PromptAckRunner(ThreadListenerRunner):
+    """Bolt's runner for `process_before_response=False`, except how the request thread waits for
+    the listener's ack: Bolt polls for it every 10 ms (time.sleep(0.01)), so every acknowledgement
+    waited 10 ms at least and each waiting thread woke 100 times a second; here it waits on an
+    event that ack() sets. The rest is Bolt's: the listener runs on the listener executor, and an
+    error before the ack answers 500. Lazy listeners (unused here) keep Bolt's own path."""
+
+    def run(
+        self,
+        request: BoltRequest,
+        response: BoltResponse,
+        listener_name: str,
+        listener: Listener,
+        starting_time: float | None = None,
+    ) -> BoltResponse | None:
+        if self.process_before_response or request.lazy_only or listener.lazy_functions:
+            return super().run(request, response, listener_name, listener, starting_time)
+        starting_time = starting_time if starting_time is not None else time.time()
+        acked = threading.Event()
+        ack = _SignallingAck(acked)
+        request.context["ack"] = ack  # what the listener's `ack` argument is built from
+        if listener.auto_acknowledgement:
+            ack()
+        outcome: BoltResponse | None = response
+
+        def run_listener() -> None:
+            nonlocal outcome
+            try:
+                self.listener_start_handler.handle(request=request, response=outcome)
+                listener.run_ack_function(request=request, response=outcome)  # type: ignore[arg-type]
+            except Exception as e:
+                if listener.auto_acknowledgement:
+                    self.listener_error_handler.handle(error=e, request=request, response=outcome)
+                else:
+                    outcome = outcome or BoltResponse(status=500)
+                    outcome.status = 500
+                    if ack.response is not None:  # already acknowledged
+                        outcome = None
+                    self.listener_error_handler.handle(error=e, request=request, response=outcome)
+                    ack.response = outcome
+            finally:
+                self.listener_completion_handler.handle(request=request, response=outcome)
+                acked.set()  # done: acknowledged or never will be
+
+        self.listener_executor.submit(run_listener)
+        acked.wait(timeout=max(0.0, listener.ack_timeout - (time.time() - starting_time)))
+        if outcome is None and ack.response is None:
+            self.logger.warning(warning_did_not_call_ack(listener_name))
+            return None
+        return ack.response if outcome is None else outcome

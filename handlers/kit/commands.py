@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ from core.authz import Actor, Role, authorize
 from core.errors import UsageError, UserError
 from core.grammar import TEXT, Kind, Token, tokenize
 from core.grammar import shown as _shown
-from core.slack import answering
+from core.slack import answering, closing_before_slack
 from handlers.kit.context import Ctx, SlackRequest
 from jobs.fairness import limits_for
 from views.blocks import context, section, sections, slow_down
@@ -351,10 +352,14 @@ def _run_handler(
                     Ctx(services, request, Actor(request.user_id)).reply(text)
             return None
     ctx = Ctx(services, request, Actor(request.user_id))
+    # The read that loads the actor stays open for the body's first `ctx.read()`: one transaction
+    # per request instead of two (see Ctx.read); anything else the body does closes it first.
+    reading = ExitStack()
     try:
-        actor = services.directory.actor(request.user_id)
+        actor, stale, session = services.directory.acting_in(reading, request.user_id)
         authorize(actor, role, action)
     except UserError as e:
+        reading.close()
         if request.kind == "command":
             ack(response_type="ephemeral", text=f":no_entry: {e.message}")
         else:
@@ -362,6 +367,7 @@ def _run_handler(
             ctx.reply(f":no_entry: {e.message}")
         return None
     except Exception:
+        reading.close()
         if not acked:
             ack()
         _report_failure(ctx)
@@ -369,16 +375,25 @@ def _run_handler(
     if ack_first and not acked:
         ack()
     try:
-        ctx = Ctx(services, request, services.directory.refreshed(actor) if ack_first else actor)
-        return body(ctx)
+        if ack_first and stale:
+            reading.close()  # users.info is asked outside any transaction
+            actor = services.directory.refreshed(actor, stale)
+        ctx = Ctx(services, request, actor, (session, reading) if session is not None else None)
+        with closing_before_slack(ctx.release):
+            return body(ctx)
     except UserError as e:
+        ctx.release()
         if not ack_first:
             ack()  # a modal's: closes it before the reply (no-op when the body acked already)
         ctx.reply(f":warning: {e.message}")
     except Exception:
+        ctx.release()
         if not ack_first:
             ack()
         _report_failure(ctx)
+    finally:
+        ctx.release()
+        reading.close()
     return None
 
 

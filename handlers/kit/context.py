@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any, Literal, ParamSpec
@@ -225,10 +225,18 @@ class Form:
 class Ctx:
     """What a handler gets: the services, who acted, and how to answer them."""
 
-    def __init__(self, services: Services, request: SlackRequest, actor: Actor) -> None:
+    def __init__(
+        self,
+        services: Services,
+        request: SlackRequest,
+        actor: Actor,
+        reading: tuple[Session, ExitStack] | None = None,
+    ) -> None:
         self.services = services
         self.request = request
         self.actor = actor
+        # The read transaction the actor was loaded in, still open, for the first `read()`.
+        self._reading = reading
 
     @property
     def now(self) -> datetime:
@@ -240,13 +248,28 @@ class Ctx:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A unit of work that only reads (lists, reports): it never waits for a writer."""
-        with self.services.db.read() as session:
+        """A unit of work that only reads (lists, reports): it never waits for a writer. The first
+        one of a request continues the transaction its actor was read in (begun microseconds ago)."""
+        reading, self._reading = self._reading, None
+        if reading is None:
+            with self.services.db.read() as session:
+                yield session
+            return
+        session, transaction = reading
+        with transaction:
             yield session
+
+    def release(self) -> None:
+        """End the actor's read transaction if no `read()` took it: before a write, and before any
+        Web API call (`core.slack.closing_before_slack`), so no transaction stays open meanwhile."""
+        reading, self._reading = self._reading, None
+        if reading is not None:
+            reading[1].close()
 
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A unit of work that changes something, committed at the end of the block."""
+        self.release()
         with self.services.db.write() as session:
             yield session
 
