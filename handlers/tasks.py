@@ -513,7 +513,8 @@ def register(app: CrewApp) -> None:
         if actor.is_lead:
             counts = task_counts.by_state(session, services.clock.now())
             waiting, total = rules.awaiting_review(session, views.PAGE)
-            tracked = {a.id or 0: hours.task_time(session, a.user_id, t.id or 0) for a, t in waiting}
+            times = hours.task_times(session, [(a.user_id, t.id or 0) for a, t in waiting])
+            tracked = {a.id or 0: times[(a.user_id, t.id or 0)] for a, t in waiting}
             blocks += views.home_lead(counts, waiting, total, tracked)
         return blocks
 
