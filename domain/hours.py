@@ -30,7 +30,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, func, tuple_, update
+from sqlalchemy import ColumnElement, case, func, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -628,10 +628,17 @@ def task_times(session: Session, pairs: list[tuple[str, int]]) -> dict[tuple[str
                 col(TimeEntry.started_at),
                 col(TimeEntry.ended_at),
                 col(TimeEntry.flagged),
-            ).where(tuple_(col(TimeEntry.user_id), col(TimeEntry.task_id)).in_(pairs))
+            )
+            # Members and tasks as two lists, not row values: SQLite walks the member index only so.
+            .where(
+                col(TimeEntry.user_id).in_({user_id for user_id, _ in pairs}),
+                col(TimeEntry.task_id).in_({task_id for _, task_id in pairs}),
+            )
         )
         for user_id, task_id, started, ended, flagged in rows:
             key = (user_id, task_id or 0)
+            if key not in entries:
+                continue  # another pair's member on another pair's task
             entries[key] += 1
             if ended is not None and not flagged:
                 seconds[key] += (ended - started).total_seconds()

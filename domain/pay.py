@@ -23,9 +23,11 @@ Every week here is the member's own: Monday 00:00 to the next Monday 00:00 in th
 
 from __future__ import annotations
 
+import logging
 import threading
 from calendar import monthrange
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
@@ -44,6 +46,8 @@ from db.types import UTCDateTime
 from domain import audit, hours, members
 from domain.hours import Entry
 from domain.referrals import FLAT, HIRED, SHARE
+
+log = logging.getLogger("crewcall.pay")
 
 CAP_STOP_REASON = "stopped at cap"
 NOTICE_AT = Decimal("0.9")
@@ -280,32 +284,36 @@ NEAR_CAP_MAX_AGE = timedelta(minutes=1)
 
 class NearCap:
     """Members at 90% of their cap or more this week (their own week), highest share first, for
-    leads' Home. Summing a week of closed entries per member takes the database a second at 30,000
-    members, so those sums are taken at most once a NEAR_CAP_MAX_AGE; on every call, the entries
-    closed since are added to them and running clock-ins are counted up to `now`, so the list stays
-    current (an entry closed back at an earlier instant, as after downtime, counts at the next sum)."""
+    leads' Home. Summing a week of closed entries per member takes the database 50-100 ms at 30,000
+    members, so those sums are taken once, then again at most once a NEAR_CAP_MAX_AGE, beside the
+    request (on a thread of its own, through `read`) rather than in it; on every call the entries
+    closed since the sums are added to them and running clock-ins are counted up to `now`, so the
+    list stays current (an entry closed back at an earlier instant, as after downtime, counts at the
+    next sum). The sums cover entries closed up to the instant they were taken, the additions those
+    closed after it: each entry is counted once."""
 
-    def __init__(self) -> None:
+    def __init__(self, read: Callable[[], AbstractContextManager[Session]] | None = None) -> None:
+        self._read = read
         self._lock = threading.Lock()
-        self._closed: dict[str, int] = {}  # microseconds per member in their week, closed before `_taken_at`
+        self._closed: dict[str, int] = {}  # microseconds per member in their week, closed by `_taken_at`
         self._taken_at: datetime | None = None
         self._weeks: dict[str, tuple[datetime, datetime]] = {}
+        self._summing = False
 
     def __call__(self, session: Session, now: datetime, default_hours: Decimal) -> list[CapStatus]:
         with self._lock:  # the three are replaced together, never changed in place
             taken_at, closed, weeks = self._taken_at, self._closed, self._weeks
         # The members' zones are read with the sums (a scan of the members): a new zone's closed time
         # counts from the next sum.
-        fresh = taken_at is not None and now - taken_at < NEAR_CAP_MAX_AGE
-        if fresh and weeks != {tz: hours.week_bounds(now, tz) for tz in weeks}:
-            fresh = False  # a new week began somewhere
-        if fresh and taken_at is not None:
+        current = taken_at is not None and weeks == {tz: hours.week_bounds(now, tz) for tz in weeks}
+        stale = taken_at is None or now - taken_at >= NEAR_CAP_MAX_AGE
+        if current and taken_at is not None and (not stale or self._read is not None):
             since = _closed_per_member(session, weeks, closed_since=taken_at)
-        else:
-            weeks = {tz: hours.week_bounds(now, tz) for tz in _zones(session)}
-            closed, since = _closed_per_member(session, weeks), {}
-            with self._lock:
-                self._closed, self._taken_at, self._weeks = closed, now, weeks
+            if stale:
+                self._sum_beside(now)
+        else:  # the first call, a new week somewhere, or no way to sum beside the request
+            weeks, closed = self._sum(session, now)
+            since = {}
         own = {
             user_id: minutes
             for user_id, minutes in session.exec(select(WeeklyCap.user_id, WeeklyCap.cap_minutes))
@@ -338,6 +346,35 @@ class NearCap:
         ]
         return sorted(found, key=lambda s: (-s.clocked_seconds / max(s.cap.seconds, 1), s.user_id))
 
+    def _sum(
+        self, session: Session, now: datetime
+    ) -> tuple[dict[str, tuple[datetime, datetime]], dict[str, int]]:
+        weeks = {tz: hours.week_bounds(now, tz) for tz in _zones(session)}
+        closed = _closed_per_member(session, weeks, closed_by=now)
+        with self._lock:
+            if self._taken_at is None or self._taken_at < now:
+                self._closed, self._taken_at, self._weeks = closed, now, weeks
+        return weeks, closed
+
+    def _sum_beside(self, now: datetime) -> None:
+        """Sum again on a thread of its own (one at a time); callers meanwhile use the older sums."""
+        with self._lock:
+            if self._summing:
+                return
+            self._summing = True
+        threading.Thread(target=self._sum_in_own_read, args=(now,), name="near-cap-sums", daemon=True).start()
+
+    def _sum_in_own_read(self, now: datetime) -> None:
+        assert self._read is not None
+        try:
+            with self._read() as session:
+                self._sum(session, now)
+        except Exception:
+            log.exception("could not sum the week for the near-cap list; the older sums stay")
+        finally:
+            with self._lock:
+                self._summing = False
+
 
 def _zones(session: Session) -> list[str]:
     """Every member's timezone, and UTC (the zone of time clocked by someone not in the directory)."""
@@ -345,11 +382,14 @@ def _zones(session: Session) -> list[str]:
 
 
 def _closed_per_member(
-    session: Session, weeks: dict[str, tuple[datetime, datetime]], closed_since: datetime | None = None
+    session: Session,
+    weeks: dict[str, tuple[datetime, datetime]],
+    closed_since: datetime | None = None,
+    closed_by: datetime | None = None,
 ) -> dict[str, int]:
     """Per member, the closed time inside their own week (`weeks` by timezone), in microseconds,
     summed by the database in one pass over the weeks' range of the `started_at` index; with
-    `closed_since`, only the entries that ended after it."""
+    `closed_since`, only the entries that ended after it; with `closed_by`, only those ended by then."""
     dialect = session.get_bind().dialect.name
     zone = func.coalesce(col(Member.tz), "UTC")
 
@@ -376,6 +416,7 @@ def _closed_per_member(
             col(TimeEntry.started_at) < end,
             col(TimeEntry.ended_at) > start,
             *((col(TimeEntry.ended_at) > closed_since,) if closed_since is not None else ()),
+            *((col(TimeEntry.ended_at) <= closed_by,) if closed_by is not None else ()),
         )
         .group_by(col(TimeEntry.user_id))
     )

@@ -229,7 +229,7 @@ def home_section(services: Services, actor: Actor, session: Session, near_cap: p
 
 def register(app: CrewApp) -> None:
     app.commands.add(hours_command).register(app, app.services)
-    near_cap = pay.NearCap()  # one per app: its sums are of this app's store
+    near_cap = pay.NearCap(app.services.db.read)  # one per app: its sums are of this app's store
 
     @app.home.section("hours", "Hours", order=40)
     def hours_home(services: Services, actor: Actor, session: Session) -> list[Block]:

@@ -4,6 +4,7 @@ inside its window and under its cap (the flat model untouched), and migration 00
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -303,3 +304,45 @@ def test_statements_are_claimed_in_short_batches_each_member_once(db: Database) 
     assert sorted(claimed) == [f"UB{n}" for n in range(5)] and calls == 3
     with db.write() as session:
         assert pay.claim_due_statements(session, now, batch=2) == ([], False)
+
+
+def test_task_times_counts_each_member_on_their_own_task_only(db: Database) -> None:
+    """The review queue's time, read for a page of (member, task) pairs at once: a member's time on
+    another pair's task is not theirs here, flagged time is an entry but no hours."""
+    first, second = task(db, "Contracts", 10000, "U1"), task(db, "Triage", 10000, "U2")
+    work(db, "U1", "2026-01-05T09:00:00", 90, first)
+    work(db, "U1", "2026-01-05T12:00:00", 60, second)  # U1 on U2's task: not in any pair below
+    work(db, "U2", "2026-01-05T09:00:00", 30, second)
+    work(db, "U2", "2026-01-06T09:00:00", 45, second, flagged=True)
+    with db.read() as session:
+        times = hours.task_times(session, [("U1", first), ("U2", second), ("U3", first)])
+    assert times[("U1", first)] == hours.TaskTime(Decimal("1.50"), 1)
+    assert times[("U2", second)] == hours.TaskTime(Decimal("0.50"), 2)
+    assert times[("U3", first)] == hours.TaskTime(Decimal("0.00"), 0)
+    with db.read() as session:
+        assert hours.task_time(session, "U1", second) == hours.TaskTime(Decimal("1.00"), 1)
+
+
+def test_near_cap_sums_again_beside_the_request_and_counts_each_entry_once(db: Database) -> None:
+    """Past a minute the sums are taken again on their own thread; meanwhile, and after, the list
+    adds only the entries closed since the sums it uses, so no entry counts twice."""
+    first = task(db, "Contracts", 10000, "U1")
+    work(db, "U1", "2026-01-05T09:00:00", 300, first)  # 5 h of a 6 h cap
+    with db.write() as session:
+        pay.set_cap(session, LEAD, "U1", Decimal(6), Decimal(40), at("2026-01-05T09:00:00"), "test")
+    near_cap = pay.NearCap(db.read)
+    with db.read() as session:
+        assert near_cap(session, at("2026-01-05T15:00:00"), Decimal(40)) == []  # 5 h: not yet 90%
+    work(db, "U1", "2026-01-05T15:00:00", 30, first)  # closed at 15:30, after the sums
+    work(db, "U1", "2026-01-05T16:00:00", 30, first)  # closed at 16:30: after the next sums' instant
+    later = at("2026-01-05T16:00:00")
+    with db.read() as session:
+        (status,) = near_cap(session, later, Decimal(40))  # stale: older sums + closed since
+    assert status.clocked_seconds == 6 * 3600
+    deadline = time.monotonic() + 10
+    while near_cap._taken_at != later:  # the sums taken again, beside
+        assert time.monotonic() < deadline, "the near-cap sums were not taken again"
+        time.sleep(0.01)
+    with db.read() as session:
+        (status,) = near_cap(session, later + timedelta(seconds=1), Decimal(40))
+    assert status.clocked_seconds == 6 * 3600
