@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
-import multiprocessing
 import re
 import shutil
 import signal
@@ -104,28 +103,15 @@ def main() -> int:
     logging.basicConfig(level=logging.ERROR)
     args.out.mkdir(parents=True, exist_ok=True)
 
-    from sandbox.bot_process import BotProcess
-    from sandbox.fake_slack import FakeSlack
-    from sandbox.scratch_db import scratch_database
-
-    with (
-        multiprocessing.get_context("spawn").Pool(1) as pool,
-        FakeSlack() as fake,
-        scratch_database(args.backend) as url,
-    ):
-        members = [u["id"] for u in fake.add_users(60, tz="Europe/Lisbon")]
-        bot = BotProcess(fake, url, env=throughput.BOT_ENV).start()
-        try:
-            throughput.seed(fake, bot.url, members)
-            throughput.run_load(pool, fake, [bot.url], members, 240, 16)
-            spy = record(bot.pid, args.out / "commands.txt")
-            run = throughput.run_load(pool, fake, [bot.url], members, 1500, 16)
-            stop(spy)
-            spy = record(bot.pid, args.out / "clicks.txt")
-            click_all(fake, bot.url, members)
-            stop(spy)
-        finally:
-            bot.stop()
+    with throughput.one_bot(args.backend) as (pool, fake, bot, members):
+        throughput.seed(fake, bot.url, members)
+        throughput.run_load(pool, fake, [bot.url], members, 240, 16)
+        spy = record(bot.pid, args.out / "commands.txt")
+        run = throughput.run_load(pool, fake, [bot.url], members, 1500, 16)
+        stop(spy)
+        spy = record(bot.pid, args.out / "clicks.txt")
+        click_all(fake, bot.url, members)
+        stop(spy)
     total, frames = inclusive(args.out / "commands.txt")
     # crewcall's own frames (the rest of each stack is in the files)
     ours = [(f, pct) for f, pct in frames if re.search(r"\((?:" + "|".join(OUR_PACKAGES) + r")/", f)]

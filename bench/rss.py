@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
-import multiprocessing
 import os
 import subprocess
 import sys
@@ -104,28 +103,15 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
-    from sandbox.bot_process import BotProcess
-    from sandbox.fake_slack import FakeSlack
-    from sandbox.scratch_db import scratch_database
-
-    with (
-        multiprocessing.get_context("spawn").Pool(1) as pool,
-        FakeSlack() as fake,
-        scratch_database(args.backend) as url,
-    ):
-        members = [u["id"] for u in fake.add_users(60, tz="Europe/Lisbon")]
-        bot = BotProcess(fake, url, env=throughput.BOT_ENV).start()
-        try:
-            time.sleep(IDLE_SETTLE_S)
-            idle = status_mb(bot.pid, "VmRSS")
-            throughput.seed(fake, bot.url, members)
-            throughput.run_load(pool, fake, [bot.url], members, args.requests, 16)
-            loaded, peak = status_mb(bot.pid, "VmRSS"), status_mb(bot.pid, "VmHWM")
-            mappings = largest_mappings(bot.pid)
-            ask_questions(fake, bot.url, members)
-            asked, asked_peak = status_mb(bot.pid, "VmRSS"), status_mb(bot.pid, "VmHWM")
-        finally:
-            bot.stop()
+    with throughput.one_bot(args.backend) as (pool, fake, bot, members):
+        time.sleep(IDLE_SETTLE_S)
+        idle = status_mb(bot.pid, "VmRSS")
+        throughput.seed(fake, bot.url, members)
+        throughput.run_load(pool, fake, [bot.url], members, args.requests, 16)
+        loaded, peak = status_mb(bot.pid, "VmRSS"), status_mb(bot.pid, "VmHWM")
+        mappings = largest_mappings(bot.pid)
+        ask_questions(fake, bot.url, members)
+        asked, asked_peak = status_mb(bot.pid, "VmRSS"), status_mb(bot.pid, "VmHWM")
     before, after, runtime = encoder_alone(ROOT / "data" / "policy-cache")
     shown = ", ".join(f"{name} {mb:.0f}" for name, mb in mappings)
     print(

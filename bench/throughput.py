@@ -36,6 +36,8 @@ import sys
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,6 +164,27 @@ def seed(fake: Any, url: str, members: list[str]) -> None:
         timeout=120,
         predicate=lambda c: "is yours" in c.params.get("text", ""),
     )
+
+
+@contextmanager
+def one_bot(backend: str, members_n: int = 60) -> Iterator[tuple[Any, Any, Any, list[str]]]:
+    """A client pool, the fake Slack with `members_n` members, and one bot process on a fresh
+    `backend` store, for the benches that load one bot (profile, memory); stopped on the way out."""
+    from sandbox.bot_process import BotProcess
+    from sandbox.fake_slack import FakeSlack
+    from sandbox.scratch_db import scratch_database
+
+    with (
+        multiprocessing.get_context("spawn").Pool(1) as pool,
+        FakeSlack() as fake,
+        scratch_database(backend) as url,
+    ):
+        members = [u["id"] for u in fake.add_users(members_n, tz="Europe/Lisbon")]
+        bot = BotProcess(fake, url, env=BOT_ENV).start()
+        try:
+            yield pool, fake, bot, members
+        finally:
+            bot.stop()
 
 
 def measure_bot(pool: Any, backend: str, processes: int, members_n: int, n: int, concurrency: int) -> Run:
