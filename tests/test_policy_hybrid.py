@@ -3,6 +3,7 @@ fact-bearing excerpt, and the embedding cache (start-up and reload embed only wh
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 
 from domain.policy import EXCERPT_MAX_CHARS, FaqEntry, PolicyIndex, Section, load_eval_cases, load_handbook
-from domain.policy.embedding import Encoder, load_encoder, model_zip_path
+from domain.policy.embedding import Encoder, build_onnx_file, load_encoder, model_zip_path
 from domain.policy.index import (
     HYBRID_THRESHOLD,
     HYBRID_WEIGHTS,
@@ -326,3 +327,17 @@ def test_the_excerpt_keeps_the_sections_lead_sentence_that_states_the_rule() -> 
     quote = excerpt_text(body, ["bonus"], 120, sentence_scores=[0.1, 0.6, 0.3, 0.2])
     assert quote.startswith("You earn a $250 bonus") and "paid on Friday" in quote
     assert "no limit" not in quote  # no room left in 120 characters
+
+
+def test_building_the_graph_again_replaces_the_files_never_rewrites_them(tmp_path: Path) -> None:
+    """Several processes may build the graph at once: one rewriting the data file in place under
+    another's mapped session gave that session half-written weights. A build moves whole files in."""
+    zip_path = model_zip_path()
+    assert zip_path is not None
+    graph = tmp_path / "minilm.onnx"
+    data = graph.with_suffix(".onnx.data")
+    build_onnx_file(zip_path, graph)
+    with data.open("rb") as mapped_by_a_session:
+        build_onnx_file(zip_path, graph)
+        assert os.fstat(mapped_by_a_session.fileno()).st_ino != data.stat().st_ino
+    assert sorted(p.name for p in tmp_path.iterdir()) == [graph.name, data.name]

@@ -261,11 +261,22 @@ def build_onnx_file(zip_path: Path, target: Path) -> None:
 
     with zipfile.ZipFile(zip_path) as zf:
         model = onnx.load_from_string(_onnx_graph(_read_safetensors(zf.read("model.safetensors"))))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(f".{os.getpid()}.tmp")
+    # Written in a directory of this process's own, then moved into place, the data first: several
+    # processes may build at once, and one rewriting the data file in place under another's mapped
+    # session gave that session half-written weights (wrong embeddings for some words).
+    building = target.parent / f".building-{os.getpid()}"
+    building.mkdir(parents=True, exist_ok=True)
     data_name = target.with_suffix(".onnx.data").name
-    onnx.save_model(model, str(partial), save_as_external_data=True, location=data_name, size_threshold=1024)
-    partial.replace(target)  # the data file is written first: a complete graph file means both are
+    onnx.save_model(
+        model,
+        str(building / target.name),
+        save_as_external_data=True,
+        location=data_name,
+        size_threshold=1024,
+    )
+    (building / data_name).replace(target.parent / data_name)
+    (building / target.name).replace(target)  # last: a graph file in place means both are complete
+    building.rmdir()
 
 
 def _onnx_graph(w: dict[str, np.ndarray]) -> bytes:
