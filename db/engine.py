@@ -52,23 +52,13 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    engine = create_engine(
+    return create_engine(
         url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True, pool_timeout=30
     )
-    _configure_postgresql(engine)
-    return engine
 
 
 def _is_read(connection: Any) -> bool:
     return bool(connection.get_execution_options().get(READ_ONLY))
-
-
-def _configure_postgresql(engine: Engine) -> None:
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Any) -> None:
-        if _is_read(connection):
-            # The transaction's first statement, so it applies to the whole of it.
-            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
 
 
 def _configure_sqlite(engine: Engine) -> None:
@@ -119,8 +109,13 @@ class Database:
     def __init__(self, url: str, pool_size: int = 10) -> None:
         self.url = url
         self.engine = make_engine(url, pool_size=pool_size)
-        # The same engine and pool; its transactions begin as reads (see the "begin" listeners).
-        self._reader = self.engine.execution_options(**{READ_ONLY: True})
+        # The same engine and pool; its transactions begin as reads: on PostgreSQL with
+        # `BEGIN READ ONLY` (psycopg's read_only, undone when the connection goes back to the pool:
+        # no extra round trip), on SQLite through the "begin" listener.
+        read_only: dict[str, Any] = {READ_ONLY: True}
+        if self.engine.dialect.name == "postgresql":
+            read_only["postgresql_readonly"] = True
+        self._reader = self.engine.execution_options(**read_only)
 
     @property
     def dialect(self) -> str:
