@@ -82,7 +82,7 @@ def main() -> None:
         rules.awaiting_review(session, 10)
 
     def near_cap(session: Session) -> None:
-        near = pay.NearCap()
+        near = pay.NearCap(db.read)
         near(session, now, Decimal(40))  # the week's sums per member (at most once a minute)
         near(
             session, now + timedelta(seconds=1), Decimal(40)

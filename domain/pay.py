@@ -292,7 +292,7 @@ class NearCap:
     next sum). The sums cover entries closed up to the instant they were taken, the additions those
     closed after it: each entry is counted once."""
 
-    def __init__(self, read: Callable[[], AbstractContextManager[Session]] | None = None) -> None:
+    def __init__(self, read: Callable[[], AbstractContextManager[Session]]) -> None:
         self._read = read
         self._lock = threading.Lock()
         self._closed: dict[str, int] = {}  # microseconds per member in their week, closed by `_taken_at`
@@ -305,13 +305,11 @@ class NearCap:
             taken_at, closed, weeks = self._taken_at, self._closed, self._weeks
         # The members' zones are read with the sums (a scan of the members): a new zone's closed time
         # counts from the next sum.
-        current = taken_at is not None and weeks == {tz: hours.week_bounds(now, tz) for tz in weeks}
-        stale = taken_at is None or now - taken_at >= NEAR_CAP_MAX_AGE
-        if current and taken_at is not None and (not stale or self._read is not None):
+        if taken_at is not None and weeks == {tz: hours.week_bounds(now, tz) for tz in weeks}:
             since = _closed_per_member(session, weeks, closed_since=taken_at)
-            if stale:
+            if now - taken_at >= NEAR_CAP_MAX_AGE:
                 self._sum_beside(now)
-        else:  # the first call, a new week somewhere, or no way to sum beside the request
+        else:  # the first call, or a new week began somewhere
             weeks, closed = self._sum(session, now)
             since = {}
         own = {
@@ -365,7 +363,6 @@ class NearCap:
         threading.Thread(target=self._sum_in_own_read, args=(now,), name="near-cap-sums", daemon=True).start()
 
     def _sum_in_own_read(self, now: datetime) -> None:
-        assert self._read is not None
         try:
             with self._read() as session:
                 self._sum(session, now)
