@@ -159,8 +159,7 @@ def stop_background(app: CrewApp) -> None:
     """Let acknowledged work finish (listeners, running jobs), then release the store."""
     app.listener_pool.shutdown(wait=True)
     app.services.events.emit(APP_STOPPING)
-    app.services.scheduler.shutdown(wait=True)
-    metrics.report_scheduler_leader(False)
+    app.services.scheduler.shutdown(wait=True)  # a leader steps down: the gauge goes to 0
     metrics.stopping()
     runtime.uninstall(app.services)
     app.services.db.dispose()
