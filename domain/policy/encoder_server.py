@@ -82,26 +82,25 @@ def _handle(encoder: Encoder, conn: socket.socket, activity: _Activity) -> None:
         activity.end()
 
 
-def serve(cache_dir: Path, idle_exit_s: float) -> int:
-    """Load the encoder, listen, answer until idle for ``idle_exit_s``. 0 when done (or when another
-    encoder of the same cache directory is serving), 1 when the model can't be loaded."""
-    paths = encoder_paths(cache_dir)
-    with open(paths.pid, "a+") as held:
+def serve(cache_dir: Path, socket_path: Path, pid_path: Path, idle_exit_s: float) -> int:
+    """Load the encoder, listen on ``socket_path``, answer until idle for ``idle_exit_s``. 0 when
+    done (or when another encoder holds ``pid_path``), 1 when the model can't be loaded."""
+    with open(pid_path, "a+") as held:
         # the lock is held for this process's whole life; an encoder idling out releases it soon
         if not lock_file(held, time.monotonic() + START_TIMEOUT_S):
-            log.info("another encoder serves %s", paths.socket)
+            log.info("another encoder serves %s", socket_path)
             return 0
         encoder = load_encoder(cache_dir)
         if encoder is None:
             return 1
         encoder.encode(["warm up"])  # the first inference allocates; no question should wait for it
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        staging = paths.socket.with_name(f"{paths.socket.name}.{os.getpid()}")
+        staging = socket_path.with_name(f"{socket_path.name}.{os.getpid()}")
         staging.unlink(missing_ok=True)
         listener.bind(str(staging))
         listener.listen(128)
-        os.replace(staging, paths.socket)  # atomically replaces a dead encoder's socket
-        listening = os.stat(paths.socket).st_ino
+        os.replace(staging, socket_path)  # atomically replaces a dead encoder's socket
+        listening = os.stat(socket_path).st_ino
         held.seek(0)
         held.truncate()
         held.write(f"{os.getpid()}\n")
@@ -109,7 +108,7 @@ def serve(cache_dir: Path, idle_exit_s: float) -> int:
         log.info(
             "pid %d serves %s (%s), exits after %.0f s idle",
             os.getpid(),
-            paths.socket,
+            socket_path,
             encoder.runtime,
             idle_exit_s,
         )
@@ -127,8 +126,8 @@ def serve(cache_dir: Path, idle_exit_s: float) -> int:
                 threading.Thread(target=_handle, args=(encoder, conn, activity), daemon=True).start()
             # a client arriving now finds no socket (or a reset connection) and starts a new encoder
             try:
-                if os.stat(paths.socket).st_ino == listening:
-                    paths.socket.unlink()
+                if os.stat(socket_path).st_ino == listening:
+                    socket_path.unlink()
             except FileNotFoundError:
                 pass
         held.seek(0)
@@ -143,10 +142,13 @@ def serve(cache_dir: Path, idle_exit_s: float) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description="The shared policy encoder (started by the bot on demand).")
     parser.add_argument("--cache-dir", type=Path, required=True)
+    parser.add_argument("--socket", type=Path, help="default: the cache directory's (see shared_encoder)")
+    parser.add_argument("--pid-file", type=Path, help="default: the cache directory's")
     parser.add_argument("--idle-exit", type=float, default=600.0)
     args = parser.parse_args()
+    paths = encoder_paths(args.cache_dir)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s policy-encoder %(message)s")
-    return serve(args.cache_dir, args.idle_exit)
+    return serve(args.cache_dir, args.socket or paths.socket, args.pid_file or paths.pid, args.idle_exit)
 
 
 if __name__ == "__main__":

@@ -160,7 +160,10 @@ class SharedEncoder:
             try:
                 vectors = self._request(payload, len(texts))
             except _NotServing:
-                self._start()
+                try:
+                    self._start()
+                except OSError as exc:  # the cache directory can't be written, no fork…
+                    raise EncoderUnavailable(f"cannot start it: {exc}") from exc
                 try:
                     vectors = self._request(payload, len(texts))
                 except _NotServing as exc:
@@ -255,6 +258,12 @@ class SharedEncoder:
             "domain.policy.encoder_server",
             "--cache-dir",
             str(self.cache_dir),
+            # the paths this process connects to: a server of newer code (an upgrade on disk under a
+            # running bot) would fingerprint other ones
+            "--socket",
+            str(self.paths.socket),
+            "--pid-file",
+            str(self.paths.pid),
             "--idle-exit",
             str(self.idle_exit_s),
         ]
