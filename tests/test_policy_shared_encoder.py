@@ -11,9 +11,11 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +229,19 @@ def test_bot_processes_share_the_encoder_and_never_load_the_model(
     finally:
         for bot in bots:
             bot.kill()
+
+
+def test_the_encoder_listens_where_the_bot_that_started_it_connects(cache_dir: Path, tmp_path: Path) -> None:
+    """A bot started before an upgrade fingerprints the old code: the encoder it starts from the new
+    code on disk must still listen on the socket that bot connects to."""
+    client = SharedEncoder(cache_dir)
+    older = Path(tempfile.gettempdir()) / f"crewcall-test-{os.getpid()}.sock"
+    client.paths = replace(client.paths, socket=older, pid=tmp_path / "older.pid")
+    try:
+        client.encode(TEXTS[:1])
+        assert older.exists() and not encoder_paths(cache_dir).socket.exists()
+    finally:
+        pid = (tmp_path / "older.pid").read_text().strip()
+        if pid:
+            os.kill(int(pid), signal.SIGTERM)
+            _wait(lambda: not older.exists(), "the encoder to stop")
