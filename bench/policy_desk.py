@@ -2,14 +2,17 @@
 
 Run from the repo root::
 
-    .venv/bin/python -m bench.policy_desk            # 1,000 synthetic sections (+ the real 17), 400 questions
+    .venv/bin/python -m bench.policy_desk            # 1,000 synthetic sections (+ the real 17), 400 questions, 2 rounds
 
 The bot runs for real (create_app, waitress, SQLite in a temp dir) against the fake Slack; each question
 is a signed slash command, timed from sending it to the fake receiving the answer on the command's
 response_url. That includes the signature check, the ack, the revision check against the database,
 the engine, recording the question (one transaction) and the reply. Baselines, in the same run:
 `PolicyIndex.answer` alone on the same questions and handbook, and `/crew me` through the same door
-(a command that does no policy work), so the difference is what the policy wiring adds.
+(a command that does no policy work), so the difference is what the policy wiring adds. The
+`/policy` questions are asked with the model in the bot (`POLICY_ENCODER=process`) and through the
+shared encoder process (`POLICY_ENCODER=shared`, one Unix-socket round trip per question), the two
+alternated `--rounds` times; the encoder this bench started is stopped at the end.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import os
 import platform
 import random
 import shutil
+import signal
 import statistics
 import tempfile
 import time
@@ -30,6 +34,8 @@ from sandbox.fake_slack import FakeSlack
 from sandbox.harness import BotHarness
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The bots' POLICY_CACHE_DIR (the synthetic handbook's vectors are kept there between runs).
+CACHE_DIR = ROOT / "data" / "policy-cache"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -50,6 +56,7 @@ def main() -> None:
     parser.add_argument("--sections", type=int, default=1000)
     parser.add_argument("--questions", type=int, default=400)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=2, help="passes of the questions per encoder setting")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="policy-desk-bench-") as tmp:
@@ -74,26 +81,44 @@ def main() -> None:
             index.answer(question)
             engine_ms.append((time.perf_counter() - start) * 1000)
 
-        env = {"POLICY_DIR": str(handbook), "LEADS_CHANNEL": "C0LEADS", "HTTP_THREADS": "4"}
-        with FakeSlack() as fake, BotHarness(f"sqlite:///{tmp}/bench.db", fake=fake, env=env) as bot:
-            fake.add_user("U1")
-            bot.command("U1", "/policy", "when is payday?")  # warm-up: member row, connections
-            crew_ms = []
-            for _ in asked:
-                start = time.perf_counter()
-                bot.command("U1", "/crew", "me")
-                crew_ms.append((time.perf_counter() - start) * 1000)
-            door_ms = []
-            escalated = 0
-            for question in asked:
-                start = time.perf_counter()
-                reply = bot.command("U1", "/policy", question)
-                door_ms.append((time.perf_counter() - start) * 1000)
-                escalated += "asked the leads" in reply.text
+        door_ms: dict[str, list[float]] = {"process": [], "shared": []}
+        crew_ms: list[float] = []
+        escalated = 0
+        loads = [os.getloadavg()[0]]
+        for round_ in range(args.rounds):
+            for encoder in ("process", "shared"):  # alternated: the machine's load moves
+                env = {
+                    "POLICY_DIR": str(handbook),
+                    "LEADS_CHANNEL": "C0LEADS",
+                    "HTTP_THREADS": "4",
+                    "POLICY_ENCODER": encoder,
+                    "POLICY_CACHE_DIR": str(CACHE_DIR),
+                }
+                with (
+                    FakeSlack() as fake,
+                    BotHarness(f"sqlite:///{tmp}/bench-{encoder}-{round_}.db", fake=fake, env=env) as bot,
+                ):
+                    fake.add_user("U1")
+                    bot.command(
+                        "U1", "/policy", "when is payday?"
+                    )  # warm-up: member row, connections, encoder
+                    if round_ == 0 and encoder == "process":
+                        for _ in asked:
+                            start = time.perf_counter()
+                            bot.command("U1", "/crew", "me")
+                            crew_ms.append((time.perf_counter() - start) * 1000)
+                    for question in asked:
+                        start = time.perf_counter()
+                        reply = bot.command("U1", "/policy", question)
+                        door_ms[encoder].append((time.perf_counter() - start) * 1000)
+                        escalated += "asked the leads" in reply.text
+                loads.append(os.getloadavg()[0])
+        stop_encoder()
 
     print(
         f"# /policy through the HTTP door — python {platform.python_version()}, {os.cpu_count()} cores, "
-        f"{len(sections)} sections, {len(asked)} questions ({escalated} escalated)"
+        f"{len(sections)} sections, {len(asked)} questions x {args.rounds} rounds per encoder "
+        f"({escalated} escalated), load average {' -> '.join(f'{x:.1f}' for x in loads)}"
     )
     print()
     print("| path | p50 ms | p95 ms | p99 ms | p99 vs engine |")
@@ -101,7 +126,17 @@ def main() -> None:
     baseline = percentile(engine_ms, 99)
     print(row("engine `PolicyIndex.answer` alone (baseline)", engine_ms))
     print(row("`/crew me` → reply on the response_url (the door alone)", crew_ms, baseline))
-    print(row("`/policy` command → answer on the response_url (SQLite)", door_ms, baseline))
+    print(row("`/policy` → answer, POLICY_ENCODER=process (model in the bot)", door_ms["process"], baseline))
+    print(row("`/policy` → answer, POLICY_ENCODER=shared (encoder process)", door_ms["shared"], baseline))
+
+
+def stop_encoder() -> None:
+    """Stop the shared encoder this bench started (SIGTERM: it removes its socket)."""
+    from domain.policy.shared_encoder import running_pid
+
+    pid = running_pid(CACHE_DIR)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
 
 
 if __name__ == "__main__":

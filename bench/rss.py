@@ -1,14 +1,24 @@
-"""Resident memory of one bot process: idle, then after bench.throughput's load.
+"""Resident memory of the bot processes and of the shared policy encoder: idle, after load, after
+handbook questions.
 
     .venv/bin/python -m bench.rss [--requests 1500] [--backend sqlite|postgresql]
 
-Starts `bot.py` (sandbox.bot_process.BotProcess, HTTP mode) against the fake Slack, reads VmRSS
-from /proc once it has been idle for 5 s, seeds the store and sends the throughput bench's
-`/tasks` + `/tasks mine` load (60 members, 16 at a time), then reads VmRSS again and the peak
-(VmHWM). The policy embedding model's share is measured apart: a fresh interpreter's RSS before
-and after loading the encoder (onnxruntime, as the bot loads it at start-up) and embedding one
-question. Last, five `/policy` questions are asked (the bot loads the encoder on the first question
-that needs a new embedding) and the RSS read again. The process's largest mappings (before the questions) (from /proc/PID/smaps) are listed too. One line is printed.
+Three runs, each against real `bot.py` processes (sandbox.bot_process.BotProcess, HTTP mode) and
+the fake Slack, VmRSS read from /proc:
+
+1. `POLICY_ENCODER=process` (each bot loads the model itself: the old way, the baseline): one bot,
+   idle 5 s, then after bench.throughput's `/tasks` + `/tasks mine` load (60 members, 16 at a time),
+   then after five `/policy` questions (the first that needs a new embedding loads the encoder).
+2. `POLICY_ENCODER=shared` (the default): the same, and the shared encoder process apart, which the
+   first question starts.
+3. Three bots, shared, on PostgreSQL (several processes need it): the same load spread over them,
+   five questions to each, then the total of the three bots and the encoder, beside three times
+   run 1's figure after questions.
+
+Every run uses one cache directory (data/bench-rss-cache: the ONNX graph and the handbook's vectors,
+filled before the runs), so no bot embeds the handbook at start-up; the encoder this bench started is
+stopped between runs and at the end. Also printed: what the encoder adds to a fresh interpreter, and
+the bot's largest mappings (from /proc/PID/smaps) after the questions.
 """
 
 from __future__ import annotations
@@ -16,16 +26,21 @@ from __future__ import annotations
 import argparse
 import collections
 import logging
+import multiprocessing
 import os
+import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from bench import throughput
 
 ROOT = Path(__file__).resolve().parents[1]
+CACHE_DIR = ROOT / "data" / "bench-rss-cache"
 IDLE_SETTLE_S = 5
 _ENCODER_ALONE = """
 import sys
@@ -38,6 +53,15 @@ encoder = load_encoder(Path(sys.argv[1]))
 if encoder is not None:
     encoder.encode(["Can I use ChatGPT to draft a contract summary?"])
 print(f"{before:.0f} {rss():.0f} {encoder.runtime if encoder else 'none'}")
+"""
+# the handbook's vectors into the bench's cache, in a process of its own (it loads the model)
+_WARM_CACHE = """
+import sys
+from pathlib import Path
+from domain.policy import PolicyIndex, load_handbook
+from domain.policy.semantic import Embedder
+sections, _ = load_handbook(Path("policies"))
+assert PolicyIndex.build(sections, embedder=Embedder(Path(sys.argv[1]))).hybrid
 """
 
 
@@ -69,8 +93,8 @@ QUESTIONS = (
 
 
 def ask_questions(fake: Any, url: str, members: list[str]) -> None:
-    """Handbook questions through `/policy`: the first one that needs a new embedding loads the
-    encoder (the handbook's own vectors come from the on-disk cache)."""
+    """Handbook questions through `/policy`: the first one needs a new embedding (the handbook's
+    own vectors come from the on-disk cache)."""
     from sandbox.bot_process import SIGNING_SECRET
     from sandbox.driver import SlackDriver
 
@@ -84,16 +108,90 @@ def ask_questions(fake: Any, url: str, members: list[str]) -> None:
     )
 
 
-def encoder_alone(cache_dir: Path) -> tuple[float, float, str]:
+def _python(script: str) -> str:
     done = subprocess.run(
-        [sys.executable, "-c", _ENCODER_ALONE, str(cache_dir)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, "-c", script, str(CACHE_DIR)], cwd=ROOT, capture_output=True, text=True, check=True
     )
-    before, after, runtime = done.stdout.split()[-3:]
+    return done.stdout
+
+
+def encoder_alone() -> tuple[float, float, str]:
+    before, after, runtime = _python(_ENCODER_ALONE).split()[-3:]
     return float(before), float(after), runtime
+
+
+def stop_encoder() -> None:
+    """Stop the shared encoder this bench started (SIGTERM: it removes its socket)."""
+    from domain.policy.shared_encoder import running_pid
+
+    pid = running_pid(CACHE_DIR)
+    if pid is None:
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while running_pid(CACHE_DIR) is not None and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def encoder_mb() -> tuple[float, float]:
+    from domain.policy.shared_encoder import running_pid
+
+    pid = running_pid(CACHE_DIR)
+    assert pid is not None, "a /policy question started the shared encoder"
+    return status_mb(pid, "VmRSS"), status_mb(pid, "VmHWM")
+
+
+@contextmanager
+def bots(
+    backend: str, encoder: str, processes: int, members_n: int = 60
+) -> Iterator[tuple[Any, Any, list[Any], list[str]]]:
+    from sandbox.bot_process import BotProcess
+    from sandbox.fake_slack import FakeSlack
+    from sandbox.scratch_db import scratch_database
+
+    env = {**throughput.BOT_ENV, "POLICY_ENCODER": encoder, "POLICY_CACHE_DIR": str(CACHE_DIR)}
+    with (
+        multiprocessing.get_context("spawn").Pool(1) as pool,
+        FakeSlack() as fake,
+        scratch_database(backend) as url,
+    ):
+        members = [u["id"] for u in fake.add_users(members_n, tz="Europe/Lisbon")]
+        started = [BotProcess(fake, url, env=env).start() for _ in range(processes)]
+        try:
+            yield pool, fake, started, members
+        finally:
+            for bot in started:
+                bot.stop()
+            stop_encoder()
+
+
+def one_bot(backend: str, encoder: str, requests: int) -> dict[str, Any]:
+    with bots(backend, encoder, 1) as (pool, fake, (bot,), members):
+        time.sleep(IDLE_SETTLE_S)
+        figures: dict[str, Any] = {"idle": status_mb(bot.pid, "VmRSS")}
+        throughput.seed(fake, bot.url, members)
+        throughput.run_load(pool, fake, [bot.url], members, requests, 16)
+        figures["loaded"] = status_mb(bot.pid, "VmRSS")
+        ask_questions(fake, bot.url, members)
+        figures["asked"], figures["peak"] = status_mb(bot.pid, "VmRSS"), status_mb(bot.pid, "VmHWM")
+        figures["mappings"] = largest_mappings(bot.pid)
+        if encoder == "shared":
+            figures["encoder"], figures["encoder_peak"] = encoder_mb()
+    return figures
+
+
+def three_bots(requests: int) -> dict[str, Any]:
+    with bots("postgresql", "shared", 3) as (pool, fake, started, members):
+        time.sleep(IDLE_SETTLE_S)
+        idle = [status_mb(b.pid, "VmRSS") for b in started]
+        throughput.seed(fake, started[0].url, members)
+        throughput.run_load(pool, fake, [b.url for b in started], members, requests, 16)
+        for n, bot in enumerate(started):
+            ask_questions(fake, bot.url, members[5 * n :])
+        asked = [status_mb(b.pid, "VmRSS") for b in started]
+        peaks = [status_mb(b.pid, "VmHWM") for b in started]
+        encoder, encoder_peak = encoder_mb()
+    return {"idle": idle, "asked": asked, "peaks": peaks, "encoder": encoder, "encoder_peak": encoder_peak}
 
 
 def main() -> int:
@@ -103,23 +201,48 @@ def main() -> int:
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
-    with throughput.one_bot(args.backend) as (pool, fake, bot, members):
-        time.sleep(IDLE_SETTLE_S)
-        idle = status_mb(bot.pid, "VmRSS")
-        throughput.seed(fake, bot.url, members)
-        throughput.run_load(pool, fake, [bot.url], members, args.requests, 16)
-        loaded, peak = status_mb(bot.pid, "VmRSS"), status_mb(bot.pid, "VmHWM")
-        mappings = largest_mappings(bot.pid)
-        ask_questions(fake, bot.url, members)
-        asked, asked_peak = status_mb(bot.pid, "VmRSS"), status_mb(bot.pid, "VmHWM")
-    before, after, runtime = encoder_alone(ROOT / "data" / "policy-cache")
-    shown = ", ".join(f"{name} {mb:.0f}" for name, mb in mappings)
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    stop_encoder()
+    _python(_WARM_CACHE)
+    loads = [os.getloadavg()[0]]
+    old = one_bot(args.backend, "process", args.requests)
+    loads.append(os.getloadavg()[0])
+    new = one_bot(args.backend, "shared", args.requests)
+    loads.append(os.getloadavg()[0])
+    cluster = three_bots(args.requests)
+    loads.append(os.getloadavg()[0])
+    before, after, runtime = encoder_alone()
+
+    def row(name: str, f: dict[str, Any]) -> str:
+        return (
+            f"  {name}: bot idle {f['idle']:.0f} MB, after {args.requests} requests {f['loaded']:.0f} MB, "
+            f"after {len(QUESTIONS)} /policy questions {f['asked']:.0f} MB (peak {f['peak']:.0f})"
+        )
+
+    total = sum(cluster["asked"]) + cluster["encoder"]
     print(
-        f"rss ({args.backend}, one bot.py): idle {idle:.0f} MB, after {args.requests} requests {loaded:.0f} MB, "
-        f"peak {peak:.0f} MB (target < 150); after {len(QUESTIONS)} /policy questions {asked:.0f} MB, "
-        f"peak {asked_peak:.0f} MB; the policy encoder ({runtime}) alone adds {after - before:.0f} MB "
-        f"to a fresh interpreter ({before:.0f} -> {after:.0f} MB); largest mappings (MB): {shown}"
+        f"rss ({args.backend}; load average {' -> '.join(f'{x:.1f}' for x in loads)}; target < 150 MB each)"
     )
+    print(row("POLICY_ENCODER=process (baseline)", old))
+    print(
+        row("POLICY_ENCODER=shared", new)
+        + f"; the encoder process {new['encoder']:.0f} MB (peak {new['encoder_peak']:.0f})"
+    )
+    print(
+        f"  3 bots, shared, PostgreSQL: idle {'/'.join(f'{x:.0f}' for x in cluster['idle'])} MB, after "
+        f"{args.requests} requests and {len(QUESTIONS)} questions each "
+        f"{'/'.join(f'{x:.0f}' for x in cluster['asked'])} MB (peaks {'/'.join(f'{x:.0f}' for x in cluster['peaks'])}) "
+        f"+ encoder {cluster['encoder']:.0f} MB (peak {cluster['encoder_peak']:.0f}) = {total:.0f} MB "
+        f"vs 3 x {old['asked']:.0f} = {3 * old['asked']:.0f} MB in-process ({total / (3 * old['asked']):.2f}x)"
+    )
+    print(
+        f"  the encoder ({runtime}) alone adds {after - before:.0f} MB to a fresh interpreter ({before:.0f} -> {after:.0f} MB)"
+    )
+    for name, f in (("process", old), ("shared", new)):
+        print(
+            f"  largest mappings of the bot ({name}, after questions, MB): "
+            + ", ".join(f"{n} {mb:.0f}" for n, mb in f["mappings"])
+        )
     return 0
 
 

@@ -153,6 +153,17 @@ class Config(BaseSettings):
         Path("./data/policy-cache"),
         help="Directory where the handbook's embeddings (by content hash) and the model's ONNX graph are kept",
     )
+    policy_encoder: Literal["shared", "process"] = setting(
+        "shared",
+        help="Where handbook questions are embedded: shared (one encoder process per POLICY_CACHE_DIR serves every bot process of the host, started on demand) or process (each bot process loads the model itself, ~120 MB more each)",
+    )
+    policy_encoder_idle_exit: float = setting(
+        600.0,
+        help="Shared encoder: seconds without a request after which the encoder process exits (the next question starts it again, about a second)",
+        expected="a number of seconds, 10 or more",
+        ge=10,
+        allow_inf_nan=False,
+    )
     policy_base_url: str | None = setting(
         None,
         help="Base URL where the handbook files are browsable; answers link to it",

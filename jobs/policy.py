@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from core.events import APP_STOPPING
@@ -24,6 +25,7 @@ from domain.policy import HandbookError, PolicyIndex, load_handbook
 from domain.policy import service as rules
 from domain.policy.semantic import Embedder
 from domain.policy.service import ESCALATED, VIA_COMMAND, VIA_DM, VIA_MENTION, Asked
+from domain.policy.shared_encoder import shared_encoder
 from jobs.fairness import limits_for
 from jobs.pacing import pacer_for
 from views import policy as views
@@ -65,7 +67,13 @@ class PolicyDesk:
         self._lock = threading.Lock()  # one rebuild at a time; readers never wait for it
         self._bot_user_id: str | None = None
         # texts already embedded (by content hash) are read from the cache, never embedded again
-        self.embedder = Embedder(services.config.policy_cache_dir)
+        config = services.config
+        self.embedder = Embedder(
+            config.policy_cache_dir,
+            partial(shared_encoder, config.policy_cache_dir, config.policy_encoder_idle_exit)
+            if config.policy_encoder == "shared"
+            else None,
+        )
         self.live = self._load()
         self._wake = threading.Event()  # a card was queued here: look now, not at the next poll
         self._stopping = threading.Event()

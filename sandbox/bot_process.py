@@ -92,6 +92,9 @@ class BotProcess:
             "PORT": str(self.port),
             "ADMIN_USER_IDS": ",".join(self.admins),
             "LOG_LEVEL": "INFO",
+            # each test's bot loads the model itself: no encoder process outlives the test
+            # (tests/test_policy_shared_encoder.py and the benches ask for the shared one)
+            "POLICY_ENCODER": "process",
             **self.extra_env,
         }
         with self.log.open("ab") as out:

@@ -83,6 +83,9 @@ class BotHarness:
             # the fair-share limits are off unless a test sets them (tests/test_fair_share.py).
             "MEMBER_COMMANDS_PER_MIN": "1000000",
             "MEMBER_QUESTIONS_PER_MIN": "1000000",
+            # each test's bot loads the model itself: no encoder process outlives the test
+            # (tests/test_policy_shared_encoder.py and the benches ask for the shared one)
+            "POLICY_ENCODER": "process",
             **self.extra_env,
         }
 

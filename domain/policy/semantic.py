@@ -9,7 +9,9 @@ embedding of the question; the rest is a matrix product.
 
 :class:`Embedder` puts an on-disk cache in front of the encoder: a text's vector is stored under the
 SHA-256 of the model id and the text, so start-up and ``/policy reload`` only embed the texts that
-changed (an unchanged 1,000-section handbook starts with no model call at all).
+changed (an unchanged 1,000-section handbook starts with no model call at all). The model runs in
+this process or, with ``POLICY_ENCODER=shared``, in the host's shared encoder process
+(:mod:`domain.policy.shared_encoder`): the same vectors either way.
 """
 
 from __future__ import annotations
@@ -21,10 +23,12 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
-from domain.policy.embedding import DIMENSIONS, MODEL_ID, Encoder, load_encoder
+from domain.policy.embedding import DIMENSIONS, MODEL_ID, load_encoder
+from domain.policy.shared_encoder import EncoderUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -103,31 +107,42 @@ class VectorCache:
             log.warning("could not write the policy vector cache in %s: %s", self.directory, exc)
 
 
+class TextEncoder(Protocol):
+    """The model in this process (:class:`~domain.policy.embedding.Encoder`) or the host's shared
+    one (:class:`~domain.policy.shared_encoder.SharedEncoder`, which may raise EncoderUnavailable)."""
+
+    runtime: str  # onnxruntime, numpy or shared
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray: ...
+
+
 class Embedder:
     """Embeddings of handbook texts (through the cache) and of questions.
 
     The encoder is loaded on first need: building an index whose texts are all cached needs no model.
-    ``encoded`` counts the texts actually sent to the model (cache misses), for tests and logs.
+    ``encoder`` is one, or a function returning one (None: lexical-only); by default the model is
+    loaded into this process. ``encoded`` counts the texts actually sent to the model (cache misses),
+    for tests and logs.
     """
 
     def __init__(
         self,
         cache_dir: Path | None,
-        encoder: Encoder | Callable[[], Encoder | None] | None = None,
+        encoder: TextEncoder | Callable[[], TextEncoder | None] | None = None,
     ) -> None:
         self.cache = VectorCache(cache_dir)
         self.cache_dir = cache_dir
-        self._encoder: Encoder | None = encoder if isinstance(encoder, Encoder) else None
-        self._factory: Callable[[], Encoder | None] = (
-            encoder
-            if callable(encoder) and not isinstance(encoder, Encoder)
-            else lambda: load_encoder(cache_dir)
-        )
+        self._encoder: TextEncoder | None = None
+        self._factory: Callable[[], TextEncoder | None] = lambda: load_encoder(cache_dir)
+        if callable(encoder):
+            self._factory = encoder
+        elif encoder is not None:
+            self._encoder = encoder
         self._loaded = self._encoder is not None
         self.encoded = 0
 
     @property
-    def encoder(self) -> Encoder | None:
+    def encoder(self) -> TextEncoder | None:
         if not self._loaded:
             self._encoder = self._factory()
             self._loaded = True
@@ -154,7 +169,10 @@ class Embedder:
             if encoder is None:
                 return None
             todo = [texts[rows[0]] for rows in missing.values()]
-            vectors = encoder.encode(todo)
+            try:
+                vectors = encoder.encode(todo)
+            except EncoderUnavailable:
+                return None  # lexical-only until the next rebuild (the encoder logged why)
             self.encoded += len(todo)
             for (key, rows), vector in zip(missing.items(), vectors, strict=True):
                 out[rows] = vector
@@ -163,11 +181,15 @@ class Embedder:
         return out
 
     def question(self, text: str) -> np.ndarray | None:
-        """The vector of a question (not cached), or None without a model."""
+        """The vector of a question (not cached), or None without a model or when the shared
+        encoder can't be reached (this question is then answered lexical-only)."""
         encoder = self.encoder
         if encoder is None:
             return None
-        return encoder.encode([text[:MAX_QUERY_CHARS]])[0]
+        try:
+            return encoder.encode([text[:MAX_QUERY_CHARS]])[0]
+        except EncoderUnavailable:
+            return None
 
 
 @dataclass(frozen=True)
