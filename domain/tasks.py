@@ -383,31 +383,163 @@ class Taken:
     notes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A member asking for a slot, and where they asked from (for the audit)."""
+
+    member: Actor
+    source: str
+
+
 def claim(
     session: Session, task_id: int, member: Actor, now: datetime, max_active: int, source: str
 ) -> Taken:
     """Give `member` a slot of the task, or raise a TaskRefusal saying why not (nothing changes)."""
-    task = get(session, task_id)
-    _refuse_if_held(session, task, member.user_id)
-    _refuse_if_closed(task, now)
-    if task.skill and task.skill not in member.skills:
-        yours = ", ".join(f"`{s}`" for s in sorted(member.skills)) or "none yet"
-        raise TaskRefusal(
-            f"{ref(task_id)} needs the `{task.skill}` skill, which you don't have (your skills: {yours}). "
-            "Skills are vetted and added by leads."
-        )
-    _refuse_if_full(task)
+    outcome = claim_all(session, task_id, [Claim(member, source)], now, max_active)[0]
+    if isinstance(outcome, TaskRefusal):
+        raise outcome
+    return outcome
 
-    _lock_member(session, member.user_id)
-    _refuse_if_held(session, task, member.user_id)  # a second click by the same member, serialized
-    held = claimed_by(session, member.user_id)
-    if len(held) >= max_active:
-        listed = ", ".join(ref(t) for t in held)
-        raise TaskRefusal(
-            f"You already hold {len(held)} claimed tasks ({listed}), the most one person may hold at once. "
-            f"Submit one (`/tasks done T-n`) or release one (`/tasks release T-n`), then claim {ref(task_id)}."
+
+def claim_all(
+    session: Session, task_id: int, claims: Sequence[Claim], now: datetime, max_active: int
+) -> list[Taken | TaskRefusal]:
+    """Decide several claims on one task at once, in the order given, each as if it came alone after
+    the ones before it: a slot each while slots are free, then "full"; a member already holding the
+    task (a second click in the same batch included) is told it is theirs. Only the slots given are
+    written, in one UPDATE of the task, with an audit entry each; a refusal changes nothing.
+
+    Locks, as `claim` always took them (member -> task): the members still in the running, in the
+    order of their ids (so two batches sharing members never wait on each other), then the task."""
+    task = get(session, task_id)
+    users = sorted({c.member.user_id for c in claims})
+    held = _active_by_member(session, task_id, users)
+    outcomes: list[Taken | TaskRefusal | None] = [None] * len(claims)
+    running = []
+    for i, c in enumerate(claims):
+        refusal = _refusal(task, held.get(c.member.user_id), c.member, now)
+        if refusal is not None:
+            outcomes[i] = refusal
+        else:
+            running.append(i)
+    if running:
+        contenders = sorted({claims[i].member.user_id for i in running})
+        _lock_members(session, contenders)
+        task = get(session, task_id, lock=True)
+        held = _active_by_member(session, task_id, contenders)  # given meanwhile, by another process
+        holding = _claimed_by_members(session, contenders)
+        free = slots_left(task)
+        winners: list[int] = []
+        for i in running:
+            member = claims[i].member
+            refusal = _refusal(task, held.get(member.user_id), member, now, full=free == 0)
+            mine = holding.get(member.user_id, [])
+            if refusal is None and len(mine) >= max_active:
+                listed = ", ".join(ref(t) for t in mine)
+                refusal = TaskRefusal(
+                    f"You already hold {len(mine)} claimed tasks ({listed}), the most one person may hold at "
+                    f"once. Submit one (`/tasks done T-n`) or release one (`/tasks release T-n`), then claim "
+                    f"{ref(task_id)}."
+                )
+            if refusal is not None:
+                outcomes[i] = refusal
+                continue
+            held[member.user_id] = Assignment(
+                task_id=task_id, user_id=member.user_id, state=CLAIMED, claimed_at=now
+            )
+            winners.append(i)
+            free -= 1
+        if winners:
+            task = _take_slots(session, task_id, [claims[i] for i in winners], now, held)
+            for i in winners:
+                outcomes[i] = Taken(task, held[claims[i].member.user_id])
+    return [o for o in outcomes if o is not None]
+
+
+def _take_slots(
+    session: Session, task_id: int, claims: Sequence[Claim], now: datetime, held: dict[str, Assignment]
+) -> Task:
+    """Write the slots `claims` were given: one conditional UPDATE of the (locked) task, their
+    assignments and an audit entry each."""
+    n = len(claims)
+    taken = session.execute(
+        update(Task)
+        .where(
+            col(Task.id) == task_id,
+            col(Task.state) == OPEN,
+            col(Task.claimed) + col(Task.approved) + n <= col(Task.slots),
+            or_(col(Task.due_at).is_(None), col(Task.due_at) > now),
         )
-    return _take(session, task_id, member.user_id, now, source, "task.claimed", member.user_id)
+        .values(
+            claimed=col(Task.claimed) + n,
+            state=case((col(Task.claimed) + n + col(Task.approved) >= col(Task.slots), FULL), else_=OPEN),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        # Unreachable under the task's lock; raising rolls the whole transaction back regardless.
+        raise TaskRefusal(f"{ref(task_id)} can't be claimed right now. Try again.", card_stale=True)
+    session.add_all([held[c.member.user_id] for c in claims])
+    try:
+        session.flush()
+    except IntegrityError:
+        # Unreachable while every path takes the member lock; the index keeps the rule regardless.
+        raise TaskRefusal(f"{ref(task_id)} can't be claimed right now. Try again.") from None
+    task = get(session, task_id)
+    left = slots_left(task) + n
+    for c in claims:
+        left -= 1
+        uid = c.member.user_id
+        _audit(session, now, uid, "task.claimed", task, c.source, member=uid, slots_left=left)
+    return task
+
+
+def _refusal(
+    task: Task, held: Assignment | None, member: Actor, now: datetime, full: bool = False
+) -> TaskRefusal | None:
+    """Why `member` may not claim `task` (held by them, closed, a skill they lack, full), or None."""
+    try:
+        _refuse_if_held(task, held)
+        _refuse_if_closed(task, now)
+        if task.skill and task.skill not in member.skills:
+            yours = ", ".join(f"`{s}`" for s in sorted(member.skills)) or "none yet"
+            raise TaskRefusal(
+                f"{ref(task.id)} needs the `{task.skill}` skill, which you don't have (your skills: {yours}). "
+                "Skills are vetted and added by leads."
+            )
+        if full:
+            raise _full(task)
+        _refuse_if_full(task)
+    except TaskRefusal as refusal:
+        return refusal
+    return None
+
+
+def _active_by_member(session: Session, task_id: int, user_ids: Sequence[str]) -> dict[str, Assignment]:
+    rows = session.exec(
+        select(Assignment)
+        .where(
+            col(Assignment.task_id) == task_id,
+            col(Assignment.user_id).in_(user_ids),
+            col(Assignment.state).in_(ACTIVE),
+        )
+        .execution_options(populate_existing=True)
+    )
+    return {a.user_id: a for a in rows}
+
+
+def _claimed_by_members(session: Session, user_ids: Sequence[str]) -> dict[str, list[int]]:
+    """Each member's tasks in the claimed state (what counts against the cap), by task id."""
+    held: dict[str, list[int]] = {}
+    rows = session.exec(
+        select(Assignment.user_id, Assignment.task_id)
+        .where(col(Assignment.user_id).in_(user_ids), col(Assignment.state) == CLAIMED)
+        .order_by(col(Assignment.task_id))
+    )
+    for user_id, task_id in rows:
+        held.setdefault(user_id, []).append(task_id)
+    return held
 
 
 def assign(
@@ -475,11 +607,20 @@ def _take(
 
 def _lock_member(session: Session, user_id: str) -> None:
     """Serialize one member's claims (PostgreSQL row lock; SQLite's write lock already does)."""
-    session.exec(select(Member.user_id).where(col(Member.user_id) == user_id).with_for_update()).first()
+    _lock_members(session, [user_id])
 
 
-def _refuse_if_held(session: Session, task: Task, user_id: str) -> None:
-    existing = active_assignment(session, task.id or 0, user_id)
+def _lock_members(session: Session, user_ids: Sequence[str]) -> None:
+    """`_lock_member` for several, in the order of their ids."""
+    session.exec(
+        select(Member.user_id)
+        .where(col(Member.user_id).in_(user_ids))
+        .order_by(col(Member.user_id))
+        .with_for_update()
+    ).all()
+
+
+def _refuse_if_held(task: Task, existing: Assignment | None) -> None:
     if existing is None:
         return
     if existing.state == SUBMITTED:
@@ -503,11 +644,15 @@ def _refuse_if_closed(task: Task, now: datetime) -> None:
 
 def _refuse_if_full(task: Task) -> None:
     if task.state == FULL or slots_left(task) == 0:
-        raise TaskRefusal(
-            f"{ref(task.id)} is full: all {task.slots} slot{'s' if task.slots != 1 else ''} are taken. "
-            "If someone releases theirs, the card will show a Claim button again.",
-            card_stale=True,
-        )
+        raise _full(task)
+
+
+def _full(task: Task) -> TaskRefusal:
+    return TaskRefusal(
+        f"{ref(task.id)} is full: all {task.slots} slot{'s' if task.slots != 1 else ''} are taken. "
+        "If someone releases theirs, the card will show a Claim button again.",
+        card_stale=True,
+    )
 
 
 # ---- working a task ----------------------------------------------------------------------------
