@@ -1,8 +1,10 @@
 """Tasks and assignments: who may claim what, and how a slot is given exactly once.
 
-Where is a claim decided? In `claim` below, by one conditional UPDATE of the task row
-(`claimed = claimed + 1 … WHERE state = 'open' AND claimed + approved < slots`): the database,
-not Python, decides who gets the last slot, and the loser's UPDATE matches no row.
+Where is a claim decided? In `claim_all` below (`claim` is a batch of one): the claims on a task
+that arrive together are decided in one transaction, in click order, under the task's row lock,
+and the slots given are written by one conditional UPDATE of the task row (`claimed = claimed + n
+… WHERE state = 'open' AND claimed + approved + n <= slots`), which matches no row rather than give
+a slot that isn't free.
 
 The rules, as a contractor meets them:
 - A task has `slots`; `claimed` counts active assignments (claimed or submitted) and `approved` the
@@ -20,9 +22,10 @@ Concurrency. Every change runs in one transaction (`Database.write()`) with its 
 On SQLite each transaction holds the write lock from its start (BEGIN IMMEDIATE), so changes are
 serialized. On PostgreSQL (READ COMMITTED) rows are locked in one order everywhere, member → task →
 assignment, so that two changes never wait on each other:
-- `claim` and `assign` lock the member row first: two claims by one member (clicking several cards
-  at once) run one after the other, and the second counts the first's assignment, so the cap holds.
-  Then the conditional UPDATE locks the task row; then the assignment is inserted.
+- `claim_all` and `assign` lock the member rows first (`claim_all` all of its contenders', in the
+  order of their ids): two claims by one member (clicking several cards at once) run one after the
+  other, and the second counts the first's assignment, so the cap holds. Then the task row (FOR
+  UPDATE in `claim_all`, by the conditional UPDATE in `assign`); then the assignments are inserted.
 - release, approve, reject, cancel and expiry lock the task row, then change assignments.
 - submit changes only its assignment row (a conditional UPDATE from `claimed`).
 The partial unique index `uq_assignment_active` guarantees one active assignment per member and
@@ -409,8 +412,9 @@ def claim_all(
     task (a second click in the same batch included) is told it is theirs. Only the slots given are
     written, in one UPDATE of the task, with an audit entry each; a refusal changes nothing.
 
-    Locks, as `claim` always took them (member -> task): the members still in the running, in the
-    order of their ids (so two batches sharing members never wait on each other), then the task."""
+    Locks in the module's order (member -> task): the members still in the running, in the order of
+    their ids (so two batches sharing members may wait on each other but never deadlock), then the
+    task. Members refused before that (the task is full, closed, already theirs) lock nothing."""
     task = get(session, task_id)
     users = sorted({c.member.user_id for c in claims})
     held = _active_by_member(session, task_id, users)
@@ -450,18 +454,29 @@ def claim_all(
             winners.append(i)
             free -= 1
         if winners:
-            task = _take_slots(session, task_id, [claims[i] for i in winners], now, held)
+            grants = [
+                Grant(held[claims[i].member.user_id], claims[i].member.user_id, claims[i].source)
+                for i in winners
+            ]
+            task = _take_slots(session, task_id, grants, now, "task.claimed")
             for i in winners:
                 outcomes[i] = Taken(task, held[claims[i].member.user_id])
     return [o for o in outcomes if o is not None]
 
 
-def _take_slots(
-    session: Session, task_id: int, claims: Sequence[Claim], now: datetime, held: dict[str, Assignment]
-) -> Task:
-    """Write the slots `claims` were given: one conditional UPDATE of the (locked) task, their
-    assignments and an audit entry each."""
-    n = len(claims)
+@dataclass(frozen=True)
+class Grant:
+    """A slot to write: the new assignment, who gave it (the member, or the lead assigning it) and from where."""
+
+    assignment: Assignment
+    actor_id: str
+    source: str
+
+
+def _take_slots(session: Session, task_id: int, grants: Sequence[Grant], now: datetime, action: str) -> Task:
+    """The decision: one conditional UPDATE takes the slots or matches nothing (a refusal saying
+    why, and the transaction rolls back). Then the assignments, and an audit entry each."""
+    n = len(grants)
     taken = session.execute(
         update(Task)
         .where(
@@ -478,20 +493,25 @@ def _take_slots(
         .execution_options(synchronize_session=False)
     )
     if taken.rowcount != 1:  # type: ignore[attr-defined]
-        # Unreachable under the task's lock; raising rolls the whole transaction back regardless.
-        raise TaskRefusal(f"{ref(task_id)} can't be claimed right now. Try again.", card_stale=True)
-    session.add_all([held[c.member.user_id] for c in claims])
+        task = get(session, task_id)
+        _refuse_if_closed(task, now)
+        _refuse_if_full(task)
+        raise TaskRefusal(f"{ref(task_id)} can't be claimed right now.", card_stale=True)
+    session.add_all([g.assignment for g in grants])
     try:
         session.flush()
     except IntegrityError:
-        # Unreachable while every path takes the member lock; the index keeps the rule regardless.
-        raise TaskRefusal(f"{ref(task_id)} can't be claimed right now. Try again.") from None
+        # Unreachable while every path takes the member lock; the index keeps the rule regardless,
+        # and raising rolls the whole transaction back (the slots taken above included).
+        raise TaskRefusal(
+            f"{ref(task_id)} is already held by one of its claimants. Nothing changed."
+        ) from None
     task = get(session, task_id)
     left = slots_left(task) + n
-    for c in claims:
+    for g in grants:
         left -= 1
-        uid = c.member.user_id
-        _audit(session, now, uid, "task.claimed", task, c.source, member=uid, slots_left=left)
+        member = g.assignment.user_id
+        _audit(session, now, g.actor_id, action, task, g.source, member=member, slots_left=left)
     return task
 
 
@@ -557,7 +577,8 @@ def assign(
     _refuse_if_closed(task, now)
     _refuse_if_full(task)
     _lock_member(session, user_id)
-    taken = _take(session, task_id, user_id, now, source, "task.assigned", by.user_id)
+    assignment = Assignment(task_id=task_id, user_id=user_id, state=CLAIMED, claimed_at=now)
+    task = _take_slots(session, task_id, [Grant(assignment, by.user_id, source)], now, "task.assigned")
     notes = []
     skills = members.skills_of(session, user_id)
     if task.skill and task.skill not in skills:
@@ -565,44 +586,7 @@ def assign(
     held = len(claimed_by(session, user_id))
     if held > max_active:
         notes.append(f"<@{user_id}> now holds {held} claimed tasks, over the usual limit of {max_active}.")
-    return Taken(taken.task, taken.assignment, tuple(notes))
-
-
-def _take(
-    session: Session, task_id: int, user_id: str, now: datetime, source: str, action: str, actor_id: str
-) -> Taken:
-    """The decision: one conditional UPDATE takes a slot or matches nothing."""
-    taken = session.execute(
-        update(Task)
-        .where(
-            col(Task.id) == task_id,
-            col(Task.state) == OPEN,
-            col(Task.claimed) + col(Task.approved) < col(Task.slots),
-            or_(col(Task.due_at).is_(None), col(Task.due_at) > now),
-        )
-        .values(
-            claimed=col(Task.claimed) + 1,
-            state=case((col(Task.claimed) + 1 + col(Task.approved) >= col(Task.slots), FULL), else_=OPEN),
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
-        task = get(session, task_id)
-        _refuse_if_closed(task, now)
-        _refuse_if_full(task)
-        raise TaskRefusal(f"{ref(task_id)} can't be claimed right now.", card_stale=True)
-    assignment = Assignment(task_id=task_id, user_id=user_id, state=CLAIMED, claimed_at=now)
-    session.add(assignment)
-    try:
-        session.flush()
-    except IntegrityError:
-        # Unreachable while every path takes the member lock; the index keeps the rule regardless,
-        # and raising rolls the whole transaction back (the slot taken above included).
-        raise TaskRefusal(f"{ref(task_id)} is already held by <@{user_id}>.") from None
-    task = get(session, task_id)
-    _audit(session, now, actor_id, action, task, source, member=user_id, slots_left=slots_left(task))
-    return Taken(task, assignment)
+    return Taken(task, assignment, tuple(notes))
 
 
 def _lock_member(session: Session, user_id: str) -> None:
