@@ -436,7 +436,7 @@ def claim_all(
         winners: list[int] = []
         for i in running:
             member = claims[i].member
-            refusal = _refusal(task, held.get(member.user_id), member, now, full=free == 0)
+            refusal = _refusal(task, held.get(member.user_id), member, now)
             mine = holding.get(member.user_id, [])
             if refusal is None and len(mine) >= max_active:
                 listed = ", ".join(ref(t) for t in mine)
@@ -445,6 +445,8 @@ def claim_all(
                     f"once. Submit one (`/tasks done T-n`) or release one (`/tasks release T-n`), then claim "
                     f"{ref(task_id)}."
                 )
+            if refusal is None and free == 0:  # the slots went to the clicks before this one
+                refusal = _full(task)
             if refusal is not None:
                 outcomes[i] = refusal
                 continue
@@ -515,9 +517,7 @@ def _take_slots(session: Session, task_id: int, grants: Sequence[Grant], now: da
     return task
 
 
-def _refusal(
-    task: Task, held: Assignment | None, member: Actor, now: datetime, full: bool = False
-) -> TaskRefusal | None:
+def _refusal(task: Task, held: Assignment | None, member: Actor, now: datetime) -> TaskRefusal | None:
     """Why `member` may not claim `task` (held by them, closed, a skill they lack, full), or None."""
     try:
         _refuse_if_held(task, held)
@@ -528,8 +528,6 @@ def _refusal(
                 f"{ref(task.id)} needs the `{task.skill}` skill, which you don't have (your skills: {yours}). "
                 "Skills are vetted and added by leads."
             )
-        if full:
-            raise _full(task)
         _refuse_if_full(task)
     except TaskRefusal as refusal:
         return refusal
