@@ -1,8 +1,10 @@
 """Tasks and assignments: who may claim what, and how a slot is given exactly once.
 
-Where is a claim decided? In `claim` below, by one conditional UPDATE of the task row
-(`claimed = claimed + 1 … WHERE state = 'open' AND claimed + approved < slots`): the database,
-not Python, decides who gets the last slot, and the loser's UPDATE matches no row.
+Where is a claim decided? In `claim_all` below (`claim` is a batch of one): the claims on a task
+that arrive together are decided in one transaction, in click order, under the task's row lock,
+and the slots given are written by one conditional UPDATE of the task row (`claimed = claimed + n
+… WHERE state = 'open' AND claimed + approved + n <= slots`), which matches no row rather than give
+a slot that isn't free.
 
 The rules, as a contractor meets them:
 - A task has `slots`; `claimed` counts active assignments (claimed or submitted) and `approved` the
@@ -20,9 +22,10 @@ Concurrency. Every change runs in one transaction (`Database.write()`) with its 
 On SQLite each transaction holds the write lock from its start (BEGIN IMMEDIATE), so changes are
 serialized. On PostgreSQL (READ COMMITTED) rows are locked in one order everywhere, member → task →
 assignment, so that two changes never wait on each other:
-- `claim` and `assign` lock the member row first: two claims by one member (clicking several cards
-  at once) run one after the other, and the second counts the first's assignment, so the cap holds.
-  Then the conditional UPDATE locks the task row; then the assignment is inserted.
+- `claim_all` and `assign` lock the member rows first (`claim_all` all of its contenders', in the
+  order of their ids): two claims by one member (clicking several cards at once) run one after the
+  other, and the second counts the first's assignment, so the cap holds. Then the task row (FOR
+  UPDATE in `claim_all`, by the conditional UPDATE in `assign`); then the assignments are inserted.
 - release, approve, reject, cancel and expiry lock the task row, then change assignments.
 - submit changes only its assignment row (a conditional UPDATE from `claimed`).
 The partial unique index `uq_assignment_active` guarantees one active assignment per member and
@@ -383,31 +386,178 @@ class Taken:
     notes: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Claim:
+    """A member asking for a slot, and where they asked from (for the audit)."""
+
+    member: Actor
+    source: str
+
+
 def claim(
     session: Session, task_id: int, member: Actor, now: datetime, max_active: int, source: str
 ) -> Taken:
     """Give `member` a slot of the task, or raise a TaskRefusal saying why not (nothing changes)."""
-    task = get(session, task_id)
-    _refuse_if_held(session, task, member.user_id)
-    _refuse_if_closed(task, now)
-    if task.skill and task.skill not in member.skills:
-        yours = ", ".join(f"`{s}`" for s in sorted(member.skills)) or "none yet"
-        raise TaskRefusal(
-            f"{ref(task_id)} needs the `{task.skill}` skill, which you don't have (your skills: {yours}). "
-            "Skills are vetted and added by leads."
-        )
-    _refuse_if_full(task)
+    outcome = claim_all(session, task_id, [Claim(member, source)], now, max_active)[0]
+    if isinstance(outcome, TaskRefusal):
+        raise outcome
+    return outcome
 
-    _lock_member(session, member.user_id)
-    _refuse_if_held(session, task, member.user_id)  # a second click by the same member, serialized
-    held = claimed_by(session, member.user_id)
-    if len(held) >= max_active:
-        listed = ", ".join(ref(t) for t in held)
-        raise TaskRefusal(
-            f"You already hold {len(held)} claimed tasks ({listed}), the most one person may hold at once. "
-            f"Submit one (`/tasks done T-n`) or release one (`/tasks release T-n`), then claim {ref(task_id)}."
+
+def claim_all(
+    session: Session, task_id: int, claims: Sequence[Claim], now: datetime, max_active: int
+) -> list[Taken | TaskRefusal]:
+    """Decide several claims on one task at once, in the order given, each as if it came alone after
+    the ones before it: a slot each while slots are free, then "full"; a member already holding the
+    task (a second click in the same batch included) is told it is theirs. Only the slots given are
+    written, in one UPDATE of the task, with an audit entry each; a refusal changes nothing.
+
+    Locks in the module's order (member -> task): the members still in the running, in the order of
+    their ids (so two batches sharing members may wait on each other but never deadlock), then the
+    task. Members refused before that (the task is full, closed, already theirs) lock nothing."""
+    task = get(session, task_id)
+    users = sorted({c.member.user_id for c in claims})
+    held = _active_by_member(session, task_id, users)
+    outcomes: list[Taken | TaskRefusal | None] = [None] * len(claims)
+    running = []
+    for i, c in enumerate(claims):
+        refusal = _refusal(task, held.get(c.member.user_id), c.member, now)
+        if refusal is not None:
+            outcomes[i] = refusal
+        else:
+            running.append(i)
+    if running:
+        contenders = sorted({claims[i].member.user_id for i in running})
+        _lock_members(session, contenders)
+        task = get(session, task_id, lock=True)
+        held = _active_by_member(session, task_id, contenders)  # given meanwhile, by another process
+        holding = _claimed_by_members(session, contenders)
+        free = slots_left(task)
+        winners: list[int] = []
+        for i in running:
+            member = claims[i].member
+            refusal = _refusal(task, held.get(member.user_id), member, now)
+            mine = holding.get(member.user_id, [])
+            if refusal is None and len(mine) >= max_active:
+                listed = ", ".join(ref(t) for t in mine)
+                refusal = TaskRefusal(
+                    f"You already hold {len(mine)} claimed tasks ({listed}), the most one person may hold at "
+                    f"once. Submit one (`/tasks done T-n`) or release one (`/tasks release T-n`), then claim "
+                    f"{ref(task_id)}."
+                )
+            if refusal is None and free == 0:  # the slots went to the clicks before this one
+                refusal = _full(task)
+            if refusal is not None:
+                outcomes[i] = refusal
+                continue
+            held[member.user_id] = Assignment(
+                task_id=task_id, user_id=member.user_id, state=CLAIMED, claimed_at=now
+            )
+            winners.append(i)
+            free -= 1
+        if winners:
+            grants = [
+                Grant(held[claims[i].member.user_id], claims[i].member.user_id, claims[i].source)
+                for i in winners
+            ]
+            task = _take_slots(session, task_id, grants, now, "task.claimed")
+            for i in winners:
+                outcomes[i] = Taken(task, held[claims[i].member.user_id])
+    return [o for o in outcomes if o is not None]
+
+
+@dataclass(frozen=True)
+class Grant:
+    """A slot to write: the new assignment, who gave it (the member, or the lead assigning it) and from where."""
+
+    assignment: Assignment
+    actor_id: str
+    source: str
+
+
+def _take_slots(session: Session, task_id: int, grants: Sequence[Grant], now: datetime, action: str) -> Task:
+    """The decision: one conditional UPDATE takes the slots or matches nothing (a refusal saying
+    why, and the transaction rolls back). Then the assignments, and an audit entry each."""
+    n = len(grants)
+    taken = session.execute(
+        update(Task)
+        .where(
+            col(Task.id) == task_id,
+            col(Task.state) == OPEN,
+            col(Task.claimed) + col(Task.approved) + n <= col(Task.slots),
+            or_(col(Task.due_at).is_(None), col(Task.due_at) > now),
         )
-    return _take(session, task_id, member.user_id, now, source, "task.claimed", member.user_id)
+        .values(
+            claimed=col(Task.claimed) + n,
+            state=case((col(Task.claimed) + n + col(Task.approved) >= col(Task.slots), FULL), else_=OPEN),
+            updated_at=now,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        task = get(session, task_id)
+        _refuse_if_closed(task, now)
+        _refuse_if_full(task)
+        raise TaskRefusal(f"{ref(task_id)} can't be claimed right now.", card_stale=True)
+    session.add_all([g.assignment for g in grants])
+    try:
+        session.flush()
+    except IntegrityError:
+        # Unreachable while every path takes the member lock; the index keeps the rule regardless,
+        # and raising rolls the whole transaction back (the slots taken above included).
+        raise TaskRefusal(
+            f"{ref(task_id)} is already held by one of its claimants. Nothing changed."
+        ) from None
+    task = get(session, task_id)
+    left = slots_left(task) + n
+    for g in grants:
+        left -= 1
+        member = g.assignment.user_id
+        _audit(session, now, g.actor_id, action, task, g.source, member=member, slots_left=left)
+    return task
+
+
+def _refusal(task: Task, held: Assignment | None, member: Actor, now: datetime) -> TaskRefusal | None:
+    """Why `member` may not claim `task` (held by them, closed, a skill they lack, full), or None."""
+    try:
+        _refuse_if_held(task, held)
+        _refuse_if_closed(task, now)
+        if task.skill and task.skill not in member.skills:
+            yours = ", ".join(f"`{s}`" for s in sorted(member.skills)) or "none yet"
+            raise TaskRefusal(
+                f"{ref(task.id)} needs the `{task.skill}` skill, which you don't have (your skills: {yours}). "
+                "Skills are vetted and added by leads."
+            )
+        _refuse_if_full(task)
+    except TaskRefusal as refusal:
+        return refusal
+    return None
+
+
+def _active_by_member(session: Session, task_id: int, user_ids: Sequence[str]) -> dict[str, Assignment]:
+    rows = session.exec(
+        select(Assignment)
+        .where(
+            col(Assignment.task_id) == task_id,
+            col(Assignment.user_id).in_(user_ids),
+            col(Assignment.state).in_(ACTIVE),
+        )
+        .execution_options(populate_existing=True)
+    )
+    return {a.user_id: a for a in rows}
+
+
+def _claimed_by_members(session: Session, user_ids: Sequence[str]) -> dict[str, list[int]]:
+    """Each member's tasks in the claimed state (what counts against the cap), by task id."""
+    held: dict[str, list[int]] = {}
+    rows = session.exec(
+        select(Assignment.user_id, Assignment.task_id)
+        .where(col(Assignment.user_id).in_(user_ids), col(Assignment.state) == CLAIMED)
+        .order_by(col(Assignment.task_id))
+    )
+    for user_id, task_id in rows:
+        held.setdefault(user_id, []).append(task_id)
+    return held
 
 
 def assign(
@@ -425,7 +575,8 @@ def assign(
     _refuse_if_closed(task, now)
     _refuse_if_full(task)
     _lock_member(session, user_id)
-    taken = _take(session, task_id, user_id, now, source, "task.assigned", by.user_id)
+    assignment = Assignment(task_id=task_id, user_id=user_id, state=CLAIMED, claimed_at=now)
+    task = _take_slots(session, task_id, [Grant(assignment, by.user_id, source)], now, "task.assigned")
     notes = []
     skills = members.skills_of(session, user_id)
     if task.skill and task.skill not in skills:
@@ -433,53 +584,25 @@ def assign(
     held = len(claimed_by(session, user_id))
     if held > max_active:
         notes.append(f"<@{user_id}> now holds {held} claimed tasks, over the usual limit of {max_active}.")
-    return Taken(taken.task, taken.assignment, tuple(notes))
-
-
-def _take(
-    session: Session, task_id: int, user_id: str, now: datetime, source: str, action: str, actor_id: str
-) -> Taken:
-    """The decision: one conditional UPDATE takes a slot or matches nothing."""
-    taken = session.execute(
-        update(Task)
-        .where(
-            col(Task.id) == task_id,
-            col(Task.state) == OPEN,
-            col(Task.claimed) + col(Task.approved) < col(Task.slots),
-            or_(col(Task.due_at).is_(None), col(Task.due_at) > now),
-        )
-        .values(
-            claimed=col(Task.claimed) + 1,
-            state=case((col(Task.claimed) + 1 + col(Task.approved) >= col(Task.slots), FULL), else_=OPEN),
-            updated_at=now,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    if taken.rowcount != 1:  # type: ignore[attr-defined]
-        task = get(session, task_id)
-        _refuse_if_closed(task, now)
-        _refuse_if_full(task)
-        raise TaskRefusal(f"{ref(task_id)} can't be claimed right now.", card_stale=True)
-    assignment = Assignment(task_id=task_id, user_id=user_id, state=CLAIMED, claimed_at=now)
-    session.add(assignment)
-    try:
-        session.flush()
-    except IntegrityError:
-        # Unreachable while every path takes the member lock; the index keeps the rule regardless,
-        # and raising rolls the whole transaction back (the slot taken above included).
-        raise TaskRefusal(f"{ref(task_id)} is already held by <@{user_id}>.") from None
-    task = get(session, task_id)
-    _audit(session, now, actor_id, action, task, source, member=user_id, slots_left=slots_left(task))
-    return Taken(task, assignment)
+    return Taken(task, assignment, tuple(notes))
 
 
 def _lock_member(session: Session, user_id: str) -> None:
     """Serialize one member's claims (PostgreSQL row lock; SQLite's write lock already does)."""
-    session.exec(select(Member.user_id).where(col(Member.user_id) == user_id).with_for_update()).first()
+    _lock_members(session, [user_id])
 
 
-def _refuse_if_held(session: Session, task: Task, user_id: str) -> None:
-    existing = active_assignment(session, task.id or 0, user_id)
+def _lock_members(session: Session, user_ids: Sequence[str]) -> None:
+    """`_lock_member` for several, in the order of their ids."""
+    session.exec(
+        select(Member.user_id)
+        .where(col(Member.user_id).in_(user_ids))
+        .order_by(col(Member.user_id))
+        .with_for_update()
+    ).all()
+
+
+def _refuse_if_held(task: Task, existing: Assignment | None) -> None:
     if existing is None:
         return
     if existing.state == SUBMITTED:
@@ -503,11 +626,15 @@ def _refuse_if_closed(task: Task, now: datetime) -> None:
 
 def _refuse_if_full(task: Task) -> None:
     if task.state == FULL or slots_left(task) == 0:
-        raise TaskRefusal(
-            f"{ref(task.id)} is full: all {task.slots} slot{'s' if task.slots != 1 else ''} are taken. "
-            "If someone releases theirs, the card will show a Claim button again.",
-            card_stale=True,
-        )
+        raise _full(task)
+
+
+def _full(task: Task) -> TaskRefusal:
+    return TaskRefusal(
+        f"{ref(task.id)} is full: all {task.slots} slot{'s' if task.slots != 1 else ''} are taken. "
+        "If someone releases theirs, the card will show a Claim button again.",
+        card_stale=True,
+    )
 
 
 # ---- working a task ----------------------------------------------------------------------------

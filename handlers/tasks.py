@@ -195,22 +195,22 @@ def claim_command(ctx: Ctx, args: Args) -> None:
 
 
 def _claim(ctx: Ctx, task_id: int) -> None:
-    try:
-        with ctx.write() as session:
-            taken = rules.claim(
-                session, task_id, ctx.actor, ctx.now, ctx.services.config.max_active_claims, ctx.source
-            )
-    except rules.TaskRefusal as refusal:
-        _refused(ctx, task_id, refusal)
-        return
-    task = taken.task
-    ctx.reply(
-        f":white_check_mark: *{rules.ref(task.id)} · {views.title(task)}* is yours! I sent you the details and "
-        f"what to do next in a DM. Submit with `/tasks done {rules.ref(task.id)}`."
-    )
-    task_jobs.refresh_card(ctx.services, task_id)
-    text, blocks = views.taken_dm(task, ctx.actor.tz)
-    ctx.dm(ctx.actor.user_id, text, blocks, what="claim confirmation")
+    ctx.release()  # the actor's read: the decision waits for its batch with no transaction open
+    decided = task_jobs.claim(ctx.services, task_id, ctx.actor, ctx.source)
+    taken = decided.outcome
+    if isinstance(taken, rules.TaskRefusal):
+        ctx.reply(f":warning: {taken.message}")
+    else:
+        task = taken.task
+        ctx.reply(
+            f":white_check_mark: *{rules.ref(task.id)} · {views.title(task)}* is yours! I sent you the details "
+            f"and what to do next in a DM. Submit with `/tasks done {rules.ref(task.id)}`."
+        )
+    if decided.redraws_card:
+        task_jobs.refresh_card(ctx.services, task_id)
+    if isinstance(taken, rules.Taken):
+        text, blocks = views.taken_dm(taken.task, ctx.actor.tz)
+        ctx.dm(ctx.actor.user_id, text, blocks, what="claim confirmation")
 
 
 def _refused(ctx: Ctx, task_id: int, refusal: rules.TaskRefusal) -> None:

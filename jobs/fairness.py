@@ -9,6 +9,9 @@ mention); a command's refusal rides on its acknowledgement or response_url, so i
 The counts are in the database (`member_window`), so the limit is one limit however many bot
 processes share it: each request is counted by one upsert (INSERT … ON CONFLICT DO UPDATE …
 RETURNING), atomic on PostgreSQL (the row is locked while it changes) and on SQLite (one writer).
+Requests counted while a count is being made (a storm of clicks) wait and are counted together, by
+one upsert of a row per member (`core.combiner`): the i-th of a member's n requests in it is
+their count before it plus i, as if they had come one by one.
 A member's minute begins with their first request after the previous minute ended, so exactly
 `per_minute` requests get through in it, whichever processes they reach; over any sliding minute
 that is at most twice the share (the end of one minute and the start of the next).
@@ -17,6 +20,8 @@ that is at most twice the share (the end of one minute and the start of the next
 from __future__ import annotations
 
 import logging
+from collections import Counter
+from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
@@ -24,6 +29,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import case, literal
 from sqlalchemy.dialects import postgresql, sqlite
 
+from core.combiner import Combiner
 from db.models import MemberWindow
 from db.types import UTCDateTime
 
@@ -55,33 +61,52 @@ class MemberLimit:
     def take(self, user_id: str) -> Refusal | None:
         """Count one request; a Refusal when the member is over their share. If the database can't
         be reached the request is let through: what it does next meets the same failure and says so."""
-        now = self.services.clock.now()
-        db = self.services.db
-        insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
-        new = insert(_windows).values(user_id=user_id, kind=self.kind, started_at=now, count=1)
-        # Both SET expressions read the row as it was: still in its minute, or a new minute begins.
-        ongoing = _windows.c.started_at > literal(now - WINDOW, UTCDateTime())
-        counted = new.on_conflict_do_update(
-            index_elements=[_windows.c.user_id, _windows.c.kind],
-            set_={
-                "started_at": case((ongoing, _windows.c.started_at), else_=new.excluded.started_at),
-                "count": case((ongoing, _windows.c.count + 1), else_=1),
-            },
-        ).returning(_windows.c.started_at, _windows.c.count)
-        try:
-            if db.dialect == "postgresql":
-                # One statement needs no transaction around it: autocommit spares BEGIN and COMMIT.
-                with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                    started_at, count = conn.execute(counted).one()
-            else:
-                with db.write() as session:  # SQLite: through the process's writer queue
-                    started_at, count = session.execute(counted).one()
-        except Exception:
-            log.exception("could not count a request of %s; letting it through", user_id)
-            return None
-        if count <= self.per_minute:
-            return None
-        return Refusal(retry_at=started_at + WINDOW, first=count == self.per_minute + 1)
+        return _counts.submit((id(self.services), self.kind), (self, user_id))
+
+
+def _count(key: Hashable, requests: Sequence[tuple[MemberLimit, str]]) -> list[Refusal | None]:
+    """Count requests of one kind: one upsert, a row per member."""
+    limit = requests[0][0]
+    now = limit.services.clock.now()
+    db = limit.services.db
+    asked = Counter(user_id for _, user_id in requests)
+    insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+    new = insert(_windows).values(
+        [{"user_id": u, "kind": limit.kind, "started_at": now, "count": n} for u, n in asked.items()]
+    )
+    # Both SET expressions read the row as it was: still in its minute, or a new minute begins.
+    ongoing = _windows.c.started_at > literal(now - WINDOW, UTCDateTime())
+    counted = new.on_conflict_do_update(
+        index_elements=[_windows.c.user_id, _windows.c.kind],
+        set_={
+            "started_at": case((ongoing, _windows.c.started_at), else_=new.excluded.started_at),
+            "count": case((ongoing, _windows.c.count + new.excluded["count"]), else_=new.excluded["count"]),
+        },
+    ).returning(_windows.c.user_id, _windows.c.started_at, _windows.c.count)
+    try:
+        if db.dialect == "postgresql":
+            # One statement needs no transaction around it: autocommit spares BEGIN and COMMIT.
+            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                rows = conn.execute(counted).all()
+        else:
+            with db.write() as session:  # SQLite: through the process's writer queue
+                rows = list(session.execute(counted).all())
+    except Exception:
+        log.exception("could not count %d requests; letting them through", len(requests))
+        return [None] * len(requests)
+    # Each member's count before these requests; theirs are numbered on from it, in order.
+    counts = {user_id: (started_at, count - asked[user_id]) for user_id, started_at, count in rows}
+    outcomes: list[Refusal | None] = []
+    for _, user_id in requests:
+        started_at, before = counts[user_id]
+        counts[user_id] = (started_at, before + 1)
+        count = before + 1
+        over = count > limit.per_minute
+        outcomes.append(Refusal(started_at + WINDOW, count == limit.per_minute + 1) if over else None)
+    return outcomes
+
+
+_counts: Combiner[tuple[MemberLimit, str], Refusal | None] = Combiner(_count)
 
 
 @dataclass(frozen=True)

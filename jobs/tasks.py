@@ -1,5 +1,11 @@
-"""The Slack side of tasks: the card (posted by the handler, redrawn here whenever a task changes),
-and the expiry job: when a task's due date is over, the claims still unsubmitted are released.
+"""The Slack side of tasks: claims decided together, the card (posted by the handler, redrawn here
+whenever a task changes), and the expiry job: when a task's due date is over, the claims still
+unsubmitted are released.
+
+Claims on one task that arrive while a decision on it is being made (a storm of clicks on one card)
+wait for it, then are decided together by one of them in one transaction (`domain.tasks.claim_all`:
+one lock of the task, one UPDATE for all the slots given): a click costs a fraction of a
+transaction instead of one, and every clicker learns their outcome as soon as their batch commits.
 
 `schedule_expiry` registers `expire_claims` for each task with a due date, at the instant it ends
 (`domain.tasks.deadline`), with no misfire grace: a bot that was down catches up when it restarts.
@@ -7,6 +13,11 @@ and the expiry job: when a task's due date is over, the claims still unsubmitted
 
 from __future__ import annotations
 
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass
+
+from core.authz import Actor
+from core.combiner import Combiner
 from db.models import Task
 from domain import tasks as rules
 from jobs import runtime
@@ -15,6 +26,45 @@ from jobs.runtime import Services
 from views import tasks as views
 
 _cards = Redraws()
+
+
+@dataclass(frozen=True)
+class _Request:
+    services: Services
+    task_id: int
+    claim: rules.Claim
+
+
+@dataclass(frozen=True)
+class Decided:
+    """A claim's outcome; `redraws_card` for the one claim of its batch that should redraw the card
+    (once its member has been answered), when the batch changed the task or may have come from a
+    stale card."""
+
+    outcome: rules.Taken | rules.TaskRefusal
+    redraws_card: bool
+
+
+def claim(services: Services, task_id: int, member: Actor, source: str) -> Decided:
+    """Decide `member`'s claim on the task, together with any others on it waiting meanwhile."""
+    return _claims.submit((id(services), task_id), _Request(services, task_id, rules.Claim(member, source)))
+
+
+def _decide(key: Hashable, requests: Sequence[_Request]) -> list[Decided]:
+    services, task_id = requests[0].services, requests[0].task_id
+    with services.db.write() as session:
+        outcomes = rules.claim_all(
+            session,
+            task_id,
+            [r.claim for r in requests],
+            services.clock.now(),
+            services.config.max_active_claims,
+        )
+    stale = [i for i, o in enumerate(outcomes) if isinstance(o, rules.Taken) or o.card_stale]
+    return [Decided(o, bool(stale) and i == stale[-1]) for i, o in enumerate(outcomes)]
+
+
+_claims: Combiner[_Request, Decided] = Combiner(_decide)
 
 
 def refresh_card(services: Services, task_id: int) -> None:

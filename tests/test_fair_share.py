@@ -107,3 +107,30 @@ def test_commands_over_the_share_are_refused_until_the_minute_has_passed(bot: Bo
     assert "faster than" not in bot.command("U2", "/tasks", "mine").text  # others are not held back
     bot.clock.advance(seconds=61)
     assert "faster than" not in bot.command("U1", "/tasks", "mine").text
+
+
+def test_requests_counted_together_are_counted_exactly(bot: BotHarness) -> None:
+    """Takes from many threads at once are counted in batches (one upsert each): per member, exactly
+    the share gets through and the first refusal is said once, as one by one."""
+    from jobs.fairness import limits_for
+
+    members = ["U1", "U2", "U3"]
+    barrier = threading.Barrier(24)
+    outcomes: dict[str, list[object]] = {u: [] for u in members}
+
+    def take(part: int) -> None:
+        limit = limits_for(bot.services).commands
+        barrier.wait()
+        for i in range(10):  # 24 threads x 10 = 80 takes per member
+            user = members[(part + i) % 3]
+            outcomes[user].append(limit.take(user))
+
+    threads = [threading.Thread(target=take, args=(p,)) for p in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for user in members:
+        refusals = [r for r in outcomes[user] if r is not None]
+        assert len(outcomes[user]) == 80 and len(refusals) == 20
+        assert sum(r.first for r in refusals) == 1  # type: ignore[attr-defined]

@@ -3,12 +3,14 @@ state changes, the one-active-assignment index, and races decided by the databas
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import col, select
 
 from core.authz import Actor, Role
 from core.errors import UserError
@@ -188,3 +190,83 @@ def test_concurrent_claims_by_one_member_respect_the_cap(db: Database) -> None:
         t.join()
     assert len(won) == CAP
     assert sum(task(db, i).claimed for i in ids) == CAP
+
+
+def test_a_batch_of_claims_is_decided_in_click_order_as_if_one_by_one(db: Database) -> None:
+    task_id = new_task(db, slots=4)
+    ana, bo, cy, di, ed, fay = (member(db, u) for u in ("U1", "U2", "U3", "U4", "U5", "U6"))
+    claim(db, task_id, ana)
+    for _ in range(CAP):  # ed holds as many claimed tasks as anyone may
+        claim(db, new_task(db), ed)
+    clicks = [bo, ana, ed, bo, cy, di, fay]
+    with db.write() as session:
+        outcomes = rules.claim_all(session, task_id, [rules.Claim(m, "button") for m in clicks], NOW, CAP)
+
+    said = [o.message if isinstance(o, rules.TaskRefusal) else "won" for o in outcomes]
+    assert said[0] == "won"
+    assert "already yours" in said[1]  # held before the batch
+    assert f"You already hold {CAP} claimed tasks" in said[2]
+    assert "already yours" in said[3]  # bo's second click, after their first won
+    assert said[4:6] == ["won", "won"]
+    assert "is full: all 4 slots are taken" in said[6]
+    winners = [o for o in outcomes if isinstance(o, rules.Taken)]
+    assert [w.assignment.user_id for w in winners] == ["U2", "U3", "U4"]
+    assert all(w.task.claimed == 4 and w.task.state == rules.FULL for w in winners)
+    assert task(db, task_id).claimed == 4
+    with db.read() as session:
+        entries = [e for e in rules.history(session, task_id, 0, 50)[0] if e.action == "task.claimed"]
+    assert [(e.actor_id, e.source, json.loads(e.detail)["slots_left"]) for e in entries[1:]] == [
+        ("U2", "button", 2),
+        ("U3", "button", 1),
+        ("U4", "button", 0),
+    ]
+
+
+def test_a_batch_on_a_cancelled_or_full_task_refuses_everyone_and_changes_nothing(db: Database) -> None:
+    cancelled, full = new_task(db, slots=2), new_task(db, slots=1)
+    clickers = [member(db, f"U{i}") for i in range(1, 5)]
+    claim(db, cancelled, clickers[0])
+    claim(db, full, clickers[0])
+    with db.write() as session:
+        rules.cancel(session, cancelled, LEAD, NOW, "test")
+    for task_id, reason in ((cancelled, "was cancelled"), (full, "is full")):
+        with db.write() as session:
+            outcomes = rules.claim_all(
+                session, task_id, [rules.Claim(m, "b") for m in clickers[1:]], NOW, CAP
+            )
+        assert all(
+            isinstance(o, rules.TaskRefusal) and reason in o.message and o.card_stale for o in outcomes
+        )
+    assert (task(db, cancelled).claimed, task(db, full).claimed) == (0, 1)
+
+
+def test_batches_racing_on_one_task_give_each_slot_once_and_each_member_one(db: Database) -> None:
+    """Several deciders at once (as several processes would be), each with its batch; members appear
+    in more than one batch (a click reaching two processes)."""
+    task_id = new_task(db, slots=7)
+    people = [member(db, f"U{i:02d}") for i in range(30)]
+    batches = [[people[(b * 5 + i) % 30] for i in range(8)] for b in range(6)]
+    barrier = threading.Barrier(len(batches))
+    won: list[str] = []
+    errors: list[BaseException] = []
+
+    def decide(batch: list[Actor]) -> None:
+        barrier.wait()
+        try:
+            with db.write() as session:
+                outcomes = rules.claim_all(session, task_id, [rules.Claim(m, "b") for m in batch], NOW, CAP)
+            won.extend(o.assignment.user_id for o in outcomes if isinstance(o, rules.Taken))
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=decide, args=(b,)) for b in batches]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(won) == 7 and len(set(won)) == 7
+    assert (task(db, task_id).claimed, task(db, task_id).state) == (7, rules.FULL)
+    with db.read() as session:
+        held = session.exec(select(Assignment.user_id).where(col(Assignment.task_id) == task_id)).all()
+    assert sorted(held) == sorted(won)

@@ -120,3 +120,68 @@ def test_double_click_gives_one_slot(bot: BotHarness) -> None:
     with bot.services.db.write() as session:
         task = session.get(Task, task_id)
         assert task is not None and task.claimed == 1
+
+
+def test_a_storm_over_two_cards_while_one_is_cancelled_stays_exact(bot: BotHarness) -> None:
+    """Clicks on two cards at once are decided in batches per task; some clickers already hold the
+    first task, and the lead cancels the second mid-storm. Every clicker is told what happened to
+    their click, and the store agrees with what they were told."""
+    make_lead(bot)
+    users = [u["id"] for u in bot.fake.add_users(60)]
+    first, first_ts = post(bot, "First slots=6 rate=50 hours=1")
+    second, second_ts = post(bot, "Second slots=4 rate=50 hours=1")
+    holders = users[:3]
+    for user in holders:
+        assert (
+            "is yours"
+            in bot.click(user, "task_claim", str(first), message_ts=first_ts, channel_id=TASKS).text
+        )
+    assert bot.driver is not None
+    driver = bot.driver
+    clicks = [(u, first, first_ts) for u in users] + [(u, second, second_ts) for u in users[::2]]
+    urls = [bot.fake.new_response_url() for _ in clicks]
+
+    def clicker(i: int) -> Callable[[], object]:
+        user, task_id, ts = clicks[i]
+        return lambda: (
+            driver.click(
+                user, "task_claim", str(task_id), channel_id=TASKS, message_ts=ts, response_url=urls[i]
+            ).status
+        )
+
+    cancel = lambda: bot.command("ULEAD", "/tasks", f"cancel T-{second}").text  # noqa: E731
+    outcomes = all_at_once([clicker(i) for i in range(len(clicks))] + [cancel])
+    assert outcomes[:-1] == [200] * len(clicks)
+    assert "Cancelled" in str(outcomes[-1])
+    wanted = set(urls)
+    replies = bot.fake.wait_for(
+        "response_url", count=len(urls), timeout=120, predicate=lambda c: c.params["_url"] in wanted
+    )
+    said = {c.params["_url"]: c.params["text"] for c in replies}
+    told = [said[url] for url in urls]
+
+    on_first = told[: len(users)]
+    assert all("already yours" in t for t in on_first[:3])
+    first_winners = [users[i] for i, t in enumerate(on_first) if "is yours" in t]
+    assert len(first_winners) == 3
+    assert all("is yours" in t or f"T-{first} is full" in t for t in on_first[3:])
+
+    on_second = told[len(users) :]
+    assert all("is yours" in t or "is full" in t or "was cancelled" in t for t in on_second)
+    second_winners = [clicks[len(users) + i][0] for i, t in enumerate(on_second) if "is yours" in t]
+    assert len(second_winners) <= 4
+    with bot.services.db.write() as session:
+        tasks = {t.id: t for t in session.exec(select(Task)).all()}
+        active = session.exec(
+            select(Assignment.task_id, Assignment.user_id).where(col(Assignment.state) == "claimed")
+        ).all()
+        released = session.exec(
+            select(Assignment.user_id).where(
+                col(Assignment.task_id) == second, col(Assignment.state) == "released"
+            )
+        ).all()
+    assert (tasks[first].claimed, tasks[first].state) == (6, "full")
+    assert (tasks[second].claimed, tasks[second].state) == (0, "cancelled")
+    assert sorted(u for t, u in active if t == first) == sorted(holders + first_winners)
+    assert not [u for t, u in active if t == second]
+    assert sorted(released) == sorted(second_winners)  # whoever won it before the cancel lost it then
