@@ -204,7 +204,9 @@ def assignment_blocks(rows: list[tuple[AssignmentLine, TaskLine]], tz: str) -> l
     return blocks
 
 
-def mine_list(rows: list[tuple[AssignmentLine, TaskLine]], offset: int, has_more: bool, tz: str) -> list[Block]:
+def mine_list(
+    rows: list[tuple[AssignmentLine, TaskLine]], offset: int, has_more: bool, tz: str
+) -> list[Block]:
     if not rows:
         return [section("You have no tasks yet. `/tasks` lists the ones you can claim.")]
     blocks = [section(f"*Your tasks* (page {offset // PAGE + 1})")] + assignment_blocks(rows, tz)
