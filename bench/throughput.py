@@ -20,7 +20,9 @@ connection as Slack does. MEMBER_COMMANDS_PER_MIN is raised so no request is ref
 Figures per variant: requests/s = requests / wall time of the run, from the first send to the last
 answer: for the bot the answer is the ephemeral list it posts to the response_url (the fake Slack,
 running in this bench's process), for the bare app the ack itself; ack p50/p99 from sending a
-request to its HTTP 200; the server processes' CPU time per request; and the ratio of requests/s to bare Bolt's, per process. One line is printed:
+request to its HTTP 200, and their mean beside what Little's law gives for it (requests in flight /
+requests/s: the client sends the next request as soon as an ack comes back); the server processes'
+CPU time per request; and the ratio of requests/s to bare Bolt's, per process. One line is printed:
 
     throughput: bare 640 req/s p99 30 ms | sqlite 1 proc 250 req/s (0.39) ack p99 40 ms | ...
 """
@@ -60,6 +62,10 @@ class Run:
     @property
     def per_s(self) -> float:
         return self.requests / self.seconds
+
+    @property
+    def mean_ms(self) -> float:
+        return sum(self.latencies) / len(self.latencies) * 1000
 
     def pct(self, p: float) -> float:
         ordered = sorted(self.latencies)
@@ -301,7 +307,8 @@ def main() -> int:
         ratio = f", {run.per_s / processes / bare_per_s:.2f} of bare per process" if bare_per_s else ""
         parts.append(
             f"{backend} x{processes} {run.per_s:.0f} req/s{ratio}, ack p50 {run.pct(0.5):.0f} ms "
-            f"p99 {run.pct(0.99):.0f} ms, bot CPU {run.cpu_ms:.1f} ms/request"
+            f"p99 {run.pct(0.99):.0f} ms, mean {run.mean_ms:.0f} ms (Little: {args.concurrency} in flight / "
+            f"req/s = {args.concurrency / run.per_s * 1000:.0f} ms), bot CPU {run.cpu_ms:.1f} ms/request"
         )
     load = "/".join(f"{x:.1f}" for x in (load_before, os.getloadavg()[0]))
     print(

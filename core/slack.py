@@ -19,15 +19,21 @@ Two rules keep a slow or refusing Slack from hurting the people using the bot:
 from __future__ import annotations
 
 import heapq
+import http.client
 import itertools
+import json
 import logging
+import select
+import ssl
 import threading
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
+from urllib.parse import urlsplit
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
@@ -37,7 +43,6 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
     ServerErrorRetryHandler,
 )
-from slack_sdk.webhook import WebhookClient
 
 from core import metrics
 from core.people import Profile
@@ -116,15 +121,13 @@ class _ConnectionIdempotentOnly(ConnectionErrorRetryHandler):
 
 class _Counted(RetryHandler):
     """Never retries: it is asked about every HTTP answer (and failure) first, and counts it for
-    /metrics by Web API method (`as_method`: one name for every call, e.g. response_url posts,
-    whose URL is a secret)."""
+    /metrics by Web API method."""
 
-    def __init__(self, as_method: str | None = None) -> None:
+    def __init__(self) -> None:
         super().__init__(max_retry_count=0)
-        self.as_method = as_method
 
     def can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
-        method = self.as_method or str(getattr(request, "url", "")).rsplit("/", 1)[-1].split("?", 1)[0]
+        method = str(getattr(request, "url", "")).rsplit("/", 1)[-1].split("?", 1)[0]
         metrics.count_slack_call(method, getattr(response, "status_code", None))
         return False
 
@@ -138,10 +141,122 @@ def retry_handlers() -> list[Any]:
     ]
 
 
-def webhook_retry_handlers() -> list[Any]:
-    """A response_url post creates a message: only a 429 (refused, so nothing was posted) is retried.
-    The webhook client consults them only on errors: `respond` counts the successes."""
-    return [_Counted(as_method="response_url"), _RateLimitRetry(max_retry_count=3)]
+class ResponseUrls:
+    """POSTs to response_urls over kept-alive connections, pooled per host (every reply goes to the
+    same few hosts: opening a connection, and a TLS session, per reply cost more than the reply).
+
+    A response_url post creates a message, so it is sent once: a 429 (refused, nothing posted) is
+    retried after its Retry-After, up to 3 times, except on a thread answering a request, where the
+    429 is returned at once (`respond` hands it to the retry thread). A 5xx or a timeout is returned
+    or raised, never retried. The one exception is a kept-alive connection the server closed while
+    idle (the failure comes before any answer): that is the server's timing, not the request's
+    failure, and it is sent once more on a new connection. A proxy set in the environment
+    (HTTPS_PROXY, NO_PROXY, as urllib reads them) is used as a CONNECT tunnel."""
+
+    IDLE = 30.0  # seconds a connection may wait in the pool: below common servers' keep-alive
+    PER_HOST = 16  # idle connections kept per host (the HTTP threads)
+    RATE_LIMIT_RETRIES = 3
+
+    def __init__(self, timeout: float = 15) -> None:
+        self.timeout = timeout
+        self._tls = ssl.create_default_context()
+        self._idle: dict[tuple[str, str, int], list[tuple[float, http.client.HTTPConnection]]] = {}
+        self._lock = threading.Lock()
+
+    def post(self, url: str, payload: dict[str, Any]) -> tuple[int, dict[str, str]]:
+        """The answer's status and (lower-cased) headers; OSError (TimeoutError included) when there
+        is none."""
+        parts = urlsplit(url)
+        body = json.dumps(payload).encode("utf-8")
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        headers = {"Content-Type": "application/json;charset=utf-8"}
+        for attempt in range(self.RATE_LIMIT_RETRIES + 1):
+            status, answer = self._send(parts.scheme, parts.hostname or "", parts.port, path, body, headers)
+            metrics.count_slack_call("response_url", status)
+            if status != 429 or on_request_thread() or attempt == self.RATE_LIMIT_RETRIES:
+                return status, answer
+            time.sleep(retry_after(answer))
+        raise AssertionError("unreachable")
+
+    def _send(
+        self, scheme: str, host: str, port: int | None, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str]]:
+        key = (scheme, host, port or (443 if scheme == "https" else 80))
+        for fresh in (False, True):
+            conn, reused = self._checkout(key, fresh)
+            try:
+                conn.request("POST", path, body, headers)
+                response = conn.getresponse()
+                response.read()
+            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+                conn.close()
+                if reused:
+                    continue  # the server had closed it while it waited: nothing was answered
+                metrics.count_slack_call("response_url", None)
+                raise
+            except BaseException:
+                conn.close()
+                metrics.count_slack_call("response_url", None)
+                raise
+            answer = {k.lower(): v for k, v in response.getheaders()}
+            if response.will_close:
+                conn.close()
+            else:
+                self._checkin(key, conn)
+            return response.status, answer
+        raise AssertionError("unreachable")
+
+    def _checkout(self, key: tuple[str, str, int], fresh: bool) -> tuple[http.client.HTTPConnection, bool]:
+        now = time.monotonic()
+        while not fresh:
+            with self._lock:
+                idle = self._idle.get(key)
+                if not idle:
+                    break
+                since, conn = idle.pop()
+            if now - since < self.IDLE and not _closed_by_peer(conn):
+                return conn, True
+            conn.close()
+        return self._connect(*key), False
+
+    def _checkin(self, key: tuple[str, str, int], conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(key, [])
+            if len(idle) < self.PER_HOST:
+                idle.append((time.monotonic(), conn))
+                return
+        conn.close()
+
+    def _connect(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
+        proxy = None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(scheme)
+        target = urlsplit(proxy) if proxy else None
+        connect_to = (target.hostname or "", target.port or 80) if target else (host, port)
+        conn: http.client.HTTPConnection
+        if scheme == "https":
+            conn = http.client.HTTPSConnection(*connect_to, timeout=self.timeout, context=self._tls)
+        else:
+            conn = http.client.HTTPConnection(*connect_to, timeout=self.timeout)
+        if target:
+            conn.set_tunnel(host, port)
+        return conn
+
+
+def retry_after(headers: dict[str, str]) -> float:
+    """Seconds to wait from a 429's Retry-After (lower-cased headers); 1 when it says nothing usable."""
+    try:
+        return max(0.0, float(headers.get("retry-after") or 1))
+    except ValueError:
+        return 1.0
+
+
+def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
+    """An idle connection with something to read has been closed by the server (or is broken)."""
+    if conn.sock is None:
+        return True
+    try:
+        return bool(select.select([conn.sock], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True
 
 
 class Later:
@@ -224,6 +339,7 @@ class SlackGateway:
         self._dm_channels: dict[str, str] = {}
         self._lock = threading.Lock()
         self.later = Later()
+        self.response_urls = ResponseUrls()
 
     # ---- calls whose failure the caller handles ------------------------------------------------
 
@@ -399,38 +515,35 @@ class SlackGateway:
         """An ephemeral reply through a request's response_url; with `replace_original`, it replaces
         the message whose button was clicked (e.g. to take away buttons that were used)."""
         _before_slack()
-        webhook = WebhookClient(response_url, timeout=15, retry_handlers=webhook_retry_handlers())
+        payload = _drop_none(
+            {
+                "text": text,
+                "blocks": blocks,
+                "response_type": "ephemeral",
+                "replace_original": replace_original,
+                "unfurl_links": False,
+            }
+        )
         try:
-            resp = webhook.send(
-                text=text,
-                blocks=blocks,
-                response_type="ephemeral",
-                replace_original=replace_original,
-                unfurl_links=False,
-            )
-        except (SlackClientError, OSError) as e:
-            if isinstance(e, TimeoutError) or isinstance(e.__cause__, TimeoutError):
+            status, headers = self.response_urls.post(response_url, payload)
+        except (OSError, http.client.HTTPException) as e:
+            if isinstance(e, TimeoutError):
                 # Slack may have it: not repeated (nor said again another way).
                 log.warning("response_url timed out; the reply may have been delivered, not repeated")
                 return True
             log.warning("could not reply through response_url: %s", type(e).__name__)
             return False
-        if resp.status_code < 300:  # an answer in error was counted by the retry handlers already
-            metrics.count_slack_call("response_url", resp.status_code)
-        if resp.status_code == 429 and on_request_thread():
-            headers = {str(k).lower(): v for k, v in (resp.headers or {}).items()}
-            raw = headers.get("retry-after") or 1
-            retry_after = float(raw[0] if isinstance(raw, list) else raw)
-            self.later(retry_after, lambda: self.respond(response_url, text, blocks, replace_original))
-            return True
-        if resp.status_code >= 500:
-            # In doubt: it may have been posted. Not repeated, nor said again another way.
-            log.warning(
-                "response_url answered %s; the reply may have been delivered, not repeated", resp.status_code
+        if status == 429 and on_request_thread():
+            self.later(
+                retry_after(headers), lambda: self.respond(response_url, text, blocks, replace_original)
             )
             return True
-        if resp.status_code >= 300:
-            log.warning("response_url answered %s", resp.status_code)
+        if status >= 500:
+            # In doubt: it may have been posted. Not repeated, nor said again another way.
+            log.warning("response_url answered %s; the reply may have been delivered, not repeated", status)
+            return True
+        if status >= 300:
+            log.warning("response_url answered %s", status)
             return False
         return True
 

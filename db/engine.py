@@ -10,8 +10,8 @@
   through here.
 - `Database.read()` is for work that only reads (lists, reports, the Home tab). On SQLite it is a
   deferred transaction without the in-process lock: in WAL mode it reads its snapshot beside a
-  writer instead of queueing behind it. The connection is `PRAGMA query_only` while it lasts, so a
-  write slipped into a read path fails loudly instead of running unlocked. On PostgreSQL it is a
+  writer instead of queueing behind it. The connection is `PRAGMA query_only` while it lasts (and
+  until a write uses it), so a write slipped into a read path fails loudly instead of running unlocked. On PostgreSQL it is a
   READ ONLY transaction (same effect).
 
 SQLite runs in WAL mode with foreign keys on; PostgreSQL with a connection pool sized for the HTTP
@@ -32,7 +32,7 @@ from sqlmodel import Session, create_engine
 
 SQLITE_BUSY_TIMEOUT_S = 30
 _WRITE_LOCK = "crewcall.write_lock"  # in a pooled connection's record_info while it holds the lock
-_QUERY_ONLY = "crewcall.query_only"  # ... while a read left the connection query_only
+_QUERY_ONLY = "crewcall.query_only"  # in a DBAPI connection's info while it is query_only
 READ_ONLY = "crewcall_read_only"  # the execution option that makes a transaction a read
 
 
@@ -79,26 +79,31 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        held = connection.connection.record_info
+        fairy = connection.connection
+        # Straight on the DBAPI connection: these run at every transaction's start, and SQLAlchemy's
+        # statement machinery cost more than the statements.
+        dbapi = fairy.dbapi_connection
         if _is_read(connection):
             # A reader neither takes the lock nor waits for it: a deferred transaction reads the
-            # last committed snapshot (WAL) while a writer works.
-            connection.exec_driver_sql("PRAGMA query_only=ON")
-            held[_QUERY_ONLY] = True
-            connection.exec_driver_sql("BEGIN")
+            # last committed snapshot (WAL) while a writer works. query_only stays on when the
+            # connection goes back to the pool (`info` ends with the DBAPI connection): the next
+            # read needs no statement for it, the next write turns it off.
+            if not fairy.info.get(_QUERY_ONLY):
+                dbapi.execute("PRAGMA query_only=ON")
+                fairy.info[_QUERY_ONLY] = True
+            dbapi.execute("BEGIN")
             return
-        if held.pop(_QUERY_ONLY, False):
-            connection.exec_driver_sql("PRAGMA query_only=OFF")
+        if fairy.info.pop(_QUERY_ONLY, False):
+            dbapi.execute("PRAGMA query_only=OFF")
+        held = fairy.record_info
         # Held until the connection goes back to the pool (after its commit or rollback has run).
         # Past the timeout, SQLite's own busy handler decides, as it did before this lock.
         if not held.get(_WRITE_LOCK) and write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_S):
             held[_WRITE_LOCK] = True
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        dbapi.execute("BEGIN IMMEDIATE")
 
     @event.listens_for(engine, "checkin")
-    def _on_checkin(dbapi_connection: Any, record: Any) -> None:
-        if record.record_info.pop(_QUERY_ONLY, False) and dbapi_connection is not None:
-            dbapi_connection.execute("PRAGMA query_only=OFF")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
         if record.record_info.pop(_WRITE_LOCK, False):
             write_lock.release()
 

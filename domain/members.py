@@ -73,7 +73,8 @@ def actor(session: Session, user_id: str, admin_ids: frozenset[str], now: dateti
 
 
 # Every request loads its actor: the row and the skills in one statement, built once (bindparam),
-# as plain columns (no ORM identity map to fill for a row the request never changes).
+# as plain columns run by the connection (no ORM execution or identity map for a row the request
+# never changes).
 _ACTING = (
     select_columns(
         col(Member.is_lead),
@@ -94,7 +95,7 @@ def acting(
 ) -> tuple[Actor, bool] | None:
     """The acting member if the bot has met them (a read), and whether their profile is missing or
     older than PROFILE_MAX_AGE at `now`; None for someone not met yet. One query."""
-    rows = session.execute(_ACTING, {"user_id": user_id}).all()
+    rows = session.connection().execute(_ACTING, {"user_id": user_id}).all()
     if not rows:
         return None
     is_lead, tz, real_name, name, email, refreshed_at, _ = rows[0]

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -44,7 +44,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Integer, bindparam, case, func, or_, true, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
-from sqlmodel.sql.expression import Select, SelectOfScalar
+from sqlmodel.sql.expression import Select
 
 from core.authz import Actor
 from core.errors import UserError
@@ -95,7 +95,7 @@ def is_past_due(task: Task, now: datetime) -> bool:
     return task.due_at is not None and now >= task.due_at
 
 
-def slots_left(task: Task) -> int:
+def slots_left(task: Task | TaskLine) -> int:
     return max(0, task.slots - task.claimed - task.approved)
 
 
@@ -248,7 +248,7 @@ _CLAIMED_BY = (
 
 def claimed_by(session: Session, user_id: str) -> list[int]:
     """Ids of the tasks a member holds in the claimed state (what counts against the cap)."""
-    return list(session.exec(_CLAIMED_BY, params={"user_id": user_id}))
+    return list(session.connection().execute(_CLAIMED_BY, {"user_id": user_id}).scalars())
 
 
 def holders(session: Session, task_id: int) -> list[Assignment]:
@@ -262,7 +262,42 @@ def holders(session: Session, task_id: int) -> list[Assignment]:
     )
 
 
-def _claimable(with_skills: bool) -> SelectOfScalar[Task]:
+@dataclass(frozen=True, slots=True)
+class TaskLine:
+    """A task as the lists show it. The lists run on every `/tasks`: they read plain rows, since
+    building ORM instances for them cost more than running the query."""
+
+    id: int
+    title: str
+    rate_cents: int
+    est_hours: float
+    skill: str | None
+    due_at: datetime | None
+    slots: int
+    claimed: int
+    approved: int
+
+
+@dataclass(frozen=True, slots=True)
+class AssignmentLine:
+    """An assignment as the lists show it (see TaskLine)."""
+
+    task_id: int
+    state: str
+    reason: str
+    claimed_at: datetime
+    submitted_at: datetime | None
+
+
+def _columns(model: Any, line: type) -> list[Any]:
+    return [model.__table__.c[f.name] for f in fields(line)]
+
+
+_TASK_LINE = _columns(Task, TaskLine)
+_ASSIGNMENT_LINE = _columns(Assignment, AssignmentLine)
+
+
+def _claimable(with_skills: bool) -> Select[Any]:
     mine = select(Assignment.task_id).where(
         col(Assignment.user_id) == bindparam("user_id"), col(Assignment.state).in_(ACTIVE)
     )
@@ -270,7 +305,7 @@ def _claimable(with_skills: bool) -> SelectOfScalar[Task]:
     if with_skills:
         skill_ok = or_(skill_ok, col(Task.skill).in_(bindparam("skills", expanding=True)))
     return (
-        select(Task)
+        select(*_TASK_LINE)
         .where(
             col(Task.state) == OPEN,
             col(Task.claimed) + col(Task.approved) < col(Task.slots),
@@ -289,20 +324,20 @@ _CLAIMABLE = {False: _claimable(False), True: _claimable(True)}
 
 def claimable(
     session: Session, member: Actor, now: datetime, offset: int, limit: int
-) -> tuple[list[Task], bool]:
+) -> tuple[list[TaskLine], bool]:
     """Open tasks this member may claim (skills, not past due, not already theirs), newest first;
     and whether there are more after this page."""
     params: dict[str, Any] = {"user_id": member.user_id, "now": now, "offset": offset, "limit": limit + 1}
     if member.skills:
         params["skills"] = sorted(member.skills)
-    rows = list(session.exec(_CLAIMABLE[bool(member.skills)], params=params))
-    return rows[:limit], len(rows) > limit
+    rows = session.connection().execute(_CLAIMABLE[bool(member.skills)], params).all()
+    return [TaskLine(*row) for row in rows[:limit]], len(rows) > limit
 
 
-def _assignments(active_only: bool) -> Select[Assignment, Task]:
+def _assignments(active_only: bool) -> Select[Any]:
     active = col(Assignment.state).in_(ACTIVE)
     return (
-        select(Assignment, Task)
+        select(*_ASSIGNMENT_LINE, *_TASK_LINE)
         .join(Task, col(Task.id) == col(Assignment.task_id))
         .where(col(Assignment.user_id) == bindparam("user_id"), active if active_only else true())
         .order_by(case((active, 0), else_=1), col(Assignment.id).desc())
@@ -316,11 +351,13 @@ _ASSIGNMENTS = {False: _assignments(False), True: _assignments(True)}
 
 def assignments_of(
     session: Session, user_id: str, offset: int, limit: int, active_only: bool = False
-) -> tuple[list[tuple[Assignment, Task]], bool]:
+) -> tuple[list[tuple[AssignmentLine, TaskLine]], bool]:
     """A member's assignments: active ones first, then the rest, newest first."""
     params = {"user_id": user_id, "offset": offset, "limit": limit + 1}
-    rows = list(session.exec(_ASSIGNMENTS[active_only], params=params))
-    return [(a, t) for a, t in rows[:limit]], len(rows) > limit
+    rows = session.connection().execute(_ASSIGNMENTS[active_only], params).all()
+    split = len(_ASSIGNMENT_LINE)
+    lines = [(AssignmentLine(*row[:split]), TaskLine(*row[split:])) for row in rows[:limit]]
+    return lines, len(rows) > limit
 
 
 class TaskCounts:

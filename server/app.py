@@ -64,7 +64,7 @@ FEATURES = [
 # Bolt (through the logger given to App, which its own loggers copy) and slack_sdk's clients format
 # their debug lines, whole request and response bodies among them, whenever their logger's *own*
 # level is unset: they test `logger.level <= DEBUG`, not isEnabledFor, and an unset level is 0.
-SDK_LOGGERS = ("crewcall.bolt", "slack_sdk.web.base_client", "slack_sdk.webhook.client")
+SDK_LOGGERS = ("crewcall.bolt", "slack_sdk.web.base_client")
 
 
 class BotTokenRefused(Exception):

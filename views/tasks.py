@@ -15,6 +15,7 @@ from db.models import Assignment, AuditEntry, Task
 from domain import audit
 from domain import tasks as rules
 from domain.hours import TaskTime
+from domain.tasks import AssignmentLine, TaskLine
 from views.blocks import (
     Block,
     actions,
@@ -49,7 +50,7 @@ SUBMIT_MODAL = "task_submit"
 REJECT_MODAL = "task_reject"
 
 
-def title(task: Task) -> str:
+def title(task: Task | TaskLine) -> str:
     """The task's title as a lead typed it, safe in mrkdwn."""
     return escape(task.title)
 
@@ -63,14 +64,14 @@ def hours(value: float) -> str:
     return f"{value:g} h"
 
 
-def due_text(task: Task) -> str:
+def due_text(task: Task | TaskLine) -> str:
     """The last minute of the due date, shown in each reader's timezone."""
     if task.due_at is None:
         return "No due date"
     return slack_date(task.due_at - timedelta(minutes=1), "{date_short_pretty} at {time}")
 
 
-def slots_text(task: Task) -> str:
+def slots_text(task: Task | TaskLine) -> str:
     return f"{rules.slots_left(task)} of {task.slots} slot{'s' if task.slots != 1 else ''} left"
 
 
@@ -98,7 +99,7 @@ def status_line(task: Task, now: datetime) -> str:
     return f":large_green_circle: *{slots_text(task)}*"
 
 
-def summary(task: Task) -> str:
+def summary(task: Task | TaskLine) -> str:
     skill = f"`{task.skill}`" if task.skill else "any skill"
     return (
         f"*{rules.ref(task.id)} · {title(task)}*\n"
@@ -137,7 +138,7 @@ def card(task: Task, now: datetime) -> tuple[str, list[Block]]:
 # ---- lists ---------------------------------------------------------------------------------------
 
 
-def claimable_list(tasks: list[Task], offset: int, has_more: bool, held: int, cap: int) -> list[Block]:
+def claimable_list(tasks: list[TaskLine], offset: int, has_more: bool, held: int, cap: int) -> list[Block]:
     if held >= cap:
         return [
             section(
@@ -164,7 +165,7 @@ def claimable_list(tasks: list[Task], offset: int, has_more: bool, held: int, ca
     return fit_message(blocks)
 
 
-def assignment_state(assignment: Assignment, tz: str) -> str:
+def assignment_state(assignment: AssignmentLine, tz: str) -> str:
     if assignment.state == rules.CLAIMED:
         return f"claimed {local_time(assignment.claimed_at, tz)}"
     if assignment.state == rules.SUBMITTED and assignment.submitted_at:
@@ -176,7 +177,7 @@ def assignment_state(assignment: Assignment, tz: str) -> str:
     return f"released ({escape(assignment.reason or 'released')})"
 
 
-def work_buttons(assignment: Assignment) -> Block | None:
+def work_buttons(assignment: AssignmentLine) -> Block | None:
     if assignment.state != rules.CLAIMED:
         return None
     value = str(assignment.task_id)
@@ -193,7 +194,7 @@ def work_buttons(assignment: Assignment) -> Block | None:
     )
 
 
-def assignment_blocks(rows: list[tuple[Assignment, Task]], tz: str) -> list[Block]:
+def assignment_blocks(rows: list[tuple[AssignmentLine, TaskLine]], tz: str) -> list[Block]:
     blocks: list[Block] = []
     for assignment, task in rows:
         blocks.append(section(f"{summary(task)}\n_{assignment_state(assignment, tz)}_"))
@@ -203,7 +204,9 @@ def assignment_blocks(rows: list[tuple[Assignment, Task]], tz: str) -> list[Bloc
     return blocks
 
 
-def mine_list(rows: list[tuple[Assignment, Task]], offset: int, has_more: bool, tz: str) -> list[Block]:
+def mine_list(
+    rows: list[tuple[AssignmentLine, TaskLine]], offset: int, has_more: bool, tz: str
+) -> list[Block]:
     if not rows:
         return [section("You have no tasks yet. `/tasks` lists the ones you can claim.")]
     blocks = [section(f"*Your tasks* (page {offset // PAGE + 1})")] + assignment_blocks(rows, tz)
@@ -239,7 +242,7 @@ def _short(value: Any) -> str:
 # ---- Home ----------------------------------------------------------------------------------------
 
 
-def home_member(rows: list[tuple[Assignment, Task]], tz: str) -> list[Block]:
+def home_member(rows: list[tuple[AssignmentLine, TaskLine]], tz: str) -> list[Block]:
     if not rows:
         return [section("You hold no tasks right now. `/tasks` lists the ones you can claim.")]
     return assignment_blocks(rows, tz)
