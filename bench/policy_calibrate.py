@@ -36,6 +36,7 @@ DEV_SETS = (
     ("blind1", "tests/policy_blind_eval.yaml", "questions"),
     ("blind2", "tests/policy_blind2_eval.yaml", "questions"),
     ("blind3", "tests/policy_blind3_eval.yaml", "questions"),
+    ("dev4", "tests/policy_dev4_eval.yaml", "questions"),
 )
 
 
