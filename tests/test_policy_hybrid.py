@@ -211,7 +211,7 @@ def test_top_mean_is_the_mean_of_a_documents_best_units() -> None:
     [
         (
             "my friend got hired but has only done 4 hours, when do i get the bonus?",
-            "10 billable hours",
+            "after they reach 10 hours",
             "referral-bonus",
         ),
         ("is there a cap on how many people i can bring in?", "no limit", "referral-bonus"),
