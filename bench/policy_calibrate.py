@@ -11,7 +11,7 @@ otherwise (a wrong section, a missed fact, an off-topic question). A logistic re
 fits the weights; the threshold is the lowest that escalates at least ``--off-topic`` of the fitting
 questions' off-topic ones. For each development set, the fit on the *other* sets is scored on it
 (the cross-validated figure), then the fit on all of them is printed: the constants to ship.
-The blind set (policy_blind3_eval.yaml) is never read.
+The blind set (``bench.policy_accuracy.BLIND``) is never read.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ DEV_SETS = (
     ("holdout2", "tests/policy_eval.yaml", "holdout2"),
     ("blind1", "tests/policy_blind_eval.yaml", "questions"),
     ("blind2", "tests/policy_blind2_eval.yaml", "questions"),
+    ("blind3", "tests/policy_blind3_eval.yaml", "questions"),
+    ("dev4", "tests/policy_dev4_eval.yaml", "questions"),
 )
 
 

@@ -4,8 +4,9 @@ Run from the repo root::
 
     .venv/bin/python -m bench.policy_synonyms > /tmp/kept.txt
 
-On the development sets (``tests/policy_eval.yaml``, all keys, ``tests/policy_blind_eval.yaml`` and
-``tests/policy_blind2_eval.yaml``; never the blind set ``policy_blind3_eval.yaml``), a question's outcome is
+On the development sets (``tests/policy_eval.yaml``, all keys, ``tests/policy_blind_eval.yaml``,
+``tests/policy_blind2_eval.yaml`` and ``tests/policy_blind3_eval.yaml``; never the blind set
+``policy_blind4_eval.yaml``), a question's outcome is
 right or wrong as in :mod:`bench.policy_accuracy`.
 Phrases are tried one at a time, greedily: a phrase that matches no development question and no
 section heading or ``asks:`` variant cannot change an answer and is dropped; any other phrase is
@@ -30,6 +31,7 @@ DEV_SETS = (
     (ROOT / "tests" / "policy_eval.yaml", ("questions", "holdout", "holdout2")),
     (ROOT / "tests" / "policy_blind_eval.yaml", ("questions",)),
     (ROOT / "tests" / "policy_blind2_eval.yaml", ("questions",)),
+    (ROOT / "tests" / "policy_blind3_eval.yaml", ("questions",)),
 )
 
 

@@ -182,6 +182,16 @@ def test_an_everyday_question_near_a_topic_is_escalated(index: PolicyIndex) -> N
     assert world.hit.signals.background_margin < ours.hit.signals.background_margin - 0.2
 
 
+def test_a_work_term_the_handbook_does_not_offer_is_escalated(index: PolicyIndex) -> None:
+    # Taxes says contractors are not employees, but nothing about insurance: a lead answers that
+    benefits = index.answer("do contractors here get dental insurance")
+    taxes = index.answer("do you take taxes out of my payouts")
+    assert taxes.confident and taxes.hit is not None and taxes.hit.section_id == "pay-and-hours#taxes"
+    assert benefits.hit is not None and benefits.hit.signals is not None and taxes.hit.signals is not None
+    assert not benefits.confident
+    assert benefits.hit.signals.background_margin < taxes.hit.signals.background_margin - 0.2
+
+
 def test_top_mean_is_the_mean_of_a_documents_best_units() -> None:
     units = DenseUnits(
         matrix=np.eye(6, dtype=np.float32),
@@ -201,7 +211,7 @@ def test_top_mean_is_the_mean_of_a_documents_best_units() -> None:
     [
         (
             "my friend got hired but has only done 4 hours, when do i get the bonus?",
-            "10 billable hours",
+            "after they reach 10 hours",
             "referral-bonus",
         ),
         ("is there a cap on how many people i can bring in?", "no limit", "referral-bonus"),

@@ -298,7 +298,7 @@ def excerpt_text(
 
 
 #: Bonus per query stem a sentence contains, added to its similarity when choosing the excerpt.
-EXCERPT_LEXICAL_BONUS = 0.1
+EXCERPT_LEXICAL_BONUS = 0.05
 
 
 def _semantic_excerpt(

@@ -72,10 +72,10 @@ OFF_TOPIC_COVERAGE = 0.3
 
 #: Hybrid confidence: bias and weights of :meth:`HybridSignals.vector`, fitted on the development
 #: sets by ``python -m bench.policy_calibrate``.
-HYBRID_WEIGHTS = (-3.22, 3.43, 1.51, 4.05, 3.37)
-#: Hybrid answers are given from this confidence up: ``bench.policy_calibrate --off-topic 0.99``
-#: (0.69 at 0.97 answers the same on-topic development questions and lets one more off-topic through).
-HYBRID_THRESHOLD = 0.71
+HYBRID_WEIGHTS = (-3.19, 3.12, 1.65, 5.0, 3.25)
+#: Hybrid answers are given from this confidence up: ``bench.policy_calibrate --off-topic 0.93``, the
+#: knee of the trade-off on the development sets (BENCHMARKS.md, "Policy answers, round 3").
+HYBRID_THRESHOLD = 0.68
 #: An escalated hybrid question is flagged off-topic when its best dense similarity is below this
 #: (and its lexical coverage below OFF_TOPIC_COVERAGE).
 OFF_TOPIC_DENSE = 0.3
