@@ -28,8 +28,8 @@ one card, 1 and 3 processes, 2 shared cores): with the hold-back the ack p99 was
 the 250 ms target in 9 of 12 runs), without it (CLICK_HOLD=0) 191-1,167 ms (over in 11 of 12),
 while the time to each clicker's answer was the same either way (the decisions need the same CPU,
 and holding them back does not delay the last one). Measured again once clicks on one task were
-decided in batches (jobs/tasks.py), at loads of 16-26: ack p99 369-961 ms with it, 0.9-2.5 s
-without, the answers no sooner without it.
+decided in batches (jobs/tasks.py), on and off in the same rounds at loads of 16-26: ack p99
+369-961 ms with it, 0.9-2.5 s without, and the answers no sooner without it.
 """
 
 from __future__ import annotations
