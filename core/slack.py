@@ -188,7 +188,7 @@ class ResponseUrls:
                 conn.request("POST", path, body, headers)
                 response = conn.getresponse()
                 response.read()
-            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected):
+            except (ConnectionResetError, BrokenPipeError, http.client.RemoteDisconnected, ssl.SSLEOFError):
                 conn.close()
                 if reused:
                     continue  # the server had closed it while it waited: nothing was answered

@@ -29,7 +29,7 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
         server: _Server = self.server  # type: ignore[assignment]
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
         with server.lock:
-            server.posts.append((id(self.connection), body))
+            server.posts.append((self.client_address[1], body))  # the client port: one per connection
         self.send_response(200)
         self.send_header("Content-Length", "2")
         self.end_headers()
