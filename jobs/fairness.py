@@ -19,15 +19,17 @@ that is at most twice the share (the end of one minute and the start of the next
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import case, literal
+from sqlalchemy import bindparam, case
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import ReturningInsert
 
 from core.combiner import Combiner
 from db.models import MemberWindow
@@ -64,33 +66,51 @@ class MemberLimit:
         return _counts.submit((id(self.services), self.kind), (self, user_id))
 
 
-def _count(key: Hashable, requests: Sequence[tuple[MemberLimit, str]]) -> list[Refusal | None]:
-    """Count requests of one kind: one upsert, a row per member."""
-    limit = requests[0][0]
-    now = limit.services.clock.now()
-    db = limit.services.db
-    asked = Counter(user_id for _, user_id in requests)
-    insert = postgresql.insert if db.dialect == "postgresql" else sqlite.insert
+@functools.lru_cache(maxsize=64)
+def _upsert(dialect: str, members: int) -> ReturningInsert[Any]:
+    """The counting upsert for `members` rows, built once per size (building it costs more than running it)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    started = bindparam("now", type_=UTCDateTime())
     new = insert(_windows).values(
-        [{"user_id": u, "kind": limit.kind, "started_at": now, "count": n} for u, n in asked.items()]
+        [
+            {
+                "user_id": bindparam(f"user_{i}"),
+                "kind": bindparam("kind"),
+                "started_at": started,
+                "count": bindparam(f"count_{i}"),
+            }
+            for i in range(members)
+        ]
     )
     # Both SET expressions read the row as it was: still in its minute, or a new minute begins.
-    ongoing = _windows.c.started_at > literal(now - WINDOW, UTCDateTime())
-    counted = new.on_conflict_do_update(
+    ongoing = _windows.c.started_at > bindparam("since", type_=UTCDateTime())
+    return new.on_conflict_do_update(
         index_elements=[_windows.c.user_id, _windows.c.kind],
         set_={
             "started_at": case((ongoing, _windows.c.started_at), else_=new.excluded.started_at),
             "count": case((ongoing, _windows.c.count + new.excluded["count"]), else_=new.excluded["count"]),
         },
     ).returning(_windows.c.user_id, _windows.c.started_at, _windows.c.count)
+
+
+def _count(key: Hashable, requests: Sequence[tuple[MemberLimit, str]]) -> list[Refusal | None]:
+    """Count requests of one kind: one upsert, a row per member."""
+    limit = requests[0][0]
+    now = limit.services.clock.now()
+    db = limit.services.db
+    asked = Counter(user_id for _, user_id in requests)
+    params: dict[str, object] = {"kind": limit.kind, "now": now, "since": now - WINDOW}
+    for i, (user_id, n) in enumerate(asked.items()):
+        params[f"user_{i}"], params[f"count_{i}"] = user_id, n
+    counted = _upsert(db.dialect, len(asked))
     try:
         if db.dialect == "postgresql":
             # One statement needs no transaction around it: autocommit spares BEGIN and COMMIT.
             with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                rows = conn.execute(counted).all()
+                rows = conn.execute(counted, params).all()
         else:
             with db.write() as session:  # SQLite: through the process's writer queue
-                rows = list(session.execute(counted).all())
+                rows = list(session.execute(counted, params).all())
     except Exception:
         log.exception("could not count %d requests; letting them through", len(requests))
         return [None] * len(requests)
