@@ -5,7 +5,8 @@ Run from the repo root::
     .venv/bin/python -m bench.policy_synonyms > /tmp/kept.txt
 
 On the development sets (``tests/policy_eval.yaml``, all keys, ``tests/policy_blind_eval.yaml``,
-``tests/policy_blind2_eval.yaml`` and ``tests/policy_blind3_eval.yaml``; never the blind set
+``tests/policy_blind2_eval.yaml``, ``tests/policy_blind3_eval.yaml`` and ``tests/policy_dev4_eval.yaml``;
+never the blind set
 ``policy_blind4_eval.yaml``), a question's outcome is
 right or wrong as in :mod:`bench.policy_accuracy`.
 Phrases are tried one at a time, greedily: a phrase that matches no development question and no
@@ -32,6 +33,7 @@ DEV_SETS = (
     (ROOT / "tests" / "policy_blind_eval.yaml", ("questions",)),
     (ROOT / "tests" / "policy_blind2_eval.yaml", ("questions",)),
     (ROOT / "tests" / "policy_blind3_eval.yaml", ("questions",)),
+    (ROOT / "tests" / "policy_dev4_eval.yaml", ("questions",)),
 )
 
 
