@@ -30,6 +30,8 @@ from sandbox.fake_slack import FakeSlack
 from sandbox.harness import BotHarness
 
 ROOT = Path(__file__).resolve().parents[1]
+#: A loaded test machine may take longer than a bot's 20 s to start an encoder.
+START_TIMEOUT_S = 120.0
 TEXTS = [
     "when is payday?",
     "Can I use ChatGPT to draft a contract summary?",
@@ -81,6 +83,10 @@ def cache_dir(model_dir: Path, tmp_path: Path) -> Iterator[Path]:
     _stop(directory)
 
 
+def _client(cache_dir: Path, idle_exit_s: float = 600.0) -> SharedEncoder:
+    return SharedEncoder(cache_dir, idle_exit_s=idle_exit_s, start_timeout_s=START_TIMEOUT_S)
+
+
 def _serves_lines(cache_dir: Path) -> list[str]:
     log = encoder_paths(cache_dir).log
     return [line for line in log.read_text().splitlines() if " serves " in line] if log.exists() else []
@@ -89,7 +95,7 @@ def _serves_lines(cache_dir: Path) -> list[str]:
 def test_two_clients_share_one_encoder_and_get_the_in_process_vectors(
     cache_dir: Path, in_process: Encoder
 ) -> None:
-    first, second = SharedEncoder(cache_dir), SharedEncoder(cache_dir)
+    first, second = _client(cache_dir), _client(cache_dir)
     expected = in_process.encode(TEXTS)
     one, two = first.encode(TEXTS), second.encode(TEXTS[:2])
     assert one.dtype == np.float32 and one.shape == (len(TEXTS), 384)
@@ -104,7 +110,7 @@ _CLIENT = """
 import sys
 from pathlib import Path
 from domain.policy.shared_encoder import SharedEncoder, running_pid
-vector = SharedEncoder(Path(sys.argv[1])).encode(["when is payday?"])[0]
+vector = SharedEncoder(Path(sys.argv[1]), start_timeout_s=120).encode(["when is payday?"])[0]
 print(running_pid(Path(sys.argv[1])), vector[:4].tobytes().hex())
 """
 
@@ -124,7 +130,7 @@ def test_clients_asking_at_once_start_the_encoder_exactly_once(cache_dir: Path) 
 
 
 def test_a_killed_encoder_is_started_again_by_the_next_question(cache_dir: Path, in_process: Encoder) -> None:
-    client = SharedEncoder(cache_dir)
+    client = _client(cache_dir)
     client.encode(TEXTS[:1])
     killed = running_pid(cache_dir)
     assert killed is not None
@@ -140,7 +146,7 @@ def test_a_killed_encoder_is_started_again_by_the_next_question(cache_dir: Path,
 
 
 def test_the_encoder_exits_when_idle_and_the_next_question_starts_it(cache_dir: Path) -> None:
-    client = SharedEncoder(cache_dir, idle_exit_s=1.0)
+    client = _client(cache_dir, idle_exit_s=1.0)
     client.encode(TEXTS[:1])
     pid = running_pid(cache_dir)
     assert pid is not None
@@ -219,6 +225,9 @@ def test_bot_processes_share_the_encoder_and_never_load_the_model(
             fake.wait_for(
                 "response_url", timeout=60, predicate=lambda c, url=url: c.params.get("_url") == url
             )
+        _wait(
+            lambda: running_pid(cache_dir) is not None, "the encoder to listen"
+        )  # slow to start when loaded
         encoder = running_pid(cache_dir)
         assert encoder is not None and len(_serves_lines(cache_dir)) == 1
         assert "onnxruntime" in _maps(encoder)
@@ -234,7 +243,7 @@ def test_bot_processes_share_the_encoder_and_never_load_the_model(
 def test_the_encoder_listens_where_the_bot_that_started_it_connects(cache_dir: Path, tmp_path: Path) -> None:
     """A bot started before an upgrade fingerprints the old code: the encoder it starts from the new
     code on disk must still listen on the socket that bot connects to."""
-    client = SharedEncoder(cache_dir)
+    client = _client(cache_dir)
     older = Path(tempfile.gettempdir()) / f"crewcall-test-{os.getpid()}.sock"
     client.paths = replace(client.paths, socket=older, pid=tmp_path / "older.pid")
     try:
