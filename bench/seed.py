@@ -177,6 +177,8 @@ class Rows:
                 referee, status, 25_000, created, hired or created, LEAD, hired,
                 hired if status in ("eligible", "paid") else None, hired if status == "paid" else None,
             ))  # fmt: skip
+        # The catalogue: migration 0010 fills it from the skills in use, but here they come after it.
+        self.skill: list[tuple[Any, ...]] = [(slug, slug.capitalize(), LEAD, first) for slug in SKILLS]
         self.optin: list[tuple[Any, ...]] = [
             (m, first) for m in rnd.sample(members, min(len(members), n_members // 10))
         ]
@@ -185,6 +187,7 @@ class Rows:
 TABLES: dict[str, Sequence[str]] = {
     "member": ("user_id", "name", "real_name", "tz", "is_lead", "profile_refreshed_at", "created_at"),
     "member_skill": ("user_id", "skill"),
+    "skill": ("slug", "name", "created_by", "created_at"),
     "task": (
         "id",
         "title",
@@ -321,6 +324,7 @@ def seed(url: str, args: argparse.Namespace, out: Any = sys.stdout) -> None:
     sources: dict[str, list[tuple[Any, ...]]] = {
         "member": rows.member,
         "member_skill": rows.member_skill,
+        "skill": rows.skill,
         "task": rows.task,
         "assignment": rows.assignment,
         "time_entry": rows.time_entry,
