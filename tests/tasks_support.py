@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+from collections.abc import Callable
 
 from sqlmodel import col, select
 
 from db.models import Assignment, Task
+from sandbox.driver import SlackDriver
 from sandbox.fake_slack import Call
 from sandbox.harness import BotHarness
 
@@ -69,3 +72,43 @@ def task_row(bot: BotHarness, task_id: int) -> Task:
         task = session.get(Task, task_id)
         assert task is not None
         return task
+
+
+def claim_click(
+    driver: SlackDriver, user: str, task_id: int, ts: str, card: dict[str, object], response_url: str
+) -> Callable[[], object]:
+    """`user`'s click on Claim on the task's card, to be sent later (a storm's threads send them
+    at once); it returns the HTTP status of the acknowledgement."""
+    return lambda: (
+        driver.click(
+            user,
+            "task_claim",
+            str(task_id),
+            channel_id=TASKS,
+            message_ts=ts,
+            message=card,
+            response_url=response_url,
+        ).status
+    )
+
+
+def all_at_once(actions: list[Callable[[], object]]) -> list[object]:
+    """Run every action on its own thread, released together; return their results in order."""
+    barrier = threading.Barrier(len(actions))
+    results: list[object] = [None] * len(actions)
+    errors: list[BaseException] = []
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = actions[i]()
+        except BaseException as e:  # surfaced below, with the others
+            errors.append(e)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors[:3]
+    return results

@@ -7,9 +7,7 @@ goes out exactly once."""
 from __future__ import annotations
 
 import re
-import threading
 from collections import Counter
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
@@ -31,8 +29,8 @@ from sandbox.cluster import Cluster
 from sandbox.driver import SlackDriver
 from sandbox.fake_slack import FakeSlack
 from tests.announce_helpers import deliveries, wait_status, wait_until
+from tests.tasks_support import TASKS, all_at_once, claim_click
 
-TASKS = "C0TASKS"
 TAKEOVER_BOUND_S = 30.0
 
 
@@ -42,22 +40,6 @@ def ask(fake: FakeSlack, driver: SlackDriver, user: str, command: str, text: str
     assert driver.command(user, command, text, response_url=url).status == 200
     (reply,) = fake.wait_for("response_url", timeout=20, predicate=lambda c: c.params["_url"] == url)
     return str(reply.params.get("text", ""))
-
-
-def all_at_once(actions: list[Callable[[], object]]) -> list[object]:
-    barrier = threading.Barrier(len(actions))
-    results: list[object] = [None] * len(actions)
-
-    def run(i: int) -> None:
-        barrier.wait()
-        results[i] = actions[i]()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return results
 
 
 def test_a_claim_storm_spread_over_three_processes_has_exactly_as_many_winners_as_slots(
@@ -84,21 +66,8 @@ def test_a_claim_storm_spread_over_three_processes_has_exactly_as_many_winners_a
         card = fake.find_message(TASKS, ts)
         urls = [fake.new_response_url() for _ in users]
 
-        def clicker(i: int) -> Callable[[], object]:
-            driver = cluster.driver(i)  # round-robin over the three processes
-            return lambda: (
-                driver.click(
-                    users[i],
-                    "task_claim",
-                    str(task_id),
-                    channel_id=TASKS,
-                    message_ts=ts,
-                    message=card,
-                    response_url=urls[i],
-                ).status
-            )
-
-        assert all_at_once([clicker(i) for i in range(len(users))]) == [200] * len(users)
+        clicks = [claim_click(cluster.driver(i), u, task_id, ts, card, urls[i]) for i, u in enumerate(users)]
+        assert all_at_once(clicks) == [200] * len(users)
         wanted = set(urls)
         replies = fake.wait_for(
             "response_url", count=len(users), timeout=60, predicate=lambda c: c.params["_url"] in wanted

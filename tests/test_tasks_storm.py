@@ -4,36 +4,13 @@ a slot is never given twice, and a member clicking several cards at once never p
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable
 
 from sqlmodel import col, func, select
 
 from db.models import Assignment, Task
 from sandbox.harness import BotHarness
-from tests.tasks_support import TASKS, make_lead, post, wait_card
-
-
-def all_at_once(actions: list[Callable[[], object]]) -> list[object]:
-    """Run every action on its own thread, released together; return their results in order."""
-    barrier = threading.Barrier(len(actions))
-    results: list[object] = [None] * len(actions)
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        barrier.wait()
-        try:
-            results[i] = actions[i]()
-        except BaseException as e:  # surfaced below, with the others
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(actions))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors, errors[:3]
-    return results
+from tests.tasks_support import TASKS, all_at_once, claim_click, make_lead, post, wait_card
 
 
 def test_two_hundred_contractors_click_claim_on_a_five_slot_task(bot: BotHarness) -> None:
@@ -45,20 +22,7 @@ def test_two_hundred_contractors_click_claim_on_a_five_slot_task(bot: BotHarness
     driver = bot.driver
     urls = [bot.fake.new_response_url() for _ in users]
 
-    def clicker(i: int) -> Callable[[], object]:
-        return lambda: (
-            driver.click(
-                users[i],
-                "task_claim",
-                str(task_id),
-                channel_id=TASKS,
-                message_ts=ts,
-                message=card,
-                response_url=urls[i],
-            ).status
-        )
-
-    statuses = all_at_once([clicker(i) for i in range(len(users))])
+    statuses = all_at_once([claim_click(driver, u, task_id, ts, card, urls[i]) for i, u in enumerate(users)])
     assert statuses == [200] * len(users)
     wanted = set(urls)
     replies = bot.fake.wait_for(
