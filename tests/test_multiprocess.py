@@ -95,6 +95,10 @@ def test_a_claim_storm_spread_over_three_processes_has_exactly_as_many_winners_a
 
 REMINDED = 90  # members whose reminders fall due within a few seconds
 SHIFTS = 9  # ... on this many shifts, one starting a second after the other
+# The reminders are written before the processes start (each registers them at start-up), so they
+# must fall due after the slowest start of three processes on a loaded machine: otherwise the
+# leader sends them all in one burst before the test looks, and the window it kills in is gone.
+REMINDERS_DUE_IN = timedelta(seconds=40)
 RECIPIENTS = 90  # workspace members the announcement goes to (besides the reminded ones and UADMIN)
 
 
@@ -184,7 +188,7 @@ def test_the_scheduling_leader_killed_mid_reminders_and_mid_fanout_is_replaced_a
     fake: FakeSlack,
 ) -> None:
     url = templates.postgresql()
-    reminded = _seed_reminders(url, fake, due_in=timedelta(seconds=12))
+    reminded = _seed_reminders(url, fake, due_in=REMINDERS_DUE_IN)
     ledgers = Ledgers(url)
     others = [u["id"] for u in fake.add_users(RECIPIENTS, prefix="UA")]
     # Each Web API call spends a moment in "Slack": at a kill, requests under way still land,
@@ -194,6 +198,7 @@ def test_the_scheduling_leader_killed_mid_reminders_and_mid_fanout_is_replaced_a
     with Cluster(fake, url, processes=3, env=env) as cluster:
         # 1. The reminder window: killed once a third has gone out, while more are under way.
         leader, _ = cluster.wait_leader()
+        assert len(_reminders_sent(fake)) < REMINDED // 3, "the cluster started after the window"
         wait_until(
             lambda: len(_reminders_sent(fake)) >= REMINDED // 3 and ledgers.under_way(ShiftReminder),
             timeout=60,
