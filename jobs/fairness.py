@@ -71,17 +71,18 @@ def _upsert(dialect: str, members: int) -> ReturningInsert[Any]:
     """The counting upsert for `members` rows, built once per size (building it costs more than running it)."""
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     started = bindparam("now", type_=UTCDateTime())
-    new = insert(_windows).values(
-        [
-            {
-                "user_id": bindparam(f"user_{i}"),
-                "kind": bindparam("kind"),
-                "started_at": started,
-                "count": bindparam(f"count_{i}"),
-            }
-            for i in range(members)
-        ]
-    )
+    rows = [
+        {
+            "user_id": bindparam(f"user_{i}"),
+            "kind": bindparam("kind"),
+            "started_at": started,
+            "count": bindparam(f"count_{i}"),
+        }
+        for i in range(members)
+    ]
+    # One member (most requests) as a single-row VALUES: SQLAlchemy caches its compiled SQL, while
+    # a multi-row VALUES has no cache key and is compiled again on every execution.
+    new = insert(_windows).values(rows[0] if members == 1 else rows)
     # Both SET expressions read the row as it was: still in its minute, or a new minute begins.
     ongoing = _windows.c.started_at > bindparam("since", type_=UTCDateTime())
     return new.on_conflict_do_update(
