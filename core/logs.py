@@ -70,6 +70,8 @@ def configure(level: str, secrets: Iterable[str], log_format: str = "text") -> N
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter(log_format))
     handler.addFilter(RedactSecrets(secrets))
+    # A library may set its own logger to DEBUG when imported (bm25s does), after this runs.
+    handler.setLevel(level)
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -335,6 +335,18 @@ def test_a_secret_in_an_exception_never_reaches_a_json_line(
     assert f"ValueError: uncaught, carrying {logs.REDACTED}" in uncaught["exc"]
 
 
+def test_a_library_that_sets_its_own_logger_to_debug_prints_nothing_below_the_level(
+    capsys: pytest.CaptureFixture[str], logging_restored: None
+) -> None:
+    logs.configure("INFO", [])
+    chatty = logging.getLogger("crewcall.test.chatty")
+    chatty.setLevel(logging.DEBUG)  # what bm25s does to its logger when it is imported
+    chatty.debug("building the index")
+    chatty.info("built")
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].endswith("INFO crewcall.test.chatty: built")
+
+
 def test_text_logs_stay_the_default(capsys: pytest.CaptureFixture[str], logging_restored: None) -> None:
     logs.configure("INFO", [])
     logging.getLogger("crewcall.test").info("hello")
