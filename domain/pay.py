@@ -192,6 +192,14 @@ def cap_status(session: Session, user_id: str, now: datetime, default_hours: Dec
     return CapStatus(user_id, tz, monday_of(now, tz), clocked, cap_of(session, user_id, default_hours))
 
 
+def week_cap_status(
+    session: Session, week: hours.Week, tz: str, now: datetime, default_hours: Decimal
+) -> CapStatus:
+    """`cap_status` from the member's week already read in `tz`, their zone (their Home shows both)."""
+    cap = cap_of(session, week.user_id, default_hours)
+    return CapStatus(week.user_id, tz, monday_of(now, tz), week.clocked_seconds(now), cap)
+
+
 def clock_in(
     session: Session, by: Actor, task_id: int | None, now: datetime, source: str, default_hours: Decimal
 ) -> tuple[Entry, CapStatus]:
