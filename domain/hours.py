@@ -633,25 +633,25 @@ def task_time(session: Session, user_id: str, task_id: int) -> TaskTime:
     return task_times(session, [(user_id, task_id)])[(user_id, task_id)]
 
 
+_TASK_TIMES = select_columns(  # built once: a lead's every Home runs it
+    col(TimeEntry.user_id),
+    col(TimeEntry.task_id),
+    col(TimeEntry.started_at),
+    col(TimeEntry.ended_at),
+    col(TimeEntry.flagged),
+).where(  # members and tasks as two lists, not row values: SQLite walks the member index only so
+    col(TimeEntry.user_id).in_(bindparam("members", expanding=True)),
+    col(TimeEntry.task_id).in_(bindparam("tasks", expanding=True)),
+)
+
+
 def task_times(session: Session, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], TaskTime]:
     """Each (member, task)'s time, in one query (a lead's review queue shows a page of them)."""
     seconds = dict.fromkeys(pairs, 0.0)
     entries = dict.fromkeys(pairs, 0)
     if pairs:
-        rows = session.execute(
-            select_columns(
-                col(TimeEntry.user_id),
-                col(TimeEntry.task_id),
-                col(TimeEntry.started_at),
-                col(TimeEntry.ended_at),
-                col(TimeEntry.flagged),
-            )
-            # Members and tasks as two lists, not row values: SQLite walks the member index only so.
-            .where(
-                col(TimeEntry.user_id).in_({user_id for user_id, _ in pairs}),
-                col(TimeEntry.task_id).in_({task_id for _, task_id in pairs}),
-            )
-        )
+        members, tasks = list({user_id for user_id, _ in pairs}), list({task_id for _, task_id in pairs})
+        rows = session.execute(_TASK_TIMES, {"members": members, "tasks": tasks})
         for user_id, task_id, started, ended, flagged in rows:
             key = (user_id, task_id or 0)
             if key not in entries:
