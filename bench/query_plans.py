@@ -1,10 +1,12 @@
 """The query plans of the weekly hours report and of a lead's Home tab, on a seeded store.
 
-    .venv/bin/python -m bench.query_plans --database-url sqlite:///data/bench-30000.db
+    .venv/bin/python -m bench.query_plans --database-url sqlite:///data/bench-30000.db [--home]
 
 Runs the real domain functions (`domain.hours.report` for last week; for a lead's Home: their
 active assignments, the task counts, the review queue, and who is near their weekly cap), records the statements they send, and
 prints each with its plan: `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN ANALYZE` on PostgreSQL.
+With `--home`, instead: every statement of a whole Home tab, the lead's then the contractor's, as
+the bot renders it (its sections, against a fake Slack), each with its plan.
 """
 
 from __future__ import annotations
@@ -17,11 +19,15 @@ from typing import Any
 from sqlalchemy import event
 from sqlmodel import Session
 
-from bench.seed import LEAD
+from bench.seed import CONTRACTOR, LEAD
+from core.config import load_config
 from db.engine import Database
 from db.migrate import upgrade
 from domain import hours, pay
 from domain import tasks as rules
+from sandbox.fake_slack import FakeSlack
+from sandbox.harness import BOT_TOKEN, SIGNING_SECRET
+from server.app import create_app
 
 
 def recorded(db: Database, work: Any) -> list[tuple[str, Any]]:
@@ -66,7 +72,10 @@ def _depth(rows: Any, parent: int) -> int:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--database-url", required=True)
+    p.add_argument("--home", action="store_true", help="every statement of a lead's and a contractor's Home")
     args = p.parse_args()
+    if args.home:
+        return home_plans(args.database_url)
     db = Database(args.database_url)
     upgrade(db.engine)
     today = datetime.now(UTC).date()
@@ -98,6 +107,30 @@ def main() -> None:
             print("```sql\n" + " ".join(statement.split()) + "\n```")
             print("```\n" + explain(db, statement, parameters) + "\n```\n")
     db.dispose()
+
+
+def home_plans(url: str) -> None:
+    fake = FakeSlack().start()
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake.api_url,
+        "DATABASE_URL": url,
+        "LOG_LEVEL": "WARNING",
+    }
+    services = create_app(load_config(env=env, dotenv_path=None)).services
+    try:
+        for who in (LEAD, CONTRACTOR):
+            actor = services.directory.actor(who)
+            services.home.render(services, actor)  # the first render sums the near-cap week, once
+            print(f"## {who}'s Home ({services.db.dialect})\n")
+            statements = recorded(services.db, lambda _, actor=actor: services.home.render(services, actor))
+            for statement, parameters in statements:
+                print("```sql\n" + " ".join(statement.split())[:300] + "\n```")
+                print("```\n" + explain(services.db, statement, parameters) + "\n```\n")
+    finally:
+        services.db.dispose()
+        fake.stop()
 
 
 if __name__ == "__main__":

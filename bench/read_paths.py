@@ -5,7 +5,8 @@ ask for every day, and the lead's weekly report, on a seeded store, against a 50
         --database-url URL
     .venv/bin/python -m bench.seed --members 50 --tasks 167 --assignments 500 --entries 1667 --referrals 33 \\
         --database-url SMALL_URL
-    .venv/bin/python -m bench.read_paths --database-url URL --small-url SMALL_URL [--runs 200] [--reports 5]
+    .venv/bin/python -m bench.read_paths --database-url URL --small-url SMALL_URL [--runs 200] [--reports 5] \
+        [--only "Home publish"]
 
 Stores made by `bench.seed` (the bot migrates them at start-up, as in production). The real bot,
 `bot.py` in its own process (sandbox.bot_process), answers signed requests sent one at a time
@@ -21,6 +22,7 @@ from sending the request to the fake Slack receiving the answer. One line per fi
   Claim click (the "is yours" answer; each claim released again before the next, not timed),
   `/hours`, `/referrals`, a lead's and a contractor's Home publish (the `app_home_opened` event to
   `views.publish`): p50, p99, against the 50 ms target, and the ratio of the p99s (issue 18: ≤ 1.5).
+`--only TEXT` measures just the figures of the table whose name contains TEXT (no reports).
 """
 
 from __future__ import annotations
@@ -245,18 +247,23 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--reports", type=int, default=5)
     p.add_argument("--label", default="")
+    p.add_argument("--only", default="", help="just the table's figures whose name contains this")
     args = p.parse_args()
+
+    def chosen(bench: Bench) -> dict[str, Measure]:
+        return {name: m for name, m in requests_of(bench).items() if args.only in name}
 
     big = Bench(args.database_url)
     label = f"{args.label}{big.backend}".strip()
     try:
-        report_figures(big, label, args.reports, args.runs)
-        at_size = {name: big.runs(m, args.runs) for name, m in requests_of(big).items()}
+        if not args.only:
+            report_figures(big, label, args.reports, args.runs)
+        at_size = {name: big.runs(m, args.runs) for name, m in chosen(big).items()}
     finally:
         big.close()
     small = Bench(args.small_url)
     try:
-        at_small = {name: small.runs(m, args.runs) for name, m in requests_of(small).items()}
+        at_small = {name: small.runs(m, args.runs) for name, m in chosen(small).items()}
     finally:
         small.close()
     for name, values in at_size.items():

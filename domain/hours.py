@@ -27,10 +27,11 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
+from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import ColumnElement, case, func, update
+from sqlalchemy import ColumnElement, bindparam, case, func, update
 from sqlalchemy import select as select_columns
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
@@ -39,7 +40,8 @@ from core.authz import Actor
 from core.errors import UserError
 from core.money import pay_cents
 from db.models import Assignment, Member, Task, TimeEntry
-from db.statements import earlier_of, later_of, microseconds_between
+from db.statements import Instant, earlier_of, later_of, microseconds_between
+from db.types import UTCDateTime
 from domain import audit
 from domain.duties import separate_duties
 
@@ -393,21 +395,21 @@ def open_entries(session: Session) -> list[tuple[int, datetime]]:
 # ---- weeks ----------------------------------------------------------------------------------
 
 
-def _closed_within(start: datetime, end: datetime) -> tuple[ColumnElement[bool], ...]:
-    """Closed entries overlapping [start, end). The lower bound on `started_at` is exact (no entry
-    outlasts the 12-hour close) and lets the database read a range of the `started_at` index."""
+def _closed_within(start: Instant, end: Instant, earliest: Instant) -> tuple[ColumnElement[bool], ...]:
+    """Closed entries overlapping [start, end). The lower bound on `started_at`, `earliest` = start
+    - AUTO_CLOSE_AFTER, is exact (no entry outlasts the 12-hour close) and lets the database read a
+    range of the `started_at` index."""
     return (
         col(TimeEntry.ended_at).is_not(None),
         col(TimeEntry.started_at) < end,
-        col(TimeEntry.started_at) >= start - AUTO_CLOSE_AFTER,
+        col(TimeEntry.started_at) >= earliest,
         col(TimeEntry.ended_at) > start,
     )
 
 
 def _counted_in(session: Session, user_id: str, start: datetime, end: datetime) -> list[TimeEntry]:
-    return list(
-        session.exec(select(TimeEntry).where(TimeEntry.user_id == user_id, *_closed_within(start, end)))
-    )
+    within = _closed_within(start, end, start - AUTO_CLOSE_AFTER)
+    return list(session.exec(select(TimeEntry).where(TimeEntry.user_id == user_id, *within)))
 
 
 def closed_entries(session: Session, user_id: str, start: datetime, end: datetime) -> list[TimeEntry]:
@@ -483,6 +485,12 @@ class Week:
     def over_limit(self) -> bool:
         return self.seconds > WEEKLY_LIMIT.total_seconds()
 
+    def clocked_seconds(self, now: datetime) -> float:
+        """What `clocked_seconds` counts, from the week as read: closed time, flagged or not, and the
+        running clock-in up to `now`."""
+        closed = sum(line.seconds + line.flagged_seconds for line in self.lines)
+        return closed + running_seconds(self.open, self.start, self.end, now)
+
 
 @dataclass(frozen=True)
 class _Sum:
@@ -497,49 +505,9 @@ def _sums(session: Session, start: datetime, end: datetime, user_id: str | None 
     database (each entry clipped to the period, in microseconds), with the member's name and the
     task's title and rate joined in: one query; ordered here by member then task, no task last
     (the database needn't sort, and SQLite and PostgreSQL place NULL differently)."""
-    dialect = session.get_bind().dialect.name
-    clipped = microseconds_between(
-        dialect,
-        later_of(dialect, col(TimeEntry.started_at), start),
-        earlier_of(dialect, col(TimeEntry.ended_at), end),
-    )
-    # Each counted entry's pay, exactly as `core.money.pay_cents` rounds it (half-up to the cent, per
-    # entry, on the entry's whole seconds in the period): floor((2 × seconds × rate + 3600) / 7200),
-    # in integer arithmetic (`//` is integer division on both dialects); no rate pays nothing.
-    rate = func.coalesce(col(Task.rate_cents), 0)
-    pay = (2 * (clipped // 1_000_000) * rate + 3600) // 7200
-    flagged = col(TimeEntry.flagged)
-    where = _closed_within(start, end) + ((col(TimeEntry.user_id) == user_id,) if user_id else ())
-    sums = (
-        select(  # type: ignore[call-overload]
-            col(TimeEntry.user_id).label("user_id"),
-            col(TimeEntry.task_id).label("task_id"),
-            func.sum(case((flagged, 0), else_=clipped)).label("counted_us"),
-            func.sum(case((flagged, clipped), else_=0)).label("flagged_us"),
-            func.sum(case((flagged, 0), else_=pay)).label("cents"),
-        )
-        .select_from(TimeEntry)
-        .join(Task, col(Task.id) == col(TimeEntry.task_id), isouter=True)
-        .where(*where)
-        .group_by(col(TimeEntry.user_id), col(TimeEntry.task_id))
-        .subquery()
-    )
-    query = (
-        select(  # type: ignore[call-overload]
-            sums.c.user_id,
-            Member.name,
-            Member.real_name,
-            sums.c.task_id,
-            Task.title,
-            Task.rate_cents,
-            sums.c.counted_us,
-            sums.c.flagged_us,
-            sums.c.cents,
-        )
-        .join(Member, col(Member.user_id) == sums.c.user_id, isouter=True)
-        .join(Task, col(Task.id) == sums.c.task_id, isouter=True)
-    )
-    rows = session.connection().execute(query).all()  # plain rows, fetched at once (not a fetchone per row)
+    query = _sums_query(session.get_bind().dialect.name, user_id is not None)
+    params = {"start": start, "end": end, "earliest": start - AUTO_CLOSE_AFTER, "user_id": user_id}
+    rows = session.connection().execute(query, params).all()  # plain rows, at once (not a fetchone per row)
     found = [
         _Sum(
             uid,
@@ -558,6 +526,55 @@ def _sums(session: Session, start: datetime, end: datetime, user_id: str | None 
     ]
     found.sort(key=lambda s: (s.user_id, s.line.task_id is None, s.line.task_id or 0))
     return found
+
+
+@cache
+def _sums_query(dialect: str, one_member: bool) -> Any:
+    """`_sums`' statement, built once per dialect (building it took longer than running it for one
+    member's week, on every Home), its period and member bound at each run."""
+    start, end = bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime())
+    clipped = microseconds_between(
+        dialect,
+        later_of(dialect, col(TimeEntry.started_at), start),
+        earlier_of(dialect, col(TimeEntry.ended_at), end),
+    )
+    # Each counted entry's pay, exactly as `core.money.pay_cents` rounds it (half-up to the cent, per
+    # entry, on the entry's whole seconds in the period): floor((2 × seconds × rate + 3600) / 7200),
+    # in integer arithmetic (`//` is integer division on both dialects); no rate pays nothing.
+    rate = func.coalesce(col(Task.rate_cents), 0)
+    pay = (2 * (clipped // 1_000_000) * rate + 3600) // 7200
+    flagged = col(TimeEntry.flagged)
+    where = _closed_within(start, end, bindparam("earliest", type_=UTCDateTime()))
+    where += (col(TimeEntry.user_id) == bindparam("user_id"),) if one_member else ()
+    sums = (
+        select(  # type: ignore[call-overload]
+            col(TimeEntry.user_id).label("user_id"),
+            col(TimeEntry.task_id).label("task_id"),
+            func.sum(case((flagged, 0), else_=clipped)).label("counted_us"),
+            func.sum(case((flagged, clipped), else_=0)).label("flagged_us"),
+            func.sum(case((flagged, 0), else_=pay)).label("cents"),
+        )
+        .select_from(TimeEntry)
+        .join(Task, col(Task.id) == col(TimeEntry.task_id), isouter=True)
+        .where(*where)
+        .group_by(col(TimeEntry.user_id), col(TimeEntry.task_id))
+        .subquery()
+    )
+    return (
+        select(  # type: ignore[call-overload]
+            sums.c.user_id,
+            Member.name,
+            Member.real_name,
+            sums.c.task_id,
+            Task.title,
+            Task.rate_cents,
+            sums.c.counted_us,
+            sums.c.flagged_us,
+            sums.c.cents,
+        )
+        .join(Member, col(Member.user_id) == sums.c.user_id, isouter=True)
+        .join(Task, col(Task.id) == sums.c.task_id, isouter=True)
+    )
 
 
 def week(session: Session, user_id: str, tz: str, now: datetime) -> Week:
@@ -616,25 +633,25 @@ def task_time(session: Session, user_id: str, task_id: int) -> TaskTime:
     return task_times(session, [(user_id, task_id)])[(user_id, task_id)]
 
 
+_TASK_TIMES = select_columns(  # built once: a lead's every Home runs it
+    col(TimeEntry.user_id),
+    col(TimeEntry.task_id),
+    col(TimeEntry.started_at),
+    col(TimeEntry.ended_at),
+    col(TimeEntry.flagged),
+).where(  # members and tasks as two lists, not row values: SQLite walks the member index only so
+    col(TimeEntry.user_id).in_(bindparam("members", expanding=True)),
+    col(TimeEntry.task_id).in_(bindparam("tasks", expanding=True)),
+)
+
+
 def task_times(session: Session, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], TaskTime]:
     """Each (member, task)'s time, in one query (a lead's review queue shows a page of them)."""
     seconds = dict.fromkeys(pairs, 0.0)
     entries = dict.fromkeys(pairs, 0)
     if pairs:
-        rows = session.execute(
-            select_columns(
-                col(TimeEntry.user_id),
-                col(TimeEntry.task_id),
-                col(TimeEntry.started_at),
-                col(TimeEntry.ended_at),
-                col(TimeEntry.flagged),
-            )
-            # Members and tasks as two lists, not row values: SQLite walks the member index only so.
-            .where(
-                col(TimeEntry.user_id).in_({user_id for user_id, _ in pairs}),
-                col(TimeEntry.task_id).in_({task_id for _, task_id in pairs}),
-            )
-        )
+        members, tasks = list({user_id for user_id, _ in pairs}), list({task_id for _, task_id in pairs})
+        rows = session.execute(_TASK_TIMES, {"members": members, "tasks": tasks})
         for user_id, task_id, started, ended, flagged in rows:
             key = (user_id, task_id or 0)
             if key not in entries:
@@ -649,10 +666,14 @@ def clocked_seconds(session: Session, user_id: str, start: datetime, end: dateti
     """Every second the member was clocked in within [start, end), flagged or not, the running
     clock-in up to `now` included: what a weekly cap limits."""
     total = sum(overlap(e, start, end) for e in _counted_in(session, user_id, start, end))
-    current = open_entry(session, user_id)
-    if current is not None:
-        total += max(0.0, (min(now, end) - max(current.started_at, start)).total_seconds())
-    return total
+    return total + running_seconds(open_entry(session, user_id), start, end, now)
+
+
+def running_seconds(current: Entry | None, start: datetime, end: datetime, now: datetime) -> float:
+    """The running clock-in's seconds within [start, end), up to `now` (none without one)."""
+    if current is None:
+        return 0.0
+    return max(0.0, (min(now, end) - max(current.started_at, start)).total_seconds())
 
 
 # ---- approval -------------------------------------------------------------------------------

@@ -31,10 +31,11 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, func, literal, update
+from sqlalchemy import bindparam, case, func, literal, update
 from sqlmodel import Session, col, select
 
 from core.authz import Actor
@@ -192,6 +193,14 @@ def cap_status(session: Session, user_id: str, now: datetime, default_hours: Dec
     return CapStatus(user_id, tz, monday_of(now, tz), clocked, cap_of(session, user_id, default_hours))
 
 
+def week_cap_status(
+    session: Session, week: hours.Week, tz: str, now: datetime, default_hours: Decimal
+) -> CapStatus:
+    """`cap_status` from the member's week already read in `tz`, their zone (their Home shows both)."""
+    cap = cap_of(session, week.user_id, default_hours)
+    return CapStatus(week.user_id, tz, monday_of(now, tz), week.clocked_seconds(now), cap)
+
+
 def clock_in(
     session: Session, by: Actor, task_id: int | None, now: datetime, source: str, default_hours: Decimal
 ) -> tuple[Entry, CapStatus]:
@@ -295,7 +304,9 @@ class NearCap:
     def __init__(self, read: Callable[[], AbstractContextManager[Session]]) -> None:
         self._read = read
         self._lock = threading.Lock()
-        self._closed: dict[str, int] = {}  # microseconds per member in their week, closed by `_taken_at`
+        self._closed: dict[
+            str, int
+        ] = {}  # microseconds per member in their week, closed by `_taken_at`, most first
         self._taken_at: datetime | None = None
         self._weeks: dict[str, tuple[datetime, datetime]] = {}
         self._summing = False
@@ -319,7 +330,11 @@ class NearCap:
         }
         default = default_minutes(default_hours)
         lowest_us = min([default, *own.values()]) * 60_000_000 * NOTICE_AT
-        clocked = {u: us / 1_000_000 for u, us in closed.items() if us >= lowest_us}
+        clocked: dict[str, float] = {}
+        for user_id, us in closed.items():  # most first (`_sum`)
+            if us < lowest_us:
+                break
+            clocked[user_id] = us / 1_000_000
         for user_id, us in since.items():
             clocked[user_id] = (closed.get(user_id, 0) + us) / 1_000_000
         running = session.exec(
@@ -348,7 +363,9 @@ class NearCap:
         self, session: Session, now: datetime
     ) -> tuple[dict[str, tuple[datetime, datetime]], dict[str, int]]:
         weeks = {tz: hours.week_bounds(now, tz) for tz in _zones(session)}
-        closed = _closed_per_member(session, weeks, closed_by=now)
+        # most first: each call reads only the few members near a cap (see `__call__`), not ~20,000
+        ranked = sorted(_closed_per_member(session, weeks, closed_by=now).items(), key=lambda m: -m[1])
+        closed = dict(ranked)
         with self._lock:
             if self._taken_at is None or self._taken_at < now:
                 self._closed, self._taken_at, self._weeks = closed, now, weeks
@@ -387,11 +404,29 @@ def _closed_per_member(
     """Per member, the closed time inside their own week (`weeks` by timezone), in microseconds,
     summed by the database in one pass over the weeks' range of the `started_at` index; with
     `closed_since`, only the entries that ended after it; with `closed_by`, only those ended by then."""
-    dialect = session.get_bind().dialect.name
+    earliest = min(s for s, _ in weeks.values()) - hours.AUTO_CLOSE_AFTER
+    if closed_since is not None:
+        earliest = max(earliest, closed_since - hours.AUTO_CLOSE_AFTER)
+    query = _closed_per_member_query(
+        session.get_bind().dialect.name,
+        tuple(sorted(weeks.items())),
+        since=closed_since is not None,
+        by=closed_by is not None,
+    )
+    params = {"earliest": earliest, "closed_since": closed_since, "closed_by": closed_by}
+    return {user_id: int(us or 0) for user_id, us in session.connection().execute(query, params)}
+
+
+@lru_cache(maxsize=8)
+def _closed_per_member_query(
+    dialect: str, weeks: tuple[tuple[str, tuple[datetime, datetime]], ...], since: bool, by: bool
+) -> Any:
+    """`_closed_per_member`'s statement, built once per set of weeks (a lead's every Home runs the
+    `since` one; building it, a CASE over the zones, took longer than running it)."""
     zone = func.coalesce(col(Member.tz), "UTC")
 
     def bound(i: int) -> Any:
-        return case({tz: literal(week[i], UTCDateTime()) for tz, week in weeks.items()}, value=zone)
+        return case({tz: literal(week[i], UTCDateTime()) for tz, week in weeks}, value=zone)
 
     start, end = bound(0), bound(1)
     clipped = microseconds_between(
@@ -399,25 +434,21 @@ def _closed_per_member(
         later_of(dialect, col(TimeEntry.started_at), start),
         earlier_of(dialect, col(TimeEntry.ended_at), end),
     )
-    earliest = min(s for s, _ in weeks.values()) - hours.AUTO_CLOSE_AFTER
-    if closed_since is not None:
-        earliest = max(earliest, closed_since - hours.AUTO_CLOSE_AFTER)
-    query = (
+    return (
         select(col(TimeEntry.user_id), func.sum(clipped))  # type: ignore[call-overload]
         .select_from(TimeEntry)
         .join(Member, col(Member.user_id) == col(TimeEntry.user_id), isouter=True)
         .where(
-            col(TimeEntry.started_at) >= earliest,
-            col(TimeEntry.started_at) < max(e for _, e in weeks.values()),
+            col(TimeEntry.started_at) >= bindparam("earliest", type_=UTCDateTime()),
+            col(TimeEntry.started_at) < max(e for _, (_, e) in weeks),
             col(TimeEntry.ended_at).is_not(None),
             col(TimeEntry.started_at) < end,
             col(TimeEntry.ended_at) > start,
-            *((col(TimeEntry.ended_at) > closed_since,) if closed_since is not None else ()),
-            *((col(TimeEntry.ended_at) <= closed_by,) if closed_by is not None else ()),
+            *((col(TimeEntry.ended_at) > bindparam("closed_since", type_=UTCDateTime()),) if since else ()),
+            *((col(TimeEntry.ended_at) <= bindparam("closed_by", type_=UTCDateTime()),) if by else ()),
         )
         .group_by(col(TimeEntry.user_id))
     )
-    return {user_id: int(us or 0) for user_id, us in session.connection().execute(query)}
 
 
 # ---- referral rewards --------------------------------------------------------------------------

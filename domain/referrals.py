@@ -19,9 +19,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_DOWN, Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, update
+from sqlalchemy import ColumnElement, and_, bindparam, or_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, delete, func, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -31,6 +32,7 @@ from core.errors import UserError
 from core.grammar import email_key
 from db.models import Assignment, LeaderboardOptIn, Member, Referral, TimeEntry
 from db.statements import insert_ignore
+from db.types import UTCDateTime
 from domain import audit, members
 from domain.duties import separate_duties
 from domain.members import Profile
@@ -379,6 +381,19 @@ def bonus_hours(session: Session, user_ids: Iterable[str]) -> dict[str, Decimal]
     lead approved the member's work on that task (time on work that was rejected, or never
     reviewed, does not); time on no task counts once a lead approved the entry itself
     (`/hours approve`). Summed by the database, each entry to the millisecond."""
+    totals: dict[str, Decimal] = {}
+    query = _bonus_hours_query(session.get_bind().dialect.name)
+    for chunk in _chunks(sorted(set(user_ids))):
+        rows = session.exec(query, params={"members": chunk}).all()
+        for user_id, ms in rows:
+            totals[user_id] = Decimal(int(ms)) / Decimal(3_600_000)
+    return totals
+
+
+@cache
+def _bonus_hours_query(dialect: str) -> Any:
+    """`bonus_hours`' statement, built once per dialect (the referrals' Home section runs it), for
+    the members bound at each run."""
     work_approved = (
         select(Assignment.id)
         .where(
@@ -392,23 +407,17 @@ def bonus_hours(session: Session, user_ids: Iterable[str]) -> dict[str, Decimal]
         and_(col(TimeEntry.task_id).is_not(None), work_approved),
         and_(col(TimeEntry.task_id).is_(None), col(TimeEntry.approved_by).is_not(None)),
     )
-    duration_ms = _duration_ms(session.get_bind().dialect.name)
-    totals: dict[str, Decimal] = {}
-    for chunk in _chunks(sorted(set(user_ids))):
-        rows = session.exec(
-            select(TimeEntry.user_id, func.sum(duration_ms))
-            .where(
-                col(TimeEntry.user_id).in_(chunk),
-                col(TimeEntry.ended_at).is_not(None),
-                col(TimeEntry.ended_at) > col(TimeEntry.started_at),
-                col(TimeEntry.flagged).is_(False),
-                approved,
-            )
-            .group_by(TimeEntry.user_id)
-        ).all()
-        for user_id, ms in rows:
-            totals[user_id] = Decimal(int(ms)) / Decimal(3_600_000)
-    return totals
+    return (
+        select(TimeEntry.user_id, func.sum(_duration_ms(dialect)))
+        .where(
+            col(TimeEntry.user_id).in_(bindparam("members", expanding=True)),
+            col(TimeEntry.ended_at).is_not(None),
+            col(TimeEntry.ended_at) > col(TimeEntry.started_at),
+            col(TimeEntry.flagged).is_(False),
+            approved,
+        )
+        .group_by(TimeEntry.user_id)
+    )
 
 
 def _duration_ms(dialect: str) -> ColumnElement[Any]:
@@ -496,12 +505,15 @@ class Totals:
     count: int = 0
 
 
+_TOTALS = (  # built once, as the Home's other statements below
+    select(Referral.status, func.count(), func.sum(Referral.bonus_cents))
+    .where(Referral.referrer_id == bindparam("user_id"))
+    .group_by(Referral.status)
+)
+
+
 def totals_for(session: Session, user_id: str) -> Totals:
-    rows = session.exec(
-        select(Referral.status, func.count(), func.sum(Referral.bonus_cents))
-        .where(Referral.referrer_id == user_id)
-        .group_by(Referral.status)
-    ).all()
+    rows = session.exec(_TOTALS, params={"user_id": user_id}).all()
     earned = pending = paid = count = 0
     for status, n, cents in rows:
         count += n
@@ -606,15 +618,21 @@ def month_bounds(now: datetime) -> tuple[datetime, datetime]:
     return start, end
 
 
+_HIRED_PER_REFERRER = (
+    select(Referral.referrer_id, func.count())
+    .join(LeaderboardOptIn, col(LeaderboardOptIn.user_id) == col(Referral.referrer_id))
+    .where(
+        col(Referral.hired_at) >= bindparam("start", type_=UTCDateTime()),
+        col(Referral.hired_at) < bindparam("end", type_=UTCDateTime()),
+    )
+    .group_by(Referral.referrer_id)
+)
+
+
 def leaderboard(session: Session, now: datetime, limit: int = 10) -> list[tuple[str, int]]:
     """Members with the most referrals hired this calendar month (UTC), among those who opted in."""
     start, end = month_bounds(now)
-    rows = session.exec(
-        select(Referral.referrer_id, func.count())
-        .join(LeaderboardOptIn, col(LeaderboardOptIn.user_id) == col(Referral.referrer_id))
-        .where(col(Referral.hired_at) >= start, col(Referral.hired_at) < end)
-        .group_by(Referral.referrer_id)
-    ).all()
+    rows = session.exec(_HIRED_PER_REFERRER, params={"start": start, "end": end}).all()
     return sorted(((user_id, n) for user_id, n in rows), key=lambda row: (-row[1], row[0]))[:limit]
 
 

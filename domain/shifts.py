@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy import select as sa_select
 from sqlmodel import Session, col, delete, select
 
@@ -26,6 +26,7 @@ from core.authz import Actor
 from core.errors import UserError
 from db.models import Member, Shift, ShiftIncident, ShiftMember, ShiftReminder, TimeEntry
 from db.statements import insert_ignore
+from db.types import UTCDateTime
 from domain import audit
 from domain import skills as catalogue
 
@@ -501,20 +502,26 @@ def cancel(session: Session, by: Actor, shift_id: int, now: datetime, source: st
 # ---- listing --------------------------------------------------------------------------------
 
 
+_MY_UPCOMING = (  # built once: every Home runs it
+    select(Shift)
+    .join(ShiftMember, col(ShiftMember.shift_id) == col(Shift.id))
+    .where(
+        ShiftMember.user_id == bindparam("user_id"),
+        Shift.state == "scheduled",
+        col(Shift.starts_at) > bindparam("now", type_=UTCDateTime()),
+    )
+    .order_by(col(Shift.starts_at), col(Shift.id))
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+
+
 def my_upcoming(
     session: Session, user_id: str, now: datetime, offset: int = 0, limit: int = 10
 ) -> tuple[list[ShiftView], bool]:
     """The member's shifts that have not started yet, soonest first; and whether there are more."""
-    rows = list(
-        session.exec(
-            select(Shift)
-            .join(ShiftMember, col(ShiftMember.shift_id) == col(Shift.id))
-            .where(ShiftMember.user_id == user_id, Shift.state == "scheduled", col(Shift.starts_at) > now)
-            .order_by(col(Shift.starts_at), col(Shift.id))
-            .offset(offset)
-            .limit(limit + 1)
-        )
-    )
+    params = {"user_id": user_id, "now": now, "offset": offset, "limit": limit + 1}
+    rows = list(session.exec(_MY_UPCOMING, params=params))
     return [view(session, s, with_members=False) for s in rows[:limit]], len(rows) > limit
 
 

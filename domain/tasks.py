@@ -384,24 +384,33 @@ class TaskCounts:
         return counts
 
 
+# The Home's statements, built once (a lead's every Home runs them; building them cost more than
+# running them), their values bound at each run.
+_STATE_COUNTS = (
+    select(Task.state, func.count())
+    .where(col(Task.state).in_(bindparam("states", expanding=True)))
+    .group_by(col(Task.state))
+)
+_WAITING = col(Assignment.state) == SUBMITTED
+_WAITING_COUNT = select(func.count()).select_from(Assignment).where(_WAITING)
+_WAITING_PAGE = (
+    select(Assignment, Task)
+    .join(Task, col(Task.id) == col(Assignment.task_id))
+    .where(_WAITING)
+    .order_by(col(Assignment.submitted_at), col(Assignment.id))
+    .limit(bindparam("limit"))
+)
+
+
 def _count_states(session: Session, states: tuple[str, ...]) -> dict[str, int]:
-    rows = session.exec(
-        select(Task.state, func.count()).where(col(Task.state).in_(states)).group_by(col(Task.state))
-    )
+    rows = session.exec(_STATE_COUNTS, params={"states": states})
     return {state: int(n) for state, n in rows}
 
 
 def awaiting_review(session: Session, limit: int) -> tuple[list[tuple[Assignment, Task]], int]:
     """The oldest submissions waiting for a lead's decision, and how many there are in all."""
-    waiting = col(Assignment.state) == SUBMITTED
-    total = session.exec(select(func.count()).select_from(Assignment).where(waiting)).one()
-    rows = session.exec(
-        select(Assignment, Task)
-        .join(Task, col(Task.id) == col(Assignment.task_id))
-        .where(waiting)
-        .order_by(col(Assignment.submitted_at), col(Assignment.id))
-        .limit(limit)
-    )
+    total = session.exec(_WAITING_COUNT).one()
+    rows = session.exec(_WAITING_PAGE, params={"limit": limit})
     return [(a, t) for a, t in rows], int(total)
 
 

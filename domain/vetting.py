@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
@@ -225,29 +225,33 @@ def decide(
     return application
 
 
+# Built once: every Home runs them (building them cost more than running them).
+_OPEN = col(SkillApplication.state) == OPEN
+_OPEN_COUNT = select(func.count()).select_from(SkillApplication).where(_OPEN)
+_OPEN_PAGE = (
+    select(SkillApplication)
+    .where(_OPEN)
+    .order_by(col(SkillApplication.created_at), col(SkillApplication.id))
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_APPLICATIONS_OF = (
+    select(SkillApplication)
+    .where(col(SkillApplication.user_id) == bindparam("user_id"))
+    .order_by(col(SkillApplication.id).desc())
+    .limit(bindparam("limit"))
+)
+
+
 def open_applications(session: Session, offset: int, limit: int) -> tuple[list[SkillApplication], int]:
     """Open applications, oldest first, and how many are open in all."""
-    is_open = col(SkillApplication.state) == OPEN
-    total = session.exec(select(func.count()).select_from(SkillApplication).where(is_open)).one()
-    rows = session.exec(
-        select(SkillApplication)
-        .where(is_open)
-        .order_by(col(SkillApplication.created_at), col(SkillApplication.id))
-        .offset(offset)
-        .limit(limit)
-    )
+    total = session.exec(_OPEN_COUNT).one()
+    rows = session.exec(_OPEN_PAGE, params={"offset": offset, "limit": limit})
     return list(rows), int(total)
 
 
 def applications_of(session: Session, user_id: str, limit: int = 10) -> list[SkillApplication]:
-    return list(
-        session.exec(
-            select(SkillApplication)
-            .where(col(SkillApplication.user_id) == user_id)
-            .order_by(col(SkillApplication.id).desc())
-            .limit(limit)
-        )
-    )
+    return list(session.exec(_APPLICATIONS_OF, params={"user_id": user_id, "limit": limit}))
 
 
 def declines_before(session: Session, application: SkillApplication) -> int:

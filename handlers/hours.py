@@ -216,7 +216,7 @@ def home_section(services: Services, actor: Actor, session: Session, near_cap: p
     now = services.clock.now()
     cap = services.config.weekly_hours_cap
     week = hours.week(session, actor.user_id, actor.tz, now)
-    mine = pay.cap_status(session, actor.user_id, now, cap)
+    mine = pay.week_cap_status(session, week, actor.tz, now, cap)
     near = near_cap(session, now, cap) if actor.is_lead else None
     blocks = [
         *hour_views.week_blocks(week, actor.tz, now, compact=True),

@@ -323,6 +323,24 @@ def test_task_times_counts_each_member_on_their_own_task_only(db: Database) -> N
         assert hours.task_time(session, "U1", second) == hours.TaskTime(Decimal("1.00"), 1)
 
 
+def test_the_homes_cap_status_from_the_week_is_the_one_clocking_in_reads(db: Database) -> None:
+    """The Home reads the cap line from the week it shows: the same seconds as `cap_status` (closed,
+    flagged and not, the part inside the week of one started before it, the running clock-in)."""
+    first = task(db, "Contracts", 10000, "U1")
+    work(db, "U1", "2026-01-04T23:00:00", 120, first)  # Sunday 23:00-01:00: one hour in this week
+    work(db, "U1", "2026-01-05T09:00:00", 95, first)
+    work(db, "U1", "2026-01-06T09:00:00", 40, None, flagged=True)
+    with db.write() as session:
+        session.add(TimeEntry(user_id="U1", task_id=first, started_at=at("2026-01-07T08:00:00")))
+        pay.set_cap(session, LEAD, "U1", Decimal(6), Decimal(40), at("2026-01-05T09:00:00"), "test")
+    now = at("2026-01-07T09:10:00")
+    with db.read() as session:
+        week = hours.week(session, "U1", "UTC", now)
+        from_week = pay.week_cap_status(session, week, "UTC", now, Decimal(40))
+        assert from_week == pay.cap_status(session, "U1", now, Decimal(40))
+    assert from_week.clocked_seconds == (60 + 95 + 40 + 70) * 60 and from_week.cap.own
+
+
 def test_near_cap_sums_again_beside_the_request_and_counts_each_entry_once(db: Database) -> None:
     """Past a minute the sums are taken again on their own thread; meanwhile, and after, the list
     adds only the entries closed since the sums it uses, so no entry counts twice."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, update
+from sqlalchemy import bindparam, func, update
 from sqlmodel import Session, col, select
 
 from core.errors import UserError
@@ -409,15 +409,21 @@ def resolve(
     return Resolution(question=question, faq=faq)
 
 
+# Built once: a lead's every Home runs them (building them cost more than running them).
+_ESCALATED_COUNT = select(func.count()).where(col(PolicyQuestion.state) == ESCALATED)
+_ESCALATED = (
+    select(PolicyQuestion)
+    .where(col(PolicyQuestion.state) == ESCALATED)
+    .order_by(col(PolicyQuestion.id))
+    .limit(bindparam("limit"))
+)
+_FAQ_COUNT = select(func.count()).select_from(PolicyFaq).where(col(PolicyFaq.deleted_at).is_(None))
+
+
 def open_escalations(session: Session, limit: int = 5) -> tuple[list[PolicyQuestion], int]:
     """The oldest questions still waiting for a lead, and how many there are."""
-    count = session.exec(select(func.count()).where(col(PolicyQuestion.state) == ESCALATED)).one()
-    rows = session.exec(
-        select(PolicyQuestion)
-        .where(col(PolicyQuestion.state) == ESCALATED)
-        .order_by(col(PolicyQuestion.id))
-        .limit(limit)
-    ).all()
+    count = session.exec(_ESCALATED_COUNT).one()
+    rows = session.exec(_ESCALATED, params={"limit": limit}).all()
     return list(rows), int(count)
 
 
@@ -477,11 +483,7 @@ def active_faqs(session: Session) -> list[FaqEntry]:
 
 
 def faq_count(session: Session) -> int:
-    return int(
-        session.exec(
-            select(func.count()).select_from(PolicyFaq).where(col(PolicyFaq.deleted_at).is_(None))
-        ).one()
-    )
+    return int(session.exec(_FAQ_COUNT).one())
 
 
 def list_faqs(session: Session, offset: int, limit: int) -> tuple[list[PolicyFaq], int]:
