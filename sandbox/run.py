@@ -315,7 +315,9 @@ def main() -> int:
     reset = os.environ.get("RESET", "") not in ("", "0")
     sandbox = Sandbox(data, port=port, reset=reset)
     done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    # Set from a new thread: the handler runs on the main thread, which may be holding the event's
+    # own lock inside done.wait() when the signal lands, and set() would then wait on it forever.
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=done.set).start())
     try:
         sandbox.start()
     except Exception as e:
