@@ -19,21 +19,22 @@ its whole request within HTTP_REQUEST_TIMEOUT seconds or is closed, and when HTT
 connections are open the ones that have been slowest to send their request are closed to make room,
 so idle or trickling clients cannot lock Slack out (tests/test_door.py holds 1,000+ of them open).
 
-Acknowledgements go first: Python runs one thread at a time, so while a storm of requests is on,
-the clicks' decisions wait (at most CLICK_HOLD seconds, 2 by default) until it is over. A storm is
-requests arriving while others are being answered (STORM_ARRIVALS of them within STORM_WINDOW),
-or any request being answered now; a lone click, or one from a client sending one request after
-another, is decided at once. A burst of clicks is thus acknowledged as fast as the server can answer,
-and decided right after. The numbers keep the hold-back, on several processes too
-(bench/click_storm.py, BENCHMARKS.md: 300 clicks on one card, 1 and 3 processes, 2 shared cores):
-with it the ack p99 was 66-306 ms (under the 250 ms target in 9 of 12 runs), without it
-(CLICK_HOLD=0) 191-1,167 ms (over in 11 of 12), while the time to each clicker's answer was the same
-either way (the decisions need the same CPU, and holding them back does not delay the last one).
-Measured again once clicks on one task were decided in batches (jobs/tasks.py), on and off in the
-same rounds at loads of 16-26: ack p99 369-961 ms with it, 0.9-2.5 s without, and the answers no
-sooner without it. A lone click used to wait for a 20 ms quiet gap after its own ack too: 30 of its
-38 ms to the answer (bench.read_paths' claim row), which storms don't need once they are told apart
-by overlapping arrivals rather than by pace (a client sending requests one after another is not one).
+Acknowledgements go first: Python runs one thread at a time, so while a storm of requests is on, the
+clicks' decisions wait (at most CLICK_HOLD seconds, 2 by default) until it is over. A storm is any
+request being answered now, or STORM_ARRIVALS requests within STORM_WINDOW that each arrived while
+others were being answered or waiting for a thread; a lone click, or one from a client that sends a
+request only once the last one is answered, is decided at once. A burst of clicks is thus
+acknowledged as fast as the server can answer, and decided right after. The numbers keep the hold-
+back, on several processes too (bench/click_storm.py, BENCHMARKS.md: 300 clicks on one card, 1 and 3
+processes, 2 shared cores): with it the ack p99 was 66-306 ms (under the 250 ms target in 9 of 12
+runs), without it (CLICK_HOLD=0) 191-1,167 ms (over in 11 of 12), while the time to each clicker's
+answer was the same either way (the decisions need the same CPU, and holding them back does not
+delay the last one). Measured again once clicks on one task were decided in batches (jobs/tasks.py),
+on and off in the same rounds at loads of 16-26: ack p99 369-961 ms with it, 0.9-2.5 s without, and
+the answers no sooner without it. A lone click used to wait for a 20 ms quiet gap after its own ack
+too: 30 of its 38 ms to the answer (bench.read_paths' claim row), which storms don't need once they
+are told apart by overlapping arrivals rather than by pace (a client sending requests one after
+another is not one).
 """
 
 from __future__ import annotations
@@ -72,17 +73,20 @@ STORM_WINDOW, STORM_ARRIVALS = 0.1, 3  # 3 requests within 100 ms, each while an
 
 class Door:
     """How busy the door is: requests being answered now, and the recent arrivals that came while
-    another request was being answered (a storm's; one client's requests one after another are not)."""
+    others were under way (a storm's; one client's requests one after another are not)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._inside = 0
         self._crowded: collections.deque[float] = collections.deque()
+        # Requests the HTTP server has received and not finished, this one included (set by
+        # HttpServer): a storm's requests mostly wait for a thread, not in here.
+        self.received: Callable[[], int] = lambda: 1
 
     def enter(self) -> None:
         now = time.monotonic()
         with self._lock:
-            if self._inside:
+            if self._inside or self.received() > 1:
                 self._crowded.append(now)
             self._inside += 1
 
@@ -323,6 +327,7 @@ class HttpServer:
         )
         dispatcher = ThreadedTaskDispatcher()
         dispatcher.set_thread_count(threads)
+        self.wsgi.door.received = lambda: len(dispatcher.queue) + dispatcher.active_count
         self.server = DoorServer(
             self.wsgi,
             map={},
