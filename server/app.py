@@ -28,7 +28,7 @@ from db.migrate import upgrade
 from db.models import ProcessedEvent
 from db.statements import insert_ignore
 from handlers import announcements, crew, home, hours, policy, referrals, shifts, tasks, vetting
-from handlers.kit.app import CrewApp
+from handlers.kit.app import LISTENERS_PER_HTTP_THREAD, CrewApp
 from handlers.kit.commands import CommandSet
 from handlers.kit.interactions import dispatch_event
 from jobs import announcements as announcement_jobs
@@ -65,7 +65,6 @@ FEATURES = [
 # their debug lines, whole request and response bodies among them, whenever their logger's *own*
 # level is unset: they test `logger.level <= DEBUG`, not isEnabledFor, and an unset level is 0.
 SDK_LOGGERS = ("crewcall.bolt", "slack_sdk.web.base_client")
-LISTENERS_PER_HTTP_THREAD = 4
 
 
 class BotTokenRefused(Exception):
@@ -97,9 +96,6 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
         home=HomeTab(),
         events=EventBus(),
     )
-    # Listener threads mostly wait: for Slack to answer a reply, for their batch's decision. With
-    # Slack's ~50 ms per reply, 32 of them capped a 300-click storm at ~640 answers/s before any CPU
-    # (bench/click_storm.py: answer p99 1.2-1.4 s with 32, 0.9 s with 64, the same CPU per click).
     listener_pool = ThreadPoolExecutor(
         max_workers=config.http_threads * LISTENERS_PER_HTTP_THREAD, thread_name_prefix="listener"
     )

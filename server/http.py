@@ -24,17 +24,17 @@ clicks' decisions wait (at most CLICK_HOLD seconds, 2 by default) until it is ov
 request being answered now, or STORM_ARRIVALS requests within STORM_WINDOW that each arrived while
 others were being answered or waiting for a thread; a lone click, or one from a client that sends a
 request only once the last one is answered, is decided at once. A burst of clicks is thus
-acknowledged as fast as the server can answer, and decided right after. The numbers keep the hold-
-back, on several processes too (bench/click_storm.py, BENCHMARKS.md: 300 clicks on one card, 1 and 3
-processes, 2 shared cores): with it the ack p99 was 66-306 ms (under the 250 ms target in 9 of 12
-runs), without it (CLICK_HOLD=0) 191-1,167 ms (over in 11 of 12), while the time to each clicker's
-answer was the same either way (the decisions need the same CPU, and holding them back does not
-delay the last one). Measured again once clicks on one task were decided in batches (jobs/tasks.py),
-on and off in the same rounds at loads of 16-26: ack p99 369-961 ms with it, 0.9-2.5 s without, and
-the answers no sooner without it. A lone click used to wait for a 20 ms quiet gap after its own ack
-too: 30 of its 38 ms to the answer (bench.read_paths' claim row), which storms don't need once they
-are told apart by overlapping arrivals rather than by pace (a client sending requests one after
-another is not one).
+acknowledged as fast as the server can answer, and decided right after. The numbers keep the
+hold-back, on several processes too (bench/click_storm.py, BENCHMARKS.md: 300 clicks on one card, 1
+and 3 processes, 2 shared cores): with it the ack p99 was 66-306 ms (under the 250 ms target in 9 of
+12 runs), without it (CLICK_HOLD=0) 191-1,167 ms (over in 11 of 12), while the time to each
+clicker's answer was the same either way (the decisions need the same CPU, and holding them back
+does not delay the last one). Measured again once clicks on one task were decided in batches
+(jobs/tasks.py), on and off in the same rounds at loads of 16-26: ack p99 369-961 ms with it,
+0.9-2.5 s without, and the answers no sooner without it. A lone click used to wait for a 20 ms quiet
+gap after its own ack too: 30 of its 38 ms to the answer (bench.read_paths' claim row), which storms
+don't need once they are told apart by overlapping arrivals rather than by pace (a client sending
+requests one after another is not one).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
-from handlers.kit.app import CrewApp
+from handlers.kit.app import ACKED_AT_DOOR, LISTENERS_PER_HTTP_THREAD, CrewApp
 from server import observe
 
 log = logging.getLogger("crewcall.http")
@@ -149,7 +149,7 @@ class Clicks:
 
 
 class WsgiApp:
-    def __init__(self, app: CrewApp, click_threads: int = 16) -> None:
+    def __init__(self, app: CrewApp, click_threads: int = 16 * LISTENERS_PER_HTTP_THREAD) -> None:
         self.app = app
         self.slack = SlackRequestHandler(app, path=EVENTS_PATH)
         self.verifier = SignatureVerifier(app.services.config.slack_signing_secret.get_secret_value())
@@ -213,11 +213,11 @@ class WsgiApp:
             return False
 
     def _dispatch_click(self, body: str, headers: dict[str, str]) -> None:
-        # The full Bolt path (signature again, middleware, the listener's authorize → run); its
-        # own acknowledgement has nowhere to go and is dropped.
+        # Bolt's path (middleware, the listener's authorize → run, on this thread); its own
+        # acknowledgement has nowhere to go and is dropped.
         try:
             bolt_headers: dict[str, str | Sequence[str]] = dict(headers)
-            self.app.dispatch(BoltRequest(body=body, headers=bolt_headers))
+            self.app.dispatch(BoltRequest(body=body, headers=bolt_headers, context={ACKED_AT_DOOR: True}))
         except Exception:
             log.exception("a click acknowledged at the door failed in dispatch")
 
@@ -311,7 +311,7 @@ class HttpServer:
 
     def __init__(self, app: CrewApp, port: int, host: str = "0.0.0.0", threads: int = 16) -> None:
         config = app.services.config
-        self.wsgi = WsgiApp(app, click_threads=threads)
+        self.wsgi = WsgiApp(app, click_threads=threads * LISTENERS_PER_HTTP_THREAD)  # clicks' listeners
         adj = Adjustments(
             host=host,
             port=port,
