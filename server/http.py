@@ -121,6 +121,7 @@ class Clicks:
         self._dispatch = dispatch
         self._door = door
         self._hold = hold
+        self.threads = threads
         self._queue: queue.SimpleQueue[tuple[str, dict[str, str]] | None] = queue.SimpleQueue()
         self._workers = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="click")
         self._feeder = threading.Thread(target=self._feed, name="click-feeder", daemon=True)

@@ -17,7 +17,8 @@ from tests.tasks_support import TASKS, assignments, make_lead, post
 
 def test_a_click_is_acknowledged_while_every_listener_is_busy(sqlite_url: str, fake: FakeSlack) -> None:
     with BotHarness(sqlite_url, fake=fake, env={"HTTP_THREADS": "2"}) as bot:
-        listeners = bot.app.listener_pool._max_workers
+        assert bot.server is not None
+        listeners = bot.server.wsgi.clicks.threads  # the click workers, which run clicks' listeners
         make_lead(bot)
         fake.add_user("U1")
         task_id, ts = post(bot)
