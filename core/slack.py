@@ -154,7 +154,7 @@ class ResponseUrls:
     (HTTPS_PROXY, NO_PROXY, as urllib reads them) is used as a CONNECT tunnel."""
 
     IDLE = 30.0  # seconds a connection may wait in the pool: below common servers' keep-alive
-    PER_HOST = 16  # idle connections kept per host (the HTTP threads)
+    PER_HOST = 64  # idle connections kept per host: one per listener thread (server/app.py)
     RATE_LIMIT_RETRIES = 3
 
     def __init__(self, timeout: float = 15) -> None:

@@ -28,7 +28,7 @@ from db.migrate import upgrade
 from db.models import ProcessedEvent
 from db.statements import insert_ignore
 from handlers import announcements, crew, home, hours, policy, referrals, shifts, tasks, vetting
-from handlers.kit.app import CrewApp
+from handlers.kit.app import LISTENERS_PER_HTTP_THREAD, CrewApp
 from handlers.kit.commands import CommandSet
 from handlers.kit.interactions import dispatch_event
 from jobs import announcements as announcement_jobs
@@ -96,7 +96,9 @@ def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
         home=HomeTab(),
         events=EventBus(),
     )
-    listener_pool = ThreadPoolExecutor(max_workers=config.http_threads * 2, thread_name_prefix="listener")
+    listener_pool = ThreadPoolExecutor(
+        max_workers=config.http_threads * LISTENERS_PER_HTTP_THREAD, thread_name_prefix="listener"
+    )
     _pin_sdk_log_levels()
     try:  # Bolt asks Slack who the bot is (auth.test) here
         app = CrewApp(

@@ -19,17 +19,22 @@ its whole request within HTTP_REQUEST_TIMEOUT seconds or is closed, and when HTT
 connections are open the ones that have been slowest to send their request are closed to make room,
 so idle or trickling clients cannot lock Slack out (tests/test_door.py holds 1,000+ of them open).
 
-Acknowledgements go first: Python runs one thread at a time, so while requests are arriving, the
-clicks' decisions wait (at most CLICK_HOLD seconds, 2 by default) until the door has been quiet for
-DOOR_QUIET and requests no longer arrive at a storm's pace. A burst of clicks is thus acknowledged as
-fast as the server can answer, and decided right after; a lone click is decided 20 ms after its ack.
-The numbers keep it, on several processes too (bench/click_storm.py, BENCHMARKS.md: 300 clicks on
-one card, 1 and 3 processes, 2 shared cores): with the hold-back the ack p99 was 66-306 ms (under
-the 250 ms target in 9 of 12 runs), without it (CLICK_HOLD=0) 191-1,167 ms (over in 11 of 12),
-while the time to each clicker's answer was the same either way (the decisions need the same CPU,
-and holding them back does not delay the last one). Measured again once clicks on one task were
-decided in batches (jobs/tasks.py), on and off in the same rounds at loads of 16-26: ack p99
-369-961 ms with it, 0.9-2.5 s without, and the answers no sooner without it.
+Acknowledgements go first: Python runs one thread at a time, so while a storm of requests is on, the
+clicks' decisions wait (at most CLICK_HOLD seconds, 2 by default) until it is over. A storm is any
+request being answered now, or STORM_ARRIVALS requests within STORM_WINDOW that each arrived while
+others were being answered or waiting for a thread; a lone click, or one from a client that sends a
+request only once the last one is answered, is decided at once. A burst of clicks is thus
+acknowledged as fast as the server can answer, and decided right after. The numbers keep the
+hold-back, on several processes too (bench/click_storm.py, BENCHMARKS.md: 300 clicks on one card, 1
+and 3 processes, 2 shared cores): with it the ack p99 was 66-306 ms (under the 250 ms target in 9 of
+12 runs), without it (CLICK_HOLD=0) 191-1,167 ms (over in 11 of 12), while the time to each
+clicker's answer was the same either way (the decisions need the same CPU, and holding them back
+does not delay the last one). Measured again once clicks on one task were decided in batches
+(jobs/tasks.py), on and off in the same rounds at loads of 16-26: ack p99 369-961 ms with it,
+0.9-2.5 s without, and the answers no sooner without it. A lone click used to wait for a 20 ms quiet
+gap after its own ack too: 30 of its 38 ms to the answer (bench.read_paths' claim row), which storms
+don't need once they are told apart by overlapping arrivals rather than by pace (a client sending
+requests one after another is not one).
 """
 
 from __future__ import annotations
@@ -54,53 +59,55 @@ from waitress.channel import HTTPChannel
 from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
-from handlers.kit.app import CrewApp
+from handlers.kit.app import ACKED_AT_DOOR, LISTENERS_PER_HTTP_THREAD, CrewApp
 from server import observe
 
 log = logging.getLogger("crewcall.http")
 
 
 EVENTS_PATH = "/slack/events"
-DOOR_QUIET = 0.02
-STORM_WINDOW, STORM_ARRIVALS = 0.1, 3  # 3 requests within 100 ms: a storm is on
+_CLICK_KEY = "crewcall.click"  # environ: the click this request brought, queued once it has left
+POLL = 0.01  # how often a held-back decision looks at the door again
+STORM_WINDOW, STORM_ARRIVALS = 0.1, 3  # 3 requests within 100 ms, each while another was inside
 
 
 class Door:
-    """How busy the door is: requests being answered now, and the recent arrivals."""
+    """How busy the door is: requests being answered now, and the recent arrivals that came while
+    others were under way (a storm's; one client's requests one after another are not)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._inside = 0
-        self._last = 0.0
-        self._arrivals: collections.deque[float] = collections.deque()
+        self._crowded: collections.deque[float] = collections.deque()
+        # Requests the HTTP server has received and not finished, this one included (set by
+        # HttpServer): a storm's requests mostly wait for a thread, not in here.
+        self.received: Callable[[], int] = lambda: 1
 
     def enter(self) -> None:
         now = time.monotonic()
         with self._lock:
+            if self._inside or self.received() > 1:
+                self._crowded.append(now)
             self._inside += 1
-            self._last = now
-            self._arrivals.append(now)
-            while self._arrivals[0] < now - STORM_WINDOW:
-                self._arrivals.popleft()
 
     def leave(self) -> None:
         with self._lock:
             self._inside -= 1
-            self._last = time.monotonic()
 
-    def busy(self, quiet: float = DOOR_QUIET) -> bool:
-        """Answering a request, or one came or went within `quiet`, or they are arriving at a
-        storm's pace (a loaded machine leaves gaps between a storm's requests)."""
+    def busy(self) -> bool:
+        """Answering a request, or a storm's requests are still arriving (a loaded machine leaves
+        gaps between them, with nobody inside)."""
         now = time.monotonic()
         with self._lock:
-            recent = sum(1 for t in self._arrivals if t >= now - STORM_WINDOW)
-            return bool(self._inside) or now < self._last + quiet or recent >= STORM_ARRIVALS
+            while self._crowded and self._crowded[0] < now - STORM_WINDOW:
+                self._crowded.popleft()
+            return bool(self._inside) or len(self._crowded) >= STORM_ARRIVALS
 
     def wait_quiet(self, hold: float) -> None:
         """Return once the door is not busy, or after `hold` seconds."""
         deadline = time.monotonic() + hold
         while self.busy() and time.monotonic() < deadline:
-            time.sleep(DOOR_QUIET / 2)
+            time.sleep(POLL)
 
 
 class Clicks:
@@ -114,6 +121,7 @@ class Clicks:
         self._dispatch = dispatch
         self._door = door
         self._hold = hold
+        self.threads = threads
         self._queue: queue.SimpleQueue[tuple[str, dict[str, str]] | None] = queue.SimpleQueue()
         self._workers = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="click")
         self._feeder = threading.Thread(target=self._feed, name="click-feeder", daemon=True)
@@ -142,7 +150,7 @@ class Clicks:
 
 
 class WsgiApp:
-    def __init__(self, app: CrewApp, click_threads: int = 16) -> None:
+    def __init__(self, app: CrewApp, click_threads: int = 16 * LISTENERS_PER_HTTP_THREAD) -> None:
         self.app = app
         self.slack = SlackRequestHandler(app, path=EVENTS_PATH)
         self.verifier = SignatureVerifier(app.services.config.slack_signing_secret.get_secret_value())
@@ -159,6 +167,9 @@ class WsgiApp:
             return self._answer(environ, start_response)
         finally:
             self.door.leave()
+            click = environ.get(_CLICK_KEY)
+            if click is not None:  # after leaving: a lone click finds the door idle and goes at once
+                self.clicks.put(*click)
             observe.observe(environ, time.perf_counter() - started)
 
     def _answer(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
@@ -188,7 +199,7 @@ class WsgiApp:
             click = is_click(body)
             environ[observe.KIND] = observe.request_kind(body, click)
             if click:
-                self.clicks.put(body, headers)
+                environ[_CLICK_KEY] = (body, headers)
                 start_response("200 OK", [("Content-Length", "0")])
                 return [b""]
             environ["wsgi.input"] = io.BytesIO(raw)
@@ -203,11 +214,11 @@ class WsgiApp:
             return False
 
     def _dispatch_click(self, body: str, headers: dict[str, str]) -> None:
-        # The full Bolt path (signature again, middleware, the listener's authorize → run); its
-        # own acknowledgement has nowhere to go and is dropped.
+        # Bolt's path (middleware, the listener's authorize → run, on this thread); its own
+        # acknowledgement has nowhere to go and is dropped.
         try:
             bolt_headers: dict[str, str | Sequence[str]] = dict(headers)
-            self.app.dispatch(BoltRequest(body=body, headers=bolt_headers))
+            self.app.dispatch(BoltRequest(body=body, headers=bolt_headers, context={ACKED_AT_DOOR: True}))
         except Exception:
             log.exception("a click acknowledged at the door failed in dispatch")
 
@@ -301,7 +312,7 @@ class HttpServer:
 
     def __init__(self, app: CrewApp, port: int, host: str = "0.0.0.0", threads: int = 16) -> None:
         config = app.services.config
-        self.wsgi = WsgiApp(app, click_threads=threads)
+        self.wsgi = WsgiApp(app, click_threads=threads * LISTENERS_PER_HTTP_THREAD)  # clicks' listeners
         adj = Adjustments(
             host=host,
             port=port,
@@ -317,6 +328,7 @@ class HttpServer:
         )
         dispatcher = ThreadedTaskDispatcher()
         dispatcher.set_thread_count(threads)
+        self.wsgi.door.received = lambda: len(dispatcher.queue) + dispatcher.active_count
         self.server = DoorServer(
             self.wsgi,
             map={},

@@ -11,12 +11,14 @@ from urllib.parse import urlencode
 from handlers.kit.interactions import button
 from sandbox.fake_slack import FakeSlack
 from sandbox.harness import BotHarness
-from server.http import is_click
+from server.http import STORM_ARRIVALS, Door, is_click
 from tests.tasks_support import TASKS, assignments, make_lead, post
 
 
 def test_a_click_is_acknowledged_while_every_listener_is_busy(sqlite_url: str, fake: FakeSlack) -> None:
-    with BotHarness(sqlite_url, fake=fake, env={"HTTP_THREADS": "2"}) as bot:  # 4 listener threads
+    with BotHarness(sqlite_url, fake=fake, env={"HTTP_THREADS": "2"}) as bot:
+        assert bot.server is not None
+        listeners = bot.server.wsgi.clicks.threads  # the click workers, which run clicks' listeners
         make_lead(bot)
         fake.add_user("U1")
         task_id, ts = post(bot)
@@ -29,9 +31,9 @@ def test_a_click_is_acknowledged_while_every_listener_is_busy(sqlite_url: str, f
             unblock.wait(20)
 
         assert bot.driver is not None
-        for _ in range(4):
+        for _ in range(listeners):
             assert bot.driver.click("U1", "bench_block", "x").status == 200
-        for _ in range(4):
+        for _ in range(listeners):
             assert busy.acquire(timeout=10)  # every listener thread is now held
         started = time.monotonic()
         url = fake.new_response_url()
@@ -80,3 +82,17 @@ def test_only_click_payloads_are_taken_for_clicks() -> None:
     assert not is_click(form(payload=json.dumps(submission)))
     assert not is_click(form(command="/tasks", text='"type":"block_actions"'))
     assert not is_click(json.dumps({"type": "event_callback", "event": {"type": "block_actions"}}))
+
+
+def test_the_door_tells_a_storm_from_requests_sent_one_after_another() -> None:
+    door = Door()
+    for _ in range(10):  # one client waiting for each answer before the next request
+        door.enter()
+        assert door.busy()
+        door.leave()
+    assert not door.busy()  # a click acknowledged now is decided at once
+    for _ in range(STORM_ARRIVALS + 1):  # arriving while the others are being answered
+        door.enter()
+    for _ in range(STORM_ARRIVALS + 1):
+        door.leave()
+    assert door.busy()  # nobody inside, but a storm is on: decisions still wait
