@@ -304,9 +304,8 @@ class NearCap:
     def __init__(self, read: Callable[[], AbstractContextManager[Session]]) -> None:
         self._read = read
         self._lock = threading.Lock()
-        self._closed: dict[
-            str, int
-        ] = {}  # microseconds per member in their week, closed by `_taken_at`, most first
+        # microseconds per member in their week, closed by `_taken_at`, most first
+        self._closed: dict[str, int] = {}
         self._taken_at: datetime | None = None
         self._weeks: dict[str, tuple[datetime, datetime]] = {}
         self._summing = False
