@@ -304,7 +304,7 @@ def _claimable(with_skills: bool) -> Select[Any]:
     skill_ok: ColumnElement[bool] = col(Task.skill).is_(None)
     if with_skills:
         skill_ok = or_(skill_ok, col(Task.skill).in_(bindparam("skills", expanding=True)))
-    return (
+    page = (
         select(*_TASK_LINE)
         .where(
             col(Task.state) == OPEN,
@@ -316,7 +316,12 @@ def _claimable(with_skills: bool) -> Select[Any]:
         .order_by(col(Task.id).desc())
         .offset(bindparam("offset", type_=Integer()))
         .limit(bindparam("limit", type_=Integer()))
+        .subquery()
     )
+    # The member's claim count rides along (`_CLAIMED_BY`'s rows, counted): one row even when the
+    # page is empty, the page's columns then NULL. One statement instead of two on every `/tasks`.
+    held = _CLAIMED_BY.with_only_columns(func.count()).order_by(None).subquery()
+    return select(*held.c, *page.c).select_from(held.outerjoin(page, true())).order_by(page.c.id.desc())
 
 
 _CLAIMABLE = {False: _claimable(False), True: _claimable(True)}
@@ -324,14 +329,15 @@ _CLAIMABLE = {False: _claimable(False), True: _claimable(True)}
 
 def claimable(
     session: Session, member: Actor, now: datetime, offset: int, limit: int
-) -> tuple[list[TaskLine], bool]:
+) -> tuple[list[TaskLine], bool, int]:
     """Open tasks this member may claim (skills, not past due, not already theirs), newest first;
-    and whether there are more after this page."""
+    whether there are more after this page; and how many tasks the member holds claimed (the cap's count)."""
     params: dict[str, Any] = {"user_id": member.user_id, "now": now, "offset": offset, "limit": limit + 1}
     if member.skills:
         params["skills"] = sorted(member.skills)
     rows = session.connection().execute(_CLAIMABLE[bool(member.skills)], params).all()
-    return [TaskLine(*row) for row in rows[:limit]], len(rows) > limit
+    lines = [TaskLine(*row[1:]) for row in rows if row[1] is not None]
+    return lines[:limit], len(lines) > limit, rows[0][0]
 
 
 def _assignments(active_only: bool) -> Select[Any]:

@@ -90,8 +90,7 @@ def list_open(ctx: Ctx, args: Args) -> None:
 def _send_claimable(ctx: Ctx, offset: int) -> None:
     cap = ctx.services.config.max_active_claims
     with ctx.read() as session:
-        held = len(rules.claimed_by(session, ctx.actor.user_id))
-        found, has_more = rules.claimable(session, ctx.actor, ctx.now, offset, views.PAGE)
+        found, has_more, held = rules.claimable(session, ctx.actor, ctx.now, offset, views.PAGE)
     ctx.reply("Open tasks you can claim", views.claimable_list(found, offset, has_more, held, cap))
 
 
