@@ -25,9 +25,18 @@ Outcome = TypeVar("Outcome")
 class _Waiting(Generic[Item, Outcome]):
     def __init__(self, item: Item) -> None:
         self.item = item
-        self.woken = threading.Event()
+        # Held from the start, released once to wake the waiter (to lead a batch, or with its
+        # outcome): a bare lock, since an Event's condition cost more than the wait under load.
+        self._asleep = threading.Lock()
+        self._asleep.acquire()
         self.leads = False
         self.outcome: Outcome | BaseException | None = None
+
+    def wait(self) -> None:
+        self._asleep.acquire()
+
+    def wake(self) -> None:
+        self._asleep.release()
 
     def result(self) -> Outcome:
         if isinstance(self.outcome, BaseException):
@@ -55,7 +64,7 @@ class Combiner(Generic[Item, Outcome]):
             else:
                 line.append(me)
         if not me.leads:
-            me.woken.wait()
+            me.wait()
             if not me.leads:
                 return me.result()
             with self._lock:
@@ -83,7 +92,9 @@ class Combiner(Generic[Item, Outcome]):
                     successor = None
                     del self._lines[key]
             if successor is not None:
-                successor.woken.set()
-        for waiting, outcome in zip(batch, outcomes, strict=True):
+                successor.wake()
+        # batch[0] is the thread running this: it is awake. Every other one is woken once.
+        for i, (waiting, outcome) in enumerate(zip(batch, outcomes, strict=True)):
             waiting.outcome = outcome
-            waiting.woken.set()
+            if i:
+                waiting.wake()
