@@ -151,7 +151,8 @@ class ResponseUrls:
     or raised, never retried. The one exception is a kept-alive connection the server closed while
     idle (the failure comes before any answer): that is the server's timing, not the request's
     failure, and it is sent once more on a new connection. A proxy set in the environment
-    (HTTPS_PROXY, NO_PROXY, as urllib reads them) is used as a CONNECT tunnel."""
+    (HTTPS_PROXY, NO_PROXY, as urllib reads them, at the first post to a host) is used as a CONNECT
+    tunnel."""
 
     IDLE = 30.0  # seconds a connection may wait in the pool: below common servers' keep-alive
     PER_HOST = 64  # idle connections kept per host: one per listener thread (server/app.py)
@@ -162,6 +163,8 @@ class ResponseUrls:
         self._tls = ssl.create_default_context()
         self._idle: dict[tuple[str, str, int], list[tuple[float, http.client.HTTPConnection]]] = {}
         self._lock = threading.Lock()
+        # (scheme, host, port) -> the proxy to tunnel through, None to connect straight
+        self._routes: dict[tuple[str, str, int], tuple[str, int] | None] = {}
 
     def post(self, url: str, payload: dict[str, Any]) -> tuple[int, dict[str, str]]:
         """The answer's status and (lower-cased) headers; OSError (TimeoutError included) when there
@@ -228,15 +231,20 @@ class ResponseUrls:
         conn.close()
 
     def _connect(self, scheme: str, host: str, port: int) -> http.client.HTTPConnection:
-        proxy = None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(scheme)
-        target = urlsplit(proxy) if proxy else None
-        connect_to = (target.hostname or "", target.port or 80) if target else (host, port)
+        key = (scheme, host, port)
+        if key not in self._routes:
+            # Once per host: reading the proxy settings scans the whole environment.
+            proxy = None if urllib.request.proxy_bypass(host) else urllib.request.getproxies().get(scheme)
+            target = urlsplit(proxy) if proxy else None
+            self._routes[key] = (target.hostname or "", target.port or 80) if target else None
+        route = self._routes[key]
+        connect_to = route or (host, port)
         conn: http.client.HTTPConnection
         if scheme == "https":
             conn = http.client.HTTPSConnection(*connect_to, timeout=self.timeout, context=self._tls)
         else:
             conn = http.client.HTTPConnection(*connect_to, timeout=self.timeout)
-        if target:
+        if route:
             conn.set_tunnel(host, port)
         return conn
 
