@@ -297,10 +297,13 @@ _TASK_LINE = _columns(Task, TaskLine)
 _ASSIGNMENT_LINE = _columns(Assignment, AssignmentLine)
 
 
+# The lists' "active" as plain comparisons, not `IN`: SQLAlchemy renders an IN list as an expanding
+# parameter, and rewrites the statement's SQL for it at every execution.
+_ACTIVE_STATE = or_(*(col(Assignment.state) == state for state in ACTIVE))
+
+
 def _claimable(with_skills: bool) -> Select[Any]:
-    mine = select(Assignment.task_id).where(
-        col(Assignment.user_id) == bindparam("user_id"), col(Assignment.state).in_(ACTIVE)
-    )
+    mine = select(Assignment.task_id).where(col(Assignment.user_id) == bindparam("user_id"), _ACTIVE_STATE)
     skill_ok: ColumnElement[bool] = col(Task.skill).is_(None)
     if with_skills:
         skill_ok = or_(skill_ok, col(Task.skill).in_(bindparam("skills", expanding=True)))
@@ -341,7 +344,7 @@ def claimable(
 
 
 def _assignments(active_only: bool) -> Select[Any]:
-    active = col(Assignment.state).in_(ACTIVE)
+    active = _ACTIVE_STATE
     return (
         select(*_ASSIGNMENT_LINE, *_TASK_LINE)
         .join(Task, col(Task.id) == col(Assignment.task_id))
