@@ -41,11 +41,13 @@ from __future__ import annotations
 
 import collections
 import io
+import json
 import logging
 import queue
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -60,6 +62,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from handlers.kit.app import ACKED_AT_DOOR, LISTENERS_PER_HTTP_THREAD, CrewApp
+from handlers.kit.interactions import dispatch_click
 from server import observe
 
 log = logging.getLogger("crewcall.http")
@@ -214,9 +217,11 @@ class WsgiApp:
             return False
 
     def _dispatch_click(self, body: str, headers: dict[str, str]) -> None:
-        # Bolt's path (middleware, the listener's authorize → run, on this thread); its own
-        # acknowledgement has nowhere to go and is dropped.
+        # Straight to our button's listener (authorize → run, on this thread); a click no button of
+        # ours takes goes Bolt's path, whose own acknowledgement has nowhere to go and is dropped.
         try:
+            if dispatch_click(self.app, _payload(body)):
+                return
             bolt_headers: dict[str, str | Sequence[str]] = dict(headers)
             self.app.dispatch(BoltRequest(body=body, headers=bolt_headers, context={ACKED_AT_DOOR: True}))
         except Exception:
@@ -246,6 +251,15 @@ def _refuse(start_response: Any, status: str) -> list[bytes]:
     """An answer to a request the door won't take (not signed, too large): no body."""
     start_response(status, [("Content-Length", "0")])
     return [b""]
+
+
+def _payload(body: str) -> dict[str, Any]:
+    """A form-encoded interaction's payload, as Bolt reads it; {} when it is no JSON object."""
+    try:
+        payload = json.loads(urllib.parse.parse_qs(body)["payload"][0])
+    except (KeyError, ValueError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
 
 
 def is_click(body: str) -> bool:
