@@ -6,7 +6,8 @@ GET  /metrics        Prometheus text format (server/observe.py), no Slack signat
                      METRICS_PORT serves it
 
 Button clicks (`block_actions`) are acknowledged at the door: once the request's signature checks
-out, the empty 200 goes back at once and Bolt dispatches the click on a worker thread. Slack ignores
+out, the empty 200 goes back at once and a worker thread hands the click to its button's listener
+(by action_id, handlers.kit.interactions.dispatch_click; Bolt's dispatch for any other). Slack ignores
 the body of a block_actions acknowledgement (answers go through response_url), so nothing is lost,
 and a storm of clicks on one card is acknowledged at the pace of the HTTP server rather than queueing
 behind Bolt's listener matching and its listener threads (bench/claim_storm.py measures it).
@@ -114,7 +115,7 @@ class Door:
 
 
 class Clicks:
-    """Clicks acknowledged at the door, handed to Bolt by worker threads once the door is quiet.
+    """Clicks acknowledged at the door, handed on by worker threads once the door is quiet.
     One thread waits for the quiet (so waiting costs nothing while requests are being answered),
     then passes on everything queued so far."""
 
