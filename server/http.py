@@ -6,7 +6,8 @@ GET  /metrics        Prometheus text format (server/observe.py), no Slack signat
                      METRICS_PORT serves it
 
 Button clicks (`block_actions`) are acknowledged at the door: once the request's signature checks
-out, the empty 200 goes back at once and Bolt dispatches the click on a worker thread. Slack ignores
+out, the empty 200 goes back at once and a worker thread hands the click to its button's listener
+(by action_id, handlers.kit.interactions.dispatch_click; Bolt's dispatch for any other). Slack ignores
 the body of a block_actions acknowledgement (answers go through response_url), so nothing is lost,
 and a storm of clicks on one card is acknowledged at the pace of the HTTP server rather than queueing
 behind Bolt's listener matching and its listener threads (bench/claim_storm.py measures it).
@@ -41,11 +42,13 @@ from __future__ import annotations
 
 import collections
 import io
+import json
 import logging
 import queue
 import re
 import threading
 import time
+import urllib.parse
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -60,6 +63,7 @@ from waitress.server import TcpWSGIServer
 from waitress.task import ThreadedTaskDispatcher
 
 from handlers.kit.app import ACKED_AT_DOOR, LISTENERS_PER_HTTP_THREAD, CrewApp
+from handlers.kit.interactions import dispatch_click
 from server import observe
 
 log = logging.getLogger("crewcall.http")
@@ -111,7 +115,7 @@ class Door:
 
 
 class Clicks:
-    """Clicks acknowledged at the door, handed to Bolt by worker threads once the door is quiet.
+    """Clicks acknowledged at the door, handed on by worker threads once the door is quiet.
     One thread waits for the quiet (so waiting costs nothing while requests are being answered),
     then passes on everything queued so far."""
 
@@ -214,9 +218,11 @@ class WsgiApp:
             return False
 
     def _dispatch_click(self, body: str, headers: dict[str, str]) -> None:
-        # Bolt's path (middleware, the listener's authorize → run, on this thread); its own
-        # acknowledgement has nowhere to go and is dropped.
+        # Straight to our button's listener (authorize → run, on this thread); a click no button of
+        # ours takes goes Bolt's path, whose own acknowledgement has nowhere to go and is dropped.
         try:
+            if dispatch_click(self.app, _payload(body)):
+                return
             bolt_headers: dict[str, str | Sequence[str]] = dict(headers)
             self.app.dispatch(BoltRequest(body=body, headers=bolt_headers, context={ACKED_AT_DOOR: True}))
         except Exception:
@@ -246,6 +252,15 @@ def _refuse(start_response: Any, status: str) -> list[bytes]:
     """An answer to a request the door won't take (not signed, too large): no body."""
     start_response(status, [("Content-Length", "0")])
     return [b""]
+
+
+def _payload(body: str) -> dict[str, Any]:
+    """A form-encoded interaction's payload, as Bolt reads it; {} when it is no JSON object."""
+    try:
+        payload = json.loads(urllib.parse.parse_qs(body)["payload"][0])
+    except (KeyError, ValueError):
+        return {}
+    return payload if isinstance(payload, dict) else {}
 
 
 def is_click(body: str) -> bool:

@@ -132,3 +132,24 @@ def test_every_domain_handling_an_event_gets_it(sqlite_bot: BotHarness) -> None:
     while not seen and time.monotonic() < deadline:
         time.sleep(0.02)
     assert seen == ["U9"]
+
+
+def test_a_forged_click_of_any_shape_gets_its_200_and_causes_nothing(sqlite_bot: BotHarness) -> None:
+    """A click goes straight to its button's listener by action_id: whatever the payload holds
+    instead of actions, it is acknowledged, nothing answers it, and the next click still works."""
+    bot = sqlite_bot
+    bot.fake.add_user("U1")
+    assert bot.driver is not None
+    before = _api_calls(bot)
+    user = {"id": "U1"}
+    for forged in (
+        {"type": "block_actions", "user": user, "actions": "task_list_more"},
+        {"type": "block_actions", "user": user, "actions": ["task_list_more"]},
+        {"type": "block_actions", "user": user, "actions": [{"action_id": ["task_list_more"]}]},
+        {"type": "block_actions", "user": user, "actions": [{"action_id": "no_such_button"}]},
+        {"type": "block_actions", "actions": [{"action_id": "task_list_more", "value": "0"}]},
+    ):
+        assert bot.driver.post_payload(forged).status == 200
+    time.sleep(0.3)  # give a wrongly answered click the time to call Slack
+    assert _api_calls(bot) == before
+    assert bot.click("U1", "task_list_more", "0").all_text  # answered through its response_url

@@ -34,9 +34,13 @@ class CrewApp(App):
     commands: CommandSet
     listener_pool: ThreadPoolExecutor
     event_handlers: dict[str, list[Callable[..., None]]]
+    # Button listeners by action_id (handlers.kit.interactions.button): a click acknowledged at
+    # the door goes straight to its own (dispatch_click).
+    buttons: dict[str, Callable[[Callable[..., Any], dict[str, Any]], None]]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        self.buttons = {}
         bolt = self._listener_runner
         self._listener_runner = PromptAckRunner(
             logger=bolt.logger,
