@@ -154,7 +154,7 @@ class Clicks:
 
 
 class WsgiApp:
-    def __init__(self, app: CrewApp, click_threads: int = 16 * LISTENERS_PER_HTTP_THREAD) -> None:
+    def __init__(self, app: CrewApp, click_threads: int) -> None:
         self.app = app
         self.slack = SlackRequestHandler(app, path=EVENTS_PATH)
         self.verifier = SignatureVerifier(app.services.config.slack_signing_secret.get_secret_value())
