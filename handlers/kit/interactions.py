@@ -106,8 +106,9 @@ def button(
 def dispatch_click(app: CrewApp, body: dict[str, Any]) -> bool:
     """Run the button listener of a click acknowledged at the HTTP door, found by its action_id,
     without Bolt's dispatch: its middleware, its trying every listener's matchers in turn and
-    building each listener's arguments cost ~12% of a click's CPU (bench/click_storm.py). The listener is the one Bolt would run (authorized in run_handler); its ack has
-    nowhere to go. False when no button of ours has that action_id: Bolt's path then."""
+    building each listener's arguments cost ~12% of a click's CPU (bench/click_storm.py). The
+    listener is the one Bolt would run (authorized in run_handler); its ack has nowhere to go.
+    False when no button of ours has that action_id: Bolt's path then."""
     actions = body.get("actions")
     action = actions[0] if isinstance(actions, list) and actions else None
     listener = app.buttons.get(str(action.get("action_id"))) if isinstance(action, dict) else None
