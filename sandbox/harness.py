@@ -162,9 +162,8 @@ class BotHarness:
         reply the bot sent through this request's response_url after acking."""
         assert self.driver is not None
         url = self.fake.new_response_url()
-        before = len(self.fake.calls)
         response = self.driver.command(user_id, command, text, channel_id=channel_id, response_url=url)
-        return self._reply(response, url, before, timeout)
+        return reply_to(self.fake, response, url, timeout)
 
     def click(
         self, user_id: str, action_id: str, value: str | None = None, timeout: float = 10.0, **kwargs: Any
@@ -173,20 +172,7 @@ class BotHarness:
         assert self.driver is not None
         url = self.fake.new_response_url()
         response = self.driver.click(user_id, action_id, value=value, response_url=url, **kwargs)
-        return self._reply(response, url, len(self.fake.calls), timeout)
-
-    def _reply(self, response: Response, url: str, before: int, timeout: float) -> Reply:
-        if response.status != 200:
-            raise AssertionError(f"the bot answered HTTP {response.status}: {response.body[:300]}")
-        if response.body.strip():
-            data = response.json()
-            if data.get("text") or data.get("blocks"):
-                return Reply(data.get("text", ""), data.get("blocks") or [], via="ack")
-        calls = self.fake.wait_for(
-            "response_url", predicate=lambda c: c.params.get("_url") == url, timeout=timeout
-        )
-        params = calls[0].params
-        return Reply(params.get("text", ""), params.get("blocks") or [], via="response_url")
+        return reply_to(self.fake, response, url, timeout)
 
     def submit(
         self,
@@ -222,6 +208,20 @@ class BotHarness:
             return c.ok and c.params.get("channel") in (channel, user_id) and contains in _text_of(c.params)
 
         return self.fake.wait_for("chat.postMessage", predicate=matches, timeout=timeout)[0]
+
+
+def reply_to(fake: FakeSlack, response: Response, url: str, timeout: float = 10.0) -> Reply:
+    """What the user saw in answer to a request sent with response_url `url`: the acknowledgement's
+    ephemeral answer, or else the first reply the bot sent through `url`."""
+    if response.status != 200:
+        raise AssertionError(f"the bot answered HTTP {response.status}: {response.body[:300]}")
+    if response.body.strip():
+        data = response.json()
+        if data.get("text") or data.get("blocks"):
+            return Reply(data.get("text", ""), data.get("blocks") or [], via="ack")
+    calls = fake.wait_for("response_url", predicate=lambda c: c.params.get("_url") == url, timeout=timeout)
+    params = calls[0].params
+    return Reply(params.get("text", ""), params.get("blocks") or [], via="response_url")
 
 
 def _text_of(params: dict[str, Any]) -> str:

@@ -18,7 +18,7 @@ from jobs.policy import CARD_CLAIM_STALE, CARD_POLL_S
 from jobs.redraw import Redraws
 from sandbox.bot_process import BotProcess
 from sandbox.fake_slack import FakeSlack
-from sandbox.harness import BotHarness
+from sandbox.harness import BotHarness, reply_to
 
 SLOWED = "faster than I can keep up"
 
@@ -57,11 +57,8 @@ def test_a_member_over_the_share_is_refused_at_the_limit_across_processes(two_bo
 
     def command(i: int) -> None:
         barrier.wait()  # all at once, half to each process
-        assert drivers[i % 2].command("U1", "/tasks", "mine", response_url=urls[i]).status == 200
-        [reply] = fake.wait_for(
-            "response_url", timeout=20, predicate=lambda c: c.params.get("_url") == urls[i]
-        )
-        refused[i] = SLOWED in str(reply.params)
+        response = drivers[i % 2].command("U1", "/tasks", "mine", response_url=urls[i])
+        refused[i] = SLOWED in reply_to(fake, response, urls[i], timeout=20)
 
     threads = [threading.Thread(target=command, args=(i,)) for i in range(sent)]
     for t in threads:
@@ -72,9 +69,8 @@ def test_a_member_over_the_share_is_refused_at_the_limit_across_processes(two_bo
     assert refused.count(False) == 5, refused
     assert refused.count(True) == sent - 5
     other = fake.new_response_url()
-    drivers[1].command("U2", "/tasks", "mine", response_url=other)
-    [reply] = fake.wait_for("response_url", timeout=20, predicate=lambda c: c.params.get("_url") == other)
-    assert SLOWED not in str(reply.params)  # others are not held back
+    response = drivers[1].command("U2", "/tasks", "mine", response_url=other)
+    assert SLOWED not in reply_to(fake, response, other, timeout=20)  # others are not held back
 
 
 LEADS = "C0LEADS"

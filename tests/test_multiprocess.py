@@ -28,6 +28,7 @@ from jobs.shifts import REMINDER_EVENT
 from sandbox.cluster import Cluster
 from sandbox.driver import SlackDriver
 from sandbox.fake_slack import FakeSlack
+from sandbox.harness import reply_to
 from tests.announce_helpers import deliveries, wait_status, wait_until
 from tests.tasks_support import TASKS, all_at_once, claim_click
 
@@ -35,11 +36,9 @@ TAKEOVER_BOUND_S = 30.0
 
 
 def ask(fake: FakeSlack, driver: SlackDriver, user: str, command: str, text: str) -> str:
-    """A slash command through one process's door, and the reply it sent to the response_url."""
+    """A slash command through one process's door, and its answer's text."""
     url = fake.new_response_url()
-    assert driver.command(user, command, text, response_url=url).status == 200
-    (reply,) = fake.wait_for("response_url", timeout=20, predicate=lambda c: c.params["_url"] == url)
-    return str(reply.params.get("text", ""))
+    return reply_to(fake, driver.command(user, command, text, response_url=url), url, timeout=20).text
 
 
 def test_a_claim_storm_spread_over_three_processes_has_exactly_as_many_winners_as_slots(

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from slack_bolt import Ack, App, BoltRequest, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_bolt.listener import Listener
 from slack_bolt.listener.thread_runner import ThreadListenerRunner
 from slack_bolt.logger.messages import warning_did_not_call_ack
 
+from handlers.kit.ack import ANSWER_IN_ACK_WITHIN, PromptAck
 from handlers.kit.commands import CommandSet
 from jobs.home import HomeTab
 from jobs.runtime import Services
@@ -57,25 +57,12 @@ class CrewApp(App):
         return self.services.home
 
 
-class _SignallingAck(Ack):
-    """Bolt's ack, which also wakes the request thread waiting for it."""
-
-    def __init__(self, acked: threading.Event) -> None:
-        super().__init__()
-        self.acked = acked
-
-    def __call__(self, *args: Any, **kwargs: Any) -> BoltResponse:
-        try:
-            return super().__call__(*args, **kwargs)
-        finally:
-            self.acked.set()
-
-
 class PromptAckRunner(ThreadListenerRunner):
     """Bolt's runner for `process_before_response=False`, except how the request thread waits for
     the listener's ack: Bolt polls for it every 10 ms (time.sleep(0.01)), so every acknowledgement
     waited 10 ms at least and each waiting thread woke 100 times a second; here it waits on an
-    event that ack() sets, and a click acknowledged at the door runs its listener on the thread that
+    event that ack() sets, a slash command's acknowledgement is held for its answer
+    (handlers.kit.ack), and a click acknowledged at the door runs its listener on the thread that
     dispatches it. The rest is Bolt's: the listener runs on the listener executor, and an
     error before the ack answers 500. Lazy listeners (unused here) keep Bolt's own path."""
 
@@ -90,8 +77,7 @@ class PromptAckRunner(ThreadListenerRunner):
         if self.process_before_response or request.lazy_only or listener.lazy_functions:
             return super().run(request, response, listener_name, listener, starting_time)
         starting_time = starting_time if starting_time is not None else time.time()
-        acked = threading.Event()
-        ack = _SignallingAck(acked)
+        ack = PromptAck()
         request.context["ack"] = ack  # what the listener's `ack` argument is built from
         if listener.auto_acknowledgement:
             ack()
@@ -114,14 +100,16 @@ class PromptAckRunner(ThreadListenerRunner):
                     ack.response = outcome
             finally:
                 self.listener_completion_handler.handle(request=request, response=outcome)
-                acked.set()  # done: acknowledged or never will be
+                ack.acked.set()  # done: acknowledged or never will be
 
         if request.context.get(ACKED_AT_DOOR):
             run_listener()
             # Nobody reads it (Slack had the door's ack), but a response ends Bolt's dispatch.
             return outcome or ack.response or BoltResponse(status=500)
         self.listener_executor.submit(run_listener)
-        acked.wait(timeout=max(0.0, listener.ack_timeout - (time.time() - starting_time)))
+        if request.body.get("command"):  # a slash command: its answer may ride in the ack
+            return ack.wait(ANSWER_IN_ACK_WITHIN - (time.time() - starting_time))
+        ack.acked.wait(timeout=max(0.0, listener.ack_timeout - (time.time() - starting_time)))
         if outcome is None and ack.response is None:
             self.logger.warning(warning_did_not_call_ack(listener_name))
             return None

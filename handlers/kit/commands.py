@@ -26,6 +26,7 @@ from core.errors import UsageError, UserError
 from core.grammar import TEXT, Kind, Token, tokenize
 from core.grammar import shown as _shown
 from core.slack import answering, closing_before_slack
+from handlers.kit.ack import PromptAck
 from handlers.kit.context import Ctx, SlackRequest
 from jobs.fairness import limits_for
 from views.blocks import context, section, sections, slow_down
@@ -333,25 +334,24 @@ def _run_handler(
     body: Callable[[Ctx], Any],
     ack_first: bool,
 ) -> Any:
+    # A slash command's acknowledgement is held for its first reply, which rides in it
+    # (handlers.kit.ack); a Web API call before that acknowledges first (Ctx.before_slack).
+    held = ack if request.kind == "command" and isinstance(ack, PromptAck) else None
     acked = False
-    if role == Role.CONTRACTOR and ack_first:
+    if role == Role.CONTRACTOR and ack_first and held is None:
         # Everyone may do this: acknowledge before touching the store (the fair-share count
         # included), so the ack stays fast even when the database is busy (a storm of clicks).
         ack()
         acked = True
+    ctx = Ctx(services, request, Actor(request.user_id), held=held)
     if request.kind in ("command", "action"):
         refusal = limits_for(services).commands.take(request.user_id)
         if refusal is not None:
-            text = slow_down("commands and clicks", refusal.retry_at)
-            if request.kind == "command" and not acked:
-                ack(response_type="ephemeral", text=text)
-            else:
-                if not acked:
-                    ack()
-                if request.kind == "command" or refusal.first:
-                    Ctx(services, request, Actor(request.user_id)).reply(text)
+            if not acked and held is None:
+                ack()
+            if request.kind == "command" or refusal.first:
+                ctx.reply(slow_down("commands and clicks", refusal.retry_at))
             return None
-    ctx = Ctx(services, request, Actor(request.user_id))
     # The read that loads the actor stays open for the body's first `ctx.read()`: one transaction
     # per request instead of two (see Ctx.read); anything else the body does closes it first.
     reading = ExitStack()
@@ -360,26 +360,25 @@ def _run_handler(
         authorize(actor, role, action)
     except UserError as e:
         reading.close()
-        if request.kind == "command":
-            ack(response_type="ephemeral", text=f":no_entry: {e.message}")
-        else:
+        if held is None:
             ack()
-            ctx.reply(f":no_entry: {e.message}")
+        ctx.reply(f":no_entry: {e.message}")
         return None
     except Exception:
         reading.close()
-        if not acked:
+        if not acked and held is None:
             ack()
         _report_failure(ctx)
         return None
-    if ack_first and not acked:
+    if ack_first and not acked and held is None:
         ack()
     try:
         if ack_first and stale:
             reading.close()  # users.info is asked outside any transaction
-            actor = services.directory.refreshed(actor, stale)
-        ctx = Ctx(services, request, actor, (session, reading) if session is not None else None)
-        with closing_before_slack(ctx.release):
+            with closing_before_slack(ctx.before_slack):
+                actor = services.directory.refreshed(actor, stale)
+        ctx = Ctx(services, request, actor, (session, reading) if session is not None else None, held)
+        with closing_before_slack(ctx.before_slack):
             return body(ctx)
     except UserError as e:
         ctx.release()
@@ -394,6 +393,8 @@ def _run_handler(
     finally:
         ctx.release()
         reading.close()
+        if held is not None:
+            held()  # a command that has not replied is acknowledged now, not at the deadline
     return None
 
 

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from core.authz import Actor
 from core.errors import UserError
 from core.grammar import Kind
+from handlers.kit.ack import PromptAck
 from views.blocks import section
 
 if TYPE_CHECKING:
@@ -231,12 +232,15 @@ class Ctx:
         request: SlackRequest,
         actor: Actor,
         reading: tuple[Session, ExitStack] | None = None,
+        held: PromptAck | None = None,
     ) -> None:
         self.services = services
         self.request = request
         self.actor = actor
         # The read transaction the actor was loaded in, still open, for the first `read()`.
         self._reading = reading
+        # A slash command's acknowledgement, held for its first reply (handlers.kit.ack).
+        self._held = held
 
     @property
     def now(self) -> datetime:
@@ -266,6 +270,13 @@ class Ctx:
         if reading is not None:
             reading[1].close()
 
+    def before_slack(self) -> None:
+        """Before this request's first Web API call (`core.slack.closing_before_slack`): Slack has
+        the acknowledgement first, and no transaction stays open while Slack is waited on."""
+        if self._held is not None:
+            self._held()
+        self.release()
+
     @contextmanager
     def write(self) -> Iterator[Session]:
         """A unit of work that changes something, committed at the end of the block."""
@@ -274,8 +285,11 @@ class Ctx:
             yield session
 
     def reply(self, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
-        """Answer the actor privately, where they acted: through the response_url, an ephemeral in
-        the channel, a notice modal from the Home tab, or else a DM."""
+        """Answer the actor privately, where they acted: in a command's acknowledgement while it is
+        held, through the response_url, an ephemeral in the channel, a notice modal from the Home
+        tab, or else a DM."""
+        if self._held is not None and self._held.answer(text, blocks):
+            return
         slack = self.services.slack
         req = self.request
         if req.response_url and slack.respond(req.response_url, text, blocks):
