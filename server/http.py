@@ -11,7 +11,9 @@ out, the empty 200 goes back at once and a worker thread hands the click to its 
 the body of a block_actions acknowledgement (answers go through response_url), so nothing is lost,
 and a storm of clicks on one card is acknowledged at the pace of the HTTP server rather than queueing
 behind Bolt's listener matching and its listener threads (bench/claim_storm.py measures it).
-Commands, modal submissions and events carry their answer in the acknowledgement and go through Bolt.
+Slash commands of ours go straight to their listener too (CrewApp.answer_command), their answer
+riding in the acknowledgement when it is ready in time (handlers.kit.ack). Modal submissions,
+events and anything else go through Bolt.
 
 The door refuses before it reads: a body over HTTP_MAX_BODY_BYTES gets 413 from its Content-Length
 (waitress answers it before reading the body), a request without a valid signature (headers missing,
@@ -54,6 +56,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
+from slack_bolt.adapter.wsgi.http_response import WsgiHttpResponse
 from slack_bolt.request import BoltRequest
 from slack_sdk.signature import SignatureVerifier
 from waitress import wasyncore
@@ -168,7 +171,7 @@ class WsgiApp:
         self.door.enter()
         started = time.perf_counter()
         try:
-            return self._answer(environ, start_response)
+            return self._answer(environ, start_response, time.monotonic())
         finally:
             self.door.leave()
             click = environ.get(_CLICK_KEY)
@@ -176,7 +179,7 @@ class WsgiApp:
                 self.clicks.put(*click)
             observe.observe(environ, time.perf_counter() - started)
 
-    def _answer(self, environ: dict[str, Any], start_response: Any) -> Iterable[bytes]:
+    def _answer(self, environ: dict[str, Any], start_response: Any, received_at: float) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == "/healthz" and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
             return observe.health_answer(self.app, start_response)
         if environ.get("PATH_INFO") == observe.PATH and environ.get("REQUEST_METHOD") in ("GET", "HEAD"):
@@ -206,6 +209,14 @@ class WsgiApp:
                 environ[_CLICK_KEY] = (body, headers)
                 start_response("200 OK", [("Content-Length", "0")])
                 return [b""]
+            if not body.startswith(("{", "payload=")):  # a form: a slash command, Slack's ssl_check
+                answer = self.app.answer_command(
+                    dict(urllib.parse.parse_qsl(body, keep_blank_values=True)), received_at
+                )
+                if answer is not None:
+                    response = WsgiHttpResponse(answer.status, answer.headers, answer.body)
+                    start_response(response.status, response.get_headers())
+                    return response.get_body()
             environ["wsgi.input"] = io.BytesIO(raw)
         return self.slack(environ, start_response)
 

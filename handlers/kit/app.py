@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import time
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -13,9 +15,11 @@ from slack_bolt.listener.thread_runner import ThreadListenerRunner
 from slack_bolt.logger.messages import warning_did_not_call_ack
 
 from handlers.kit.ack import ANSWER_IN_ACK_WITHIN, PromptAck
-from handlers.kit.commands import CommandSet
+from handlers.kit.commands import CommandSet, failure_notice
 from jobs.home import HomeTab
 from jobs.runtime import Services
+
+log = logging.getLogger("crewcall.commands")
 
 # Listener threads mostly wait: for Slack to answer a reply, for their batch's decision. With
 # Slack's ~50 ms per reply, 2 per HTTP thread (32) capped a 300-click storm at ~640 answers a second
@@ -55,6 +59,30 @@ class CrewApp(App):
     @property
     def home(self) -> HomeTab:
         return self.services.home
+
+    def answer_command(self, body: dict[str, Any], received_at: float) -> BoltResponse | None:
+        """Run a slash command of ours (`body`: its form fields, signature checked) without Bolt's
+        dispatch, whose middleware and trying every listener's matchers in turn cost ~16% of a
+        command's CPU (bench/profile_requests.py); None for a command we don't have (Bolt's path
+        then). The listener runs on a listener thread; the acknowledgement comes back once it
+        answers, or empty after ANSWER_IN_ACK_WITHIN seconds from `received_at` (time.monotonic)."""
+        command = self.commands.find(str(body.get("command", "")))
+        if command is None:
+            return None
+        ack = PromptAck()
+
+        def run() -> None:
+            try:
+                command.dispatch(self.services, ack, body)
+            except Exception:
+                ref = uuid.uuid4().hex[:8]
+                log.exception("%s failed (ref %s)", command.name, ref)
+                ack(response_type="ephemeral", text=failure_notice(ref))
+            finally:
+                ack()  # a listener that never answered is acknowledged now, not at the deadline
+
+        self.listener_pool.submit(run)
+        return ack.wait(ANSWER_IN_ACK_WITHIN - (time.monotonic() - received_at))
 
 
 class PromptAckRunner(ThreadListenerRunner):

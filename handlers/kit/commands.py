@@ -280,11 +280,13 @@ class SlashCommand:
 
     def register(self, app: App, services: Services) -> None:
         def listener(ack: Ack, body: dict[str, Any]) -> None:
-            self._dispatch(services, ack, body)
+            self.dispatch(services, ack, body)
 
         app.command(self.name)(listener)
 
-    def _dispatch(self, services: Services, ack: Ack, body: dict[str, Any]) -> None:
+    def dispatch(self, services: Services, ack: Ack, body: dict[str, Any]) -> None:
+        """Answer one invocation (`body`: the command's form fields): help and usage errors in the
+        acknowledgement, anything else through run_handler."""
         text = body.get("text", "") or ""
         try:
             resolved = self.resolve(text)
@@ -401,9 +403,12 @@ def _run_handler(
 def _report_failure(ctx: Ctx) -> None:
     ref = uuid.uuid4().hex[:8]
     log.exception("handler failed (ref %s) for %s by %s", ref, ctx.request.source, ctx.request.user_id)
-    ctx.reply(
-        f":boom: Something went wrong on my side (ref `{ref}`). Please try again, or tell a lead this ref."
-    )
+    ctx.reply(failure_notice(ref))
+
+
+def failure_notice(ref: str) -> str:
+    """What a member is told when their request failed on our side; `ref` finds it in the log."""
+    return f":boom: Something went wrong on my side (ref `{ref}`). Please try again, or tell a lead this ref."
 
 
 @dataclass
@@ -415,3 +420,6 @@ class CommandSet:
     def add(self, command: SlashCommand) -> SlashCommand:
         self.commands.append(command)
         return command
+
+    def find(self, name: str) -> SlashCommand | None:
+        return next((command for command in self.commands if command.name == name), None)
