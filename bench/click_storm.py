@@ -90,17 +90,16 @@ def post_task(fake: Any, driver: Any, slots: int) -> tuple[dict[str, Any], str]:
 def warm_up(fake: Any, drivers: list[Any], users: list[str]) -> None:
     """Each user runs `/tasks mine` once (the bot meets them and stores their profile), spread over
     the processes; waits for every answer."""
-    urls = [fake.new_response_url() for _ in users]
+    from sandbox.harness import reply_to
 
     def run(i: int) -> None:
-        drivers[i % len(drivers)].command(users[i], "/tasks", "mine", response_url=urls[i])
+        url = fake.new_response_url()
+        reply_to(
+            fake, drivers[i % len(drivers)].command(users[i], "/tasks", "mine", response_url=url), url, 120
+        )
 
     with ThreadPoolExecutor(8) as threads:
         list(threads.map(run, range(len(users))))
-    wanted = set(urls)
-    fake.wait_for(
-        "response_url", count=len(users), timeout=120, predicate=lambda c: c.params.get("_url") in wanted
-    )
 
 
 def run_setup(backend: str, processes: int, args: argparse.Namespace, pool: Any) -> Result:

@@ -97,15 +97,14 @@ def ask_questions(fake: Any, url: str, members: list[str]) -> None:
     own vectors come from the on-disk cache)."""
     from sandbox.bot_process import SIGNING_SECRET
     from sandbox.driver import SlackDriver
+    from sandbox.harness import reply_to
 
     driver = SlackDriver(url, SIGNING_SECRET, fake=fake)
-    urls = [fake.new_response_url() for _ in QUESTIONS]
-    for member, question, response_url in zip(members, QUESTIONS, urls, strict=False):
-        driver.command(member, "/policy", question, response_url=response_url)
-    wanted = set(urls)
-    fake.wait_for(
-        "response_url", count=len(urls), timeout=120, predicate=lambda c: c.params.get("_url") in wanted
-    )
+    for member, question in zip(members, QUESTIONS, strict=False):
+        response_url = fake.new_response_url()
+        reply_to(
+            fake, driver.command(member, "/policy", question, response_url=response_url), response_url, 120
+        )
 
 
 def _python(script: str) -> str:

@@ -18,9 +18,9 @@ sent one command before the measurement (their profile is fresh, as on a normal 
 connection as Slack does. MEMBER_COMMANDS_PER_MIN is raised so no request is refused.
 
 Figures per variant: requests/s = requests / wall time of the run, from the first send to the last
-answer: for the bot the answer is the ephemeral list it posts to the response_url (the fake Slack,
-running in this bench's process), for the bare app the ack itself; ack p50/p99 from sending a
-request to its HTTP 200, and their mean beside what Little's law gives for it (requests in flight /
+answer: for the bot the answer is the ephemeral list in its acknowledgement, or else the one it
+posts to the response_url (the fake Slack, running in this bench's process), for the bare app the
+ack itself; ack p50/p99 from sending a request to its HTTP 200, and their mean beside what Little's law gives for it (requests in flight /
 requests/s: the client sends the next request as soon as an ack comes back); the server processes'
 CPU time per request; and the ratio of requests/s to bare Bolt's, per process. One line is printed:
 

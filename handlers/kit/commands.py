@@ -339,8 +339,8 @@ def _run_handler(
     # A slash command's acknowledgement is held for its first reply, which rides in it
     # (handlers.kit.ack); a Web API call before that acknowledges first (Ctx.before_slack).
     held = ack if request.kind == "command" and isinstance(ack, PromptAck) else None
-    acked = False
-    if role == Role.CONTRACTOR and ack_first and held is None:
+    acked = held is not None  # a held ack owes no ack() here: its answer or before_slack sends it
+    if role == Role.CONTRACTOR and ack_first and not acked:
         # Everyone may do this: acknowledge before touching the store (the fair-share count
         # included), so the ack stays fast even when the database is busy (a storm of clicks).
         ack()
@@ -349,7 +349,7 @@ def _run_handler(
     if request.kind in ("command", "action"):
         refusal = limits_for(services).commands.take(request.user_id)
         if refusal is not None:
-            if not acked and held is None:
+            if not acked:
                 ack()
             if request.kind == "command" or refusal.first:
                 ctx.reply(slow_down("commands and clicks", refusal.retry_at))
@@ -368,11 +368,11 @@ def _run_handler(
         return None
     except Exception:
         reading.close()
-        if not acked and held is None:
+        if not acked:
             ack()
         _report_failure(ctx)
         return None
-    if ack_first and not acked and held is None:
+    if ack_first and not acked:
         ack()
     try:
         if ack_first and stale:
