@@ -2,7 +2,7 @@
 
 Run from the repo root::
 
-    .venv/bin/python -m bench.policy_accuracy tests/policy_blind4_eval.yaml        # aggregates only
+    .venv/bin/python -m bench.policy_accuracy tests/policy_blind5_eval.yaml        # aggregates only
     .venv/bin/python -m bench.policy_accuracy tests/policy_blind3_eval.yaml --misses  # dev sets only
 
 An on-topic question (``expected`` is a section id) counts as **right** only when the bot answers it
@@ -11,9 +11,9 @@ verbatim (case-insensitive); questions without a ``fact`` need the right section
 question (``expected: null``) counts as right when it is escalated.
 
 The output is aggregate numbers only. ``--misses`` lists the failed questions, and refuses to on
-the blind set (``policy_blind4_eval.yaml``): that set is scored, never read, so it stays blind.
+the blind set (``policy_blind5_eval.yaml``): that set is scored, never read, so it stays blind.
 The earlier blind sets (``policy_blind_eval.yaml``, ``policy_blind2_eval.yaml``,
-``policy_blind3_eval.yaml``) are spent: they are development sets now.
+``policy_blind3_eval.yaml``, ``policy_blind4_eval.yaml``) are spent: they are development sets now.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from domain.policy import IndexConfig, PolicyIndex, load_handbook
 from domain.policy.semantic import Embedder
 
 ROOT = Path(__file__).resolve().parents[1]
-BLIND = "policy_blind4_eval.yaml"
+BLIND = "policy_blind5_eval.yaml"
 
 
 @dataclass

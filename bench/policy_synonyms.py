@@ -7,7 +7,7 @@ Run from the repo root::
 On the development sets (``tests/policy_eval.yaml``, all keys, ``tests/policy_blind_eval.yaml``,
 ``tests/policy_blind2_eval.yaml``, ``tests/policy_blind3_eval.yaml`` and ``tests/policy_dev4_eval.yaml``;
 never the blind set
-``policy_blind4_eval.yaml``), a question's outcome is
+``policy_blind5_eval.yaml``), a question's outcome is
 right or wrong as in :mod:`bench.policy_accuracy`.
 Phrases are tried one at a time, greedily: a phrase that matches no development question and no
 section heading or ``asks:`` variant cannot change an answer and is dropped; any other phrase is
