@@ -44,7 +44,7 @@ from slack_sdk.http_retry.builtin_handlers import (
     ServerErrorRetryHandler,
 )
 
-from core import metrics
+from core import metrics, turns
 from core.people import Profile
 
 log = logging.getLogger("crewcall.slack")
@@ -88,6 +88,7 @@ def closing_before_slack(close: Callable[[], None]) -> Iterator[None]:
 
 
 def _before_slack() -> None:
+    turns.give_up()  # no other request waits while this thread waits on Slack
     close = getattr(_thread, "close_before_slack", None)
     if close is not None:
         _thread.close_before_slack = None

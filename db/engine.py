@@ -30,6 +30,8 @@ from sqlalchemy import event, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
+from core.turns import Turns
+
 SQLITE_BUSY_TIMEOUT_S = 30
 _WRITE_LOCK = "crewcall.write_lock"  # in a pooled connection's record_info while it holds the lock
 _QUERY_ONLY = "crewcall.query_only"  # in a DBAPI connection's info while it is query_only
@@ -121,6 +123,8 @@ class Database:
         if self.engine.dialect.name == "postgresql":
             read_only["postgresql_readonly"] = True
         self._reader = self.engine.execution_options(**read_only)
+        # Requests take turns at the interpreter on SQLite, where a statement never waits on a network.
+        self.turns = Turns(enabled=self.dialect == "sqlite")
 
     @property
     def dialect(self) -> str:

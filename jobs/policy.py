@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from core.events import APP_STOPPING
 from core.slack import POST_KEY_EVENT, SlackFailure
+from core.turns import stepping_out
 from domain.policy import HandbookError, PolicyIndex, load_handbook
 from domain.policy import service as rules
 from domain.policy.semantic import Embedder
@@ -232,7 +233,8 @@ class PolicyDesk:
             text = views.small_talk_text()
             send(text, [section(text)])
             return
-        answer = self.index().answer(asked.text)
+        with stepping_out():  # the encoder's wait holds up no other request
+            answer = self.index().answer(asked.text)
         with self.services.db.write() as session:
             repeated = rules.repeated_escalation(session, asked, answer)
             if repeated is None:

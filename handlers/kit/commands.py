@@ -323,7 +323,7 @@ def run_handler(
     before the ack and acks itself (`ack` must then be callable more than once); it gets the stored
     profile, since no Web API call may come before the ack. The thread is `answering()` throughout:
     no Web API call made here waits out a rate limit."""
-    with answering():
+    with answering(), services.db.turns.taken():
         return _run_handler(services, ack, request, role, action, body, ack_first)
 
 

@@ -1,0 +1,71 @@
+"""On SQLite, requests take turns at the interpreter: one runs its Python at a time.
+
+Why: the sqlite3 module lets go of the GIL around every statement, and a bot has dozens of request
+threads (waitress's, the listeners', the clicks'). With several of them runnable, each let-go hands
+the GIL to another thread and back: a slash command cost ~115 context switches, and the kernel's
+switching was ~45% of the bot's CPU (perf and /proc under bench.throughput's load; BENCHMARKS.md).
+A request holding the turn keeps the GIL through its statements, so it runs its store work and
+rendering in one go; the others wait on the turn, not on the GIL.
+
+A request gives its turn up before it waits on anything outside the process: before its first Web
+API call (core.slack calls `give_up`) and while the policy encoder embeds its question
+(`stepping_out`), so a slow Slack never holds up the others. Nor can a long request: a request
+waits at most `WAIT` for its turn, then runs beside the holder as it would without turns (turns only
+make things cheaper; nothing relies on them for correctness).
+
+On PostgreSQL every statement waits on the network, so requests there run side by side: no turns.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+#: The longest a request waits for its turn before it runs anyway (a turn normally lasts ~2 ms).
+WAIT = 0.05
+
+_thread = threading.local()
+
+
+class Turns:
+    def __init__(self, enabled: bool) -> None:
+        # A semaphore, not a Lock: its waiters are woken in the order they came (a Condition's queue).
+        self._turn = threading.Semaphore(1) if enabled else None
+
+    @contextmanager
+    def taken(self) -> Iterator[None]:
+        """This thread's work in the block runs in its turn (until it gives it up)."""
+        turn = self._turn
+        if turn is None or getattr(_thread, "turn", None) is not None:
+            yield
+            return
+        if turn.acquire(timeout=WAIT):
+            _thread.turn = turn
+        try:
+            yield
+        finally:
+            give_up()
+
+
+def give_up() -> None:
+    """Let the next request run: this thread is about to wait on something outside the process."""
+    turn = getattr(_thread, "turn", None)
+    if turn is not None:
+        _thread.turn = None
+        turn.release()
+
+
+@contextmanager
+def stepping_out() -> Iterator[None]:
+    """Without the turn for the block's wait (e.g. the policy encoder); taken again after it."""
+    turn = getattr(_thread, "turn", None)
+    if turn is None:
+        yield
+        return
+    give_up()
+    try:
+        yield
+    finally:
+        if turn.acquire(timeout=WAIT):
+            _thread.turn = turn
