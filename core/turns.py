@@ -19,6 +19,7 @@ On PostgreSQL every statement waits on the network, so requests there run side b
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -30,42 +31,68 @@ _thread = threading.local()
 
 class Turns:
     def __init__(self, enabled: bool) -> None:
-        # A semaphore, not a Lock: its waiters are woken in the order they came (a Condition's queue).
-        self._turn = threading.Semaphore(1) if enabled else None
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._taken = False
+        # Handed over in order: a turn given up goes straight to the request that waited longest
+        # (a Semaphore let newcomers barge past woken waiters, who then waited out WAIT).
+        self._waiting: deque[threading.Lock] = deque()
 
     @contextmanager
     def taken(self) -> Iterator[None]:
         """This thread's work in the block runs in its turn (until it gives it up)."""
-        turn = self._turn
-        if turn is None or getattr(_thread, "turn", None) is not None:
+        if not self.enabled or getattr(_thread, "turn", None) is not None:
             yield
             return
-        if turn.acquire(timeout=WAIT):
-            _thread.turn = turn
+        if self._take():
+            _thread.turn = self
         try:
             yield
         finally:
             give_up()
 
+    def _take(self) -> bool:
+        with self._lock:
+            if not self._taken:
+                self._taken = True
+                return True
+            handed = threading.Lock()
+            handed.acquire()
+            self._waiting.append(handed)
+        if handed.acquire(timeout=WAIT):
+            return True
+        with self._lock:
+            if handed in self._waiting:  # still waiting: go without a turn
+                self._waiting.remove(handed)
+                return False
+        return True  # handed over just as the wait ended
+
+    def _hand_over(self) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().release()
+            else:
+                self._taken = False
+
 
 def give_up() -> None:
     """Let the next request run: this thread is about to wait on something outside the process."""
-    turn = getattr(_thread, "turn", None)
-    if turn is not None:
+    turns: Turns | None = getattr(_thread, "turn", None)
+    if turns is not None:
         _thread.turn = None
-        turn.release()
+        turns._hand_over()
 
 
 @contextmanager
 def stepping_out() -> Iterator[None]:
     """Without the turn for the block's wait (e.g. the policy encoder); taken again after it."""
-    turn = getattr(_thread, "turn", None)
-    if turn is None:
+    turns: Turns | None = getattr(_thread, "turn", None)
+    if turns is None:
         yield
         return
     give_up()
     try:
         yield
     finally:
-        if turn.acquire(timeout=WAIT):
-            _thread.turn = turn
+        if turns._take():
+            _thread.turn = turns

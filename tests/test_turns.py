@@ -170,6 +170,7 @@ def test_turns_are_taken_on_sqlite_only(patient: None, database_url: str) -> Non
                 except threading.BrokenBarrierError:
                     together.append(False)
 
+        assert db.turns.enabled == (db.dialect == "sqlite")
         threads = [_in_thread(request), _in_thread(request)]
         for t in threads:
             t.join(10)
