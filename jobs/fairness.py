@@ -6,12 +6,15 @@ is authorized or touches anything else: the member is told to slow down and when
 nothing changes. A refusal is said once per minute where saying it costs a message (a click, a DM, a
 mention); a command's refusal rides on its acknowledgement or response_url, so it is always said.
 
-The counts are in the database (`member_window`), so the limit is one limit however many bot
-processes share it: each request is counted by one upsert (INSERT … ON CONFLICT DO UPDATE …
+On PostgreSQL the counts are in the database (`member_window`), so the limit is one limit however
+many bot processes share it: each request is counted by one upsert (INSERT … ON CONFLICT DO UPDATE …
 RETURNING), atomic on PostgreSQL (the row is locked while it changes) and on SQLite (one writer).
 Requests counted while a count is being made (a storm of clicks) wait and are counted together, by
 one upsert of a row per member (`core.combiner`): the i-th of a member's n requests in it is
 their count before it plus i, as if they had come one by one.
+SQLite serves one process only (README, Deployment), so there the counts live in that process
+(`ProcessWindows`): a write transaction per request was a quarter of a slash command's CPU
+(BENCHMARKS.md), and a count lost in a restart only gives a member a fresh minute.
 A member's minute begins with their first request after the previous minute ended, so exactly
 `per_minute` requests get through in it, whichever processes they reach; over any sliding minute
 that is at most twice the share (the end of one minute and the start of the next).
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import threading
 from collections import Counter
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -63,7 +67,42 @@ class MemberLimit:
     def take(self, user_id: str) -> Refusal | None:
         """Count one request; a Refusal when the member is over their share. If the database can't
         be reached the request is let through: what it does next meets the same failure and says so."""
+        if self.services.db.dialect == "sqlite":
+            started_at, count = self.services.windows.count(self.kind, user_id, self.services.clock.now())
+            return self.refusal_for(started_at, count)
         return _counts.submit((id(self.services), self.kind), (self, user_id))
+
+    def refusal_for(self, started_at: datetime, count: int) -> Refusal | None:
+        """The member's `count`-th request in the minute that began at `started_at`."""
+        if count <= self.per_minute:
+            return None
+        return Refusal(started_at + WINDOW, count == self.per_minute + 1)
+
+
+class ProcessWindows:
+    """Each member's current minute and count, per kind, in this process (on SQLite)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._windows: dict[tuple[str, str], tuple[datetime, int]] = {}
+        self._pruned_size = 1024
+
+    def count(self, kind: str, user_id: str, now: datetime) -> tuple[datetime, int]:
+        """Count one request; the start of the member's minute and their count in it so far."""
+        key = (kind, user_id)
+        with self._lock:
+            started_at, count = self._windows.get(key, (now, 0))
+            if started_at <= now - WINDOW:  # as the upsert: a minute begins with the first request after one
+                started_at, count = now, 0
+            self._windows[key] = (started_at, count + 1)
+            if len(self._windows) > 2 * self._pruned_size:
+                self._prune(now)
+            return started_at, count + 1
+
+    def _prune(self, now: datetime) -> None:
+        """Forget ended minutes (amortized: only once the table has doubled since the last time)."""
+        self._windows = {k: w for k, w in self._windows.items() if w[0] > now - WINDOW}
+        self._pruned_size = max(1024, len(self._windows))
 
 
 @functools.lru_cache(maxsize=64)
@@ -123,9 +162,7 @@ def _count(key: Hashable, requests: Sequence[tuple[MemberLimit, str]]) -> list[R
     for _, user_id in requests:
         started_at, before = counts[user_id]
         counts[user_id] = (started_at, before + 1)
-        count = before + 1
-        over = count > limit.per_minute
-        outcomes.append(Refusal(started_at + WINDOW, count == limit.per_minute + 1) if over else None)
+        outcomes.append(limit.refusal_for(started_at, before + 1))
     return outcomes
 
 

@@ -4,7 +4,7 @@ the clock here when it runs."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.clock import Clock
 from core.config import Config
@@ -12,6 +12,7 @@ from core.events import EventBus
 from core.slack import SlackGateway
 from db.engine import Database
 from jobs.directory import Directory
+from jobs.fairness import ProcessWindows
 from jobs.home import HomeTab
 from jobs.scheduler import Scheduler
 
@@ -26,6 +27,8 @@ class Services:
     directory: Directory
     home: HomeTab
     events: EventBus
+    # the per-member request counts, on SQLite (jobs.fairness)
+    windows: ProcessWindows = field(default_factory=ProcessWindows)
 
 
 _current: Services | None = None

@@ -134,3 +134,24 @@ def test_requests_counted_together_are_counted_exactly(bot: BotHarness) -> None:
         refusals = [r for r in outcomes[user] if r is not None]
         assert len(outcomes[user]) == 80 and len(refusals) == 20
         assert sum(r.first for r in refusals) == 1  # type: ignore[attr-defined]
+
+
+def test_process_windows_count_minutes_and_forget_only_ended_ones() -> None:
+    """On SQLite the counts live in the process (jobs.fairness.ProcessWindows): a minute begins with
+    the first request after the last one ended, and pruning forgets ended minutes only."""
+    from datetime import UTC, datetime, timedelta
+
+    from jobs.fairness import ProcessWindows
+
+    windows = ProcessWindows()
+    start = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    for i in range(3000):  # past the first pruning size: nothing has ended yet
+        windows.count("commands", f"U{i}", start)
+    assert windows.count("commands", "U1", start + timedelta(seconds=59)) == (start, 2)
+    assert windows.count("questions", "U1", start + timedelta(seconds=59))[1] == 1  # kinds apart
+    later = start + timedelta(seconds=61)
+    for i in range(3000, 7000):  # prunes the ended minutes of U0…U2999
+        windows.count("commands", f"U{i}", later)
+    assert len(windows._windows) <= 4001
+    assert windows.count("commands", "U3001", later) == (later, 2)
+    assert windows.count("commands", "U1", later) == (later, 1)  # a new minute
