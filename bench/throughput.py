@@ -22,7 +22,7 @@ answer: for the bot the answer is the ephemeral list in its acknowledgement, or 
 posts to the response_url (the fake Slack, running in this bench's process), for the bare app the
 ack itself; ack p50/p99 from sending a request to its HTTP 200, and their mean beside what Little's law gives for it (requests in flight /
 requests/s: the client sends the next request as soon as an ack comes back); the server processes'
-CPU time per request; and the ratio of requests/s to bare Bolt's, per process. One line is printed:
+CPU time and context switches per request; and the ratio of requests/s to bare Bolt's, per process. One line is printed:
 
     throughput: bare 640 req/s p99 30 ms | sqlite 1 proc 250 req/s (0.39) ack p99 40 ms | ...
 """
@@ -30,6 +30,7 @@ CPU time per request; and the ratio of requests/s to bare Bolt's, per process. O
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import multiprocessing
 import os
@@ -58,6 +59,7 @@ class Run:
     latencies: list[float]
     seconds: float
     cpu_ms: float | None = None  # the bot processes' CPU time (user + system) per request
+    switches: float | None = None  # the bot processes' context switches (all threads) per request
 
     @property
     def per_s(self) -> float:
@@ -218,8 +220,10 @@ def measure_bot(pool: Any, backend: str, processes: int, members_n: int, n: int,
             # Every member once, on every process: first-request costs (pools, caches) are not the run's.
             run_load(pool, fake, urls, members, len(members) * processes * 2, concurrency)
             cpu = sum(cpu_seconds(bot.pid) for bot in bots)
+            switched = sum(context_switches(bot.pid) for bot in bots)
             run = run_load(pool, fake, urls, members, n, concurrency)
             run.cpu_ms = (sum(cpu_seconds(bot.pid) for bot in bots) - cpu) / n * 1000
+            run.switches = (sum(context_switches(bot.pid) for bot in bots) - switched) / n
             return run
         finally:
             for bot in bots:
@@ -230,6 +234,19 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (Linux /proc)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def context_switches(pid: int) -> int:
+    """Voluntary and involuntary context switches of all of a process's threads so far (Linux /proc):
+    a thread handing the GIL or a request to another costs one or two (perf showed the kernel's
+    switching at ~45% of the bot's CPU before requests took turns, core/turns.py)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):  # a thread that ended meanwhile
+            for line in (task / "status").read_text().splitlines():
+                if "ctxt_switches:" in line:
+                    total += int(line.split()[1])
+    return total
 
 
 def measure_bare(pool: Any, members: list[str], n: int, concurrency: int) -> Run:
@@ -316,7 +333,8 @@ def main() -> int:
         parts.append(
             f"{backend} x{processes} {run.per_s:.0f} req/s{ratio}, ack p50 {run.pct(0.5):.0f} ms "
             f"p99 {run.pct(0.99):.0f} ms, mean {run.mean_ms:.0f} ms (Little: {args.concurrency} in flight / "
-            f"req/s = {args.concurrency / run.per_s * 1000:.0f} ms), bot CPU {run.cpu_ms:.1f} ms/request"
+            f"req/s = {args.concurrency / run.per_s * 1000:.0f} ms), bot CPU {run.cpu_ms:.1f} ms/request, "
+            f"{run.switches:.0f} context switches/request"
         )
     load = "/".join(f"{x:.1f}" for x in (load_before, os.getloadavg()[0]))
     print(
