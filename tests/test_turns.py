@@ -23,6 +23,13 @@ def _in_thread(work: Callable[[], None]) -> threading.Thread:
     return thread
 
 
+def _leave_once_waited_for(other_waiting: threading.Event, events: list[str], label: str) -> None:
+    """Stay in the turn until another thread is at it (and a moment more), then record leaving."""
+    other_waiting.wait(10)
+    time.sleep(0.05)
+    events.append(label)
+
+
 @pytest.fixture
 def patient(monkeypatch: pytest.MonkeyPatch) -> None:
     """Waiters wait for their turn as long as it takes (the default lets them in after 50 ms)."""
@@ -38,9 +45,7 @@ def test_one_request_runs_in_its_turn_at_a_time(patient: None) -> None:
         with shared.taken():
             events.append("a in")
             a_in.set()
-            b_waiting.wait(10)
-            time.sleep(0.05)  # b is at the turn by now
-            events.append("a out")
+            _leave_once_waited_for(b_waiting, events, "a out")
 
     def b() -> None:
         a_in.wait(10)
@@ -91,9 +96,7 @@ def test_stepping_out_lets_others_in_and_takes_the_turn_back(patient: None) -> N
                 b_in.wait(10)  # b runs while a is out
             events.append("a back")
             a_back.set()
-            c_waiting.wait(10)
-            time.sleep(0.05)  # c is at the turn by now
-            events.append("a out")
+            _leave_once_waited_for(c_waiting, events, "a out")
 
     def b() -> None:
         stepped_out.wait(10)
