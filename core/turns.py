@@ -3,7 +3,7 @@
 Why: the sqlite3 module lets go of the GIL around every statement, and a bot has dozens of request
 threads (waitress's, the listeners', the clicks'). With several of them runnable, each let-go hands
 the GIL to another thread and back: a slash command cost ~115 context switches, and the kernel's
-switching was ~45% of the bot's CPU (perf and /proc under bench.throughput's load; BENCHMARKS.md).
+switching was about half of the bot's CPU (bench/kernel_share.py; BENCHMARKS.md).
 A request holding the turn keeps the GIL through its statements, so it runs its store work and
 rendering in one go; the others wait on the turn, not on the GIL.
 

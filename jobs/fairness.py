@@ -8,7 +8,7 @@ mention); a command's refusal rides on its acknowledgement or response_url, so i
 
 On PostgreSQL the counts are in the database (`member_window`), so the limit is one limit however
 many bot processes share it: each request is counted by one upsert (INSERT … ON CONFLICT DO UPDATE …
-RETURNING), atomic on PostgreSQL (the row is locked while it changes) and on SQLite (one writer).
+RETURNING), atomic (the row is locked while it changes).
 Requests counted while a count is being made (a storm of clicks) wait and are counted together, by
 one upsert of a row per member (`core.combiner`): the i-th of a member's n requests in it is
 their count before it plus i, as if they had come one by one.
