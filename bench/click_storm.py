@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.claim_storm import CHANNEL, fire
+from bench.throughput import context_switches
 
 ACK_TARGET_MS, ANSWER_TARGET_MS = 250, 1000
 
@@ -49,6 +50,7 @@ class Result:
     winners: int
     card_full: bool
     cpu_per_click_ms: float  # the bot processes' CPU time from the first click to the last answer
+    switches_per_click: float  # their threads' context switches over the same time
 
     @staticmethod
     def pct(values: list[float], p: float) -> float:
@@ -60,7 +62,8 @@ class Result:
         return (
             f"{self.setup}: ack p50 {self.pct(self.acks, 0.5):.0f} p99 {self.pct(self.acks, 0.99):.0f} ms, "
             f"answer p50 {self.pct(self.answers, 0.5):.0f} p99 {self.pct(self.answers, 0.99):.0f} ms, "
-            f"bot CPU {self.cpu_per_click_ms:.1f} ms/click, {correct}"
+            f"bot CPU {self.cpu_per_click_ms:.1f} ms/click, {self.switches_per_click:.0f} context switches/click, "
+            f"{correct}"
         )
 
     def met(self) -> bool:
@@ -121,6 +124,7 @@ def run_setup(backend: str, processes: int, args: argparse.Namespace, pool: Any)
             message, task_id = post_task(fake, drivers[0], args.slots)
             urls = [fake.new_response_url() for _ in users]
             cpu_before = sum(cpu_seconds(bot.pid) for bot in bots)
+            switched = sum(context_switches(bot.pid) for bot in bots)
             acks, sent = pool.apply(
                 fire, ([b.url for b in bots], SIGNING_SECRET, users, "task_claim", task_id, message, urls)
             )
@@ -132,6 +136,7 @@ def run_setup(backend: str, processes: int, args: argparse.Namespace, pool: Any)
                 predicate=lambda c: c.params.get("_url") in wanted,
             )
             cpu = sum(cpu_seconds(bot.pid) for bot in bots) - cpu_before
+            switches = sum(context_switches(bot.pid) for bot in bots) - switched
             sent_at = dict(zip(urls, sent, strict=True))
             answers = [c.ts - sent_at[c.params["_url"]] for c in replies]
             winners = sum("is yours" in c.params.get("text", "") for c in replies)
@@ -143,7 +148,9 @@ def run_setup(backend: str, processes: int, args: argparse.Namespace, pool: Any)
                 bot.stop()
         label = f"{backend} x{processes}"
         print(f"  {label}: done", file=sys.stderr)
-        return Result(label, acks, answers, winners, card_full, cpu / len(users) * 1000)
+        return Result(
+            label, acks, answers, winners, card_full, cpu / len(users) * 1000, switches / len(users)
+        )
 
 
 def main() -> int:
