@@ -21,13 +21,13 @@ import sys
 import threading
 import time
 from collections import Counter
-from pathlib import Path
 
 from slack_sdk import WebClient
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 from sqlalchemy import func
 from sqlmodel import col, select
 
+from bench.throughput import cpu_seconds
 from db.engine import Database
 from db.models import AnnouncementDelivery
 from jobs.announcements import EVENT_TYPE, EvenPacer
@@ -170,12 +170,6 @@ def crewcall_run(args: argparse.Namespace, processes: int = 1) -> dict[str, floa
         "bot_cpu_ms_per_message": round(1000 * cpu_first_half / delivered_at_kill, 2),
         "outbox_states": ", ".join(f"{k} {v}" for k, v in sorted(states.items())),
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU the process has used (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _done(fake: FakeSlack) -> bool:

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.claim_storm import CHANNEL, fire
-from bench.throughput import context_switches
+from bench.throughput import context_switches, cpu_seconds
 
 ACK_TARGET_MS, ANSWER_TARGET_MS = 250, 1000
 
@@ -68,13 +68,6 @@ class Result:
 
     def met(self) -> bool:
         return self.pct(self.acks, 0.99) < ACK_TARGET_MS and self.pct(self.answers, 0.99) < ANSWER_TARGET_MS
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def post_task(fake: Any, driver: Any, slots: int) -> tuple[dict[str, Any], str]:

@@ -31,6 +31,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlmodel import func, select
 
+from bench.throughput import cpu_seconds
 from core.authz import Actor
 from core.clock import FakeClock
 from db.engine import Database
@@ -299,12 +300,6 @@ def run_processes(processes: int, scale: float, burst: int, due_in: float) -> di
         "last_after_earliest_s": round(last - ideal_last, 3),
         "leader_cpu_s_total": round(leader_cpu, 2),
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU the process has used since it started (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main_processes(args: argparse.Namespace) -> None:

@@ -239,7 +239,7 @@ def cpu_seconds(pid: int) -> float:
 def context_switches(pid: int) -> int:
     """Voluntary and involuntary context switches of all of a process's threads so far (Linux /proc):
     a thread handing the GIL or a request to another costs one or two (perf showed the kernel's
-    switching at ~45% of the bot's CPU before requests took turns, core/turns.py)."""
+    switching at about half the bot's CPU before requests took turns, core/turns.py)."""
     total = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         with contextlib.suppress(OSError):  # a thread that ended meanwhile
