@@ -130,12 +130,13 @@ def serve(cache_dir: Path, socket_path: Path, pid_path: Path, idle_exit_s: float
                     socket_path.unlink()
             except FileNotFoundError:
                 pass
-        held.seek(0)
-        held.truncate()
+        # Said before the pid file empties: whoever sees it empty (running_pid) finds this in the log.
         if stopping.is_set():
             log.info("pid %d stops (SIGTERM)", os.getpid())
         else:
             log.info("pid %d exits after %.0f s without a request", os.getpid(), idle_exit_s)
+        held.seek(0)
+        held.truncate()
     return 0
 
 
