@@ -111,7 +111,7 @@ class Config(BaseSettings):
         allow_inf_nan=False,
     )
     click_hold: float = setting(
-        2.0,
+        0.2,
         help="Seconds a click's decision may wait, after its ack, for a storm of requests to be acknowledged first; 0: decide at once",
         expected="a number of seconds between 0 and 2.5 (Slack waits 3 s for an ack)",
         ge=0,

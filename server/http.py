@@ -23,21 +23,15 @@ connections are open the ones that have been slowest to send their request are c
 so idle or trickling clients cannot lock Slack out (tests/test_door.py holds 1,000+ of them open).
 
 Acknowledgements go first: Python runs one thread at a time, so while a storm of requests is on, the
-clicks' decisions wait (at most CLICK_HOLD seconds, 2 by default) until it is over. A storm is any
-request being answered now, or STORM_ARRIVALS requests within STORM_WINDOW that each arrived while
+clicks' decisions wait until it is over, for at most CLICK_HOLD seconds (0.2 by default). A storm is
+any request being answered now, or STORM_ARRIVALS requests within STORM_WINDOW that each arrived while
 others were being answered or waiting for a thread; a lone click, or one from a client that sends a
-request only once the last one is answered, is decided at once. A burst of clicks is thus
-acknowledged as fast as the server can answer, and decided right after. The numbers keep the
-hold-back, on several processes too (bench/click_storm.py, BENCHMARKS.md: 300 clicks on one card, 1
-and 3 processes, 2 shared cores): with it the ack p99 was 66-306 ms (under the 250 ms target in 9 of
-12 runs), without it (CLICK_HOLD=0) 191-1,167 ms (over in 11 of 12), while the time to each
-clicker's answer was the same either way (the decisions need the same CPU, and holding them back
-does not delay the last one). Measured again once clicks on one task were decided in batches
-(jobs/tasks.py), on and off in the same rounds at loads of 16-26: ack p99 369-961 ms with it,
-0.9-2.5 s without, and the answers no sooner without it. A lone click used to wait for a 20 ms quiet
-gap after its own ack too: 30 of its 38 ms to the answer (bench.read_paths' claim row), which storms
-don't need once they are told apart by overlapping arrivals rather than by pace (a client sending
-requests one after another is not one).
+request only once the last one is answered, is decided at once. The numbers set both (bench/
+click_storm.py, BENCHMARKS.md: 300 clicks on one card, 1 and 3 processes, 2 cores). Without the
+hold-back a storm's ack p99 goes over the 250 ms target (351-827 ms, 2026-12-04). Holding until the
+storm is over delays every answer by the window's 100 ms of quiet: with a 2 s cap the answer p99 on
+one PostgreSQL process was 962-1,060 ms in the same rounds as 911-959 ms with 0.2 s, whose ack p99
+stayed at 99-180 ms (0.15 s let it reach 293 ms).
 """
 
 from __future__ import annotations
