@@ -8,7 +8,8 @@ Variants, all measured in the same run, each against real processes started here
   bot's thread count (HTTP_THREADS, 16). Measured first and last; its figure is the mean of both.
 - `sqlite`: one `bot.py` (sandbox.bot_process.BotProcess, HTTP mode) on a SQLite file.
 - `postgresql2`: two `bot.py` processes on one PostgreSQL database, the client sending to them in
-  turn (a trivial round-robin load balancer).
+  turn (a trivial round-robin load balancer). `postgresql1` (or any count) runs that many; SQLite
+  runs one process only.
 
 The store is seeded through the bot's own commands: a lead posts 30 tasks of 6 slots and every
 member claims 2 (4 claims a task), so `/tasks` lists a page of claimable tasks and `/tasks mine` 2 rows. Every member has
@@ -312,13 +313,13 @@ def main() -> int:
             [measure_bare(pool, members, args.requests, args.concurrency)] if "bare" in variants else []
         )
         bots: list[tuple[str, int, Run]] = []
-        if "sqlite" in variants:
-            bots.append(
-                ("sqlite", 1, measure_bot(pool, "sqlite", 1, args.members, args.requests, args.concurrency))
-            )
-        if "postgresql2" in variants:
-            run = measure_bot(pool, "postgresql", 2, args.members, args.requests, args.concurrency)
-            bots.append(("postgresql", 2, run))
+        for variant in variants:
+            if variant == "bare":
+                continue
+            backend = variant.rstrip("0123456789")
+            processes = int(variant[len(backend) :] or 1)
+            run = measure_bot(pool, backend, processes, args.members, args.requests, args.concurrency)
+            bots.append((backend, processes, run))
         if bare_runs:
             bare_runs.append(measure_bare(pool, members, args.requests, args.concurrency))
     bare_per_s = sum(r.per_s for r in bare_runs) / len(bare_runs) if bare_runs else None
