@@ -77,6 +77,12 @@ class Config(BaseSettings):
         help="SQLAlchemy URL of the store (SQLite or PostgreSQL)",
         expected="a SQLAlchemy URL such as sqlite:///data/crewcall.db",
     )
+    database_max_connections: int = setting(
+        30,
+        help="PostgreSQL connections one bot process opens at most (its pool, the scheduler's lock, the report worker); N processes need N times this within the server's max_connections",
+        expected="a whole number of at least 4",
+        ge=4,
+    )
     port: int = setting(
         3000,
         help="HTTP port for /slack/events and /healthz (HTTP mode)",

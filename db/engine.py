@@ -15,7 +15,9 @@
   READ ONLY transaction (same effect).
 
 SQLite runs in WAL mode with foreign keys on; PostgreSQL with a connection pool sized for the HTTP
-worker threads and the scheduler. Sessions are never shared across threads.
+worker threads and the scheduler, and capped: a burst waits for a pooled connection rather than
+open more than the server allows (several processes share its max_connections). Sessions are never
+shared across threads.
 """
 
 from __future__ import annotations
@@ -38,7 +40,9 @@ _QUERY_ONLY = "crewcall.query_only"  # in a DBAPI connection's info while it is 
 READ_ONLY = "crewcall_read_only"  # the execution option that makes a transaction a read
 
 
-def make_engine(url: str, pool_size: int = 10) -> Engine:
+def make_engine(url: str, pool_size: int = 10, max_connections: int | None = None) -> Engine:
+    """`pool_size` connections are kept; a burst may open more, up to `max_connections` on
+    PostgreSQL (twice as many more when None), and waits for one beyond that."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -54,9 +58,9 @@ def make_engine(url: str, pool_size: int = 10) -> Engine:
         )
         _configure_sqlite(engine)
         return engine
-    return create_engine(
-        url, pool_size=pool_size, max_overflow=pool_size * 2, pool_pre_ping=True, pool_timeout=30
-    )
+    most = pool_size * 3 if max_connections is None else max_connections
+    kept = min(pool_size, most)
+    return create_engine(url, pool_size=kept, max_overflow=most - kept, pool_pre_ping=True, pool_timeout=30)
 
 
 def _is_read(connection: Any) -> bool:
@@ -113,9 +117,9 @@ def _configure_sqlite(engine: Engine) -> None:
 class Database:
     """The bot's store: an engine plus the unit-of-work session factory."""
 
-    def __init__(self, url: str, pool_size: int = 10) -> None:
+    def __init__(self, url: str, pool_size: int = 10, max_connections: int | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size)
+        self.engine = make_engine(url, pool_size=pool_size, max_connections=max_connections)
         # The same engine and pool; its transactions begin as reads: on PostgreSQL with
         # `BEGIN READ ONLY` (psycopg's read_only, undone when the connection goes back to the pool:
         # no extra round trip), on SQLite through the "begin" listener.

@@ -77,7 +77,12 @@ class SlackUnreachable(Exception):
 
 def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
     clock = clock or Clock()
-    db = Database(config.database_url.get_secret_value(), pool_size=max(10, config.http_threads))
+    db = Database(
+        config.database_url.get_secret_value(),
+        pool_size=max(10, config.http_threads),
+        # Two of the process's connections are not the pool's: the scheduler's lock, the report worker.
+        max_connections=config.database_max_connections - 2,
+    )
     upgrade(db.engine)
     client = make_client(config.slack_bot_token.get_secret_value(), config.slack_api_url)
     slack = SlackGateway(client)

@@ -7,8 +7,11 @@ goes out exactly once."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 from sqlalchemy import func
@@ -41,6 +44,22 @@ def ask(fake: FakeSlack, driver: SlackDriver, user: str, command: str, text: str
     return reply_to(fake, driver.command(user, command, text, response_url=url), url, timeout=20).text
 
 
+def post_card(fake: FakeSlack, cluster: Cluster, slots: int) -> tuple[int, str, dict[str, Any] | None]:
+    """An admin makes ULEAD a lead, who posts a task in #tasks: its id, its card's ts and the card."""
+    assert "is now a lead" in ask(fake, cluster.driver(0), "UADMIN", "/crew", "lead <@ULEAD>")
+    posted = ask(
+        fake,
+        cluster.driver(1),
+        "ULEAD",
+        "/tasks",
+        f"new Review contracts slots={slots} rate=120 hours=6 channel=<#{TASKS}|tasks>",
+    )
+    task_id = int(re.search(r"T-(\d+)", posted).group(1))  # type: ignore[union-attr]
+    card_call = next(c for c in reversed(fake.calls_to("chat.postMessage")) if c.params["channel"] == TASKS)
+    ts = str(card_call.response["ts"])
+    return task_id, ts, fake.find_message(TASKS, ts)
+
+
 def test_a_claim_storm_spread_over_three_processes_has_exactly_as_many_winners_as_slots(
     templates,  # type: ignore[no-untyped-def]
     fake: FakeSlack,
@@ -49,20 +68,7 @@ def test_a_claim_storm_spread_over_three_processes_has_exactly_as_many_winners_a
     users = [u["id"] for u in fake.add_users(60)]
     fake.add_user("ULEAD", tz="UTC")
     with Cluster(fake, url, processes=3) as cluster:
-        assert "is now a lead" in ask(fake, cluster.driver(0), "UADMIN", "/crew", "lead <@ULEAD>")
-        posted = ask(
-            fake,
-            cluster.driver(1),
-            "ULEAD",
-            "/tasks",
-            f"new Review contracts slots=3 rate=120 hours=6 channel=<#{TASKS}|tasks>",
-        )
-        task_id = int(re.search(r"T-(\d+)", posted).group(1))  # type: ignore[union-attr]
-        card_call = next(
-            c for c in reversed(fake.calls_to("chat.postMessage")) if c.params["channel"] == TASKS
-        )
-        ts = card_call.response["ts"]
-        card = fake.find_message(TASKS, ts)
+        task_id, ts, card = post_card(fake, cluster, slots=3)
         urls = [fake.new_response_url() for _ in users]
 
         clicks = [claim_click(cluster.driver(i), u, task_id, ts, card, urls[i]) for i, u in enumerate(users)]
@@ -90,6 +96,57 @@ def test_a_claim_storm_spread_over_three_processes_has_exactly_as_many_winners_a
         assert held == winners
     finally:
         db.dispose()
+
+
+def test_a_storm_on_three_processes_keeps_each_within_its_connection_budget(
+    templates,  # type: ignore[no-untyped-def]
+    fake: FakeSlack,
+) -> None:
+    """PostgreSQL refuses connections past its max_connections (100 by default), which three
+    processes with uncapped pools went past in a 300-click storm: members got "Something went
+    wrong" after their answer. Each process keeps within DATABASE_MAX_CONNECTIONS and waits for a
+    pooled connection instead."""
+    url = templates.postgresql()
+    budget = 8
+    users = [u["id"] for u in fake.add_users(150)]
+    fake.add_user("ULEAD", tz="UTC")
+    peak = 0
+    sampling = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        with psycopg.connect(conninfo(make_url(url)), autocommit=True) as watcher:
+            while not sampling.is_set():
+                row = watcher.execute(
+                    "SELECT count(*) - 1 FROM pg_stat_activity WHERE datname = current_database()"
+                ).fetchone()
+                peak = max(peak, int(row[0]) if row else 0)
+                time.sleep(0.005)
+
+    with Cluster(fake, url, processes=3, env={"DATABASE_MAX_CONNECTIONS": str(budget)}) as cluster:
+        task_id, ts, card = post_card(fake, cluster, slots=5)
+        urls = [fake.new_response_url() for _ in users]
+        watcher = threading.Thread(target=sample)
+        watcher.start()
+        try:
+            clicks = [
+                claim_click(cluster.driver(i % 3), u, task_id, ts, card, urls[i]) for i, u in enumerate(users)
+            ]
+            assert all_at_once(clicks) == [200] * len(users)
+            wanted = set(urls)
+            fake.wait_for(
+                "response_url", count=len(users), timeout=60, predicate=lambda c: c.params["_url"] in wanted
+            )
+            time.sleep(1.0)  # a second answer to a click would come now
+        finally:
+            sampling.set()
+            watcher.join()
+        replies = [c for c in fake.calls_to("response_url") if c.params["_url"] in wanted]
+        logs = "\n".join(bot.output() for bot in cluster.bots)
+    assert 0 < peak <= 3 * budget
+    assert Counter(c.params["_url"] for c in replies) == Counter(urls)  # one answer per click
+    assert sum("is yours" in str(c.params["text"]) for c in replies) == 5
+    assert "too many clients" not in logs and "handler failed" not in logs
 
 
 REMINDED = 90  # members whose reminders fall due within a few seconds
