@@ -9,10 +9,16 @@ read may reach Slack after this one's; if so, it reached Slack before the re-rea
 that sent it, which then sees the newer state and draws it.
 
 Memory stays bounded: a card has an entry only while a redraw of it is in flight.
+
+A redraw is a side effect of a change that has already happened (and been told to whoever made
+it): when reading or drawing the card fails, the failure is logged and the card is drawn again at
+its next change, while the caller goes on (a claim's winner still gets their DM, and nobody is told
+"something went wrong" after their answer).
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
@@ -22,6 +28,8 @@ if TYPE_CHECKING:
     from core.slack import SlackGateway
 
 Card = TypeVar("Card")
+
+log = logging.getLogger("crewcall.redraw")
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ class Redraws:
                     if not self._in_flight[key]:
                         return
                     self._in_flight[key] = False
+        except Exception:
+            log.exception("redrawing card %s failed; it will be drawn at its next change", key)
         finally:
             with self._lock:
                 self._in_flight.pop(key, None)

@@ -187,3 +187,25 @@ def test_a_card_redrawn_from_an_older_read_elsewhere_is_drawn_again() -> None:
 
     Redraws().request("card", lambda: state["taken"], show)
     assert shown == [4, 5]
+
+
+def test_a_card_whose_redraw_fails_is_logged_and_drawn_at_its_next_change(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A redraw follows a change already made and answered (a claim): its failure (the database
+    refusing a connection, say) is logged, not raised into the answered request."""
+    shown: list[int] = []
+    refuse = True
+
+    def read() -> int:
+        if refuse:
+            raise OSError("too many clients already")
+        return 5
+
+    redraws = Redraws()
+    redraws.request("card", read, shown.append)  # does not raise
+    assert "redrawing card card failed" in caplog.text and "too many clients already" in caplog.text
+    assert redraws.in_flight() == 0
+    refuse = False
+    redraws.request("card", read, shown.append)
+    assert shown == [5]
