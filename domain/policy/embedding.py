@@ -39,6 +39,11 @@ MODEL_ID = "all-MiniLM-L6-v2/mean/l2"
 #: Longest input, in word pieces (questions are cut here; handbook sentences are short).
 MAX_TOKENS = 128
 DIMENSIONS = 384
+#: Texts run through the model at once. One at a time, the runtime's memory stays at what the
+#: longest text needs: re-embedding 1,000 sections peaked at 149 MB against 172 MB for 8 at a time,
+#: and a cold build of 1,017 sections took 8 % longer than 32 at a time (BENCHMARKS.md).
+BATCH_SIZE = 1
+TOKENIZE_AT_ONCE = 16  # texts tokenized at once (see `Encoder.encode`)
 _LAYERS = 6
 _HEADS = 12
 _EPS = 1e-12
@@ -127,6 +132,9 @@ class Encoder:
                     options.intra_op_num_threads = 1
                     options.inter_op_num_threads = 1
                     options.log_severity_level = 3
+                    # A memory pattern is planned and kept per input shape, and every length of
+                    # text is a new shape: re-embedding a handbook grew the process by ~100 MB.
+                    options.enable_mem_pattern = False
                     session = onnxruntime.InferenceSession(
                         str(graph), options, providers=["CPUExecutionProvider"]
                     )
@@ -134,25 +142,27 @@ class Encoder:
             blob = zf.read("model.safetensors")
         return cls(tokenizer_json, weights=_read_safetensors(blob))
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         """Embeddings of ``texts`` as a ``(len(texts), 384)`` float32 matrix of unit rows."""
         out = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
-        if not texts:
-            return out
-        with self._lock:
-            encodings = self._tokenizer.encode_batch(list(texts))
-        ids = [e.ids for e in encodings]
-        # batches of similar lengths waste little on padding
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            width = max(len(ids[i]) for i in chunk)
-            batch = np.zeros((len(chunk), width), dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.float32)
-            for row, i in enumerate(chunk):
-                batch[row, : len(ids[i])] = ids[i]
-                mask[row, : len(ids[i])] = 1.0
-            out[chunk] = self._forward(batch, mask)
+        # A tokenizer's encoding keeps tokens, offsets and masks beside the ids (~50 KB a section):
+        # a thousand of them at once held ~50 MB, so a whole handbook is tokenized a part at a time.
+        for first in range(0, len(texts), TOKENIZE_AT_ONCE):
+            with self._lock:
+                encodings = self._tokenizer.encode_batch(list(texts[first : first + TOKENIZE_AT_ONCE]))
+            ids = [e.ids for e in encodings]
+            del encodings
+            # batches of similar lengths waste little on padding
+            order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+            for start in range(0, len(order), batch_size):
+                chunk = order[start : start + batch_size]
+                width = max(len(ids[i]) for i in chunk)
+                batch = np.zeros((len(chunk), width), dtype=np.int64)
+                mask = np.zeros((len(chunk), width), dtype=np.float32)
+                for row, i in enumerate(chunk):
+                    batch[row, : len(ids[i])] = ids[i]
+                    mask[row, : len(ids[i])] = 1.0
+                out[[first + i for i in chunk]] = self._forward(batch, mask)
         return out
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:

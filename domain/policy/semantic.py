@@ -27,7 +27,7 @@ from typing import Protocol
 
 import numpy as np
 
-from domain.policy.embedding import DIMENSIONS, MODEL_ID, load_encoder
+from domain.policy.embedding import BATCH_SIZE, DIMENSIONS, MODEL_ID, load_encoder
 from domain.policy.shared_encoder import EncoderUnavailable
 
 log = logging.getLogger(__name__)
@@ -113,7 +113,7 @@ class TextEncoder(Protocol):
 
     runtime: str  # onnxruntime, numpy or shared
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray: ...
+    def encode(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray: ...
 
 
 class Embedder:

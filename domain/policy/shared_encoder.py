@@ -44,7 +44,7 @@ from typing import IO
 
 import numpy as np
 
-from domain.policy.embedding import DIMENSIONS, MODEL_ID, MODEL_PACKAGE, model_zip_path
+from domain.policy.embedding import BATCH_SIZE, DIMENSIONS, MODEL_ID, MODEL_PACKAGE, model_zip_path
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ class SharedEncoder:
         self._retry_start_at = 0.0
         self._failing = False
 
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
         """Like :meth:`Encoder.encode` (the server encodes the list as one call, so the same batches);
         raises :class:`EncoderUnavailable` when the encoder can't be reached or started in time."""
         if not texts:
