@@ -207,7 +207,15 @@ class Seeder:
             if self.stopping.is_set():
                 raise SeedingStopped
             if time.monotonic() > deadline:
-                raise RuntimeError(f"seeding: the bot posted no message in {channel} within {timeout:.0f} s")
+                refused = [
+                    f"{c.status} {c.error}"
+                    for c in self.fake.calls_to("chat.postMessage")
+                    if not c.ok and c.params.get("channel") == channel
+                ]
+                raise RuntimeError(
+                    f"seeding: the bot posted no message in {channel} within {timeout:.0f} s "
+                    f"(posts refused there: {refused or 'none'}); the bot's log ends:\n{self.bot.output()[-3000:]}"
+                )
             self.fake.wait_change(self.fake.revision, 0.2)
 
     def run(self) -> None:
