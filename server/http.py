@@ -26,7 +26,7 @@ Acknowledgements go first: Python runs one thread at a time, so while a storm of
 clicks' decisions wait until it is over, for at most CLICK_HOLD seconds (0.2 by default). A storm is
 any request being answered now, or STORM_ARRIVALS requests within STORM_WINDOW that each arrived while
 others were being answered or waiting for a thread; a lone click, or one from a client that sends a
-request only once the last one is answered, is decided at once. The numbers set both (bench/
+request only once the last one is answered, is decided at once. The numbers set the cap (bench/
 click_storm.py, BENCHMARKS.md: 300 clicks on one card, 1 and 3 processes, 2 cores). Without the
 hold-back a storm's ack p99 goes over the 250 ms target (351-827 ms, 2026-12-04). Holding until the
 storm is over delays every answer by the window's 100 ms of quiet: with a 2 s cap the answer p99 on
