@@ -37,12 +37,12 @@ def recorded(db: Database, work: Any) -> list[tuple[str, Any]]:
         if statement.lstrip().upper().startswith(("SELECT", "WITH")):
             statements.append((statement, parameters))
 
-    event.listen(db.engine, "before_cursor_execute", before)
+    event.listen(db.read_engine, "before_cursor_execute", before)
     try:
         with db.read() as session:
             work(session)
     finally:
-        event.remove(db.engine, "before_cursor_execute", before)
+        event.remove(db.read_engine, "before_cursor_execute", before)
     return statements
 
 

@@ -79,7 +79,7 @@ class Config(BaseSettings):
     )
     database_max_connections: int = setting(
         30,
-        help="PostgreSQL connections one bot process opens at most (its pool, the scheduler's lock, the report worker); N processes need N times this within the server's max_connections",
+        help="PostgreSQL connections one bot process opens at most (its pools for reads and writes, the scheduler's lock, the report worker); N processes need N times this within the server's max_connections",
         expected="a whole number of at least 4",
         ge=4,
     )

@@ -11,24 +11,30 @@
 - `Database.read()` is for work that only reads (lists, reports, the Home tab). On SQLite it is a
   deferred transaction without the in-process lock: in WAL mode it reads its snapshot beside a
   writer instead of queueing behind it. The connection is `PRAGMA query_only` while it lasts (and
-  until a write uses it), so a write slipped into a read path fails loudly instead of running unlocked. On PostgreSQL it is a
-  READ ONLY transaction (same effect).
+  until a write uses it), so a write slipped into a read path fails loudly instead of running
+  unlocked. On PostgreSQL reads have a pool of their own, whose connections are read-only
+  (`default_transaction_read_only`) and in autocommit: each statement is a read-only transaction of
+  its own, and a write is refused as on SQLite. A transaction block around them would add BEGIN and
+  COMMIT, two round trips a request, and buy nothing: at PostgreSQL's READ COMMITTED every
+  statement reads the latest committed data anyway.
 
-SQLite runs in WAL mode with foreign keys on; PostgreSQL with a connection pool sized for the HTTP
+SQLite runs in WAL mode with foreign keys on; PostgreSQL with connection pools sized for the HTTP
 worker threads and the scheduler, and capped: a burst waits for a pooled connection rather than
-open more than the server allows (several processes share its max_connections). Sessions are never
-shared across threads.
+open more than the server allows (several processes share its max_connections). A pooled connection
+is checked with a round trip only when it comes out of the pool after an idle second or more (see
+`IDLE_CHECK_AFTER_S`). Sessions are never shared across threads.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, exc, text
 from sqlalchemy.engine import Engine, make_url
 from sqlmodel import Session, create_engine
 
@@ -38,11 +44,24 @@ SQLITE_BUSY_TIMEOUT_S = 30
 _WRITE_LOCK = "crewcall.write_lock"  # in a pooled connection's record_info while it holds the lock
 _QUERY_ONLY = "crewcall.query_only"  # in a DBAPI connection's info while it is query_only
 READ_ONLY = "crewcall_read_only"  # the execution option that makes a transaction a read
+# A pooled connection idle longer than this is checked (a round trip) before it is handed out: the
+# server may have restarted or dropped it meanwhile. One back from use within it is handed out as it
+# is: checking every checkout cost two round trips a request, and a connection lost anyway fails
+# one statement, after which the pool replaces every connection it held.
+IDLE_CHECK_AFTER_S = 1.0
+_RETURNED_AT = "crewcall.returned_at"  # in a pooled connection's record info: when it came back
 
 
-def make_engine(url: str, pool_size: int = 10, max_connections: int | None = None) -> Engine:
+def make_engine(
+    url: str,
+    pool_size: int = 10,
+    max_connections: int | None = None,
+    connect_args: dict[str, Any] | None = None,
+    **options: Any,
+) -> Engine:
     """`pool_size` connections are kept; a burst may open more, up to `max_connections` on
-    PostgreSQL (twice as many more when None), and waits for one beyond that."""
+    PostgreSQL (twice as many more when None), and waits for one beyond that. `connect_args` and
+    `options` (PostgreSQL only) go to each connection and to the engine."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -60,7 +79,35 @@ def make_engine(url: str, pool_size: int = 10, max_connections: int | None = Non
         return engine
     most = pool_size * 3 if max_connections is None else max_connections
     kept = min(pool_size, most)
-    return create_engine(url, pool_size=kept, max_overflow=most - kept, pool_pre_ping=True, pool_timeout=30)
+    engine = create_engine(
+        url,
+        pool_size=kept,
+        max_overflow=most - kept,
+        pool_timeout=30,
+        connect_args=connect_args or {},
+        **options,
+    )
+    _check_idle_connections(engine)
+    return engine
+
+
+def _check_idle_connections(engine: Engine) -> None:
+    """Pessimistic disconnect handling for connections that sat idle (IDLE_CHECK_AFTER_S)."""
+
+    @event.listens_for(engine, "checkin")
+    def _on_checkin(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_RETURNED_AT] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        returned_at = record.info.get(_RETURNED_AT)
+        if returned_at is None or time.monotonic() - returned_at < IDLE_CHECK_AFTER_S:
+            return  # just connected, or just used
+        try:
+            engine.dialect.do_ping(dbapi_connection)
+        except Exception as e:
+            # The pool drops this connection and hands out another (a new one if need be).
+            raise exc.DisconnectionError("a pooled connection was lost while idle") from e
 
 
 def _is_read(connection: Any) -> bool:
@@ -115,18 +162,31 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 class Database:
-    """The bot's store: an engine plus the unit-of-work session factory."""
+    """The bot's store: its engines (`engine` for writes, `read_engine` for reads: one pool on
+    SQLite, two on PostgreSQL; `engines` lists the pools' engines) and the unit-of-work session
+    factories."""
 
     def __init__(self, url: str, pool_size: int = 10, max_connections: int | None = None) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size, max_connections=max_connections)
-        # The same engine and pool; its transactions begin as reads: on PostgreSQL with
-        # `BEGIN READ ONLY` (psycopg's read_only, undone when the connection goes back to the pool:
-        # no extra round trip), on SQLite through the "begin" listener.
-        read_only: dict[str, Any] = {READ_ONLY: True}
-        if self.engine.dialect.name == "postgresql":
-            read_only["postgresql_readonly"] = True
-        self._reader = self.engine.execution_options(**read_only)
+        if make_url(url).get_backend_name() == "sqlite":
+            self.engine = make_engine(url, pool_size=pool_size)
+            self.engines = [self.engine]
+            # The same engine and pool; its transactions begin as reads (the "begin" listener).
+            self.read_engine = self.engine.execution_options(**{READ_ONLY: True})
+        else:
+            # The budget is shared: half of it for reads, the rest for writes.
+            reads = None if max_connections is None else max(1, max_connections // 2)
+            writes = None if max_connections is None else max(1, max_connections - max_connections // 2)
+            self.engine = make_engine(url, pool_size=pool_size, max_connections=writes)
+            readers = make_engine(
+                url,
+                pool_size=pool_size,
+                max_connections=reads,
+                connect_args={"options": "-c default_transaction_read_only=on"},
+                isolation_level="AUTOCOMMIT",
+            )
+            self.engines = [self.engine, readers]
+            self.read_engine = readers.execution_options(**{READ_ONLY: True})
         # Requests take turns at the interpreter on SQLite, where a statement never waits on a network.
         self.turns = Turns(enabled=self.dialect == "sqlite")
 
@@ -148,11 +208,12 @@ class Database:
 
     @contextmanager
     def read(self) -> Iterator[Session]:
-        """A transaction that only reads: one consistent snapshot, no lock, no waiting for writers.
-        Any write inside it is refused by the database."""
-        with Session(self._reader, expire_on_commit=False) as session:
+        """Work that only reads: no lock, no waiting for writers; any write inside it is refused by
+        the database. On SQLite one snapshot; on PostgreSQL each statement reads the latest
+        committed data (module docstring)."""
+        with Session(self.read_engine, expire_on_commit=False) as session:
             yield session
-            session.commit()  # ends the snapshot; nothing to write (and the loaded objects stay)
+            session.commit()  # ends SQLite's snapshot; nothing to write (and the loaded objects stay)
 
     def reachable(self) -> bool:
         try:
@@ -163,4 +224,5 @@ class Database:
             return False
 
     def dispose(self) -> None:
-        self.engine.dispose()
+        for engine in self.engines:
+            engine.dispose()

@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, case
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Integer, String, bindparam, case, column, func, select
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.sql.dml import ReturningInsert
 
 from core.combiner import Combiner
@@ -105,23 +106,22 @@ class ProcessWindows:
         self._pruned_size = max(1024, len(self._windows))
 
 
-@functools.lru_cache(maxsize=64)
-def _upsert(dialect: str, members: int) -> ReturningInsert[Any]:
-    """The counting upsert for `members` rows, built once per size (building it costs more than running it)."""
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    started = bindparam("now", type_=UTCDateTime())
-    rows = [
-        {
-            "user_id": bindparam(f"user_{i}"),
-            "kind": bindparam("kind"),
-            "started_at": started,
-            "count": bindparam(f"count_{i}"),
-        }
-        for i in range(members)
-    ]
-    # One member (most requests) as a single-row VALUES: SQLAlchemy caches its compiled SQL, while
-    # a multi-row VALUES has no cache key and is compiled again on every execution.
-    new = insert(_windows).values(rows[0] if members == 1 else rows)
+@functools.cache
+def _upsert() -> ReturningInsert[Any]:
+    """The counting upsert (PostgreSQL), a row per member from two arrays: one statement, compiled
+    once whatever the batch's size (a multi-row VALUES was compiled again for every batch)."""
+    asked = (
+        func.unnest(bindparam("users", type_=ARRAY(String)), bindparam("counts", type_=ARRAY(Integer)))
+        .table_valued(column("user_id", String), column("count", Integer))
+        .render_derived(name="asked")
+    )
+    rows = select(
+        asked.c.user_id,
+        bindparam("kind", type_=String),
+        bindparam("now", type_=UTCDateTime()),
+        asked.c["count"],
+    )
+    new = postgresql.insert(_windows).from_select(["user_id", "kind", "started_at", "count"], rows)
     # Both SET expressions read the row as it was: still in its minute, or a new minute begins.
     ongoing = _windows.c.started_at > bindparam("since", type_=UTCDateTime())
     return new.on_conflict_do_update(
@@ -139,20 +139,17 @@ def _count(key: Hashable, requests: Sequence[tuple[MemberLimit, str]]) -> list[R
     now = limit.services.clock.now()
     db = limit.services.db
     asked = Counter(user_id for _, user_id in requests)
-    params: dict[str, object] = {"kind": limit.kind, "now": now, "since": now - WINDOW}
-    for i, (user_id, n) in enumerate(asked.items()):
-        params[f"user_{i}"], params[f"count_{i}"] = user_id, n
-    counted = _upsert(db.dialect, len(asked))
+    params = {
+        "kind": limit.kind,
+        "now": now,
+        "since": now - WINDOW,
+        "users": list(asked),
+        "counts": list(asked.values()),
+    }
     try:
-        if db.dialect == "postgresql":
-            # One statement needs no transaction around it: autocommit spares BEGIN and COMMIT.
-            with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-                rows = conn.execute(counted, params).all()
-        else:
-            # SQLite: BEGIN IMMEDIATE under the process's write lock (db.engine's "begin"), on a bare
-            # connection: an ORM session around one statement cost more than the statement.
-            with db.engine.begin() as conn:
-                rows = conn.execute(counted, params).all()
+        # One statement needs no transaction around it: autocommit spares BEGIN and COMMIT.
+        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            rows = conn.execute(_upsert(), params).all()
     except Exception:
         log.exception("could not count %d requests; letting them through", len(requests))
         return [None] * len(requests)

@@ -34,12 +34,14 @@ def test_home_sections_read_in_one_transaction(bot: BotHarness) -> None:
         if threading.current_thread() is rendering:  # not a Home published in the background meanwhile
             begun.append(connection)
 
-    engine = bot.services.db.engine
-    event.listen(engine, "begin", on_begin)
+    engines = bot.services.db.engines
+    for engine in engines:
+        event.listen(engine, "begin", on_begin)
     try:
         home = json.dumps(bot.services.home.render(bot.services, actor))
     finally:
-        event.remove(engine, "begin", on_begin)
+        for engine in engines:
+            event.remove(engine, "begin", on_begin)
     assert len(begun) == 1
     assert _count(home, "Open") == "1"
     assert "could not be loaded" not in home

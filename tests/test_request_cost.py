@@ -32,17 +32,19 @@ def recorded(bot: BotHarness, what: str) -> Iterator[list[Any]]:
     statement's SQL, "begin" the name of the thread that began each transaction."""
     seen: list[Any] = []
     lock = threading.Lock()
-    engine = bot.services.db.engine
+    engines = bot.services.db.engines
 
     def record(conn: Any, *args: Any) -> None:
         with lock:
             seen.append(args[1] if args else threading.current_thread().name)
 
-    event.listen(engine, what, record)
+    for engine in engines:
+        event.listen(engine, what, record)
     try:
         yield seen
     finally:
-        event.remove(engine, what, record)
+        for engine in engines:
+            event.remove(engine, what, record)
 
 
 def statements(bot: BotHarness) -> Any:
@@ -78,7 +80,7 @@ def listener_transactions(bot: BotHarness) -> Iterator[list[list[str]]]:
     transactions: list[list[str]] = []
     open_one: dict[str, list[str]] = {}
     lock = threading.Lock()
-    engine = bot.services.db.engine
+    engines = bot.services.db.engines
 
     def begin(conn: Any) -> None:
         name = threading.current_thread().name
@@ -93,13 +95,15 @@ def listener_transactions(bot: BotHarness) -> Iterator[list[list[str]]]:
             if current is not None:
                 current.append(statement)
 
-    event.listen(engine, "begin", begin)
-    event.listen(engine, "before_cursor_execute", execute)
+    for engine in engines:
+        event.listen(engine, "begin", begin)
+        event.listen(engine, "before_cursor_execute", execute)
     try:
         yield transactions
     finally:
-        event.remove(engine, "begin", begin)
-        event.remove(engine, "before_cursor_execute", execute)
+        for engine in engines:
+            event.remove(engine, "begin", begin)
+            event.remove(engine, "before_cursor_execute", execute)
 
 
 def _counting(statement: str) -> bool:

@@ -5,12 +5,18 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime
 
+import psycopg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import select
 
+import db.engine as engine_module
 from db.engine import Database
 from db.models import Member
+from jobs.leadership import conninfo
+from tests.conftest import Templates
 
 NOW = datetime(2026, 3, 9, 12, 0, tzinfo=UTC)
 
@@ -82,4 +88,36 @@ def test_a_read_refuses_to_write_and_leaves_the_connection_writable(database_url
         session.add(_member("U2"))
     with db.read() as session:
         assert sorted(session.exec(select(Member.user_id)).all()) == ["U1", "U2"]
+    db.dispose()
+
+
+def test_a_connection_lost_while_idle_is_replaced_and_a_busy_one_is_not_checked(
+    templates: Templates, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL: a pooled connection that sat idle is checked before it is handed out, and one the
+    server dropped meanwhile (a restart, an administrator) is replaced without the caller seeing it;
+    one back from use within IDLE_CHECK_AFTER_S is handed out without a round trip."""
+    db = Database(templates.postgresql(), pool_size=1, max_connections=2)
+    pings: list[object] = []
+    dialect = db.read_engine.dialect  # the reads' pool's
+    real_ping = dialect.do_ping
+
+    def counted_ping(dbapi_connection: object) -> bool:
+        pings.append(dbapi_connection)
+        return real_ping(dbapi_connection)
+
+    monkeypatch.setattr(dialect, "do_ping", counted_ping)
+    backend_pid = text("SELECT pg_backend_pid()")
+    for _ in range(3):
+        with db.read() as session:
+            first = session.execute(backend_pid).scalar()
+    assert pings == []  # busy: used again at once
+
+    monkeypatch.setattr(engine_module, "IDLE_CHECK_AFTER_S", 0.0)  # every connection counts as idle
+    with psycopg.connect(conninfo(make_url(db.url)), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (first,))
+    with db.read() as session:
+        second = session.execute(backend_pid).scalar()
+        session.execute(select(Member.user_id)).all()
+    assert len(pings) == 1 and second != first
     db.dispose()
