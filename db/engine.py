@@ -173,6 +173,7 @@ class Database:
             self.engines = [self.engine]
             # The same engine and pool; its transactions begin as reads (the "begin" listener).
             self.read_engine = self.engine.execution_options(**{READ_ONLY: True})
+            self._snapshot_engine = self.read_engine  # a SQLite read is one snapshot
         else:
             # The budget is shared: half of it for reads, the rest for writes.
             reads = None if max_connections is None else max(1, max_connections // 2)
@@ -187,6 +188,9 @@ class Database:
             )
             self.engines = [self.engine, readers]
             self.read_engine = readers.execution_options(**{READ_ONLY: True})
+            self._snapshot_engine = readers.execution_options(
+                **{READ_ONLY: True}, isolation_level="REPEATABLE READ"
+            )
         # Requests take turns at the interpreter on SQLite, where a statement never waits on a network.
         self.turns = Turns(enabled=self.dialect == "sqlite")
 
@@ -207,11 +211,15 @@ class Database:
                 raise
 
     @contextmanager
-    def read(self) -> Iterator[Session]:
+    def read(self, snapshot: bool = False) -> Iterator[Session]:
         """Work that only reads: no lock, no waiting for writers; any write inside it is refused by
         the database. On SQLite one snapshot; on PostgreSQL each statement reads the latest
-        committed data (module docstring)."""
-        with Session(self.read_engine, expire_on_commit=False) as session:
+        committed data (module docstring), unless `snapshot`: then one REPEATABLE READ transaction
+        (BEGIN and COMMIT, two more round trips), for reports whose totals must match their rows
+        and that stream rows from a server-side cursor (which needs a transaction)."""
+        with Session(
+            self._snapshot_engine if snapshot else self.read_engine, expire_on_commit=False
+        ) as session:
             yield session
             session.commit()  # ends SQLite's snapshot; nothing to write (and the loaded objects stay)
 

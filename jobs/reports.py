@@ -109,7 +109,7 @@ _worker_db: Database | None = None  # in the worker: its connection to the store
 def _build(services: Services, work: Callable[..., T], *args: Any) -> T:
     url = services.db.url
     if make_url(url).database in (None, "", ":memory:"):
-        with services.db.read() as session:
+        with services.db.read(snapshot=True) as session:
             return work(session, *args)
     try:
         return _worker().submit(_run_in_worker, url, work, *args).result()
@@ -158,5 +158,5 @@ def _run_in_worker(url: str, work: Callable[..., T], *args: Any) -> T:
         if _worker_db is not None:
             _worker_db.dispose()
         _worker_db = Database(url, pool_size=1)
-    with _worker_db.read() as session:
+    with _worker_db.read(snapshot=True) as session:
         return work(session, *args)

@@ -121,3 +121,22 @@ def test_a_connection_lost_while_idle_is_replaced_and_a_busy_one_is_not_checked(
         session.execute(select(Member.user_id)).all()
     assert len(pings) == 1 and second != first
     db.dispose()
+
+
+def test_a_snapshot_read_sees_one_moment_and_refuses_to_write(database_url: str) -> None:
+    """`read(snapshot=True)` (the reports): a row committed after its first statement is not seen by
+    its later ones, on both backends; it refuses writes like any read."""
+    db = Database(database_url, pool_size=2)
+    with db.write() as session:
+        session.add(_member("U0"))
+    with db.read(snapshot=True) as session:
+        assert session.exec(select(Member.user_id)).all() == ["U0"]
+        with db.write() as other:
+            other.add(_member("U1"))
+        assert session.exec(select(Member.user_id)).all() == ["U0"]
+    with db.read() as session:
+        assert sorted(session.exec(select(Member.user_id)).all()) == ["U0", "U1"]
+    with pytest.raises(DBAPIError), db.read(snapshot=True) as session:
+        session.add(_member("U2"))
+        session.flush()
+    db.dispose()
