@@ -7,7 +7,9 @@ Everyone is a contractor; leads are named by admins; admins come from ADMIN_USER
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import bindparam
 from sqlalchemy import select as select_columns
@@ -74,17 +76,18 @@ def actor(session: Session, user_id: str, admin_ids: frozenset[str], now: dateti
 
 # Every request loads its actor: the row and the skills in one statement, built once (bindparam),
 # as plain columns run by the connection (no ORM execution or identity map for a row the request
-# never changes).
+# never changes). ACTING_COLUMNS, in this order, are what `acting_from` reads.
+ACTING_COLUMNS = (
+    col(Member.is_lead),
+    col(Member.tz),
+    col(Member.real_name),
+    col(Member.name),
+    col(Member.email),
+    col(Member.profile_refreshed_at),
+    col(MemberSkill.skill),
+)
 _ACTING = (
-    select_columns(
-        col(Member.is_lead),
-        col(Member.tz),
-        col(Member.real_name),
-        col(Member.name),
-        col(Member.email),
-        col(Member.profile_refreshed_at),
-        col(MemberSkill.skill),
-    )
+    select_columns(*ACTING_COLUMNS)
     .outerjoin(MemberSkill, col(MemberSkill.user_id) == col(Member.user_id))
     .where(col(Member.user_id) == bindparam("user_id"))
 )
@@ -96,13 +99,20 @@ def acting(
     """The acting member if the bot has met them (a read), and whether their profile is missing or
     older than PROFILE_MAX_AGE at `now`; None for someone not met yet. One query."""
     rows = session.connection().execute(_ACTING, {"user_id": user_id}).all()
+    return acting_from(rows, user_id, admin_ids, now)
+
+
+def acting_from(
+    rows: Sequence[Sequence[Any]], user_id: str, admin_ids: frozenset[str], now: datetime
+) -> tuple[Actor, bool] | None:
+    """`acting`, from the rows of ACTING_COLUMNS (a row per skill) a statement read; none: not met."""
     if not rows:
         return None
     is_lead, tz, real_name, name, email, refreshed_at, _ = rows[0]
     actor = Actor(
         user_id=user_id,
         role=role_for(user_id, is_lead, admin_ids),
-        skills=frozenset(row.skill for row in rows if row.skill is not None),
+        skills=frozenset(row[-1] for row in rows if row[-1] is not None),
         tz=tz,
         name=real_name or name,
         email=email,

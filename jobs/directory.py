@@ -5,17 +5,36 @@ Slack is called outside any database transaction, so a slow API never holds a lo
 
 from __future__ import annotations
 
+import functools
+from collections import Counter
 from contextlib import ExitStack
+from typing import Any
 
-from sqlmodel import Session
+from sqlalchemy import Select, select
+from sqlmodel import Session, col
 
 from core.authz import Actor
 from core.clock import Clock
 from core.errors import UserError
 from core.slack import SlackFailure, SlackGateway, profile_from_user
 from db.engine import Database
-from db.models import Member
+from db.models import Member, MemberSkill
 from domain import members
+from jobs.fairness import MemberLimit, Refusal, counting_upsert
+
+
+@functools.cache
+def _counted_acting() -> Select[Any]:
+    """PostgreSQL: a member's request counted (`jobs.fairness`) and the member read
+    (`members.acting`), in one statement: one round trip a request instead of two. A row per skill;
+    the member's columns are NULL for someone not met yet."""
+    counted = counting_upsert().cte("counted")
+    return (
+        select(counted.c.started_at, counted.c["count"], col(Member.user_id), *members.ACTING_COLUMNS)
+        .select_from(counted)
+        .outerjoin(Member, col(Member.user_id) == counted.c.user_id)
+        .outerjoin(MemberSkill, col(MemberSkill.user_id) == col(Member.user_id))
+    )
 
 
 class Directory:
@@ -45,8 +64,36 @@ class Directory:
         if known is not None:
             return known[0], known[1], session
         reading.close()
+        return self._first_met(user_id), True, None
+
+    def counted_acting_in(
+        self, reading: ExitStack, user_id: str, counting: MemberLimit
+    ) -> tuple[Actor, bool, Session | None] | Refusal:
+        """`acting_in` for a request counted first against the member's share (`jobs.fairness`):
+        over it, a Refusal, and nothing read or written for them. On PostgreSQL the count and the
+        read are one statement, on the write pool, and no read is left open (None)."""
+        if self.db.dialect == "postgresql":
+            return self._counted_acting(counting, user_id)
+        refusal = counting.take(user_id)
+        return refusal if refusal is not None else self.acting_in(reading, user_id)
+
+    def _counted_acting(self, counting: MemberLimit, user_id: str) -> tuple[Actor, bool, None] | Refusal:
+        # One statement needs no transaction around it: autocommit spares BEGIN and COMMIT.
+        with self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            rows = conn.execute(_counted_acting(), counting.counting(Counter([user_id]))).all()
+        started_at, count = rows[0][0], rows[0][1]
+        refusal = counting.refusal_for(started_at, count)
+        if refusal is not None:
+            return refusal
+        met = [row[3:] for row in rows if row[2] is not None]
+        known = members.acting_from(met, user_id, self.admin_ids, self.clock.now())
+        if known is not None:
+            return known[0], known[1], None
+        return self._first_met(user_id), True, None
+
+    def _first_met(self, user_id: str) -> Actor:
         with self.db.write() as written:
-            return members.actor(written, user_id, self.admin_ids, self.clock.now()), True, None
+            return members.actor(written, user_id, self.admin_ids, self.clock.now())
 
     def refreshed(self, actor: Actor, stale: bool) -> Actor:
         """The same actor, with the profile fetched from Slack first if `acting` found it stale."""

@@ -8,10 +8,11 @@ mention); a command's refusal rides on its acknowledgement or response_url, so i
 
 On PostgreSQL the counts are in the database (`member_window`), so the limit is one limit however
 many bot processes share it: each request is counted by one upsert (INSERT … ON CONFLICT DO UPDATE …
-RETURNING), atomic (the row is locked while it changes).
-Requests counted while a count is being made (a storm of clicks) wait and are counted together, by
-one upsert of a row per member (`core.combiner`): the i-th of a member's n requests in it is
-their count before it plus i, as if they had come one by one.
+RETURNING), atomic (the row is locked while it changes). A command or click is counted by the
+statement that reads its actor (`jobs.directory`): one round trip for both. Other requests counted
+while a count is being made wait and are counted together, by one upsert of a row per member
+(`core.combiner`): the i-th of a member's n requests in it is their count before it plus i, as if
+they had come one by one.
 SQLite serves one process only (README, Deployment), so there the counts live in that process
 (`ProcessWindows`): a write transaction per request was a quarter of a slash command's CPU
 (BENCHMARKS.md), and a count lost in a restart only gives a member a fresh minute.
@@ -73,6 +74,17 @@ class MemberLimit:
             return self.refusal_for(started_at, count)
         return _counts.submit((id(self.services), self.kind), (self, user_id))
 
+    def counting(self, asked: Counter[str]) -> dict[str, object]:
+        """The parameters of `counting_upsert` for `asked[user_id]` requests of each member, now."""
+        now = self.services.clock.now()
+        return {
+            "kind": self.kind,
+            "now": now,
+            "since": now - WINDOW,
+            "users": list(asked),
+            "counts": list(asked.values()),
+        }
+
     def refusal_for(self, started_at: datetime, count: int) -> Refusal | None:
         """The member's `count`-th request in the minute that began at `started_at`."""
         if count <= self.per_minute:
@@ -107,9 +119,10 @@ class ProcessWindows:
 
 
 @functools.cache
-def _upsert() -> ReturningInsert[Any]:
-    """The counting upsert (PostgreSQL), a row per member from two arrays: one statement, compiled
-    once whatever the batch's size (a multi-row VALUES was compiled again for every batch)."""
+def counting_upsert() -> ReturningInsert[Any]:
+    """The counting upsert (PostgreSQL), a row per member from two arrays (`MemberLimit.counting`):
+    one statement, compiled once whatever the batch's size (a multi-row VALUES was compiled again
+    for every batch). It returns each member's user_id, started_at and count after it."""
     asked = (
         func.unnest(bindparam("users", type_=ARRAY(String)), bindparam("counts", type_=ARRAY(Integer)))
         .table_valued(column("user_id", String), column("count", Integer))
@@ -136,20 +149,12 @@ def _upsert() -> ReturningInsert[Any]:
 def _count(key: Hashable, requests: Sequence[tuple[MemberLimit, str]]) -> list[Refusal | None]:
     """Count requests of one kind: one upsert, a row per member."""
     limit = requests[0][0]
-    now = limit.services.clock.now()
     db = limit.services.db
     asked = Counter(user_id for _, user_id in requests)
-    params = {
-        "kind": limit.kind,
-        "now": now,
-        "since": now - WINDOW,
-        "users": list(asked),
-        "counts": list(asked.values()),
-    }
     try:
         # One statement needs no transaction around it: autocommit spares BEGIN and COMMIT.
         with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            rows = conn.execute(_upsert(), params).all()
+            rows = conn.execute(counting_upsert(), limit.counting(asked)).all()
     except Exception:
         log.exception("could not count %d requests; letting them through", len(requests))
         return [None] * len(requests)

@@ -6,6 +6,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import pytest
 
@@ -134,6 +135,52 @@ def test_requests_counted_together_are_counted_exactly(bot: BotHarness) -> None:
         refusals = [r for r in outcomes[user] if r is not None]
         assert len(outcomes[user]) == 80 and len(refusals) == 20
         assert sum(r.first for r in refusals) == 1  # type: ignore[attr-defined]
+
+
+def _counted_with_actor(bot: BotHarness, user: str) -> object:
+    """A command's count, made with its actor's read: the Refusal, or None when it gets through."""
+    from jobs.fairness import Refusal, limits_for
+
+    with ExitStack() as reading:
+        acting = bot.services.directory.counted_acting_in(reading, user, limits_for(bot.services).commands)
+    if isinstance(acting, Refusal):
+        return acting
+    assert acting[0].user_id == user
+    return None
+
+
+def test_a_count_made_with_the_actors_read_is_the_same_count(bot: BotHarness) -> None:
+    """A command or click is counted together with its actor's read (one statement on PostgreSQL,
+    `Directory.counted_acting_in`), a handbook question or a batch by `take`: from many threads at
+    once, per member, exactly the share gets through and the first refusal is said once."""
+    from jobs.fairness import Refusal, limits_for
+
+    members = ["U1", "U2", "U3"]
+    for user in members:
+        bot.command(user, "/tasks", "mine")  # met: their rows exist (and each is counted once)
+    limit = limits_for(bot.services).commands
+    barrier = threading.Barrier(12)
+    outcomes: dict[str, list[object]] = {u: [] for u in members}
+
+    def count(part: int) -> None:
+        barrier.wait()
+        for i in range(14):  # 12 threads x 14 = 56 more a member, 57 in all
+            user = members[(part + i) % 3]
+            outcomes[user].append(limit.take(user) if i % 2 else _counted_with_actor(bot, user))
+
+    threads = [threading.Thread(target=count, args=(p,)) for p in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(outcomes[user] == [None] * 56 for user in members)
+    for user in members:  # three more each get through (60), by both paths; then both refuse
+        assert [_counted_with_actor(bot, user), limit.take(user), _counted_with_actor(bot, user)] == [
+            None
+        ] * 3
+        first, second = limit.take(user), _counted_with_actor(bot, user)
+        assert isinstance(first, Refusal) and first.first
+        assert isinstance(second, Refusal) and not second.first
 
 
 def test_process_windows_count_minutes_and_forget_only_ended_ones() -> None:

@@ -28,7 +28,7 @@ from core.grammar import shown as _shown
 from core.slack import answering, closing_before_slack
 from handlers.kit.ack import PromptAck
 from handlers.kit.context import Ctx, SlackRequest
-from jobs.fairness import limits_for
+from jobs.fairness import Refusal, limits_for
 from views.blocks import context, section, sections, slow_down
 
 if TYPE_CHECKING:
@@ -346,19 +346,23 @@ def _run_handler(
         ack()
         acked = True
     ctx = Ctx(services, request, Actor(request.user_id), held=held)
-    if request.kind in ("command", "action"):
-        refusal = limits_for(services).commands.take(request.user_id)
-        if refusal is not None:
-            if not acked:
-                ack()
-            if request.kind == "command" or refusal.first:
-                ctx.reply(slow_down("commands and clicks", refusal.retry_at))
-            return None
     # The read that loads the actor stays open for the body's first `ctx.read()`: one transaction
     # per request instead of two (see Ctx.read); anything else the body does closes it first.
+    # Commands and clicks are counted against the member's share first (jobs.fairness).
     reading = ExitStack()
     try:
-        actor, stale, session = services.directory.acting_in(reading, request.user_id)
+        if request.kind in ("command", "action"):
+            counting = limits_for(services).commands
+            acting = services.directory.counted_acting_in(reading, request.user_id, counting)
+        else:
+            acting = services.directory.acting_in(reading, request.user_id)
+        if isinstance(acting, Refusal):
+            if not acked:
+                ack()
+            if request.kind == "command" or acting.first:
+                ctx.reply(slow_down("commands and clicks", acting.retry_at))
+            return None
+        actor, stale, session = acting
         authorize(actor, role, action)
     except UserError as e:
         reading.close()
