@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import os
 import signal
+import threading
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from core.money import pay_cents
 from db.engine import Database
 from db.models import Member, Task, TimeEntry
 from domain import hours
 from jobs import reports
-from sandbox.harness import BotHarness
+from sandbox.harness import BotHarness, reply_to
 from tests.shift_helpers import LEAD, add_member, add_task, eventually, make_lead
 
 START = datetime(2026, 3, 9, tzinfo=UTC)  # a Monday
@@ -146,3 +148,27 @@ def test_reports_are_built_in_a_worker_process_that_comes_back_after_dying(sqlit
     eventually(lambda: worker._broken)  # the pool notices its worker died
     assert "0 member(s)" in bot.command(LEAD, "/hours", "report").text
     assert reports._executor is not worker
+
+
+def test_a_report_is_acknowledged_before_it_is_built(sqlite_bot: BotHarness, monkeypatch: Any) -> None:
+    """Building a report takes a second or more at size: the command is acknowledged (empty) before
+    the report is built, not held for it (the answer's hold, handlers.kit.ack, lasts up to 1.5 s),
+    and the answer follows through the response_url."""
+    bot = sqlite_bot
+    make_lead(bot, tz="UTC")
+    acknowledged = threading.Event()
+    seen_while_building: list[bool] = []
+    real = reports.hours_report
+
+    def report_after_the_ack(*args: Any) -> Any:
+        seen_while_building.append(acknowledged.wait(timeout=1.0))  # within the hold's 1.5 s
+        return real(*args)
+
+    monkeypatch.setattr(reports, "hours_report", report_after_the_ack)
+    assert bot.driver is not None
+    url = bot.fake.new_response_url()
+    response = bot.driver.command(LEAD, "/hours", "report", response_url=url)
+    acknowledged.set()
+    assert response.status == 200 and not response.body.strip()
+    assert "0 member(s)" in reply_to(bot.fake, response, url).text
+    assert seen_while_building == [True]

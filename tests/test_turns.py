@@ -180,3 +180,38 @@ def test_turns_are_taken_on_sqlite_only(patient: None, database_url: str) -> Non
         assert together == ([False, False] if db.dialect == "sqlite" else [True, True])
     finally:
         db.dispose()
+
+
+def test_a_report_waits_for_its_worker_without_the_turn(
+    patient: None, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A report is built in a worker process (jobs/reports.py) for a second or more: meanwhile
+    another request runs, and the report's request has its turn back for its answer."""
+    from concurrent.futures import Future
+
+    from jobs import reports
+
+    shared = Turns(enabled=True)
+    other_ran = threading.Event()
+
+    class Worker:
+        def submit(self, *_args: object) -> Future[str]:
+            _in_thread(lambda: _run_in_turn(shared, other_ran.set))
+            assert other_ran.wait(10), "another request waited for the report"
+            done: Future[str] = Future()
+            done.set_result("built")
+            return done
+
+    class Services:
+        db = Database(sqlite_url)  # a file: reports go to the worker
+
+    monkeypatch.setattr(reports, "_worker", Worker)
+    with shared.taken():
+        assert reports._build(Services(), str) == "built"  # type: ignore[arg-type]
+        assert getattr(turns._thread, "turn", None) is shared
+    Services.db.dispose()
+
+
+def _run_in_turn(shared: Turns, work: Callable[[], None]) -> None:
+    with shared.taken():
+        work()
