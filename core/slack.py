@@ -77,8 +77,9 @@ def on_request_thread() -> bool:
 
 @contextmanager
 def closing_before_slack(close: Callable[[], None]) -> Iterator[None]:
-    """While it lasts, this thread's next Web API call first runs `close` (a request's open read
-    transaction ends before the thread waits on Slack)."""
+    """While it lasts, this thread's next long wait outside the process (a Web API call, a report's
+    worker: `before_waiting`) first runs `close` (a request is acknowledged, and its open read
+    transaction ends, before the thread waits)."""
     before = getattr(_thread, "close_before_slack", None)
     _thread.close_before_slack = close
     try:
@@ -87,8 +88,10 @@ def closing_before_slack(close: Callable[[], None]) -> Iterator[None]:
         _thread.close_before_slack = before
 
 
-def _before_slack() -> None:
-    turns.give_up()  # no other request waits while this thread waits on Slack
+def before_waiting() -> None:
+    """This thread is about to wait outside the process, on Slack or on a report's worker: no other
+    request waits for it (core.turns), and a request's `closing_before_slack` runs first."""
+    turns.give_up()
     close = getattr(_thread, "close_before_slack", None)
     if close is not None:
         _thread.close_before_slack = None
@@ -354,7 +357,7 @@ class SlackGateway:
 
     def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
         """Call a Web API method; raise SlackFailure with Slack's error code if it fails."""
-        _before_slack()
+        before_waiting()
         try:
             # The typed methods know each method's encoding (form, query or JSON).
             response = getattr(self.client, method.replace(".", "_"))(**_drop_none(kwargs))
@@ -523,7 +526,7 @@ class SlackGateway:
     ) -> bool:
         """An ephemeral reply through a request's response_url; with `replace_original`, it replaces
         the message whose button was clicked (e.g. to take away buttons that were used)."""
-        _before_slack()
+        before_waiting()
         payload = _drop_none(
             {
                 "text": text,
@@ -579,7 +582,7 @@ class SlackGateway:
     ) -> bool:
         """Upload bytes, or an open binary file (read from where it stands)."""
         data = {"content": content} if isinstance(content, bytes) else {"file": content}
-        _before_slack()
+        before_waiting()
         try:
             self.client.files_upload_v2(
                 channel=channel, filename=filename, title=title, initial_comment=comment, **data

@@ -7,9 +7,9 @@ switching was about half of the bot's CPU (bench/kernel_share.py; BENCHMARKS.md)
 A request holding the turn keeps the GIL through its statements, so it runs its store work and
 rendering in one go; the others wait on the turn, not on the GIL.
 
-A request gives its turn up before it waits on anything outside the process: before its first Web
-API call (core.slack calls `give_up`), and while the policy encoder embeds its question or a
-report is built in its worker process (`stepping_out`), so a slow Slack never holds up the others. Nor can a long request: a request
+A request gives its turn up before it waits on anything outside the process: before it waits on
+Slack or on a report's worker (`core.slack.before_waiting` calls `give_up`), and while the policy
+encoder embeds its question (`stepping_out`), so a slow Slack never holds up the others. Nor can a long request: a request
 waits at most `WAIT` for its turn, then runs beside the holder as it would without turns (turns only
 make things cheaper; nothing relies on them for correctness).
 

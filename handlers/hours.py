@@ -86,7 +86,6 @@ def report(ctx: Ctx, args: Args) -> None:
         start, end = hours.week_bounds(ctx.now, tz)
     if start > ctx.now:
         raise UserError("That week hasn't started yet. Pick today or an earlier day.")
-    ctx.before_slack()  # acknowledged now: the report takes a second or more; its answer follows
     built = reports.hours_report(ctx.services, start, end)
     monday = f"{start.astimezone(ZoneInfo(tz)):%Y-%m-%d}"
     summary = f"{built.people} member(s), {built.hours} h counted"
@@ -150,7 +149,6 @@ def statement(ctx: Ctx, args: Args) -> None:
 )
 def payroll(ctx: Ctx, args: Args) -> None:
     monday = _monday(ctx, args)
-    ctx.before_slack()  # acknowledged now: the report takes a second or more; its answer follows
     built = reports.payroll(ctx.services, monday, ctx.now)
     summary = f"{built.people} member(s), {dollars(built.total_cents, always_cents=True)} to be paid"
     _send_csv(

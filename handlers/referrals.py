@@ -275,7 +275,6 @@ def set_status(ctx: Ctx, args: Args) -> None:
     action="export referrals",
 )
 def export(ctx: Ctx, args: Args) -> None:
-    ctx.before_slack()  # acknowledged now: the export takes a while; its answer follows
     built = reports.referral_export(ctx.services)
     _send_export(ctx, built.content, built.count)
 

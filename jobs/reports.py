@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.engine import make_url
 
-from core.turns import stepping_out
+from core.slack import before_waiting
 from db.engine import Database
 from domain import hours, pay
 from domain import referrals as referral_rules
@@ -112,14 +112,14 @@ def _build(services: Services, work: Callable[..., T], *args: Any) -> T:
     if make_url(url).database in (None, "", ":memory:"):
         with services.db.read(snapshot=True) as session:
             return work(session, *args)
-    # The wait for the worker holds up no other request (core.turns: a second of it held every
-    # request on SQLite 50 ms).
-    with stepping_out():
-        try:
-            return _worker().submit(_run_in_worker, url, work, *args).result()
-        except BrokenProcessPool:  # the worker died (killed, out of memory): a new one, once
-            _drop_worker()
-            return _worker().submit(_run_in_worker, url, work, *args).result()
+    # A second or more at size: the request is acknowledged first (its answer would have waited for
+    # the report), and no other request waits for this one meanwhile (on SQLite each waited 50 ms).
+    before_waiting()
+    try:
+        return _worker().submit(_run_in_worker, url, work, *args).result()
+    except BrokenProcessPool:  # the worker died (killed, out of memory): a new one, once
+        _drop_worker()
+        return _worker().submit(_run_in_worker, url, work, *args).result()
 
 
 def _worker() -> ProcessPoolExecutor:

@@ -158,13 +158,16 @@ def test_a_report_is_acknowledged_before_it_is_built(sqlite_bot: BotHarness, mon
     make_lead(bot, tz="UTC")
     acknowledged = threading.Event()
     seen_while_building: list[bool] = []
-    real = reports.hours_report
+    worker = reports._worker
 
-    def report_after_the_ack(*args: Any) -> Any:
-        seen_while_building.append(acknowledged.wait(timeout=1.0))  # within the hold's 1.5 s
-        return real(*args)
+    class AfterTheAck:
+        """The report's worker, starting once the command's acknowledgement has come back."""
 
-    monkeypatch.setattr(reports, "hours_report", report_after_the_ack)
+        def submit(self, *args: Any) -> Any:
+            seen_while_building.append(acknowledged.wait(timeout=1.0))  # within the hold's 1.5 s
+            return worker().submit(*args)
+
+    monkeypatch.setattr(reports, "_worker", AfterTheAck)
     assert bot.driver is not None
     url = bot.fake.new_response_url()
     response = bot.driver.command(LEAD, "/hours", "report", response_url=url)

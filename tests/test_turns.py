@@ -185,8 +185,8 @@ def test_turns_are_taken_on_sqlite_only(patient: None, database_url: str) -> Non
 def test_a_report_waits_for_its_worker_without_the_turn(
     patient: None, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A report is built in a worker process (jobs/reports.py) for a second or more: meanwhile
-    another request runs, and the report's request has its turn back for its answer."""
+    """A report is built in a worker process (jobs/reports.py) for a second or more: its request
+    gives up its turn first, as before a Web API call, and another request runs meanwhile."""
     from concurrent.futures import Future
 
     from jobs import reports
@@ -208,7 +208,7 @@ def test_a_report_waits_for_its_worker_without_the_turn(
     monkeypatch.setattr(reports, "_worker", Worker)
     with shared.taken():
         assert reports._build(Services(), str) == "built"  # type: ignore[arg-type]
-        assert getattr(turns._thread, "turn", None) is shared
+        assert getattr(turns._thread, "turn", None) is None
     Services.db.dispose()
 
 

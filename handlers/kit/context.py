@@ -271,9 +271,9 @@ class Ctx:
             reading[1].close()
 
     def before_slack(self) -> None:
-        """Before this request's first Web API call (`core.slack.closing_before_slack`), or before
-        work that takes long (a report): Slack has the acknowledgement first, and no transaction
-        stays open while Slack, or the work, is waited on."""
+        """Before this request's first long wait outside the process (a Web API call, a report:
+        `core.slack.closing_before_slack`): Slack has the acknowledgement first, and no transaction
+        stays open while Slack, or the report, is waited on."""
         if self._held is not None:
             self._held()
         self.release()
