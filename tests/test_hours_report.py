@@ -164,7 +164,7 @@ def test_a_report_is_acknowledged_before_it_is_built(sqlite_bot: BotHarness, mon
         """The report's worker, starting once the command's acknowledgement has come back."""
 
         def submit(self, *args: Any) -> Any:
-            seen_while_building.append(acknowledged.wait(timeout=1.0))  # within the hold's 1.5 s
+            seen_while_building.append(acknowledged.wait(timeout=1.4))  # within the hold's 1.5 s
             return worker().submit(*args)
 
     monkeypatch.setattr(reports, "_worker", AfterTheAck)
