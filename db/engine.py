@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, exc, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.engine import Connection, Engine, make_url
 from sqlmodel import Session, create_engine
 
 from core.turns import Turns
@@ -222,6 +222,13 @@ class Database:
         ) as session:
             yield session
             session.commit()  # ends SQLite's snapshot; nothing to write (and the loaded objects stay)
+
+    @contextmanager
+    def statement(self) -> Iterator[Connection]:
+        """A write-pool connection for one statement that may write (PostgreSQL): in autocommit, the
+        statement is its own transaction, without BEGIN and COMMIT round trips around it."""
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            yield conn
 
     def reachable(self) -> bool:
         try:

@@ -78,8 +78,7 @@ class Directory:
         return refusal if refusal is not None else self.acting_in(reading, user_id)
 
     def _counted_acting(self, counting: MemberLimit, user_id: str) -> tuple[Actor, bool, None] | Refusal:
-        # One statement needs no transaction around it: autocommit spares BEGIN and COMMIT.
-        with self.db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        with self.db.statement() as conn:
             rows = conn.execute(_counted_acting(), counting.counting(Counter([user_id]))).all()
         started_at, count = rows[0][0], rows[0][1]
         refusal = counting.refusal_for(started_at, count)

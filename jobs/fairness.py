@@ -152,8 +152,7 @@ def _count(key: Hashable, requests: Sequence[tuple[MemberLimit, str]]) -> list[R
     db = limit.services.db
     asked = Counter(user_id for _, user_id in requests)
     try:
-        # One statement needs no transaction around it: autocommit spares BEGIN and COMMIT.
-        with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        with db.statement() as conn:
             rows = conn.execute(counting_upsert(), limit.counting(asked)).all()
     except Exception:
         log.exception("could not count %d requests; letting them through", len(requests))
