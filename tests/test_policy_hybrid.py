@@ -3,8 +3,10 @@ fact-bearing excerpt, and the embedding cache (start-up and reload embed only wh
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -95,6 +97,35 @@ def test_onnx_graph_matches_the_numpy_reference(encoder: Encoder) -> None:
     reference = Encoder.load(zip_path, runtime="numpy")
     texts = ["my buddy signed up thru my link do i get anything", "payday?", "x " * 300]
     assert np.abs(encoder.encode(texts) - reference.encode(texts)).max() < 1e-4
+
+
+def _resident_model_kb() -> int:
+    """KB of the model's files (the graph, its weights, the word vectors) mapped in this process and
+    resident, from /proc/self/smaps."""
+    total, ours = 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        parts = line.split()
+        if parts and "-" in parts[0] and not parts[0].endswith(":"):
+            ours = len(parts) >= 6 and os.path.basename(parts[5]).startswith("minilm-")
+        elif ours and parts[0] == "Rss:":
+            total += int(parts[1])
+    return total
+
+
+def test_embedding_thousands_of_words_keeps_no_word_vectors_resident(encoder: Encoder) -> None:
+    """The word vectors are read, not mapped: every word piece embedded once kept its page of the
+    mapped graph resident, and re-embedding a whole handbook grew the process by 40 MB."""
+    zip_path = model_zip_path()
+    assert zip_path is not None
+    with zipfile.ZipFile(zip_path) as zf:
+        vocab = json.loads(zf.read("tokenizer.json"))["model"]["vocab"]
+    words = sorted(w for w in vocab if w.isalpha() and len(w) > 3)[::5][:3000]
+    texts = [" ".join(words[i : i + 100]) for i in range(0, len(words), 100)]
+    encoder.encode(texts[:1])
+    before = _resident_model_kb()
+    vectors = encoder.encode(texts)
+    assert vectors.shape == (len(texts), 384)
+    assert _resident_model_kb() - before < 1024  # ~3,000 rows of 1.5 KB, one page each when mapped
 
 
 def test_without_the_model_the_engine_is_lexical(sections: list[Section], tmp_path: Path) -> None:
@@ -345,9 +376,10 @@ def test_building_the_graph_again_replaces_the_files_never_rewrites_them(tmp_pat
     zip_path = model_zip_path()
     assert zip_path is not None
     graph = tmp_path / "minilm.onnx"
-    data = graph.with_suffix(".onnx.data")
+    data, words = graph.with_suffix(".onnx.data"), graph.with_suffix(".words")
     build_onnx_file(zip_path, graph)
-    with data.open("rb") as mapped_by_a_session:
+    with data.open("rb") as mapped_by_a_session, words.open("rb") as read_by_an_encoder:
         build_onnx_file(zip_path, graph)
         assert os.fstat(mapped_by_a_session.fileno()).st_ino != data.stat().st_ino
-    assert sorted(p.name for p in tmp_path.iterdir()) == [graph.name, data.name]
+        assert os.fstat(read_by_an_encoder.fileno()).st_ino != words.stat().st_ino
+    assert sorted(p.name for p in tmp_path.iterdir()) == [graph.name, data.name, words.name]

