@@ -20,6 +20,7 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING
 
+from core import stopping
 from core.config import ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -118,9 +119,9 @@ def serve_socket_mode(app: CrewApp, app_token: str, threads: int) -> int:
         print(f"crewcall: {e}", file=sys.stderr)
         return 1
     log.info("crewcall is running in Socket Mode")
-    stopping = threading.Event()
-    on_stop_signal(stopping.set)
-    stopping.wait()
+    stop = threading.Event()
+    on_stop_signal(stopping.setter(stop))
+    stopping.wait_until_set(stop)
     handler.close()
     stop_background(app)
     log.info("crewcall stopped")

@@ -25,6 +25,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from core import stopping
 from sandbox.bot_process import SIGNING_SECRET, BotProcess
 from sandbox.fake_slack import FakeSlack
 from sandbox.workspace import Workspace
@@ -323,9 +324,8 @@ def main() -> int:
     reset = os.environ.get("RESET", "") not in ("", "0")
     sandbox = Sandbox(data, port=port, reset=reset)
     done = threading.Event()
-    # Set from a new thread: the handler runs on the main thread, which may be holding the event's
-    # own lock inside done.wait() when the signal lands, and set() would then wait on it forever.
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=done.set).start())
+    stop = stopping.setter(done)
+    signal.signal(signal.SIGTERM, lambda *_: stop())
     try:
         sandbox.start()
     except Exception as e:
@@ -334,7 +334,7 @@ def main() -> int:
         return 1
     print(f"crewcall sandbox (no Slack needed) is running: open {sandbox.url}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
-        done.wait()
+        stopping.wait_until_set(done)
     # A stop that hangs should say where: every thread's stack goes to stderr.
     faulthandler.dump_traceback_later(STOP_TIMEOUT + 15)
     sandbox.stop()
