@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from bench.policy import synth_handbook
+from bench.rss import status_mb
 from domain.policy import PolicyIndex, load_handbook
 from domain.policy.semantic import Embedder
 from domain.policy.shared_encoder import SharedEncoder, running_pid
@@ -35,13 +36,8 @@ CACHE_DIR = ROOT / "data" / "bench-reload-cache"
 POLL_S = 0.05
 
 
-def status_mb(pid: int) -> dict[str, float]:
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
-            fields[key] = int(value.split()[0]) / 1024
-    return fields
+def memory_mb(pid: int) -> dict[str, float]:
+    return {field: status_mb(pid, field) for field in ("VmRSS", "VmHWM", "RssAnon", "RssFile")}
 
 
 def main() -> None:
@@ -61,13 +57,13 @@ def main() -> None:
         encoder.encode(["when is payday?"])
         pid = running_pid(CACHE_DIR)
         assert pid is not None, "the shared encoder started"
-        idle = status_mb(pid)
+        idle = memory_mb(pid)
         polled = dict(idle)
         done = threading.Event()
 
         def poll() -> None:
             while not done.is_set():
-                for key, value in status_mb(pid).items():
+                for key, value in memory_mb(pid).items():
                     polled[key] = max(polled[key], value)
                 time.sleep(POLL_S)
 
@@ -79,7 +75,7 @@ def main() -> None:
         seconds = time.monotonic() - started
         done.set()
         watcher.join()
-        after = status_mb(pid)
+        after = memory_mb(pid)
         assert index.hybrid
         os.kill(pid, signal.SIGTERM)
     print(
