@@ -9,9 +9,9 @@ rendering in one go; the others wait on the turn, not on the GIL.
 
 A request gives its turn up before it waits on anything outside the process: before it waits on
 Slack or on a report's worker (`core.slack.before_waiting` calls `give_up`), and while the policy
-encoder embeds its question (`stepping_out`), so a slow Slack never holds up the others. Nor can a long request: a request
-waits at most `WAIT` for its turn, then runs beside the holder as it would without turns (turns only
-make things cheaper; nothing relies on them for correctness).
+encoder embeds its question (`stepping_out`), so a slow Slack never holds up the others. Nor can a
+long request: a request waits at most `WAIT` for its turn, then runs beside the holder as it would
+without turns (turns only make things cheaper; nothing relies on them for correctness).
 
 On PostgreSQL every statement waits on the network, so requests there run side by side: no turns.
 """
