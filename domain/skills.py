@@ -15,6 +15,7 @@ from sqlalchemy import func
 from sqlmodel import Session, col, select
 
 from core.errors import UserError
+from core.text import escape
 from db.models import MemberSkill, Skill, SkillApplication, Task
 from domain import audit
 
@@ -79,7 +80,7 @@ def add(session: Session, by_id: str, slug: str, name: str, now: datetime, sourc
         raise UserError(f"Keep the name under {NAME_MAX} characters.")
     existing = get(session, slug)
     if existing is not None:
-        raise UserError(f"`{slug}` ({existing.name}) is already in the catalogue. Nothing changed.")
+        raise UserError(f"`{slug}` ({escape(existing.name)}) is already in the catalogue. Nothing changed.")
     skill = Skill(slug=slug, name=name, created_by=by_id, created_at=now)
     session.add(skill)
     session.flush()

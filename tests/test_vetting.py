@@ -228,7 +228,8 @@ def test_catalogue_add_list_remove_and_typos_refused_with_suggestions(bot: BotHa
     )
     added = bot.command("ULEAD", "/crew", 'skills add tax-law "Tax &amp; &lt;b&gt;law&lt;/b&gt;"')
     assert "`tax-law`" in added.text and "Tax &amp; &lt;b&gt;law&lt;/b&gt;" in added.text
-    assert "already in the catalogue" in bot.command("ULEAD", "/crew", "skills add tax-law").text
+    again = bot.command("ULEAD", "/crew", "skills add tax-law").text
+    assert "already in the catalogue" in again and "(Tax &amp; &lt;b&gt;law&lt;/b&gt;)" in again
     assert "`tax-law` · Tax &amp; &lt;b&gt;law&lt;/b&gt;" in bot.command("U1", "/crew", "skills")
 
     # Setting, requiring (tasks and shifts) or applying for a typo is refused with the closest names.
@@ -336,6 +337,7 @@ def test_an_application_from_apply_to_decline_cooldown_and_approval(vbot: BotHar
     )
     message = json.dumps(card_of(bot, 1))
     assert "Declined" in message and "vetting_approve" not in message
+    assert "Admission &lt;i&gt;not&lt;/i&gt; verifiable" in message and "<i>" not in message
 
     # A stale card: clicking again says what happened.
     assert "already declined" in bot.click("ULEAD", "vetting_approve", "1", channel_id=LEADS).text
@@ -383,6 +385,12 @@ def test_an_application_from_apply_to_decline_cooldown_and_approval(vbot: BotHar
         ("member", "skills.vetted", "ULEAD"),
         ("application", "application.approved", "ULEAD"),
     ]
+
+    # An admin decides for any skill, held or not: the lead's own application for medicine.
+    assert "Approved <@ULEAD>'s application for `medicine`" in (
+        bot.click("UADMIN", "vetting_approve", "2", channel_id=LEADS).text
+    )
+    bot.wait_dm("ULEAD", "you are now vetted for `medicine`")
 
 
 def test_applying_from_the_form_and_leads_list_oldest_first(sqlite_bot: BotHarness) -> None:
