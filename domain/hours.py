@@ -39,6 +39,7 @@ from sqlmodel import Session, col, select
 from core.authz import Actor
 from core.errors import UserError
 from core.money import pay_cents
+from core.text import escape
 from db.models import Assignment, Member, Task, TimeEntry
 from db.statements import Instant, earlier_of, later_of, microseconds_between
 from db.types import UTCDateTime
@@ -180,7 +181,9 @@ def clock_in(session: Session, by: Actor, task_id: int | None, now: datetime, so
                 f"There is no task T-{task_id}. Check the number, or clock in without one: `/hours in`."
             )
         if task.state == "cancelled":
-            raise UserError(f"T-{task_id} ({task.title}) was cancelled; time can't be tracked against it.")
+            raise UserError(
+                f"T-{task_id} ({escape(task.title)}) was cancelled; time can't be tracked against it."
+            )
         holds = session.exec(
             select(Assignment.id).where(
                 Assignment.task_id == task_id,
@@ -190,7 +193,7 @@ def clock_in(session: Session, by: Actor, task_id: int | None, now: datetime, so
         ).first()
         if holds is None:
             raise UserError(
-                f"You don't hold T-{task_id} ({task.title}). Claim it first, or clock in without a task: `/hours in`."
+                f"You don't hold T-{task_id} ({escape(task.title)}). Claim it first, or clock in without a task: `/hours in`."
             )
     row = TimeEntry(user_id=by.user_id, task_id=task_id, started_at=now)
     try:

@@ -24,6 +24,7 @@ from sqlmodel import Session, col, delete, select
 
 from core.authz import Actor
 from core.errors import UserError
+from core.text import escape
 from db.models import Member, Shift, ShiftIncident, ShiftMember, ShiftReminder, TimeEntry
 from db.statements import insert_ignore
 from db.types import UTCDateTime
@@ -306,10 +307,10 @@ def get(session: Session, shift_id: int) -> Shift:
 
 def _refuse_if_closed(shift: Shift, now: datetime, doing: str) -> None:
     if shift.state == "cancelled":
-        raise UserError(f"{ref(shift.id)} ({shift.name}) was cancelled, so you can't {doing} it.")
+        raise UserError(f"{ref(shift.id)} ({escape(shift.name)}) was cancelled, so you can't {doing} it.")
     if shift.state == "ended" or shift.starts_at <= now:
         raise UserError(
-            f"{ref(shift.id)} ({shift.name}) has already started, so you can't {doing} it now. "
+            f"{ref(shift.id)} ({escape(shift.name)}) has already started, so you can't {doing} it now. "
             f"Tell <@{shift.creator_id}> directly if something changed."
         )
 
@@ -350,7 +351,9 @@ def join(session: Session, by: Actor, shift_id: int, now: datetime, source: str)
         session.refresh(shift)
         if shift.state != "scheduled":
             _refuse_if_closed(shift, now, "join")
-        raise UserError(f"{ref(shift.id)} ({shift.name}) is full: {shift.slots} of {shift.slots} taken.")
+        raise UserError(
+            f"{ref(shift.id)} ({escape(shift.name)}) is full: {shift.slots} of {shift.slots} taken."
+        )
     session.refresh(shift)
     reminder = _ensure_reminder(session, shift, by.user_id, now)
     audit.record(
@@ -476,7 +479,9 @@ def cancel(session: Session, by: Actor, shift_id: int, now: datetime, source: st
     if shift.state == "cancelled":
         return CancelResult(view(session, shift), cancelled=False)
     if shift.state == "ended":
-        raise UserError(f"{ref(shift.id)} ({shift.name}) has already ended; there is nothing to cancel.")
+        raise UserError(
+            f"{ref(shift.id)} ({escape(shift.name)}) has already ended; there is nothing to cancel."
+        )
     done = session.exec(  # type: ignore[call-overload]
         update(Shift)
         .where(col(Shift.id) == shift.id, col(Shift.state) == "scheduled")

@@ -100,6 +100,8 @@ def test_tasks_titles_notes_and_reasons_stay_text(bot: BotHarness) -> None:
     card = bot.fake.wait_for("chat.postMessage", predicate=lambda c: c.params["channel"] == TASKS)[0]
     assert AS_COMMAND in _shown(card.params)
     assert "is yours" in bot.command(MEMBER, "/tasks", "claim T-1").text
+    not_held = bot.command(LEAD, "/hours", "in T-1").text  # a refusal that names the task
+    assert f"You don't hold T-1 ({AS_COMMAND})" in not_held, not_held
     assert "Submitted" in bot.command(MEMBER, "/tasks", f"done T-1 confirm {WIRE}").text
     bot.wait_dm(LEAD, "submitted")
     bot.driver.home_opened(LEAD)  # type: ignore[union-attr]
@@ -135,6 +137,10 @@ def test_shift_names_stay_text(bot: BotHarness) -> None:
     bot.command(MEMBER, "/shifts", "join S-1")
     bot.command(MEMBER, "/shifts", "all")
     assert_text_only(bot, expect=(AS_COMMAND,))
+    # A refusal that names the shift shows the name as text too (one slot, already taken).
+    bot.fake.add_user("U2", tz="UTC")
+    full = bot.command("U2", "/shifts", "join S-1").text
+    assert f"S-1 ({AS_COMMAND}) is full" in full, full
 
 
 def test_referral_names_stay_text(bot: BotHarness) -> None:
