@@ -5,8 +5,10 @@ would send it, and what the bot answers lands where that person sees it; `python
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -131,6 +133,38 @@ def test_the_home_tab_and_the_page_itself(page: Workspace) -> None:
         page.send("UADA", "C0RANDOM", "hello")  # a change pushes a new revision
         events.readline()
         assert int(events.readline().decode()[6:]) > int(first[6:])
+
+
+def _strings(tree: ast.AST) -> Iterator[str]:
+    """Every string literal in a module (f-strings' literal parts too), docstrings left out: they
+    hold Sphinx roles such as :class:, no emoji."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node.value
+
+
+def test_the_page_draws_every_emoji_the_bot_uses() -> None:
+    script = (ROOT / "sandbox" / "web" / "app.js").read_text()
+    table = re.search(r"const EMOJI = \{(.*?)\};", script, re.S)
+    assert table is not None
+    drawn = {key.strip('"') for key in re.findall(r'([\w+-]+|"[^"]+"):\s*"', table.group(1))}
+    used: dict[str, str] = {}
+    for layer in ("views", "jobs", "handlers", "domain"):
+        for path in sorted((ROOT / layer).rglob("*.py")):
+            for text in _strings(ast.parse(path.read_text())):
+                for name in re.findall(r"(?<![\w:]):([a-z0-9_+-]+):(?![\w:])", text):
+                    used.setdefault(name, str(path.relative_to(ROOT)))
+    used.pop("memory", None)  # SQLite's ":memory:" database, not an emoji
+    assert len(used) > 20  # the scan finds the bot's emoji at all
+    missing = {name: path for name, path in used.items() if name not in drawn}
+    assert not missing, f"emoji the page would show as :shortcode: (add them to EMOJI in app.js): {missing}"
 
 
 def test_reset_wipes_the_database_and_the_workspace(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 // (/sandbox/events); what the person does is POSTed to /sandbox/<verb> (sandbox/workspace.py).
 "use strict";
 
+// Every shortcode the bot's messages use (tests/test_sandbox_workspace.py checks the sources against it).
 const EMOJI = {
   white_check_mark: "✅", warning: "⚠️", raising_hand: "🙋", no_entry_sign: "🚫", no_entry: "⛔",
   wave: "👋", "+1": "👍", "-1": "👎", thumbsup: "👍", thumbsdown: "👎", triangular_flag_on_post: "🚩",
@@ -15,6 +16,7 @@ const EMOJI = {
   rocket: "🚀", fire: "🔥", bell: "🔔", question: "❓", information_source: "ℹ️", smile: "😄",
   slightly_smiling_face: "🙂", pray: "🙏", dog: "🐶", briefcase: "💼", hammer_and_wrench: "🛠️",
   scales: "⚖️", stethoscope: "🩺", pencil2: "✏️", computer: "💻", busts_in_silhouette: "👥",
+  octagonal_sign: "🛑", seedling: "🌱", grey_question: "❔",
 };
 const COLORS = ["#e8912d", "#2bac76", "#4a154b", "#1264a3", "#e01e5a", "#36c5f0", "#9b5de5", "#555"];
 
