@@ -34,8 +34,9 @@ What it models (see the ``_m_*`` methods for each Web API method):
 
 Every response is HTTP 200 with a JSON body ``{"ok": true, ...}`` unless an error
 applies (``{"ok": false, "error": "..."}``; rate limits and injected failures may
-also change the HTTP status). Unknown methods answer ``unknown_method`` and are
-still recorded.
+also change the HTTP status). Unknown methods answer ``unknown_method``, and methods
+Slack has that the fake doesn't model ``not_implemented``; both are recorded, as
+violations.
 """
 
 from __future__ import annotations
@@ -317,7 +318,8 @@ class FakeSlack:
 
     **Slack's rules.** Whatever Slack would refuse or punish is recorded in :attr:`violations`
     (and answered as Slack answers it): blocks and views that break Block Kit's rules
-    (``sandbox.blockkit``), unknown methods and arguments, scopes the manifest lacks, a
+    (``sandbox.blockkit``), unknown methods and arguments (and methods the fake doesn't
+    implement, told apart), scopes the manifest lacks, a
     ``trigger_id`` used after :attr:`trigger_ttl` seconds or twice, acks later than
     :attr:`ack_deadline` (measured by the drivers). The tests' fixture fails a test that leaves
     violations behind (:meth:`assert_no_violations`); the sandbox page shows them.
@@ -817,9 +819,12 @@ class FakeSlack:
                 response = {"ok": False, "error": error}
             else:
                 impl = getattr(self, "_m_" + method.replace(".", "_"), None)
-                if impl is None or rules.known_arguments(method) is None:
+                if rules.known_arguments(method) is None:
                     self.violation(method, "unknown method")
                     response = {"ok": False, "error": "unknown_method"}
+                elif impl is None:  # Slack has it: the gap is the fake's, not the app's
+                    self.violation(method, "not implemented by the local Slack (Slack has this method)")
+                    response = {"ok": False, "error": "not_implemented"}
                 else:
                     try:
                         self._check_call(method, params)

@@ -175,12 +175,15 @@ def test_triggers_expire_and_work_once(fake: FakeSlack) -> None:
     fake.violations.clear()
 
 
-def test_unknown_methods_missing_scopes_and_tiers() -> None:
+def test_unknown_and_unimplemented_methods_missing_scopes_and_tiers() -> None:
     with FakeSlack(rate_limits={"tiers": {"users.info": 2}}, scopes=frozenset({"chat:write"})) as fake:
         client = WebClient(token="xoxb-test", base_url=fake.api_url)
         with pytest.raises(SlackApiError) as unknown:
             client.api_call("chat.shout", params={"text": "hi"})
         assert unknown.value.response["error"] == "unknown_method"
+        with pytest.raises(SlackApiError) as unmodelled:
+            client.admin_users_list(team_id="T1")
+        assert unmodelled.value.response["error"] == "not_implemented"
         with pytest.raises(SlackApiError) as scope:
             client.conversations_history(channel="C1")
         assert scope.value.response["error"] == "missing_scope"
@@ -193,5 +196,6 @@ def test_unknown_methods_missing_scopes_and_tiers() -> None:
         assert limited.value.response.status_code == 429
         assert [str(v) for v in fake.violations] == [
             "chat.shout: unknown method",
+            "admin.users.list: not implemented by the local Slack (Slack has this method)",
             "conversations.history: needs the channels:history scope, which manifest.yaml lacks",
         ]
