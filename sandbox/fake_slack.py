@@ -52,7 +52,7 @@ import math
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -78,6 +78,7 @@ __all__ = [
     "Call",
     "FakeSlack",
     "decode_json_params",
+    "describe_request",
     "dm_channel_id",
 ]
 
@@ -139,6 +140,17 @@ def decode_json_params(params: dict[str, Any]) -> dict[str, Any]:
             with contextlib.suppress(ValueError):
                 out[key] = json.loads(value)
     return out
+
+
+def describe_request(payload: Mapping[str, Any]) -> str:
+    """What a request from Slack was, for a late ack's report: the command and its text, the
+    event's type, or the interaction's type and action_ids."""
+    if "command" in payload:
+        return f"{payload['command']} {payload.get('text', '')}".strip()
+    if payload.get("type") == "event_callback":
+        return f"event {payload.get('event', {}).get('type')}"
+    actions = [a.get("action_id") for a in payload.get("actions") or []]
+    return f"{payload.get('type')} {' '.join(map(str, actions))}".strip()
 
 
 def format_ts(micros: int) -> str:
@@ -408,8 +420,9 @@ class FakeSlack:
         self.uploaded_files: dict[str, dict[str, Any]] = {}
         self.app_token = APP_TOKEN
         self.socket_mode = SocketModeServer(APP_ID)
-        self.socket_mode.on_late_ack = lambda envelope_id, delay: self.violation(
-            "ack", f"Socket Mode envelope {envelope_id} acknowledged after {delay:.1f} s (Slack waits 3 s)"
+        self.socket_mode.on_late_ack = lambda envelope_id, delay, payload: self.violation(
+            "ack",
+            f"{describe_request(payload)} acknowledged over Socket Mode after {delay:.1f} s (Slack waits 3 s)",
         )
         self.add_user(BOT_USER_ID, name=BOT_NAME, is_bot=True)
 
