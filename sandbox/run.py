@@ -10,13 +10,14 @@ The workspace's messages are kept beside the database (``./data/sandbox-slack.js
 restart shows the same channels. ``RESET=1`` (or the page's "Start over" button) starts over.
 
 Settings (environment): ``SANDBOX_PORT`` (default 3100; 0 picks a free one), ``SANDBOX_DATA``
-(default ``./data``), ``RESET=1``.
+(default ``./data``), ``SANDBOX_RATE_LIMITS`` (see :func:`rate_limits`), ``RESET=1``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import faulthandler
+import math
 import os
 import signal
 import sys
@@ -24,10 +25,11 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from core import stopping
 from sandbox.bot_process import SIGNING_SECRET, BotProcess
-from sandbox.fake_slack import FakeSlack
+from sandbox.fake_slack import FakeSlack, dm_channel_id
 from sandbox.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +70,24 @@ TRY_THIS = [
 ]
 
 
+#: Slack's rate limits as the local Slack applies them: each method's tier, and chat.postMessage's
+#: one message a second per channel.
+SLACK_RATE_LIMITS: dict[str, Any] = {"tiers": True, "per_channel_per_sec": 1}
+
+
+def rate_limits(setting: str) -> dict[str, Any] | None:
+    """``SANDBOX_RATE_LIMITS``: ``slack`` (the default) for Slack's limits, ``off`` for none, or a
+    number that speeds Slack's clock up by that factor (``0.1``: ten times stricter, to watch the bot
+    back off). Raises ValueError for anything else."""
+    setting = setting.strip().lower() or "slack"
+    if setting == "off":
+        return None
+    scale = 1.0 if setting == "slack" else float(setting)
+    if not 0 < scale < math.inf:
+        raise ValueError(setting)
+    return {**SLACK_RATE_LIMITS, "scale": scale}
+
+
 def _people_labels() -> dict[str, str]:
     labels = {}
     for uid, _name, real, tz, role, skills in PEOPLE:
@@ -78,7 +98,13 @@ def _people_labels() -> dict[str, str]:
 
 
 class Sandbox:
-    def __init__(self, data_dir: Path, port: int = 0, reset: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 0,
+        reset: bool = False,
+        limits: dict[str, Any] | None = SLACK_RATE_LIMITS,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.db_path = data_dir / "sandbox.db"
@@ -86,7 +112,7 @@ class Sandbox:
         data_dir.mkdir(parents=True, exist_ok=True)
         if reset:
             self._wipe()
-        self.fake = FakeSlack(rate_limits={"tiers": True})
+        self.fake = FakeSlack(rate_limits=limits)
         self.bot: BotProcess | None = None
         self.workspace: Workspace | None = None
         self._stop = threading.Event()
@@ -186,7 +212,10 @@ class Seeder:
 
         if self.stopping.is_set():
             raise SeedingStopped
-        posted = self._posts_in(card_in) if card_in is not None else 0
+        posted = 0
+        if card_in is not None:
+            self._space(card_in)
+            posted = self._posts_in(card_in)
         response = self.driver.command(user, command, text, channel_id=channel)
         if response.status != 200:
             raise RuntimeError(
@@ -195,6 +224,17 @@ class Seeder:
         if card_in is not None:
             self._await_posts(card_in, posted + 1)
         return response.body
+
+    def _space(self, channel: str) -> None:
+        """Until the local Slack's per-channel rate limit lets the bot post in `channel` again: a week
+        seeded in seconds should not have Slack refuse the bot's posts (a real week is slower)."""
+        limits = self.fake.rate_limits
+        if not limits.get("per_channel_per_sec"):
+            return
+        gap = 1 / (limits["per_channel_per_sec"] * limits.get("scale", 1.0))
+        posts = [c.ts for c in self.fake.calls_to("chat.postMessage") if c.response.get("channel") == channel]
+        if posts and self.stopping.wait(max(0.0, posts[-1] + gap - time.time())):
+            raise SeedingStopped
 
     def _posts_in(self, channel: str) -> int:
         return len(
@@ -234,6 +274,7 @@ class Seeder:
             self.command(ADMIN, "/crew", f'skills add {slug} "{name}"')
         for uid, _n, _r, _tz, _role, skills in PEOPLE:
             if skills:
+                self._space(dm_channel_id(uid))  # a lead was just DMed their new role
                 self.command(ADMIN, "/crew", f"skill {mention(uid)} {skills}")
         due = (datetime.now(UTC).date() + timedelta(days=6)).isoformat()
         tasks = [
@@ -322,7 +363,12 @@ def main() -> int:
     data = Path(os.environ.get("SANDBOX_DATA", ROOT / "data"))
     port = int(os.environ.get("SANDBOX_PORT", "3100"))
     reset = os.environ.get("RESET", "") not in ("", "0")
-    sandbox = Sandbox(data, port=port, reset=reset)
+    try:
+        limits = rate_limits(os.environ.get("SANDBOX_RATE_LIMITS", ""))
+    except ValueError:
+        print("crewcall sandbox: SANDBOX_RATE_LIMITS is slack, off or a number above 0", file=sys.stderr)
+        return 2
+    sandbox = Sandbox(data, port=port, reset=reset, limits=limits)
     done = threading.Event()
     stop = stopping.setter(done)
     signal.signal(signal.SIGTERM, lambda *_: stop())

@@ -22,7 +22,7 @@ import pytest
 
 from sandbox.fake_slack import FakeSlack, dm_channel_id
 from sandbox.harness import SIGNING_SECRET, BotHarness
-from sandbox.run import Sandbox
+from sandbox.run import SLACK_RATE_LIMITS, Sandbox, rate_limits
 from sandbox.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -172,6 +172,23 @@ def test_reset_wipes_the_database_and_the_workspace(tmp_path: Path) -> None:
     (tmp_path / "sandbox-slack.json").write_text("{}")
     Sandbox(tmp_path, reset=True)
     assert not (tmp_path / "sandbox.db").exists() and not (tmp_path / "sandbox-slack.json").exists()
+
+
+def test_the_sandbox_keeps_slacks_rate_limits_unless_told_otherwise(tmp_path: Path) -> None:
+    assert Sandbox(tmp_path).fake.rate_limits == {"tiers": True, "per_channel_per_sec": 1}
+    slack = {**SLACK_RATE_LIMITS, "scale": 1.0}
+    assert rate_limits("") == rate_limits("slack") == rate_limits(" Slack ") == slack
+    assert rate_limits("off") is None
+    assert rate_limits("0.1") == {**SLACK_RATE_LIMITS, "scale": 0.1}
+    for wrong in ("tiers", "0", "-2", "nan", "inf"):
+        with pytest.raises(ValueError):
+            rate_limits(wrong)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SANDBOX_RATE_LIMITS": "fast"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "sandbox"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2
+    assert refused.stderr == "crewcall sandbox: SANDBOX_RATE_LIMITS is slack, off or a number above 0\n"
 
 
 def _state(url: str) -> dict[str, Any]:
