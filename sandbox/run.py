@@ -58,12 +58,15 @@ CATALOGUE = [
     ("editing", "Editing and writing"),
 ]
 
+#: The policy question the seed leaves waiting in #leads (Fatima asked it).
+SEEDED_ESCALATION = "can I bring my dog to the office?"
+
 TRY_THIS = [
     "You are Ada (contractor). In #tasks press Claim on a legal task.",
     "Type `/shifts all` and Join a shift.",
     "Ask `/policy when is payday?`, or DM the bot (crewcall · Messages) a question of your own.",
-    "Ask something the handbook doesn't know (`/policy can I bring my dog to the office?`), then "
-    "switch to Lena (lead): #leads has the question with an Answer button.",
+    "Ask something the handbook doesn't know (`/policy is there a team offsite this year?`), then "
+    "switch to Lena (lead): #leads has your question, after Fatima's, each with an Answer button.",
     "`/refer sam@example.com Sam Rivera skill=legal`, then `/referrals`.",
     "Open the Home tab: your tasks, shifts and hours.",
     "As Lena: `/tasks new` opens the form; post a task and watch it appear in #tasks.",
@@ -318,7 +321,7 @@ class Seeder:
                 self.command("ULEAD1", "/referrals", f"set R-{n} {status}")
         self._hours()
         self.driver.message_im("UCON4", "how do I get paid?")
-        self.command("UCON6", "/policy", "can I bring my dog to the office?")
+        self.command("UCON6", "/policy", SEEDED_ESCALATION)
         self._await_posts("C0LEADS", 1)
         self.settle()
 

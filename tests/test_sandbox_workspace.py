@@ -22,7 +22,7 @@ import pytest
 
 from sandbox.fake_slack import FakeSlack, dm_channel_id
 from sandbox.harness import SIGNING_SECRET, BotHarness
-from sandbox.run import SLACK_RATE_LIMITS, Sandbox, rate_limits
+from sandbox.run import SEEDED_ESCALATION, SLACK_RATE_LIMITS, Sandbox, rate_limits
 from sandbox.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -227,7 +227,8 @@ def test_python_m_sandbox_prints_the_url_seeds_once_and_keeps_the_week(tmp_path:
         assert len(state["users"]) == 9 and state["violations"] == []
         cards = [m["text"] for m in state["messages"]["C0TASKS"]]
         assert len(cards) == 5 and cards[0].startswith("T-1")
-        assert state["messages"]["C0LEADS"]  # an escalation waiting for a lead
+        assert SEEDED_ESCALATION in _text(state["messages"]["C0LEADS"][0])  # waiting for a lead
+        assert SEEDED_ESCALATION not in " ".join(state["try_this"])  # step 4 asks another question
         assert len(state["messages"]["C0GENERAL"]) == 3  # shift cards
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -241,7 +242,8 @@ def test_python_m_sandbox_prints_the_url_seeds_once_and_keeps_the_week(tmp_path:
         )
         _wait(lambda: len(_state(url)["messages"]["C0TASKS"]) == 6, 30)
         _post(url, "reset", {"user": "ULEAD1"})  # the page's "Start over": a new database, seeded again
-        _wait(lambda: _reseeded(url, cards), 90)
+        assert _state(url)["resetting"]  # the page says "Starting over…" until it is done
+        _wait(lambda: _reseeded(url, cards) and not _state(url)["resetting"], 90)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0
