@@ -277,7 +277,7 @@ class Seeder:
             self.command(ADMIN, "/crew", f'skills add {slug} "{name}"')
         for uid, _n, _r, _tz, _role, skills in PEOPLE:
             if skills:
-                self._space(dm_channel_id(uid))  # a lead was just DMed their new role
+                self._space(dm_channel_id(uid))  # leads were just DMed their new role
                 self.command(ADMIN, "/crew", f"skill {mention(uid)} {skills}")
         due = (datetime.now(UTC).date() + timedelta(days=6)).isoformat()
         tasks = [

@@ -399,6 +399,10 @@ function render() {
 function renderViolations() {
   const v = $("violations");
   const n = S.violations.length;
+  if (violationsHidden > n) { // Start over cleared them: the next one shows again
+    violationsHidden = 0;
+    localStorage.setItem("sandbox-violations-hidden", "0");
+  }
   if (!n) { v.hidden = true; return; }
   const collapsed = violationsHidden >= n;
   v.hidden = false;
