@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from .fake_slack import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, dm_channel_id
+from .fake_slack import APP_ID, BOT_USER_ID, TEAM_DOMAIN, TEAM_ID, describe_request, dm_channel_id
 from .socket_mode import Ack
 
 if TYPE_CHECKING:
@@ -189,17 +189,12 @@ def _what(body: str) -> str:
     """What a request was, for a violation report: the command, the interaction or the event."""
     fields = dict(parse_qsl(body))
     if "command" in fields:
-        return f"{fields['command']} {fields.get('text', '')}".strip()
+        return describe_request(fields)
     try:
         data = json.loads(fields.get("payload") or body)
     except ValueError:
         return "request"
-    if not isinstance(data, dict):
-        return "request"
-    if data.get("type") == "event_callback":
-        return f"event {data.get('event', {}).get('type')}"
-    actions = [a.get("action_id") for a in data.get("actions") or []]
-    return f"{data.get('type')} {' '.join(map(str, actions))}".strip()
+    return describe_request(data) if isinstance(data, dict) else "request"
 
 
 class SlackPayloads:

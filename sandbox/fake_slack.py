@@ -34,8 +34,9 @@ What it models (see the ``_m_*`` methods for each Web API method):
 
 Every response is HTTP 200 with a JSON body ``{"ok": true, ...}`` unless an error
 applies (``{"ok": false, "error": "..."}``; rate limits and injected failures may
-also change the HTTP status). Unknown methods answer ``unknown_method`` and are
-still recorded.
+also change the HTTP status). Unknown methods answer ``unknown_method``, and methods
+Slack has that the fake doesn't model ``not_implemented``; both are recorded, as
+violations.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ import math
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -77,6 +78,7 @@ __all__ = [
     "Call",
     "FakeSlack",
     "decode_json_params",
+    "describe_request",
     "dm_channel_id",
 ]
 
@@ -138,6 +140,17 @@ def decode_json_params(params: dict[str, Any]) -> dict[str, Any]:
             with contextlib.suppress(ValueError):
                 out[key] = json.loads(value)
     return out
+
+
+def describe_request(payload: Mapping[str, Any]) -> str:
+    """What a request from Slack was, for a late ack's report: the command and its text, the
+    event's type, or the interaction's type and action_ids."""
+    if "command" in payload:
+        return f"{payload['command']} {payload.get('text', '')}".strip()
+    if payload.get("type") == "event_callback":
+        return f"event {payload.get('event', {}).get('type')}"
+    actions = [a.get("action_id") for a in payload.get("actions") or []]
+    return f"{payload.get('type')} {' '.join(map(str, actions))}".strip()
 
 
 def format_ts(micros: int) -> str:
@@ -317,7 +330,8 @@ class FakeSlack:
 
     **Slack's rules.** Whatever Slack would refuse or punish is recorded in :attr:`violations`
     (and answered as Slack answers it): blocks and views that break Block Kit's rules
-    (``sandbox.blockkit``), unknown methods and arguments, scopes the manifest lacks, a
+    (``sandbox.blockkit``), unknown methods and arguments (and methods the fake doesn't
+    implement, told apart), scopes the manifest lacks, a
     ``trigger_id`` used after :attr:`trigger_ttl` seconds or twice, acks later than
     :attr:`ack_deadline` (measured by the drivers). The tests' fixture fails a test that leaves
     violations behind (:meth:`assert_no_violations`); the sandbox page shows them.
@@ -406,8 +420,9 @@ class FakeSlack:
         self.uploaded_files: dict[str, dict[str, Any]] = {}
         self.app_token = APP_TOKEN
         self.socket_mode = SocketModeServer(APP_ID)
-        self.socket_mode.on_late_ack = lambda envelope_id, delay: self.violation(
-            "ack", f"Socket Mode envelope {envelope_id} acknowledged after {delay:.1f} s (Slack waits 3 s)"
+        self.socket_mode.on_late_ack = lambda envelope_id, delay, payload: self.violation(
+            "ack",
+            f"{describe_request(payload)} acknowledged over Socket Mode after {delay:.1f} s (Slack waits 3 s)",
         )
         self.add_user(BOT_USER_ID, name=BOT_NAME, is_bot=True)
 
@@ -817,9 +832,12 @@ class FakeSlack:
                 response = {"ok": False, "error": error}
             else:
                 impl = getattr(self, "_m_" + method.replace(".", "_"), None)
-                if impl is None or rules.known_arguments(method) is None:
+                if rules.known_arguments(method) is None:
                     self.violation(method, "unknown method")
                     response = {"ok": False, "error": "unknown_method"}
+                elif impl is None:  # Slack has it: the gap is the fake's, not the app's
+                    self.violation(method, "not implemented by the local Slack (Slack has this method)")
+                    response = {"ok": False, "error": "not_implemented"}
                 else:
                     try:
                         self._check_call(method, params)

@@ -10,13 +10,14 @@ The workspace's messages are kept beside the database (``./data/sandbox-slack.js
 restart shows the same channels. ``RESET=1`` (or the page's "Start over" button) starts over.
 
 Settings (environment): ``SANDBOX_PORT`` (default 3100; 0 picks a free one), ``SANDBOX_DATA``
-(default ``./data``), ``RESET=1``.
+(default ``./data``), ``SANDBOX_RATE_LIMITS`` (see :func:`rate_limits`), ``RESET=1``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import faulthandler
+import math
 import os
 import signal
 import sys
@@ -24,10 +25,11 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from core import stopping
 from sandbox.bot_process import SIGNING_SECRET, BotProcess
-from sandbox.fake_slack import FakeSlack
+from sandbox.fake_slack import FakeSlack, dm_channel_id
 from sandbox.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,16 +58,37 @@ CATALOGUE = [
     ("editing", "Editing and writing"),
 ]
 
+#: The policy question the seed leaves waiting in #leads (Fatima asked it).
+SEEDED_ESCALATION = "can I bring my dog to the office?"
+
 TRY_THIS = [
     "You are Ada (contractor). In #tasks press Claim on a legal task.",
     "Type `/shifts all` and Join a shift.",
     "Ask `/policy when is payday?`, or DM the bot (crewcall · Messages) a question of your own.",
-    "Ask something the handbook doesn't know (`/policy can I bring my dog to the office?`), then "
-    "switch to Lena (lead): #leads has the question with an Answer button.",
+    "Ask something the handbook doesn't know (`/policy is there a team offsite this year?`), then "
+    "switch to Lena (lead): #leads has your question, after Fatima's, each with an Answer button.",
     "`/refer sam@example.com Sam Rivera skill=legal`, then `/referrals`.",
     "Open the Home tab: your tasks, shifts and hours.",
     "As Lena: `/tasks new` opens the form; post a task and watch it appear in #tasks.",
 ]
+
+
+#: Slack's rate limits as the local Slack applies them: each method's tier, and chat.postMessage's
+#: one message a second per channel.
+SLACK_RATE_LIMITS: dict[str, Any] = {"tiers": True, "per_channel_per_sec": 1}
+
+
+def rate_limits(setting: str) -> dict[str, Any] | None:
+    """``SANDBOX_RATE_LIMITS``: ``slack`` (the default) for Slack's limits, ``off`` for none, or a
+    number that speeds Slack's clock up by that factor (``0.1``: ten times stricter, to watch the bot
+    back off). Raises ValueError for anything else."""
+    setting = setting.strip().lower() or "slack"
+    if setting == "off":
+        return None
+    scale = 1.0 if setting == "slack" else float(setting)
+    if not 0 < scale < math.inf:
+        raise ValueError(setting)
+    return {**SLACK_RATE_LIMITS, "scale": scale}
 
 
 def _people_labels() -> dict[str, str]:
@@ -78,7 +101,13 @@ def _people_labels() -> dict[str, str]:
 
 
 class Sandbox:
-    def __init__(self, data_dir: Path, port: int = 0, reset: bool = False) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        port: int = 0,
+        reset: bool = False,
+        limits: dict[str, Any] | None = SLACK_RATE_LIMITS,
+    ) -> None:
         self.data_dir = data_dir
         self.port = port
         self.db_path = data_dir / "sandbox.db"
@@ -86,7 +115,7 @@ class Sandbox:
         data_dir.mkdir(parents=True, exist_ok=True)
         if reset:
             self._wipe()
-        self.fake = FakeSlack(rate_limits={"tiers": True})
+        self.fake = FakeSlack(rate_limits=limits)
         self.bot: BotProcess | None = None
         self.workspace: Workspace | None = None
         self._stop = threading.Event()
@@ -186,7 +215,10 @@ class Seeder:
 
         if self.stopping.is_set():
             raise SeedingStopped
-        posted = self._posts_in(card_in) if card_in is not None else 0
+        posted = 0
+        if card_in is not None:
+            self._space(card_in)
+            posted = self._posts_in(card_in)
         response = self.driver.command(user, command, text, channel_id=channel)
         if response.status != 200:
             raise RuntimeError(
@@ -195,6 +227,17 @@ class Seeder:
         if card_in is not None:
             self._await_posts(card_in, posted + 1)
         return response.body
+
+    def _space(self, channel: str) -> None:
+        """Until the local Slack's per-channel rate limit lets the bot post in `channel` again: a week
+        seeded in seconds should not have Slack refuse the bot's posts (a real week is slower)."""
+        limits = self.fake.rate_limits
+        if not limits.get("per_channel_per_sec"):
+            return
+        gap = 1 / (limits["per_channel_per_sec"] * limits.get("scale", 1.0))
+        posts = [c.ts for c in self.fake.calls_to("chat.postMessage") if c.response.get("channel") == channel]
+        if posts and self.stopping.wait(max(0.0, posts[-1] + gap - time.time())):
+            raise SeedingStopped
 
     def _posts_in(self, channel: str) -> int:
         return len(
@@ -234,6 +277,7 @@ class Seeder:
             self.command(ADMIN, "/crew", f'skills add {slug} "{name}"')
         for uid, _n, _r, _tz, _role, skills in PEOPLE:
             if skills:
+                self._space(dm_channel_id(uid))  # leads were just DMed their new role
                 self.command(ADMIN, "/crew", f"skill {mention(uid)} {skills}")
         due = (datetime.now(UTC).date() + timedelta(days=6)).isoformat()
         tasks = [
@@ -277,7 +321,7 @@ class Seeder:
                 self.command("ULEAD1", "/referrals", f"set R-{n} {status}")
         self._hours()
         self.driver.message_im("UCON4", "how do I get paid?")
-        self.command("UCON6", "/policy", "can I bring my dog to the office?")
+        self.command("UCON6", "/policy", SEEDED_ESCALATION)
         self._await_posts("C0LEADS", 1)
         self.settle()
 
@@ -322,7 +366,12 @@ def main() -> int:
     data = Path(os.environ.get("SANDBOX_DATA", ROOT / "data"))
     port = int(os.environ.get("SANDBOX_PORT", "3100"))
     reset = os.environ.get("RESET", "") not in ("", "0")
-    sandbox = Sandbox(data, port=port, reset=reset)
+    try:
+        limits = rate_limits(os.environ.get("SANDBOX_RATE_LIMITS", ""))
+    except ValueError:
+        print("crewcall sandbox: SANDBOX_RATE_LIMITS is slack, off or a number above 0", file=sys.stderr)
+        return 2
+    sandbox = Sandbox(data, port=port, reset=reset, limits=limits)
     done = threading.Event()
     stop = stopping.setter(done)
     signal.signal(signal.SIGTERM, lambda *_: stop())

@@ -159,10 +159,11 @@ class SocketModeServer:
         self._connections: list[_Connection] = []
         self._numbers = itertools.count(1)
         self.acks: list[Ack] = []
-        self._sent: dict[str, tuple[float, bool]] = {}
+        #: envelope_id -> (when it was sent, whether the client was switching connections, payload)
+        self._sent: dict[str, tuple[float, bool, dict[str, Any]]] = {}
         self._switched = 0.0  # when a connection last closed: a client switching over is ready then
-        #: Called with (envelope_id, seconds) for an ack later than ``ack_deadline`` (FakeSlack
-        #: records it as a violation).
+        #: Called with (envelope_id, seconds, the envelope's payload) for an ack later than
+        #: ``ack_deadline`` (FakeSlack records it as a violation).
         self.on_late_ack: Any = None
         self.ack_deadline = 3.0
         self.pings = 0
@@ -249,7 +250,7 @@ class SocketModeServer:
             # Timed from when it left; an envelope sent while the client is still switching to a
             # new connection (its old one open) is timed from when the old one closed.
             switching = sum(1 for c in self._connections if c.open) > 1
-            self._sent[envelope_id] = (time.monotonic(), switching)
+            self._sent[envelope_id] = (time.monotonic(), switching, dict(payload))
         return envelope_id
 
     def disconnect(self, reason: str = "refresh_requested") -> None:
@@ -391,9 +392,9 @@ class SocketModeServer:
             sent = self._sent.pop(envelope_id, None)
             now = time.monotonic()
             if sent is not None and sent[1]:
-                sent = (self._switched if self._switched > sent[0] else now, False)
+                sent = (self._switched if self._switched > sent[0] else now, False, sent[2])
             self._cond.notify_all()
         if sent is not None and self.on_late_ack is not None:
             delay = now - sent[0]
             if delay > self.ack_deadline:
-                self.on_late_ack(envelope_id, delay)
+                self.on_late_ack(envelope_id, delay, sent[2])

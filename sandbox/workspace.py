@@ -42,6 +42,7 @@ class Workspace:
         self.try_this = try_this or []
         self.commands = rules.slash_commands()
         self.on_reset: Any = None  # the "Start over" button, when the runner offers one
+        self.resetting = False  # a "Start over" under way: the page says so until it is done
         for channel_id, name in CHANNELS.items():
             fake.channel_names.setdefault(channel_id, name)
             fake.channel_members.setdefault(channel_id, [BOT_USER_ID])
@@ -83,6 +84,7 @@ class Workspace:
                         "commands": self.commands,
                         "try_this": self.try_this,
                         "can_reset": self.on_reset is not None,
+                        "resetting": self.resetting,
                     },
                     default=str,
                 )
@@ -93,7 +95,10 @@ class Workspace:
     def handle(self, verb: str, body: dict[str, Any]) -> dict[str, Any]:
         user = str(body.get("user", ""))
         if verb == "reset" and self.on_reset is not None:
-            threading.Thread(target=self.on_reset, name="sandbox-reset", daemon=True).start()
+            if not self.resetting:  # a second press while seeding changes nothing
+                self.resetting = True
+                self.fake.changed()
+                threading.Thread(target=self._reset, name="sandbox-reset", daemon=True).start()
             return {"ok": True}
         if user not in self.fake.users:
             return {"ok": False, "error": "unknown user"}
@@ -115,6 +120,13 @@ class Workspace:
                 self.fake.changed()
             return {"ok": True}
         return {"ok": False, "error": f"unknown verb {verb}"}
+
+    def _reset(self) -> None:
+        try:
+            self.on_reset()
+        finally:
+            self.resetting = False
+            self.fake.changed()
 
     def send(self, user: str, channel: str, text: str, thread_ts: Any = None) -> dict[str, Any]:
         text = text.strip()

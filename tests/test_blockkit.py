@@ -19,6 +19,36 @@ def test_limits_are_detected() -> None:
     assert blockkit.problems([{"type": "header", "text": {"type": "plain_text", "text": "h" * 151}}])
 
 
+def test_a_broken_rule_is_reported_once() -> None:
+    """slack_sdk's models and the project's own checks never both report the same rule."""
+    text = {"type": "plain_text", "text": "x"}
+    label = {"type": "plain_text", "text": "Name"}
+    broken = {
+        "text attribute cannot exceed 3000 characters": {
+            "type": "section",
+            "text": {"type": "mrkdwn", "text": "x" * 3001},
+        },
+        "text attribute cannot exceed 150 characters": {
+            "type": "header",
+            "text": {"type": "plain_text", "text": "h" * 151},
+        },
+        "fields attribute cannot exceed 10 items": {"type": "section", "fields": [text] * 11},
+        "text or fields attribute must be specified": {"type": "section"},
+        "elements attribute cannot exceed 10 elements": {"type": "context", "elements": [text] * 11},
+        "no elements (a context block needs at least one)": {"type": "context", "elements": []},
+        "block_id cannot exceed 255 characters": {"type": "divider", "block_id": "b" * 256},
+        "label attribute cannot exceed 2000 characters": {
+            "type": "input",
+            "label": {"type": "plain_text", "text": "l" * 2001},
+            "element": {"type": "plain_text_input", "action_id": "value"},
+        },
+        "element: element is not an object": {"type": "input", "label": label, "element": "x"},
+    }
+    for rule, block in broken.items():
+        found = blockkit.problems([block])
+        assert len(found) == 1 and found[0].endswith(rule), (rule, found)
+
+
 def test_builders_clip_to_the_limits() -> None:
     blocks = fit_message(
         [section("x" * 5000), header("h" * 400), actions(button("b" * 200, "a1"))] + [section("s")] * 60
@@ -39,6 +69,7 @@ def test_fake_slack_refuses_oversized_messages(fake: FakeSlack) -> None:
         assert e.response["error"] == "invalid_blocks"
     else:
         raise AssertionError("an oversized section was accepted")
+    assert len(fake.violations) == 1
     _expect_report(fake, "chat.postMessage: block 0 (section): text attribute cannot exceed 3000 characters")
 
 
@@ -89,7 +120,7 @@ def test_a_malformed_message_fails_the_test_naming_the_block_and_the_rule(fake: 
         "chat.postMessage: unknown argument(s) colour",
         "chat.postMessage: 51 blocks (at most 50)",
         "chat.postMessage: block 49 (header, block_id=title): header text must be a plain_text object",
-        f"chat.postMessage: block 50 (actions, block_id={'b' * 256}): block_id longer than 255 characters",
+        f"chat.postMessage: block 50 (actions, block_id={'b' * 256}): block_id cannot exceed 255 characters",
         f"chat.postMessage: block 50 (actions, block_id={'b' * 256}) element 0 (button): confirm text longer than 300 characters",
         f"chat.postMessage: block 50 (actions, block_id={'b' * 256}) element 1 (static_select): placeholder longer than 150 characters (151)",
         f"chat.postMessage: block 50 (actions, block_id={'b' * 256}) element 1 (static_select): option value longer than 150 characters",
@@ -144,12 +175,15 @@ def test_triggers_expire_and_work_once(fake: FakeSlack) -> None:
     fake.violations.clear()
 
 
-def test_unknown_methods_missing_scopes_and_tiers() -> None:
+def test_unknown_and_unimplemented_methods_missing_scopes_and_tiers() -> None:
     with FakeSlack(rate_limits={"tiers": {"users.info": 2}}, scopes=frozenset({"chat:write"})) as fake:
         client = WebClient(token="xoxb-test", base_url=fake.api_url)
         with pytest.raises(SlackApiError) as unknown:
             client.api_call("chat.shout", params={"text": "hi"})
         assert unknown.value.response["error"] == "unknown_method"
+        with pytest.raises(SlackApiError) as unmodelled:
+            client.admin_users_list(team_id="T1")
+        assert unmodelled.value.response["error"] == "not_implemented"
         with pytest.raises(SlackApiError) as scope:
             client.conversations_history(channel="C1")
         assert scope.value.response["error"] == "missing_scope"
@@ -162,5 +196,6 @@ def test_unknown_methods_missing_scopes_and_tiers() -> None:
         assert limited.value.response.status_code == 429
         assert [str(v) for v in fake.violations] == [
             "chat.shout: unknown method",
+            "admin.users.list: not implemented by the local Slack (Slack has this method)",
             "conversations.history: needs the channels:history scope, which manifest.yaml lacks",
         ]

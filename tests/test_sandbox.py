@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -306,6 +307,7 @@ class _Receiver:
 
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
+        self.delay = 0.0  # seconds before answering: a slow acknowledgement
         verifier = SignatureVerifier(SECRET)
         receiver = self
 
@@ -320,6 +322,7 @@ class _Receiver:
                 receiver.requests.append(
                     {"path": self.path, "body": body, "headers": headers, "valid": valid}
                 )
+                time.sleep(receiver.delay)
                 reply = json.dumps({"received": True}).encode()
                 self.send_response(200 if valid else 401)
                 self.send_header("Content-Type", "application/json")
@@ -363,6 +366,18 @@ def test_command_signed_and_shaped(driver: SlackDriver, receiver: _Receiver, fak
     assert (form["user_id"], form["user_name"], form["channel_id"]) == ("U1", "ada", "C1")
     assert form["team_id"] == "T0SANDBOX" and form["api_app_id"] == "A0CREWCALL"
     assert form["response_url"].startswith(fake.url + "response/") and form["trigger_id"]
+
+
+def test_an_ack_later_than_3_s_is_a_violation(
+    driver: SlackDriver, receiver: _Receiver, fake: FakeSlack
+) -> None:
+    receiver.delay = 3.2  # just past Slack's 3 s
+    assert driver.command("U1", "/tasks", "list open").status == 200
+    with pytest.raises(AssertionError) as failed:
+        fake.assert_no_violations()
+    assert re.search(
+        r"  - ack: /tasks list open acknowledged after 3\.\d s \(Slack waits 3 s\)", str(failed.value)
+    )
 
 
 def test_forged_and_stale_requests_fail_verification(driver: SlackDriver, receiver: _Receiver) -> None:

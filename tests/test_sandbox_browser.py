@@ -3,32 +3,42 @@ newcomer follows, on the seeded community, with a screenshot of each step in `.a
 
 A lead (desktop window) posts a task through the modal (a bad rate first: the error shows under the
 field), a contractor (phone-sized window) claims it, the card updates in the lead's view without a
-reload, and the contractor's policy question is answered privately. `make test` installs Debian's
-chromium and chromium-driver when missing (`make browser`) and sets CREWCALL_BROWSER_REQUIRED, so
-there a missing browser fails instead of skipping.
+reload, the contractor's policy question is answered privately and the one the handbook doesn't
+know reaches the leads beside the seeded one; the lead replies in a thread; a call Slack would
+refuse shows in a banner that can be hidden. A lead schedules an announcement in her own timezone,
+not the browser's. `make test` installs Debian's chromium and chromium-driver when missing (`make
+browser`) and sets CREWCALL_BROWSER_REQUIRED, so there a missing browser fails instead of skipping.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
-from sandbox.run import Sandbox
+from sandbox.run import SEEDED_ESCALATION, TRY_THIS, Sandbox
+from views.blocks import local_time
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / ".artifacts"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+#: The browsers' own timezone, which none of the sandbox's people have: the page shows times in the
+#: viewer's timezone, so anything shown in the browser's would be caught.
+BROWSER_TZ = "Pacific/Auckland"
 
 webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
+from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.common.keys import Keys  # noqa: E402
 from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
@@ -47,7 +57,12 @@ def _browser(width: int, height: int) -> Any:
     if width < 600:  # a phone: headless windows are at least 500 px wide, an emulated device isn't
         metrics = {"width": width, "height": height, "pixelRatio": 2, "touch": True}
         options.add_experimental_option("mobileEmulation", {"deviceMetrics": metrics})
-    return webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    else:  # a desktop has a mouse (headless Chromium reports none: hover actions would show always)
+        options.add_argument(
+            "--blink-settings=primaryHoverType=2,availableHoverTypes=2,primaryPointerType=4,availablePointerTypes=4"
+        )
+    service = Service(CHROMEDRIVER, env={**os.environ, "TZ": BROWSER_TZ})
+    return webdriver.Chrome(service=service, options=options)
 
 
 @pytest.fixture(scope="module")
@@ -187,19 +202,99 @@ def test_walk_through_in_a_real_browser(sandbox: Sandbox) -> None:
         assert "Only visible to you" in answer and "Payday" in answer
         contractor.shot("5-policy-answer")
 
-        # 5. A message Slack would refuse shows at the top of the page, naming the block and rule.
+        # 5. Try this, step 4: a question the handbook doesn't know goes to the leads, apart from
+        # the one the seed left there.
+        question = re.search(r"`/policy ([^`]+)`", TRY_THIS[3])
+        assert question is not None and question.group(1) != SEEDED_ESCALATION
+        contractor.type(f"/policy {question.group(1)}")
+        contractor.ephemeral_with("asked the leads")
+        lead.open("C0LEADS")
+        asked = lead.message_with(question.group(1))
+        assert SEEDED_ESCALATION not in asked.text
+        assert lead.message_with(SEEDED_ESCALATION) != asked
+
+        # 6. Lena replies in a thread on it (the action shows on hover), as in Slack.
+        lead.wait(
+            lambda b: ActionChains(b).move_to_element(lead.message_with(question.group(1))).perform() or True
+        )
+        lead.message_with(question.group(1)).find_element(
+            By.CSS_SELECTOR, "[data-testid=reply-in-thread]"
+        ).click()
+        reply = lead.wait(lambda b: b.find_element(By.ID, "thread-text"))
+        reply.send_keys("Looking into it with the ops team.")
+        reply.send_keys(Keys.ENTER)
+        lead.wait(lambda b: "Looking into it" in b.find_element(By.ID, "thread-messages").text)
+        assert "1 reply" in lead.text_of(question.group(1))
+        parent = next(m for m in sandbox.fake.messages["C0LEADS"] if question.group(1) in str(m))
+        assert any(
+            m.get("thread_ts") == parent["ts"] and m["user"] == "ULEAD1"
+            for m in sandbox.fake.messages["C0LEADS"]
+        )
+        lead.shot("5-reply-in-thread")
+        contractor.open("C0GENERAL")  # on a phone, nothing hovers: the action is there to tap
+        tap = contractor.message_with("Legal review desk").find_element(
+            By.CSS_SELECTOR, "[data-testid=reply-in-thread]"
+        )
+        assert tap.is_displayed()
+
+        # 7. A message Slack would refuse shows at the top of the page, naming the block and rule;
+        # hidden, the banner keeps its count, and a new violation shows it again.
         client = WebClient(token="xoxb-sandbox-token", base_url=sandbox.fake.api_url)
+        bad = [{"type": "header", "text": {"type": "mrkdwn", "text": "x"}}]
         with pytest.raises(SlackApiError):
-            client.chat_postMessage(
-                channel="C0TASKS",
-                text="t",
-                blocks=[{"type": "header", "text": {"type": "mrkdwn", "text": "x"}}],
-            )
+            client.chat_postMessage(channel="C0TASKS", text="t", blocks=bad)
         banner = lead.wait(lambda b: b.find_element(By.CSS_SELECTOR, "[data-testid=violations]").text)
         assert "block 0 (header): header text must be a plain_text object" in banner
         lead.shot("6-violation-shown")
+        lead.browser.find_element(By.CSS_SELECTOR, "[data-testid=violations-toggle]").click()
+        hidden = lead.browser.find_element(By.CSS_SELECTOR, "[data-testid=violations]")
+        assert "1 call(s)" in hidden.text and "header text" not in hidden.text and hidden.size["height"] < 40
+        with pytest.raises(SlackApiError):
+            client.chat_postMessage(channel="C0TASKS", text="t", blocks=bad)
+        lead.wait(lambda b: "2 call(s)" in b.find_element(By.CSS_SELECTOR, "[data-testid=violations]").text)
+        assert "header text" in lead.browser.find_element(By.CSS_SELECTOR, "[data-testid=violations]").text
         sandbox.fake.violations.clear()
+
+        # 8. While "Start over" re-seeds, the page says so (drawn from the state the server sends).
+        lead.browser.execute_script("S.resetting = true; render();")
+        assert "Starting over" in lead.browser.find_element(By.CSS_SELECTOR, "[data-testid=resetting]").text
+        lead.browser.execute_script("S.resetting = false; render();")
+        assert not lead.browser.find_element(By.CSS_SELECTOR, "[data-testid=resetting]").is_displayed()
     finally:
         lead.quit()
         contractor.quit()
+    sandbox.fake.assert_no_violations()
+
+
+def test_a_date_and_time_is_read_and_shown_in_the_viewers_timezone(sandbox: Sandbox) -> None:
+    """Lena (America/New_York) schedules an announcement for 09:00 in a browser in another timezone:
+    the preview says 09:00 her time."""
+    tz = "America/New_York"
+    day = datetime.now(ZoneInfo(tz)).date() + timedelta(days=40)
+    at = datetime.combine(day, time(9), ZoneInfo(tz))
+    lead = Page(sandbox.url, 1280, 860, "lead-tz")
+    try:
+        lead.be("ULEAD1")
+        lead.open("C0RANDOM")
+        wall = lead.browser.execute_script("return epochToWall(arguments[0])", int(at.timestamp()))
+        assert wall == f"{day.isoformat()}T09:00"  # an initial_date_time is shown her time too
+        lead.type("/announce")
+        form = lead.wait(lambda b: b.find_element(By.CSS_SELECTOR, "#modal [data-input=send_at]"))
+        form = lead.browser.find_element(By.ID, "modal")
+        form.find_element(By.ID, "in-text").send_keys("Quarterly all-hands")
+        form.find_element(By.CSS_SELECTOR, '[data-input=audience] input[value="0"]').click()
+        Select(form.find_element(By.ID, "in-channels")).select_by_value("C0RANDOM")
+        lead.browser.execute_script(
+            "arguments[0].value = arguments[1]", form.find_element(By.ID, "in-send_at"), wall
+        )
+        form.find_element(By.CSS_SELECTOR, "[data-testid=modal-submit]").click()
+        preview = lead.wait(
+            lambda b: "When:" in b.find_element(By.ID, "modal").text and b.find_element(By.ID, "modal").text
+        )
+        assert f"When: {local_time(at, tz)}." in preview  # e.g. Sat 05 Dec, 09:00 EST
+        lead.shot("7-announcement-in-her-timezone")
+        lead.browser.find_element(By.CSS_SELECTOR, "#modal [data-close]").click()
+        lead.wait(lambda b: not b.find_element(By.ID, "modal-backdrop").is_displayed())
+    finally:
+        lead.quit()
     sandbox.fake.assert_no_violations()

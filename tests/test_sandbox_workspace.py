@@ -5,8 +5,10 @@ would send it, and what the bot answers lands where that person sees it; `python
 
 from __future__ import annotations
 
+import ast
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -20,7 +22,7 @@ import pytest
 
 from sandbox.fake_slack import FakeSlack, dm_channel_id
 from sandbox.harness import SIGNING_SECRET, BotHarness
-from sandbox.run import Sandbox
+from sandbox.run import SEEDED_ESCALATION, SLACK_RATE_LIMITS, Sandbox, rate_limits
 from sandbox.workspace import Workspace
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,11 +135,60 @@ def test_the_home_tab_and_the_page_itself(page: Workspace) -> None:
         assert int(events.readline().decode()[6:]) > int(first[6:])
 
 
+def _strings(tree: ast.AST) -> Iterator[str]:
+    """Every string literal in a module (f-strings' literal parts too), docstrings left out: they
+    hold Sphinx roles such as :class:, no emoji."""
+    docstrings = {
+        id(node.body[0].value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.body
+        and isinstance(node.body[0], ast.Expr)
+    }
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and id(node) not in docstrings:
+            yield node.value
+
+
+def test_the_page_draws_every_emoji_the_bot_uses() -> None:
+    script = (ROOT / "sandbox" / "web" / "app.js").read_text()
+    table = re.search(r"const EMOJI = \{(.*?)\};", script, re.S)
+    assert table is not None
+    drawn = {key.strip('"') for key in re.findall(r'([\w+-]+|"[^"]+"):\s*"', table.group(1))}
+    used: dict[str, str] = {}
+    for layer in ("views", "jobs", "handlers", "domain"):
+        for path in sorted((ROOT / layer).rglob("*.py")):
+            for text in _strings(ast.parse(path.read_text())):
+                for name in re.findall(r"(?<![\w:]):([a-z0-9_+-]+):(?![\w:])", text):
+                    used.setdefault(name, str(path.relative_to(ROOT)))
+    used.pop("memory", None)  # SQLite's ":memory:" database, not an emoji
+    assert len(used) > 20  # the scan finds the bot's emoji at all
+    missing = {name: path for name, path in used.items() if name not in drawn}
+    assert not missing, f"emoji the page would show as :shortcode: (add them to EMOJI in app.js): {missing}"
+
+
 def test_reset_wipes_the_database_and_the_workspace(tmp_path: Path) -> None:
     (tmp_path / "sandbox.db").write_text("x")
     (tmp_path / "sandbox-slack.json").write_text("{}")
     Sandbox(tmp_path, reset=True)
     assert not (tmp_path / "sandbox.db").exists() and not (tmp_path / "sandbox-slack.json").exists()
+
+
+def test_the_sandbox_keeps_slacks_rate_limits_unless_told_otherwise(tmp_path: Path) -> None:
+    assert Sandbox(tmp_path).fake.rate_limits == {"tiers": True, "per_channel_per_sec": 1}
+    slack = {**SLACK_RATE_LIMITS, "scale": 1.0}
+    assert rate_limits("") == rate_limits("slack") == rate_limits(" Slack ") == slack
+    assert rate_limits("off") is None
+    assert rate_limits("0.1") == {**SLACK_RATE_LIMITS, "scale": 0.1}
+    for wrong in ("tiers", "0", "-2", "nan", "inf"):
+        with pytest.raises(ValueError):
+            rate_limits(wrong)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "SANDBOX_RATE_LIMITS": "fast"}
+    refused = subprocess.run(
+        [sys.executable, "-m", "sandbox"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert refused.returncode == 2
+    assert refused.stderr == "crewcall sandbox: SANDBOX_RATE_LIMITS is slack, off or a number above 0\n"
 
 
 def _state(url: str) -> dict[str, Any]:
@@ -176,7 +227,8 @@ def test_python_m_sandbox_prints_the_url_seeds_once_and_keeps_the_week(tmp_path:
         assert len(state["users"]) == 9 and state["violations"] == []
         cards = [m["text"] for m in state["messages"]["C0TASKS"]]
         assert len(cards) == 5 and cards[0].startswith("T-1")
-        assert state["messages"]["C0LEADS"]  # an escalation waiting for a lead
+        assert SEEDED_ESCALATION in _text(state["messages"]["C0LEADS"][0])  # waiting for a lead
+        assert SEEDED_ESCALATION not in " ".join(state["try_this"])  # step 4 asks another question
         assert len(state["messages"]["C0GENERAL"]) == 3  # shift cards
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -190,7 +242,8 @@ def test_python_m_sandbox_prints_the_url_seeds_once_and_keeps_the_week(tmp_path:
         )
         _wait(lambda: len(_state(url)["messages"]["C0TASKS"]) == 6, 30)
         _post(url, "reset", {"user": "ULEAD1"})  # the page's "Start over": a new database, seeded again
-        _wait(lambda: _reseeded(url, cards), 90)
+        assert _state(url)["resetting"]  # the page says "Starting over…" until it is done
+        _wait(lambda: _reseeded(url, cards) and not _state(url)["resetting"], 90)
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=60) == 0

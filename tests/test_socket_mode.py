@@ -15,6 +15,7 @@ import pytest
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.socket_mode.builtin import SocketModeClient
+from slack_sdk.socket_mode.request import SocketModeRequest
 from sqlmodel import select
 
 from db.engine import Database
@@ -299,3 +300,25 @@ def test_the_builtin_client_connects_pings_and_acks(fake: FakeSlack, slack: Sock
             time.sleep(0.02)
     finally:
         client.close()
+
+
+def test_an_envelope_acknowledged_after_3_s_is_a_violation(fake: FakeSlack, slack: SocketModeDriver) -> None:
+    def late(c: SocketModeClient, req: SocketModeRequest) -> None:
+        time.sleep(3.2)  # just past Slack's 3 s
+        c.send_socket_mode_response({"envelope_id": req.envelope_id})
+
+    client = SocketModeClient(app_token=APP_TOKEN, web_client=WebClient(base_url=fake.api_url))
+    client.socket_mode_request_listeners.append(late)
+    try:
+        client.connect()
+        fake.socket_mode.wait_connected()
+        slack.wait_ack(slack.command("U1", "/tasks", "list open"))
+    finally:
+        client.close()
+    with pytest.raises(AssertionError) as failed:
+        fake.assert_no_violations()
+    assert re.search(
+        r"  - ack: /tasks list open acknowledged over Socket Mode after 3\.\d s \(Slack waits 3 s\)",
+        str(failed.value),
+    )
+    fake.violations.clear()

@@ -3,6 +3,7 @@
 // (/sandbox/events); what the person does is POSTed to /sandbox/<verb> (sandbox/workspace.py).
 "use strict";
 
+// Every shortcode the bot's messages use (tests/test_sandbox_workspace.py checks the sources against it).
 const EMOJI = {
   white_check_mark: "✅", warning: "⚠️", raising_hand: "🙋", no_entry_sign: "🚫", no_entry: "⛔",
   wave: "👋", "+1": "👍", "-1": "👎", thumbsup: "👍", thumbsdown: "👎", triangular_flag_on_post: "🚩",
@@ -15,6 +16,7 @@ const EMOJI = {
   rocket: "🚀", fire: "🔥", bell: "🔔", question: "❓", information_source: "ℹ️", smile: "😄",
   slightly_smiling_face: "🙂", pray: "🙏", dog: "🐶", briefcase: "💼", hammer_and_wrench: "🛠️",
   scales: "⚖️", stethoscope: "🩺", pencil2: "✏️", computer: "💻", busts_in_silhouette: "👥",
+  octagonal_sign: "🛑", seedling: "🌱", grey_question: "❔",
 };
 const COLORS = ["#e8912d", "#2bac76", "#4a154b", "#1264a3", "#e01e5a", "#36c5f0", "#9b5de5", "#555"];
 
@@ -22,6 +24,9 @@ let S = null; // the latest state
 let me = localStorage.getItem("sandbox-user") || "";
 let view = localStorage.getItem("sandbox-view") || "C0TASKS"; // channel id or "home"
 let threadTs = null;
+// How many violations there were when the person hid the banner; a new one shows it again.
+let violationsHidden = Number(localStorage.getItem("sandbox-violations-hidden") || 0);
+let resetAsked = false; // "Start over" pressed, before the server reports it resetting
 let modalErrors = {};
 let shownModal = null;
 
@@ -50,6 +55,28 @@ async function refresh() {
 function user(id) { return S.users.find((u) => u.id === id) || (id === S.bot.id ? S.bot : null); }
 function userName(id) { const u = user(id); return u ? (u.real_name || u.name) : id; }
 function myTz() { return user(me)?.tz || undefined; }
+
+// How far `tz`'s wall clock is ahead of UTC at the instant `ms` (ms), as Intl knows it.
+function tzOffset(ms, tz) {
+  const parts = new Intl.DateTimeFormat("en-US", {
+    timeZone: tz, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
+  }).formatToParts(new Date(ms));
+  const p = Object.fromEntries(parts.map((x) => [x.type, Number(x.value)]));
+  return Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second) - Math.floor(ms / 1000) * 1000;
+}
+
+// A datetime-local input's "2026-12-05T09:00" has no timezone: Slack reads it in the viewer's own.
+function wallToEpoch(value) {
+  const [y, mo, d, h, mi] = value.split(/[-T:]/).map(Number);
+  const wall = Date.UTC(y, mo - 1, d, h, mi);
+  const guess = wall - tzOffset(wall, myTz());
+  return Math.floor((wall - tzOffset(guess, myTz())) / 1000); // the offset at the instant itself (DST)
+}
+
+function epochToWall(epoch) {
+  const ms = epoch * 1000;
+  return new Date(ms + tzOffset(ms, myTz())).toISOString().slice(0, 16);
+}
 
 function ordinal(n) { const s = ["th", "st", "nd", "rd"], v = n % 100; return n + (s[(v - 20) % 10] || s[v] || s[0]); }
 
@@ -250,7 +277,7 @@ function input(b) {
     case "timepicker":
       field = `<input type="time" ${attrs} value="${esc(el.initial_time || "")}">`; break;
     case "datetimepicker": {
-      const v = el.initial_date_time ? new Date(el.initial_date_time * 1000).toISOString().slice(0, 16) : "";
+      const v = el.initial_date_time ? epochToWall(el.initial_date_time) : "";
       field = `<input type="datetime-local" ${attrs} value="${v}">`; break;
     }
     default:
@@ -284,7 +311,7 @@ function modalValues(root, view) {
       case "radio_buttons": { const c = node.querySelector("input:checked"); v.selected_option = c ? opt(c.value) : null; break; }
       case "datepicker": v.selected_date = node.value || null; break;
       case "timepicker": v.selected_time = node.value || null; v.timezone = myTz(); break;
-      case "datetimepicker": v.selected_date_time = node.value ? Math.floor(new Date(node.value).getTime() / 1000) : null; break;
+      case "datetimepicker": v.selected_date_time = node.value ? wallToEpoch(node.value) : null; break;
       default: v = null;
     }
     if (v) values[node.dataset.input] = { [node.dataset.action]: v };
@@ -309,7 +336,7 @@ function when(ts) {
   return new Intl.DateTimeFormat("en-US", { timeZone: myTz(), hour: "numeric", minute: "2-digit" }).format(new Date(Number(ts) * 1000));
 }
 
-function messageHtml(m, channel, replies) {
+function messageHtml(m, channel, replies, inThread) {
   const ctx = ctxFor({ where: m.is_ephemeral ? "ephemeral" : "message", channel, message: m });
   const isBot = m.user === S.bot.id || m.bot_id;
   const name = m.user === "USLACKBOT" ? "Slackbot" : isBot ? "crewcall" : userName(m.user);
@@ -317,7 +344,8 @@ function messageHtml(m, channel, replies) {
   const eph = m.is_ephemeral ? `<div class="only-you">👁 Only visible to you<button type="button" class="link-button" data-dismiss="${esc(m.ts)}">Dismiss</button></div>` : "";
   const edited = m.edited ? ' <span class="edited">(edited)</span>' : "";
   const rep = replies ? `<button type="button" class="replies" data-thread="${esc(m.ts)}">${replies} ${replies === 1 ? "reply" : "replies"}</button>` : "";
-  return `<div class="msg ${m.is_ephemeral ? "ephemeral" : ""}" data-ts="${esc(m.ts)}" data-testid="message">${avatar(m.user)}<div class="body">${eph}<span class="who">${esc(name)}</span>${isBot ? '<span class="app-tag">APP</span>' : ""}<span class="when">${when(m.ts)}</span>${edited}${body}${rep}</div></div>`;
+  const start = inThread || m.is_ephemeral ? "" : `<div class="msg-actions"><button type="button" class="btn" data-thread="${esc(m.ts)}" data-testid="reply-in-thread">💬 Reply in thread</button></div>`;
+  return `<div class="msg ${m.is_ephemeral ? "ephemeral" : ""}" data-ts="${esc(m.ts)}" data-testid="message">${avatar(m.user)}<div class="body">${eph}<span class="who">${esc(name)}</span>${isBot ? '<span class="app-tag">APP</span>' : ""}<span class="when">${when(m.ts)}</span>${edited}${body}${rep}${start}</div></div>`;
 }
 
 function channelMessages(channel) {
@@ -327,12 +355,9 @@ function channelMessages(channel) {
 
 function render() {
   for (const k of Object.keys(contexts)) delete contexts[k];
-  // violations banner
-  const v = $("violations");
-  if (S.violations.length) {
-    v.hidden = false;
-    v.innerHTML = `<b>⚠ ${S.violations.length} call(s) Slack would refuse or punish</b><ul>${S.violations.slice(-20).map((x) => `<li>${esc(x.method)}: ${esc(x.rule)}</li>`).join("")}</ul>`;
-  } else v.hidden = true;
+  renderViolations();
+  if (S.resetting) resetAsked = false; // the server says so from here on
+  $("resetting").hidden = !(S.resetting || resetAsked);
   // user switcher
   const sel = $("me");
   sel.innerHTML = S.users.map((u) => `<option value="${esc(u.id)}" ${u.id === me ? "selected" : ""}>${esc(u.real_name || u.name)}</option>`).join("");
@@ -370,12 +395,28 @@ function render() {
   renderModal();
 }
 
+// The banner of calls Slack would refuse: hidden to a one-line count on request (they stay recorded).
+function renderViolations() {
+  const v = $("violations");
+  const n = S.violations.length;
+  if (violationsHidden > n) { // Start over cleared them: the next one shows again
+    violationsHidden = 0;
+    localStorage.setItem("sandbox-violations-hidden", "0");
+  }
+  if (!n) { v.hidden = true; return; }
+  const collapsed = violationsHidden >= n;
+  v.hidden = false;
+  v.classList.toggle("collapsed", collapsed);
+  const list = collapsed ? "" : `<ul>${S.violations.slice(-20).map((x) => `<li>${esc(x.method)}: ${esc(x.rule)}</li>`).join("")}</ul>`;
+  v.innerHTML = `<div class="violations-head"><b>⚠ ${n} call(s) Slack would refuse or punish</b><button type="button" class="link-button" id="violations-toggle" data-testid="violations-toggle">${collapsed ? "Show" : "Hide"}</button></div>${list}`;
+}
+
 function renderThread() {
   const pane = $("thread");
   if (!threadTs || view === "home") { pane.hidden = true; return; }
   const list = channelMessages(view).filter((m) => m.ts === threadTs || m.thread_ts === threadTs);
   pane.hidden = false;
-  $("thread-messages").innerHTML = list.map((m) => messageHtml(m, view, 0)).join("");
+  $("thread-messages").innerHTML = list.map((m) => messageHtml(m, view, 0, true)).join("");
 }
 
 function renderModal() {
@@ -417,11 +458,25 @@ function pathOf(n) {
 // ------------------------------------------------------------------ events
 
 document.addEventListener("click", async (ev) => {
-  const t = ev.target.closest("[data-nav],[data-kind=button],[data-thread],[data-dismiss],[data-close],#thread-close,#menu,#reset");
+  const t = ev.target.closest("[data-nav],[data-kind=button],[data-thread],[data-dismiss],[data-close],#thread-close,#menu,#reset,#violations-toggle");
   if (!t) return;
   ev.preventDefault();
   if (t.id === "menu") { $("sidebar").classList.toggle("open"); return; }
-  if (t.id === "reset") { if (confirm("Start over with a new database?")) await post("reset", {}); return; }
+  if (t.id === "violations-toggle") {
+    violationsHidden = violationsHidden >= S.violations.length ? 0 : S.violations.length;
+    localStorage.setItem("sandbox-violations-hidden", String(violationsHidden));
+    renderViolations();
+    return;
+  }
+  if (t.id === "reset") {
+    if (!confirm("Start over with a new database?")) return;
+    resetAsked = true;
+    threadTs = null;
+    $("sidebar").classList.remove("open");
+    $("resetting").hidden = false;
+    if (!(await post("reset", {})).ok) { resetAsked = false; $("resetting").hidden = true; }
+    return;
+  }
   if (t.id === "thread-close") { threadTs = null; renderThread(); return; }
   if (t.dataset.nav) {
     view = t.dataset.nav === "dm" ? S.dm : t.dataset.nav;
@@ -432,7 +487,7 @@ document.addEventListener("click", async (ev) => {
     render();
     return;
   }
-  if (t.dataset.thread) { threadTs = t.dataset.thread; renderThread(); return; }
+  if (t.dataset.thread) { threadTs = t.dataset.thread; renderThread(); $("thread-text").focus(); return; }
   if (t.dataset.dismiss) { await post("dismiss", { ts: t.dataset.dismiss }); return; }
   if ("close" in t.dataset) { await post("close", { view_id: S.modal?.id }); return; }
   if (t.dataset.kind === "button") {
