@@ -80,8 +80,8 @@ SLACK_RATE_LIMITS: dict[str, Any] = {"tiers": True, "per_channel_per_sec": 1}
 
 def rate_limits(setting: str) -> dict[str, Any] | None:
     """``SANDBOX_RATE_LIMITS``: ``slack`` (the default) for Slack's limits, ``off`` for none, or a
-    number that speeds Slack's clock up by that factor (``0.1``: ten times stricter, to watch the bot
-    back off). Raises ValueError for anything else."""
+    number that multiplies the rates Slack allows (``0.1``: a tenth as many calls get through, to
+    watch the bot back off). Raises ValueError for anything else."""
     setting = setting.strip().lower() or "slack"
     if setting == "off":
         return None
