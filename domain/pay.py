@@ -31,6 +31,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -51,7 +52,7 @@ from domain.referrals import FLAT, HIRED, SHARE
 log = logging.getLogger("crewcall.pay")
 
 CAP_STOP_REASON = "stopped at cap"
-NOTICE_AT = Decimal("0.9")
+NOTICE_PERCENT = 90  # of the cap: the member is told once
 MAX_CAP_HOURS = Decimal(168)
 
 STATEMENT_HOUR = time(9)  # Monday 09:00 in the member's timezone
@@ -91,8 +92,13 @@ class Cap:
     own: bool  # a lead set it; else WEEKLY_HOURS_CAP applies
 
     @property
-    def seconds(self) -> int:
-        return self.minutes * 60
+    def limit(self) -> timedelta:
+        return timedelta(minutes=self.minutes)
+
+    @property
+    def notice(self) -> timedelta:
+        """NOTICE_PERCENT of the cap (whole minutes are whole microseconds at any percent)."""
+        return self.limit * NOTICE_PERCENT // 100
 
     @property
     def hours(self) -> Decimal:
@@ -166,30 +172,30 @@ class CapStatus:
     user_id: str
     tz: str
     monday: date
-    clocked_seconds: float
+    clocked: timedelta
     cap: Cap
 
     @property
     def clocked_hours(self) -> Decimal:
-        return hours.as_hours(self.clocked_seconds)
+        return hours.as_hours(self.clocked // hours.SECOND)
 
     @property
-    def left_seconds(self) -> float:
-        return max(0.0, self.cap.seconds - self.clocked_seconds)
+    def left(self) -> timedelta:
+        return max(hours.NO_TIME, self.cap.limit - self.clocked)
 
     @property
     def reached(self) -> bool:
-        return self.clocked_seconds >= self.cap.seconds
+        return self.clocked >= self.cap.limit
 
     @property
     def near(self) -> bool:
-        return self.clocked_seconds >= self.cap.seconds * NOTICE_AT
+        return self.clocked >= self.cap.notice
 
 
 def cap_status(session: Session, user_id: str, now: datetime, default_hours: Decimal) -> CapStatus:
     tz = tz_of(session, user_id)
     start, end = hours.week_bounds(now, tz)
-    clocked = hours.clocked_seconds(session, user_id, start, end, now)
+    clocked = hours.clocked(session, user_id, start, end, now)
     return CapStatus(user_id, tz, monday_of(now, tz), clocked, cap_of(session, user_id, default_hours))
 
 
@@ -198,7 +204,7 @@ def week_cap_status(
 ) -> CapStatus:
     """`cap_status` from the member's week already read in `tz`, their zone (their Home shows both)."""
     cap = cap_of(session, week.user_id, default_hours)
-    return CapStatus(week.user_id, tz, monday_of(now, tz), week.clocked_seconds(now), cap)
+    return CapStatus(week.user_id, tz, monday_of(now, tz), week.clocked(now), cap)
 
 
 def clock_in(
@@ -250,12 +256,15 @@ def cap_times(session: Session, entry_id: int, default_hours: Decimal) -> CapTim
     week_start, week_end = hours.week_bounds(row.started_at, tz)
     while week_start < last and stop_at is None:
         before = sum(
-            hours.overlap(e, week_start, week_end)
-            for e in hours.closed_entries(session, row.user_id, week_start, week_end)
+            (
+                hours.overlap(e, week_start, week_end)
+                for e in hours.closed_entries(session, row.user_id, week_start, week_end)
+            ),
+            hours.NO_TIME,
         )
         begin = max(row.started_at, week_start)
-        for limit, kind in ((cap.seconds * NOTICE_AT, "notice"), (Decimal(cap.seconds), "stop")):
-            at = begin + timedelta(seconds=max(0.0, float(limit) - before))
+        for limit, kind in ((cap.notice, "notice"), (cap.limit, "stop")):
+            at = begin + max(hours.NO_TIME, limit - before)
             if at < week_end and at <= last:
                 if kind == "notice" and notice_at is None:
                     notice_at = at
@@ -289,6 +298,7 @@ def claim_cap_notice(session: Session, user_id: str, at: datetime) -> bool:
 
 
 NEAR_CAP_MAX_AGE = timedelta(minutes=1)
+US = timedelta(microseconds=1)
 
 
 class NearCap:
@@ -328,14 +338,14 @@ class NearCap:
             if minutes is not None
         }
         default = default_minutes(default_hours)
-        lowest_us = min([default, *own.values()]) * 60_000_000 * NOTICE_AT
-        clocked: dict[str, float] = {}
+        lowest = Cap(min([default, *own.values()]), own=False).notice
+        clocked: dict[str, timedelta] = {}
         for user_id, us in closed.items():  # most first (`_sum`)
-            if us < lowest_us:
+            if timedelta(microseconds=us) < lowest:
                 break
-            clocked[user_id] = us / 1_000_000
+            clocked[user_id] = timedelta(microseconds=us)
         for user_id, us in since.items():
-            clocked[user_id] = (closed.get(user_id, 0) + us) / 1_000_000
+            clocked[user_id] = timedelta(microseconds=closed.get(user_id, 0) + us)
         running = session.exec(
             select(TimeEntry.user_id, TimeEntry.started_at, Member.tz)
             .join(Member, col(Member.user_id) == col(TimeEntry.user_id), isouter=True)
@@ -343,10 +353,10 @@ class NearCap:
         )
         for user_id, started_at, tz in running:
             start, end = hours.week_bounds(now, tz or "UTC")
-            clocked.setdefault(user_id, closed.get(user_id, 0) / 1_000_000)
-            clocked[user_id] += max(0.0, (min(now, end) - max(started_at, start)).total_seconds())
+            clocked.setdefault(user_id, timedelta(microseconds=closed.get(user_id, 0)))
+            clocked[user_id] += max(hours.NO_TIME, min(now, end) - max(started_at, start))
         caps = {u: Cap(own[u], own=True) if u in own else Cap(default, own=False) for u in clocked}
-        near = [u for u, seconds in clocked.items() if seconds >= caps[u].seconds * NOTICE_AT]
+        near = [u for u, time_in in clocked.items() if time_in >= caps[u].notice]
         zone_of = (
             dict(session.exec(select(Member.user_id, Member.tz).where(col(Member.user_id).in_(near))).all())
             if near
@@ -356,7 +366,7 @@ class NearCap:
             CapStatus(u, zone_of.get(u, "UTC"), monday_of(now, zone_of.get(u, "UTC")), clocked[u], caps[u])
             for u in near
         ]
-        return sorted(found, key=lambda s: (-s.clocked_seconds / max(s.cap.seconds, 1), s.user_id))
+        return sorted(found, key=lambda s: (-Fraction(s.clocked // US, max(s.cap.limit // US, 1)), s.user_id))
 
     def _sum(
         self, session: Session, now: datetime
@@ -485,7 +495,7 @@ def share_accruals(session: Session, referral: Referral) -> list[tuple[datetime,
     for row in rows:
         if states[row.id or 0] != hours.APPROVED or row.task_id is None:
             continue
-        pay = pay_cents(hours.overlap(row, start, end), rates.get(row.task_id))
+        pay = pay_cents(hours.overlap(row, start, end) // hours.SECOND, rates.get(row.task_id))
         add = min(share_cents(pay, referral.share_basis_points), referral.share_cap_cents - accrued)
         if add <= 0:
             continue
@@ -539,7 +549,7 @@ class PayLine:
     task_id: int
     title: str
     rate_cents: int
-    seconds: float = 0.0
+    seconds: int = 0  # whole seconds, each entry's counted on its own (as it is paid)
     cents: int = 0
 
     @property
@@ -567,9 +577,9 @@ class Statement:
     start: datetime
     end: datetime
     lines: list[PayLine] = field(default_factory=list)
-    waiting_seconds: float = 0.0
-    rejected_seconds: float = 0.0
-    no_task_seconds: float = 0.0  # approved, with no rate
+    waiting_seconds: int = 0
+    rejected_seconds: int = 0
+    no_task_seconds: int = 0  # approved, with no rate
     rewards: list[RewardLine] = field(default_factory=list)
     pending: list[RewardLine] = field(default_factory=list)
 
@@ -586,7 +596,7 @@ class Statement:
         return self.work_cents + self.reward_cents
 
     @property
-    def approved_seconds(self) -> float:
+    def approved_seconds(self) -> int:
         return sum(line.seconds for line in self.lines) + self.no_task_seconds
 
     @property
@@ -612,7 +622,7 @@ def statement(session: Session, user_id: str, monday: date, now: datetime) -> St
     tasks = {t.id: t for t in session.exec(select(Task).where(col(Task.id).in_(task_ids)))}
     lines: dict[int, PayLine] = {}
     for row in sorted(rows, key=lambda r: (r.started_at, r.id)):
-        seconds = hours.overlap(row, start, end)
+        seconds = hours.overlap(row, start, end) // hours.SECOND
         state = states[row.id or 0]
         if state == hours.WAITING:
             s.waiting_seconds += seconds

@@ -117,6 +117,30 @@ def test_statement_rounds_per_entry_and_its_lines_add_up(db: Database) -> None:
     assert s.total_cents == 19_689
 
 
+def test_durations_are_whole_seconds_or_exact_never_floats(db: Database) -> None:
+    """Entries with fractions of a second: each is paid for its own whole seconds (ints on the
+    statement), and the cap counts them to the microsecond (timedeltas), so its instant is exact."""
+    review = task(db, "Review", 8750, "U1")
+    with db.write() as session:
+        for start, length in (
+            ("2026-01-06T10:00:00.250000", timedelta(hours=1, microseconds=500_000)),
+            ("2026-01-07T10:00:00.600000", timedelta(minutes=20, microseconds=700_000)),
+        ):
+            begin = datetime.fromisoformat(start).replace(tzinfo=UTC)
+            session.add(TimeEntry(user_id="U1", task_id=review, started_at=begin, ended_at=begin + length))
+        s = pay.statement(session, "U1", MONDAY, at("2026-01-12T09:00:00"))
+        pay.set_cap(session, LEAD, "U1", Decimal(2), Decimal(40), at("2026-01-08T09:00:00"), "test")
+        running = hours.clock_in(session, Actor("U1"), None, at("2026-01-08T10:00:00"), "test")
+        times = pay.cap_times(session, running.id, Decimal(40))
+        status = pay.cap_status(session, "U1", at("2026-01-08T10:00:00"), Decimal(40))
+    (line,) = s.lines
+    assert type(line.seconds) is int and line.seconds == 3600 + 1200
+    assert line.cents == pay_cents(3600, 8750) + pay_cents(1200, 8750) == 8750 + 2917
+    assert all(type(v) is int for v in (s.waiting_seconds, s.rejected_seconds, s.no_task_seconds))
+    assert status.clocked == timedelta(hours=1, minutes=20, seconds=1, microseconds=200_000)
+    assert times is not None and times.stop_at == at("2026-01-08T10:39:58.800000")
+
+
 def test_weeks_are_the_members_own(db: Database) -> None:
     review = task(db, "Review", 6000, "UMNL")
     with db.write() as session:
@@ -338,7 +362,7 @@ def test_the_homes_cap_status_from_the_week_is_the_one_clocking_in_reads(db: Dat
         week = hours.week(session, "U1", "UTC", now)
         from_week = pay.week_cap_status(session, week, "UTC", now, Decimal(40))
         assert from_week == pay.cap_status(session, "U1", now, Decimal(40))
-    assert from_week.clocked_seconds == (60 + 95 + 40 + 70) * 60 and from_week.cap.own
+    assert from_week.clocked == timedelta(minutes=60 + 95 + 40 + 70) and from_week.cap.own
 
 
 def test_near_cap_sums_again_beside_the_request_and_counts_each_entry_once(db: Database) -> None:
@@ -356,11 +380,11 @@ def test_near_cap_sums_again_beside_the_request_and_counts_each_entry_once(db: D
     later = at("2026-01-05T16:00:00")
     with db.read() as session:
         (status,) = near_cap(session, later, Decimal(40))  # stale: older sums + closed since
-    assert status.clocked_seconds == 6 * 3600
+    assert status.clocked == timedelta(hours=6)
     deadline = time.monotonic() + 10
     while near_cap._taken_at != later:  # the sums taken again, beside
         assert time.monotonic() < deadline, "the near-cap sums were not taken again"
         time.sleep(0.01)
     with db.read() as session:
         (status,) = near_cap(session, later + timedelta(seconds=1), Decimal(40))
-    assert status.clocked_seconds == 6 * 3600
+    assert status.clocked == timedelta(hours=6)

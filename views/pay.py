@@ -126,7 +126,7 @@ def payroll_csv(statements: list[Statement]) -> bytes:
 
 
 def cap_left(status: CapStatus) -> str:
-    left = hours.as_hours(status.left_seconds)
+    left = hours.as_hours(status.left // hours.SECOND)
     return f"{left} h left of your {pay.format_hours(status.cap.hours)} h weekly cap"
 
 
