@@ -1,7 +1,9 @@
 """Pay rules: weekly caps, the weekly statement and the leads' payroll, and what a referral earns.
 
 Every week here is the member's own: Monday 00:00 to the next Monday 00:00 in their timezone
-(`domain.hours.week_of`), keyed by the date of that Monday.
+(`domain.hours.week_of`), keyed by the date of that Monday. A pay week, once its statement is
+recorded, keeps the instants it covered, and the next one starts there (`pay_week`), so a change of
+timezone neither pays an hour twice nor drops one.
 
 * **Caps.** A member may clock `WEEKLY_HOURS_CAP` hours a week (default 40) unless a lead set their
   own cap (`set_cap`). Every clocked second counts toward it, flagged or not, the running clock-in
@@ -12,7 +14,7 @@ Every week here is the member's own: Monday 00:00 to the next Monday 00:00 in th
   says what is approved), the hours still waiting for a lead, time not paid because the work was
   rejected, and referral rewards. Its total is the sum of its lines, each line the sum of its entries'
   cents (`core.money`: rounded per entry, half-up). The payroll of a week is every member's
-  statement of that week (each in their own timezone), so its totals are the statements' by
+  statement of that week (each their own pay week), so its totals are the statements' by
   construction.
 * **Referral rewards.** A referral keeps the model it was made under. `flat`: the bonus counts in
   the statement of the week it was earned (`eligible_at`). `share`: a percentage of each approved
@@ -610,12 +612,50 @@ def _rates(session: Session, task_ids: set[int]) -> dict[int, int]:
     return {t.id or 0: t.rate_cents for t in session.exec(select(Task).where(col(Task.id).in_(task_ids)))}
 
 
-def statement(session: Session, user_id: str, monday: date, now: datetime) -> Statement:
-    """The member's week starting on the local `monday`, as recorded at `now`."""
-    member = session.get(Member, user_id)
-    tz = member.tz if member else "UTC"
+@dataclass(frozen=True)
+class PayWeek:
+    """The instants one member's pay week covers, [start, end), and the zone it is shown in."""
+
+    monday: date
+    start: datetime
+    end: datetime
+    tz: str
+
+
+WEEK = timedelta(days=7)
+
+
+def pay_week(session: Session, user_id: str, monday: date) -> PayWeek:
+    """The member's pay week of the local `monday`. A week whose statement was recorded keeps the
+    bounds it was drawn with (`pay_statement`). Any other runs from Monday 00:00 to the next Monday
+    00:00 in the member's timezone now, except that it starts where the week before ended and ends
+    where the week after started when those were recorded: after a change of timezone the weeks
+    still follow one another without a gap or an overlap, so every hour is paid once."""
+    recorded = {
+        row.week_start: row
+        for row in session.exec(
+            select(PayStatement).where(
+                PayStatement.user_id == user_id,
+                col(PayStatement.week_start).in_([monday - WEEK, monday, monday + WEEK]),
+            )
+        )
+    }
+    own = recorded.get(monday)
+    if own is not None:
+        return PayWeek(monday, own.starts_at, own.ends_at, own.tz)
+    tz = tz_of(session, user_id)
     start, end = hours.week_of(monday, tz)
-    s = Statement(user_id, (member.real_name or member.name) if member else "", tz, monday, start, end)
+    before, after = recorded.get(monday - WEEK), recorded.get(monday + WEEK)
+    return PayWeek(monday, before.ends_at if before else start, after.starts_at if after else end, tz)
+
+
+def statement(session: Session, user_id: str, monday: date, now: datetime) -> Statement:
+    """The member's pay week of the local `monday` (`pay_week`), as recorded at `now`."""
+    member = session.get(Member, user_id)
+    week = pay_week(session, user_id, monday)
+    start, end = week.start, week.end
+    name = (member.real_name or member.name) if member else ""
+    s = Statement(user_id, name, week.tz, monday, start, end)
     rows = hours.closed_entries(session, user_id, start, end)
     states = hours.approval(session, rows)
     task_ids = {r.task_id for r in rows if r.task_id is not None}
@@ -663,9 +703,9 @@ def _add_rewards(session: Session, s: Statement, now: datetime) -> None:
 
 
 def payroll(session: Session, monday: date, now: datetime) -> list[Statement]:
-    """Every member's statement of the week of `monday` (each in their own timezone), for those
-    with activity in it, by member id."""
-    # Every zone's Monday lies within a day of UTC's.
+    """Every member's statement of the week of `monday` (each their own pay week, `pay_week`), for
+    those with activity in it, by member id."""
+    # Every zone's Monday, and so every pay week's bounds, lies within a day of UTC's.
     lo = datetime.combine(monday - timedelta(days=1), time(0)).replace(tzinfo=now.tzinfo)
     hi = lo + timedelta(days=9)
     return [
@@ -701,7 +741,7 @@ def due_week(now: datetime, tz: str) -> date | None:
     z = zone(tz)
     this_monday = monday_of(now, tz)
     due_at = datetime.combine(this_monday, STATEMENT_HOUR).replace(tzinfo=z)
-    return this_monday - timedelta(days=7) if now >= due_at else None
+    return this_monday - WEEK if now >= due_at else None
 
 
 @dataclass(frozen=True)
@@ -756,6 +796,9 @@ def claim_due_statements(
                 "attempts": 1 if s.has_activity else 0,
                 "claimed_at": now,
                 "total_cents": s.total_cents,
+                "starts_at": s.start,
+                "ends_at": s.end,
+                "tz": s.tz,
             }
             if not insert_ignore(session, PayStatement, values) or not s.has_activity:
                 continue

@@ -123,16 +123,14 @@ def _work(bot: BotHarness, user: str, start: str, duration: timedelta, task: int
     assert "Clocked out" in bot.command(user, "/hours", "out").text
 
 
-def _sent(bot: BotHarness, user_id: str) -> None:
+def _sent(bot: BotHarness, user_id: str, week: date = date(2026, 1, 5)) -> None:
     """Wait until the sweep recorded the member's statement as sent (and has finished): a sweep still
     running when the clock jumps skips that run, as APScheduler runs one instance at a time."""
 
     def recorded() -> bool:
         with bot.services.db.write() as session:
             row = session.exec(
-                select(PayStatement).where(
-                    PayStatement.user_id == user_id, PayStatement.week_start == date(2026, 1, 5)
-                )
+                select(PayStatement).where(PayStatement.user_id == user_id, PayStatement.week_start == week)
             ).first()
             return row is not None and row.state == "sent"
 
@@ -224,6 +222,72 @@ def test_monday_statement_once_per_member_in_three_timezones_equal_to_payroll(bo
     assert "hasn't started yet" in bot.command("UNY", "/hours", "statement week=2026-02-01").text
     assert _statement_total(bot.command("UNY", "/hours", "statement").all_text) == "196.89"  # last week
     assert "None this week" in bot.command("UNY", "/hours", "statement week=2025-12-31").all_text
+
+
+def _dm(bot: BotHarness, user_id: str, contains: str) -> str:
+    """The DM's text and blocks, once it arrives."""
+    call = bot.wait_dm(user_id, contains)
+    return str(call.params["text"]) + str(call.params.get("blocks"))
+
+
+def _move(bot: BotHarness, user_id: str, tz: str) -> None:
+    """The member changes timezone in Slack, and the bot reads their profile again."""
+    bot.fake.add_user(user_id, tz=tz)
+    assert bot.services.directory.refresh(user_id) is not None
+
+
+def _payroll(bot: BotHarness, week: str) -> dict[str, str]:
+    """The member totals of `/hours payroll week=…`, by member."""
+    before = set(bot.fake.uploaded_files)
+    assert "Sent `payroll-week-of" in bot.command(LEAD, "/hours", f"payroll week={week}").text
+    (new,) = set(bot.fake.uploaded_files) - before
+    rows = csv.DictReader(io.StringIO(bot.fake.uploaded_files[new]["content"].decode()))
+    return {r["member_id"]: r["amount_usd"] for r in rows if r["item"] == "member total"}
+
+
+def test_a_change_of_timezone_pays_each_hour_once(bot: BotHarness) -> None:
+    """Los Angeles → Kolkata (the new zone's week begins earlier: it would overlap the week already
+    paid) and Kolkata → Los Angeles (it begins later: hours would fall between the weeks). Each week
+    keeps the bounds its statement was drawn with, and the next starts where it ended: the DMs, the
+    statements drawn again later and the payroll agree, every hour in exactly one week."""
+    make_lead(bot, tz="UTC")
+    add_member(bot, "ULA", "America/Los_Angeles")
+    add_member(bot, "UKOL", "Asia/Kolkata")
+    la_work = add_task(bot, "LA work", 10_000, holder="ULA")  # $100/h
+    kol_work = add_task(bot, "Kolkata work", 10_000, holder="UKOL")
+    _work(bot, "ULA", "2026-01-07T18:00:00", timedelta(hours=1), la_work)
+    _work(bot, "UKOL", "2026-01-11T16:30:00", timedelta(hours=2), kol_work)  # Sun 22:00-24:00 IST
+    _work(bot, "UKOL", "2026-01-12T00:30:00", timedelta(hours=2), kol_work)  # Mon 06:00-08:00 IST
+    bot.clock.set(at("2026-01-12T03:30:00"))  # Monday 09:00 in Kolkata
+    assert _statement_total(_dm(bot, "UKOL", "pay statement")) == "200.00"
+    _sent(bot, "UKOL")
+    _move(bot, "UKOL", "America/Los_Angeles")
+    _work(bot, "ULA", "2026-01-12T06:00:00", timedelta(hours=2), la_work)  # Sun 22:00-24:00 PST
+    bot.clock.set(at("2026-01-12T17:00:00"))  # Monday 09:00 in Los Angeles
+    assert _statement_total(_dm(bot, "ULA", "pay statement")) == "300.00"
+    _sent(bot, "ULA")
+    _move(bot, "ULA", "Asia/Kolkata")
+    _work(bot, "ULA", "2026-01-13T05:00:00", timedelta(hours=1), la_work)
+    _work(bot, "UKOL", "2026-01-13T18:00:00", timedelta(hours=1), kol_work)
+
+    second = date(2026, 1, 12)
+    bot.clock.set(at("2026-01-19T03:30:00"))  # Monday 09:00 in Kolkata, ULA's zone now
+    la_second = _dm(bot, "ULA", "week of 12 Jan 2026")
+    _sent(bot, "ULA", second)
+    bot.clock.set(at("2026-01-19T17:00:00"))  # Monday 09:00 in Los Angeles, UKOL's zone now
+    kol_second = _dm(bot, "UKOL", "week of 12 Jan 2026")
+    _sent(bot, "UKOL", second)
+    # ULA's Sunday night was paid in the first week, not again; UKOL's Monday morning in Kolkata,
+    # before the move, is in the second (it was after the first week Kolkata's way).
+    assert (_statement_total(la_second), _statement_total(kol_second)) == ("100.00", "300.00")
+    # The first week drawn again, now in the other zone: the same as its DM.
+    again = bot.command("ULA", "/hours", "statement week=2026-01-05").all_text
+    assert _statement_total(again) == "300.00" and "(America/Los_Angeles)" in again
+    assert _statement_total(bot.command("UKOL", "/hours", "statement week=2026-01-05").all_text) == "200.00"
+    assert _payroll(bot, "2026-01-05") == {"ULA": "300.00", "UKOL": "200.00"}
+    assert _payroll(bot, "2026-01-12") == {"ULA": "100.00", "UKOL": "300.00"}
+    for user in ("ULA", "UKOL"):
+        assert len(dm_texts(bot, user, "pay statement")) == 2
 
 
 # ---- the share model, as the referrer sees it ----------------------------------------------------

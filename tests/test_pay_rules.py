@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect, update
+from sqlalchemy import inspect, text, update
 from sqlmodel import col, select
 
 from core.authz import Actor, Role
@@ -20,7 +20,7 @@ from core.money import cents, pay_cents, round_cents, share_cents
 from core.text import csv_cell
 from db.engine import Database
 from db.migrate import alembic_config
-from db.models import Assignment, Referral, Task, TimeEntry
+from db.models import Assignment, PayStatement, Referral, Task, TimeEntry
 from domain import hours, members, pay
 from domain import referrals as rules
 
@@ -272,6 +272,49 @@ def test_migration_0013_down_and_up(database_url: str) -> None:
             conn.commit()
             assert {"pay_statement", "weekly_cap", "cap_notice"} <= set(inspect(conn).get_table_names())
             assert "reward_model" in {c["name"] for c in inspect(conn).get_columns("referral")}
+    finally:
+        database.dispose()
+
+
+def test_migration_0016_fills_in_each_statements_bounds_from_the_members_zone(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        with database.engine.connect() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0015_exact")
+            conn.commit()
+            assert "starts_at" not in {c["name"] for c in inspect(conn).get_columns("pay_statement")}
+            conn.execute(
+                text(
+                    "INSERT INTO member (user_id, name, real_name, tz, is_lead, is_bot, deleted, created_at) "
+                    "VALUES ('UKOL', 'k', '', 'Asia/Kolkata', false, false, false, :now)"
+                ),
+                {"now": datetime(2026, 1, 1)},
+            )
+            for user_id in ("UKOL", "UGONE"):  # UGONE: no member row any more, so UTC
+                conn.execute(
+                    text(
+                        "INSERT INTO pay_statement (user_id, week_start, state, attempts, claimed_at, "
+                        "total_cents) VALUES (:user_id, :monday, 'sent', 1, :now, 100)"
+                    ),
+                    {"user_id": user_id, "monday": MONDAY, "now": datetime(2026, 1, 12, 4)},
+                )
+            conn.commit()
+            command.upgrade(cfg, "head")
+            conn.commit()
+        with database.read() as session:
+            rows = {r.user_id: r for r in session.exec(select(PayStatement))}
+        assert (rows["UKOL"].starts_at, rows["UKOL"].ends_at, rows["UKOL"].tz) == (
+            at("2026-01-04T18:30:00"),
+            at("2026-01-11T18:30:00"),
+            "Asia/Kolkata",
+        )
+        assert (rows["UGONE"].starts_at, rows["UGONE"].ends_at, rows["UGONE"].tz) == (
+            at("2026-01-05T00:00:00"),
+            at("2026-01-12T00:00:00"),
+            "UTC",
+        )
     finally:
         database.dispose()
 
