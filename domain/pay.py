@@ -11,8 +11,9 @@ timezone neither pays an hour twice nor drops one.
   the cap is reached (`cap_times`, `stop_at_cap`), marked "stopped at cap", and the time up to
   then counts. At 90% the member is told, once per week (`CapNotice`, its key is the "once").
 * **Statement.** One member's week: approved hours by task with rate and amount (`domain.hours`
-  says what is approved), the hours still waiting for a lead, time not paid because the work was
-  rejected, and referral rewards. Its total is the sum of its lines, each line the sum of its entries'
+  says what is approved), the hours still waiting for a lead, a clock-in still running when it is
+  drawn (its part in the week so far: waiting too, since it isn't closed), time not paid because
+  the work was rejected, and referral rewards. Its total is the sum of its lines, each line the sum of its entries'
   cents (`core.money`: rounded per entry, half-up). The payroll of a week is every member's
   statement of that week (each their own pay week), so its totals are the statements' by
   construction.
@@ -582,6 +583,10 @@ class Statement:
     waiting_seconds: int = 0
     rejected_seconds: int = 0
     no_task_seconds: int = 0  # approved, with no rate
+    # A clock-in still open when the statement is drawn: its part in the week so far. Not approved
+    # yet, so not in the total; paid in this week once it is closed (and approved).
+    running: Entry | None = None
+    running_seconds: int = 0
     rewards: list[RewardLine] = field(default_factory=list)
     pending: list[RewardLine] = field(default_factory=list)
 
@@ -603,7 +608,13 @@ class Statement:
 
     @property
     def has_activity(self) -> bool:
-        return bool(self.approved_seconds or self.waiting_seconds or self.rejected_seconds or self.rewards)
+        return bool(
+            self.approved_seconds
+            or self.waiting_seconds
+            or self.rejected_seconds
+            or self.running_seconds
+            or self.rewards
+        )
 
 
 def _rates(session: Session, task_ids: set[int]) -> dict[int, int]:
@@ -676,6 +687,9 @@ def statement(session: Session, user_id: str, monday: date, now: datetime) -> St
             line.seconds += seconds
             line.cents += pay_cents(seconds, task.rate_cents)
     s.lines = [lines[k] for k in sorted(lines)]
+    current = hours.open_entry(session, user_id)
+    s.running_seconds = hours.running(current, start, end, now) // hours.SECOND
+    s.running = current if s.running_seconds else None
     _add_rewards(session, s, now)
     return s
 
@@ -716,10 +730,12 @@ def payroll(session: Session, monday: date, now: datetime) -> list[Statement]:
 
 
 def _candidates(session: Session, lo: datetime, hi: datetime) -> set[str]:
-    """Members who may have activity in a week inside [lo, hi): time entries, or referral rewards."""
+    """Members who may have activity in a week inside [lo, hi): time entries (a clock-in still
+    open included), or referral rewards."""
     worked = session.exec(
         select(TimeEntry.user_id).where(
-            col(TimeEntry.ended_at).is_not(None), col(TimeEntry.started_at) < hi, col(TimeEntry.ended_at) > lo
+            col(TimeEntry.started_at) < hi,
+            col(TimeEntry.ended_at).is_(None) | (col(TimeEntry.ended_at) > lo),
         )
     ).all()
     referrers = session.exec(

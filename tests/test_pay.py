@@ -236,13 +236,17 @@ def _move(bot: BotHarness, user_id: str, tz: str) -> None:
     assert bot.services.directory.refresh(user_id) is not None
 
 
-def _payroll(bot: BotHarness, week: str) -> dict[str, str]:
-    """The member totals of `/hours payroll week=…`, by member."""
+def _payroll_rows(bot: BotHarness, week: str) -> list[dict[str, str]]:
+    """The rows of `/hours payroll week=…`."""
     before = set(bot.fake.uploaded_files)
     assert "Sent `payroll-week-of" in bot.command(LEAD, "/hours", f"payroll week={week}").text
     (new,) = set(bot.fake.uploaded_files) - before
-    rows = csv.DictReader(io.StringIO(bot.fake.uploaded_files[new]["content"].decode()))
-    return {r["member_id"]: r["amount_usd"] for r in rows if r["item"] == "member total"}
+    return list(csv.DictReader(io.StringIO(bot.fake.uploaded_files[new]["content"].decode())))
+
+
+def _payroll(bot: BotHarness, week: str) -> dict[str, str]:
+    """The member totals of `/hours payroll week=…`, by member."""
+    return {r["member_id"]: r["amount_usd"] for r in _payroll_rows(bot, week) if r["item"] == "member total"}
 
 
 def test_a_change_of_timezone_pays_each_hour_once(bot: BotHarness) -> None:
@@ -288,6 +292,37 @@ def test_a_change_of_timezone_pays_each_hour_once(bot: BotHarness) -> None:
     assert _payroll(bot, "2026-01-12") == {"ULA": "100.00", "UKOL": "300.00"}
     for user in ("ULA", "UKOL"):
         assert len(dm_texts(bot, user, "pay statement")) == 2
+
+
+def test_a_clock_in_still_running_at_monday_9_is_on_the_statement(bot: BotHarness) -> None:
+    """Clocked in since Sunday 22:00 when the statement goes out: its two hours of that week are
+    shown as still clocked in (not approved yet, so not in the total), the same in the payroll read
+    at that moment; once clocked out they are paid in that week, and the week says so."""
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    review = add_task(bot, "Review", 10_000, holder="U1")  # $100/h
+    _work(bot, "U1", "2026-01-07T10:00:00", timedelta(hours=1), review)
+    bot.clock.set(at("2026-01-11T22:00:00"))
+    assert "Clocked in" in bot.command("U1", "/hours", f"in T-{review}").text
+    bot.clock.set(at("2026-01-12T09:00:00"))  # Monday 09:00, still clocked in
+    dm = _dm(bot, "U1", "pay statement")
+    _sent(bot, "U1")
+    assert _statement_total(dm) == "100.00"
+    assert "Still clocked in (E-2, since Sun 11 Jan, 22:00 UTC): 2.00 h of it in this week so far" in dm
+    rows = _payroll_rows(bot, "2026-01-05")
+    assert [(r["item"], r["description"], r["amount_usd"]) for r in rows if r["member_id"] == "U1"] == [
+        ("T-1", "Review", "100.00"),
+        ("E-2", "2.00 h still clocked in: not approved yet, not in the total", ""),
+        ("member total", "", "100.00"),
+    ]
+    assert "Still clocked in (E-2" in bot.command("U1", "/hours", "statement").all_text
+
+    bot.clock.set(at("2026-01-12T09:30:00"))
+    assert "Clocked out" in bot.command("U1", "/hours", "out").text
+    again = bot.command("U1", "/hours", "statement").all_text
+    assert _statement_total(again) == "300.00" and "Still clocked in" not in again
+    assert _payroll(bot, "2026-01-05") == {"U1": "300.00"}
+    assert len(dm_texts(bot, "U1", "pay statement")) == 1
 
 
 # ---- the share model, as the referrer sees it ----------------------------------------------------
