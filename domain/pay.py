@@ -764,6 +764,9 @@ def due_week(now: datetime, tz: str) -> date | None:
 class ToSend:
     statement: Statement
     ledger_id: int
+    attempts: int  # the claim's: a sender that took it over since has another
+    # Taken over from a "sending" left by a sender cut off: it may be in the member's DM already.
+    in_doubt: bool = False
 
 
 #: Members whose weekly statement one transaction records (see `claim_due_statements`).
@@ -775,7 +778,9 @@ def claim_due_statements(
 ) -> tuple[list[ToSend], bool]:
     """The statements due now that this caller won the right to send: each is recorded in the
     ledger (`pay_statement`, unique per member and week) as "sending" in this transaction, so a
-    second run, a replayed job or another process sends nothing. A week without activity is
+    second run, a replayed job or another process sends nothing. One left "sending" for
+    STALE_SENDING (its sender was cut off) is taken over in doubt: the caller looks for it in the
+    member's DM before sending it again. A week without activity is
     recorded as "empty" and never looked at again. At most `batch` members are recorded per call,
     so one transaction (and SQLite's write lock) stays short with 30,000 members; the flag says
     whether more may be due (call again)."""
@@ -821,7 +826,12 @@ def claim_due_statements(
             row = session.exec(
                 select(PayStatement).where(PayStatement.user_id == user_id, PayStatement.week_start == week)
             ).one()
-        elif not rows_changed(
+            out.append(ToSend(s, row.id or 0, row.attempts))
+            continue
+        in_doubt, attempts = row.state == "sending", row.attempts + 1
+        # One in doubt keeps the total of the statement that may be in the DM (`statement_sent`).
+        drawn = {} if in_doubt else {"total_cents": s.total_cents}
+        if rows_changed(
             session,
             update(PayStatement)
             .where(
@@ -829,10 +839,9 @@ def claim_due_statements(
                 col(PayStatement.state) == row.state,
                 col(PayStatement.attempts) == row.attempts,
             )
-            .values(state="sending", claimed_at=now, attempts=row.attempts + 1, total_cents=s.total_cents),
+            .values(state="sending", claimed_at=now, attempts=attempts, **drawn),
         ):
-            continue
-        out.append(ToSend(s, row.id or 0))
+            out.append(ToSend(s, row.id or 0, attempts, in_doubt))
     return out, False
 
 
@@ -842,11 +851,28 @@ def _retryable(row: PayStatement, now: datetime) -> bool:
     return row.state == "pending" or (row.state == "sending" and row.claimed_at < now - STALE_SENDING)
 
 
-def statement_sent(session: Session, ledger_id: int, now: datetime, ts: str) -> None:
+def statement_posting(session: Session, item: ToSend, now: datetime) -> bool:
+    """Just before the statement is looked for or posted: its claim renewed, so that it counts as
+    cut off only STALE_SENDING after this (not after the batch it was claimed in). False when
+    another sender took it over meanwhile: then this one sends nothing."""
+    renewed = update(PayStatement).where(
+        col(PayStatement.id) == item.ledger_id,
+        col(PayStatement.state) == "sending",
+        col(PayStatement.attempts) == item.attempts,
+    )
+    return rows_changed(session, renewed.values(claimed_at=now)) == 1
+
+
+def statement_sent(
+    session: Session, ledger_id: int, now: datetime, ts: str, total_cents: int | None = None
+) -> None:
+    """Recorded as sent, with the total of the statement this sender posted (one found in the DM
+    keeps the total recorded by the claim that posted it)."""
+    totals = {} if total_cents is None else {"total_cents": total_cents}
     session.execute(
         update(PayStatement)
         .where(col(PayStatement.id) == ledger_id)
-        .values(state="sent", sent_at=now, message_ts=ts)
+        .values(state="sent", sent_at=now, message_ts=ts, **totals)
     )
 
 

@@ -15,6 +15,7 @@ import pytest
 from sqlmodel import col, select
 
 from db.models import AuditEntry, PayStatement, TimeEntry
+from domain import pay as pay_rules
 from jobs import pay as pay_jobs
 from sandbox.fake_slack import FakeSlack
 from sandbox.harness import BotHarness
@@ -123,18 +124,23 @@ def _work(bot: BotHarness, user: str, start: str, duration: timedelta, task: int
     assert "Clocked out" in bot.command(user, "/hours", "out").text
 
 
+def _ledger(bot: BotHarness, user_id: str, week: date = date(2026, 1, 5)) -> PayStatement | None:
+    """The member's row of the statement ledger for the week."""
+    with bot.services.db.write() as session:
+        return session.exec(
+            select(PayStatement).where(PayStatement.user_id == user_id, PayStatement.week_start == week)
+        ).first()
+
+
+def _in_state(bot: BotHarness, user_id: str, state: str, week: date = date(2026, 1, 5)) -> bool:
+    row = _ledger(bot, user_id, week)
+    return row is not None and row.state == state
+
+
 def _sent(bot: BotHarness, user_id: str, week: date = date(2026, 1, 5)) -> None:
     """Wait until the sweep recorded the member's statement as sent (and has finished): a sweep still
     running when the clock jumps skips that run, as APScheduler runs one instance at a time."""
-
-    def recorded() -> bool:
-        with bot.services.db.write() as session:
-            row = session.exec(
-                select(PayStatement).where(PayStatement.user_id == user_id, PayStatement.week_start == week)
-            ).first()
-            return row is not None and row.state == "sent"
-
-    eventually(recorded)
+    eventually(lambda: _in_state(bot, user_id, "sent", week))
     settle()
 
 
@@ -322,6 +328,56 @@ def test_a_clock_in_still_running_at_monday_9_is_on_the_statement(bot: BotHarnes
     again = bot.command("U1", "/hours", "statement").all_text
     assert _statement_total(again) == "300.00" and "Still clocked in" not in again
     assert _payroll(bot, "2026-01-05") == {"U1": "300.00"}
+    assert len(dm_texts(bot, "U1", "pay statement")) == 1
+
+
+def _crashed(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("the process died here")
+
+
+def test_a_statement_cut_off_after_its_post_is_found_in_the_dm_not_sent_again(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender posted the statement and died before recording it: the row is left "sending".
+    The sweep after it counts as cut off finds the DM by its metadata and records it, sending nothing."""
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    _work(bot, "U1", "2026-01-07T10:00:00", timedelta(hours=1), add_task(bot, "Review", 10_000, holder="U1"))
+    monkeypatch.setattr(pay_rules, "statement_sent", _crashed)
+    bot.clock.set(at("2026-01-12T09:00:00"))
+    posted = bot.wait_dm("U1", "pay statement")
+    settle()
+    assert _in_state(bot, "U1", "sending")
+    monkeypatch.undo()
+    bot.clock.advance(minutes=15)  # the next sweep: that "sending" is stale now
+    _sent(bot, "U1")
+    row = _ledger(bot, "U1")
+    assert row is not None and (row.message_ts, row.total_cents) == (posted.response["ts"], 10_000)
+    bot.clock.advance(minutes=15)
+    settle()
+    assert len(dm_texts(bot, "U1", "pay statement")) == 1
+
+
+def test_a_statement_cut_off_before_its_post_is_sent_once(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender died before its post reached Slack: the sweep after looks in the DM, doesn't find
+    it there, and sends it, once."""
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    _work(bot, "U1", "2026-01-07T10:00:00", timedelta(hours=1), add_task(bot, "Review", 10_000, holder="U1"))
+    monkeypatch.setattr(pay_jobs, "paced_dm", _crashed)
+    bot.clock.set(at("2026-01-12T09:00:00"))
+    eventually(lambda: _in_state(bot, "U1", "sending"))
+    settle()
+    assert not dm_texts(bot, "U1", "pay statement")
+    monkeypatch.undo()
+    looked = len(bot.fake.calls_to("conversations.history"))
+    bot.clock.advance(minutes=15)
+    _sent(bot, "U1")
+    assert len(bot.fake.calls_to("conversations.history")) == looked + 1
+    bot.clock.advance(minutes=15)
+    settle()
     assert len(dm_texts(bot, "U1", "pay statement")) == 1
 
 
