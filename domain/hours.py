@@ -365,10 +365,11 @@ def flagged_entries(session: Session, limit: int = 20) -> list[Entry]:
 
 
 def close_at(
-    session: Session, entry_id: int, ended_at: datetime, reason: str, now: datetime
+    session: Session, entry_id: int, ended_at: datetime, reason: str, now: datetime, source: str = "job"
 ) -> Closed | None:
     """The bot closes an open entry at `ended_at` for a rule (`reason`, e.g. "stopped at cap"); the
-    time up to then counts. None when it was already closed."""
+    time up to then counts. None when it was already closed. `source`: what had it run (its job, or
+    the member's `/hours out`)."""
     closed = session.exec(  # type: ignore[call-overload]
         update(TimeEntry)
         .where(col(TimeEntry.id) == entry_id, col(TimeEntry.ended_at).is_(None))
@@ -386,7 +387,7 @@ def close_at(
         action="hours.stopped",
         entity="time_entry",
         entity_id=entry_id,
-        source="job",
+        source=source,
         user_id=row.user_id,
         reason=reason,
         seconds=(ended_at - row.started_at) // SECOND,

@@ -9,7 +9,7 @@ timezone neither pays an hour twice nor drops one.
   own cap (`set_cap`). Every clocked second counts toward it, flagged or not, the running clock-in
   included. `/hours in` at the cap is refused; a running clock-in is closed by the bot at the instant
   the cap is reached (`cap_times`, `stop_at_cap`), marked "stopped at cap", and the time up to
-  then counts. At 90% the member is told, once per week (`CapNotice`, its key is the "once").
+  then counts; a `/hours out` after that instant, before the job ran, closes it there too. At 90% the member is told, once per week (`CapNotice`, its key is the "once").
 * **Statement.** One member's week: approved hours by task with rate and amount (`domain.hours`
   says what is approved), the hours still waiting for a lead, a clock-in still running when it is
   drawn (its part in the week so far: waiting too, since it isn't closed), time not paid because
@@ -278,7 +278,7 @@ def cap_times(session: Session, entry_id: int, default_hours: Decimal) -> CapTim
 
 
 def stop_at_cap(
-    session: Session, entry_id: int, now: datetime, default_hours: Decimal
+    session: Session, entry_id: int, now: datetime, default_hours: Decimal, source: str = "job"
 ) -> hours.Closed | None:
     """Close a running clock-in at the instant its week reached the cap (not later, even after
     downtime), marked "stopped at cap"; a cap a lead lowered below what was already clocked stops
@@ -288,7 +288,18 @@ def stop_at_cap(
         return None
     changed = session.get(WeeklyCap, times.user_id)
     stop = max(times.stop_at, changed.set_at) if changed else times.stop_at
-    return hours.close_at(session, entry_id, min(stop, now), CAP_STOP_REASON, now)
+    return hours.close_at(session, entry_id, min(stop, now), CAP_STOP_REASON, now, source)
+
+
+def clock_out(
+    session: Session, by: Actor, now: datetime, source: str, default_hours: Decimal
+) -> hours.Closed:
+    """`/hours out`. A clock-in that ran past the cap's instant (its job hadn't run yet, say the
+    bot was down) is closed at the cap, as the job would have (`stop_at_cap`): no time past the cap
+    is recorded. Otherwise `hours.clock_out`."""
+    current = hours.open_entry(session, by.user_id)
+    stopped = stop_at_cap(session, current.id, now, default_hours, source) if current else None
+    return stopped or hours.clock_out(session, by, now, source)
 
 
 def claim_cap_notice(session: Session, user_id: str, at: datetime) -> bool:

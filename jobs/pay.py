@@ -101,29 +101,25 @@ def cap_notice(entry_id: int) -> None:
 
 def stop_at_cap(entry_id: int) -> None:
     services = runtime.services()
-    now = services.clock.now()
-    cap = services.config.weekly_hours_cap
     with services.db.write() as session:
-        closed = pay.stop_at_cap(session, entry_id, now, cap)
-        status = (
-            pay.cap_status(session, closed.entry.user_id, closed.entry.ended_at or now, cap)
-            if closed
-            else None
-        )
-    if closed is None or status is None:
+        closed = pay.stop_at_cap(session, entry_id, services.clock.now(), services.config.weekly_hours_cap)
+    if closed is None:
         plan_cap(services, entry_id)  # not at the cap (raised meanwhile) or already closed
         return
     entry = closed.entry
     hour_jobs.unregister(services.scheduler, entry.id)
-    tz = services.directory.tz_of(entry.user_id)
-    notify(
-        services,
-        entry.user_id,
-        pay_views.stopped_at_cap_dm(entry, status, tz, local_time(entry.ended_at or now, tz)),
-        "stopped at cap",
-    )
+    notify(services, entry.user_id, stopped_at_cap_text(services, entry), "stopped at cap")
     hour_jobs.after_closed(services, closed)
     services.home.publish(services, entry.user_id)
+
+
+def stopped_at_cap_text(services: Services, entry: hours.Entry) -> str:
+    """What the member is told of a clock-in closed at the cap, by its job or by their `/hours out`."""
+    ended = entry.ended_at or services.clock.now()
+    with services.db.read() as session:
+        status = pay.cap_status(session, entry.user_id, ended, services.config.weekly_hours_cap)
+    tz = services.directory.tz_of(entry.user_id)
+    return pay_views.stopped_at_cap_dm(entry, status, tz, local_time(ended, tz))
 
 
 def send_statements() -> None:

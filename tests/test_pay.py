@@ -98,6 +98,25 @@ def test_cap_stop_after_downtime_is_at_the_cap_instant(sqlite_bot: BotHarness) -
     assert "3.00 h" in bot.command("U1", "/hours").all_text
 
 
+def test_a_clock_out_after_the_cap_instant_closes_at_the_cap(bot: BotHarness) -> None:
+    """`/hours out` five hours in, against a 3 h cap whose job hasn't run (the bot was down): the
+    entry is closed at the cap's instant, marked stopped at cap, and the reply says so."""
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    bot.command(LEAD, "/crew", "cap <@U1> 3")
+    assert "Clocked in" in bot.command("U1", "/hours", "in").text
+    bot.services.scheduler.shutdown(wait=True)  # neither the 90% notice nor the stop at the cap runs
+    bot.clock.advance(hours=5)
+    out = bot.command("U1", "/hours", "out").text
+    assert "reached your weekly cap of 3 h, so I clocked you out at Mon 05 Jan, 12:00 UTC (E-1" in out
+    with bot.services.db.write() as session:
+        entry = session.exec(select(TimeEntry)).one()
+        assert entry.ended_at == at("2026-01-05T12:00:00") and entry.stop_reason == "stopped at cap"
+        audited = session.exec(select(AuditEntry).where(AuditEntry.action == "hours.stopped")).one()
+        assert audited.entity_id == "1"
+    assert "3.00 h" in bot.command("U1", "/hours").all_text
+
+
 def test_leads_see_who_is_near_their_cap_on_home(sqlite_bot: BotHarness) -> None:
     bot = sqlite_bot
     make_lead(bot, tz="UTC")
