@@ -14,7 +14,7 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import col, select
 
-from db.models import AuditEntry, PayStatement, TimeEntry
+from db.models import AuditEntry, PayStatement, TimeEntry, WeeklyCap
 from domain import pay as pay_rules
 from jobs import pay as pay_jobs
 from sandbox.fake_slack import FakeSlack
@@ -117,18 +117,44 @@ def test_a_clock_out_after_the_cap_instant_closes_at_the_cap(bot: BotHarness) ->
     assert "3.00 h" in bot.command("U1", "/hours").all_text
 
 
-def test_leads_see_who_is_near_their_cap_on_home(sqlite_bot: BotHarness) -> None:
+def _home(bot: BotHarness, user_id: str) -> str:
+    return str(bot.services.home.render(bot.services, bot.services.directory.actor(user_id))["blocks"])
+
+
+def test_leads_see_who_is_near_and_who_is_at_their_cap_on_home(sqlite_bot: BotHarness) -> None:
     bot = sqlite_bot
     make_lead(bot, tz="UTC")
     add_member(bot, "U1", "UTC")
     bot.command(LEAD, "/crew", "cap <@U1> 2")
     bot.command("U1", "/hours", "in")
     bot.clock.advance(hours=1, minutes=50)
-    home = bot.services.home.render(bot.services, bot.services.directory.actor(LEAD))
-    text = str(home["blocks"])
-    assert "Near or at their weekly cap" in text and "<@U1>: 1.83 h of 2 h" in text
-    mine = str(bot.services.home.render(bot.services, bot.services.directory.actor("U1"))["blocks"])
+    text = _home(bot, LEAD)
+    assert "Near or at their weekly cap" in text and "<@U1>: 1.83 h of 2 h (own cap)" in text
+    assert "at cap" not in text
+    mine = _home(bot, "U1")
     assert "0.17 h left of your 2 h weekly cap" in mine and "Near or at" not in mine
+    bot.clock.advance(minutes=10)
+    bot.wait_dm("U1", "reached your weekly cap of 2 h")
+    assert "<@U1>: 2.00 h of 2 h · *at cap* (own cap)" in _home(bot, LEAD)
+    assert "0.00 h left of your 2 h weekly cap" in _home(bot, "U1")
+
+
+def test_a_cap_or_a_week_out_of_range_is_refused_and_changes_nothing(sqlite_bot: BotHarness) -> None:
+    bot = sqlite_bot
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    for hours in ("-5", "1000"):
+        refused = bot.command(LEAD, "/crew", f"cap <@U1> {hours}").text
+        assert f"Hours must be more than 0 and at most 168 (got {hours})." in refused
+    for who, sub in (("U1", "statement"), (LEAD, "payroll")):
+        refused = bot.command(who, "/hours", f"{sub} week=9999-12-31").text
+        assert "`9999-12-31` is too far away: dates go from 2000-01-01 to 2099-12-31." in refused
+    settle()
+    with bot.services.db.write() as session:
+        assert session.exec(select(WeeklyCap)).all() == []
+        assert session.exec(select(AuditEntry).where(AuditEntry.action == "hours.cap_set")).all() == []
+    assert not dm_texts(bot, "U1", "weekly hours cap") and not bot.fake.uploaded_files
+    assert "40.00 h left of your 40 h weekly cap" in bot.command("U1", "/hours", "in").text
 
 
 # ---- the Monday statement ------------------------------------------------------------------------
@@ -398,6 +424,68 @@ def test_a_statement_cut_off_before_its_post_is_sent_once(
     bot.clock.advance(minutes=15)
     settle()
     assert len(dm_texts(bot, "U1", "pay statement")) == 1
+
+
+def test_the_monday_statement_follows_new_york_across_both_dst_changes(sqlite_bot: BotHarness) -> None:
+    """A night across Sunday midnight on the weekend clocks change: split at local midnight, and the
+    statement goes out at 09:00 local on Monday, 13:00 UTC in March (EDT), 14:00 UTC in November (EST)."""
+    bot = sqlite_bot
+    make_lead(bot, tz="UTC")
+    add_member(bot, "UNY", "America/New_York")
+    review = add_task(bot, "Review", 10_000, holder="UNY")  # $100/h
+    for sunday_night, nearly, due, week in (
+        (
+            "2026-03-09T03:00:00",
+            "2026-03-09T12:45:00",
+            "2026-03-09T13:00:00",
+            "02 Mar 2026",
+        ),  # DST began Sun 8 Mar
+        (
+            "2026-11-02T04:00:00",
+            "2026-11-02T13:45:00",
+            "2026-11-02T14:00:00",
+            "26 Oct 2026",
+        ),  # DST ended Sun 1 Nov
+    ):
+        _work(bot, "UNY", sunday_night, timedelta(hours=2), review)  # Sunday 23:00 – Monday 01:00 local
+        bot.clock.set(at(nearly))  # 08:45 in New York
+        settle()
+        assert not dm_texts(bot, "UNY", f"week of {week}")
+        bot.clock.set(at(due))
+        statement = _dm(bot, "UNY", f"week of {week}")
+        assert "T-1 Review: 1.00 h × $100.00/h = *$100.00*" in statement  # the hour before midnight
+        assert _statement_total(statement) == "100.00"
+    assert (
+        "Mon 02 Mar – Sun 08 Mar 2026" in bot.command("UNY", "/hours", "statement week=2026-03-02").all_text
+    )
+    assert (
+        "Mon 26 Oct – Sun 01 Nov 2026" in bot.command("UNY", "/hours", "statement week=2026-10-26").all_text
+    )
+
+
+def test_the_statement_shows_flat_referral_bonuses_earned_and_pending(bot: BotHarness) -> None:
+    make_lead(bot, tz="UTC")
+    bot.fake.add_user("U1", name="ana", tz="UTC")
+    assert "R-1" in bot.command("U1", "/refer", "gus@x.example Gus").text
+    assert "R-2" in bot.command("U1", "/refer", "hal@x.example Hal").text
+    for referral in ("R-1", "R-2"):
+        for status in ("applied", "interviewing", "hired"):
+            bot.command(LEAD, "/referrals", f"set {referral} {status}")
+    assert bot.driver is not None
+    for user_id, email in (("UGUS", "gus@x.example"), ("UHAL", "hal@x.example")):
+        assert bot.driver.team_join(bot.fake.add_user(user_id, email=email, tz="UTC")).status == 200
+        bot.wait_dm("U1", f"just joined the workspace as <@{user_id}>")
+    _work(bot, "UGUS", "2026-01-06T08:00:00", timedelta(hours=10))  # no task: counts once approved
+    assert "Approved E-1" in bot.command(LEAD, "/hours", "approve E-1").text
+    bot.wait_dm("U1", "your $250 referral bonus is earned")
+    bot.clock.set(at("2026-01-12T09:00:00"))
+    statement = _dm(bot, "U1", "pay statement")
+    assert "• R-1 Gus: referral bonus earned: *$250.00*" in statement
+    assert (
+        "Referrals on their way: R-2 Hal: referral bonus $250.00 pending (once they've tracked the hours)"
+        in statement
+    )
+    assert _statement_total(statement) == "250.00"
 
 
 # ---- the share model, as the referrer sees it ----------------------------------------------------

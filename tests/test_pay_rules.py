@@ -219,6 +219,20 @@ def test_share_accrues_week_by_week_from_the_referral_within_its_months_and_cap(
         assert [s.total_cents for s in pay.payroll(session, MONDAY, now) if s.user_id == "U1"] == [10_000]
 
 
+def test_share_counts_an_entry_begun_before_the_referral_only_from_the_referral(db: Database) -> None:
+    """The hire recorded before the referral: the share's window opens at the referral, not the hire,
+    and an entry under way then counts from the referral on (not from its start, nor the hire)."""
+    terms = rules.ShareTerms(basis_points=1000, months=12, cap_cents=1_000_000)
+    work_task = task(db, "Review", 10_000, "U9")  # $100/h
+    referral = refer(db, "cy@x.example", at("2026-01-06T12:00:00"), terms)
+    hire(db, referral.id or 0, "U9", at("2026-01-05T09:00:00"))
+    work(db, "U9", "2026-01-05T10:00:00", 60, work_task)  # after the hire, before the referral: no
+    work(db, "U9", "2026-01-06T10:00:00", 240, work_task)  # 10:00-14:00: the 2 h after 12:00 count
+    with db.write() as session:
+        s = pay.statement(session, "U1", MONDAY, at("2026-01-12T09:00:00"))
+    assert [(r.referral_id, r.cents) for r in s.rewards] == [(referral.id, 2000)]  # 10% of $200
+
+
 def test_share_stops_at_the_end_of_its_months(db: Database) -> None:
     terms = rules.ShareTerms(basis_points=1250, months=1, cap_cents=1_000_000)  # 12.5%
     work_task = task(db, "Triage", 8750, "U8")
