@@ -2,10 +2,11 @@
 
 **The rounding rule, stated once.** Amounts are whole cents. Whenever a product or a share comes
 out with a fraction of a cent, it is rounded to the nearest cent, half a cent up (half-up), at one
-place: per time entry (each entry's part in a week is paid `seconds × rate / 3600`, rounded), and a
-referral share per entry (`that entry's pay × percent`, rounded). Every other figure is a sum of
-those cents, so a statement's lines always add up to its total. Dollars from settings or typed by a
-lead (a rate, a bonus, a cap) are turned into cents by the same rule.
+place: per time entry (each entry's part in a week is paid `whole seconds × rate / 3600`,
+rounded), and a referral share per entry (`that entry's pay × percent`, rounded). Every other figure
+is a sum of those cents, so a statement's lines always add up to its total. Dollars from settings or
+typed by a lead (a rate, a bonus, a cap) are turned into cents by the same rule. No float is ever
+involved: durations are whole seconds, amounts integers, fractions `Decimal`.
 """
 
 from __future__ import annotations
@@ -25,11 +26,11 @@ def cents(amount: Decimal) -> int:
     return round_cents(amount * 100)
 
 
-def pay_cents(seconds: float, rate_cents: int | None) -> int:
+def pay_cents(seconds: int, rate_cents: int | None) -> int:
     """The pay of one time entry (or of its part in a week): whole seconds × the hourly rate."""
     if not rate_cents:
         return 0
-    return round_cents(Decimal(int(seconds)) * rate_cents / HOUR_SECONDS)
+    return round_cents(Decimal(seconds * rate_cents) / HOUR_SECONDS)
 
 
 def share_cents(amount_cents: int, percent_basis_points: int) -> int:

@@ -8,9 +8,11 @@ Definitions (the README says the same):
 - *Counted* time is closed and not flagged. An entry closed automatically at 12 hours is flagged for
   review and counts nowhere (totals, earnings, the 40 h alert, `tracked_hours`) until a lead approves
   it with `/hours approve`. An open clock-in counts once it is closed.
-- Earnings are each entry's counted time (its part in the week) times the task's hourly rate
-  (`rate_cents`), rounded half-up to the cent per entry (`core.money`, the one rounding rule); a
-  task line's amount is the sum of its entries'. Time on no task has no rate.
+- Earnings are each entry's counted time (its part in the week, in whole seconds) times the task's
+  hourly rate (`rate_cents`), rounded half-up to the cent per entry (`core.money`, the one rounding
+  rule); a task line's amount is the sum of its entries'. Time on no task has no rate.
+- Durations are exact: a `timedelta` (microseconds, as stored), or whole seconds (`int`) where time
+  is paid or shown; never a float.
 - *Approved* time (what is paid, and what a referral share counts) is counted time that a lead
   approved or that the rules approve: time on a task is approved by the rules unless the work it
   was clocked for was rejected; time with no task needs a lead's `/hours approve` (it waits until
@@ -49,6 +51,8 @@ from domain.duties import separate_duties
 REMIND_AFTER = timedelta(hours=10)
 AUTO_CLOSE_AFTER = timedelta(hours=12)
 WEEKLY_LIMIT = timedelta(hours=40)
+SECOND = timedelta(seconds=1)
+NO_TIME = timedelta(0)
 ACTIVE_ASSIGNMENT = ("claimed", "submitted")
 AUTO_CLOSE_REASON = "open for 12 hours: closed automatically"
 
@@ -57,15 +61,15 @@ def entry_ref(entry_id: int | None) -> str:
     return f"E-{entry_id}"
 
 
-def as_hours(seconds: float, rounding: str = ROUND_HALF_UP) -> Decimal:
+def as_hours(seconds: int, rounding: str = ROUND_HALF_UP) -> Decimal:
     """Whole seconds as hours to the hundredth, rounded half-up (or down), in integer arithmetic
     (a report computes tens of thousands of these)."""
-    hundredths = int(seconds) * 100
+    hundredths = seconds * 100
     hundredths = (hundredths + 1800) // 3600 if rounding == ROUND_HALF_UP else hundredths // 3600
     return Decimal(hundredths).scaleb(-2)
 
 
-def earnings_cents(seconds: float, rate_cents: int | None) -> int:
+def earnings_cents(seconds: int, rate_cents: int | None) -> int:
     """One entry's pay (or its part in a week): `core.money.pay_cents`, rounded half-up."""
     return pay_cents(seconds, rate_cents)
 
@@ -95,9 +99,10 @@ def _local_midnight(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(0)).replace(tzinfo=zone).astimezone(UTC)
 
 
-def overlap(entry: TimeEntry, start: datetime, end: datetime) -> float:
+def overlap(entry: TimeEntry, start: datetime, end: datetime) -> timedelta:
+    """A closed entry's time inside [start, end), exact."""
     assert entry.ended_at is not None
-    return max(0.0, (min(entry.ended_at, end) - max(entry.started_at, start)).total_seconds())
+    return max(NO_TIME, min(entry.ended_at, end) - max(entry.started_at, start))
 
 
 # ---- clocking -------------------------------------------------------------------------------
@@ -120,8 +125,9 @@ class Entry:
         return entry_ref(self.id)
 
     @property
-    def seconds(self) -> float:
-        return (self.ended_at - self.started_at).total_seconds() if self.ended_at else 0.0
+    def seconds(self) -> int:
+        """Whole seconds of a closed entry (0 while it runs)."""
+        return (self.ended_at - self.started_at) // SECOND if self.ended_at else 0
 
     @property
     def earnings_cents(self) -> int:
@@ -258,7 +264,7 @@ def clock_out(session: Session, by: Actor, now: datetime, source: str) -> Closed
         entity="time_entry",
         entity_id=current.id,
         source=source,
-        seconds=int((now - row.started_at).total_seconds()),
+        seconds=(now - row.started_at) // SECOND,
     )
     return Closed(_entry_by_id(session, current.id), _week_alerts(session, row))
 
@@ -359,10 +365,11 @@ def flagged_entries(session: Session, limit: int = 20) -> list[Entry]:
 
 
 def close_at(
-    session: Session, entry_id: int, ended_at: datetime, reason: str, now: datetime
+    session: Session, entry_id: int, ended_at: datetime, reason: str, now: datetime, source: str = "job"
 ) -> Closed | None:
     """The bot closes an open entry at `ended_at` for a rule (`reason`, e.g. "stopped at cap"); the
-    time up to then counts. None when it was already closed."""
+    time up to then counts. None when it was already closed. `source`: what had it run (its job, or
+    the member's `/hours out`)."""
     closed = session.exec(  # type: ignore[call-overload]
         update(TimeEntry)
         .where(col(TimeEntry.id) == entry_id, col(TimeEntry.ended_at).is_(None))
@@ -380,10 +387,10 @@ def close_at(
         action="hours.stopped",
         entity="time_entry",
         entity_id=entry_id,
-        source="job",
+        source=source,
         user_id=row.user_id,
         reason=reason,
-        seconds=int((ended_at - row.started_at).total_seconds()),
+        seconds=(ended_at - row.started_at) // SECOND,
     )
     return Closed(_entry_by_id(session, entry_id), _week_alerts(session, row))
 
@@ -430,11 +437,12 @@ def _week_alerts(session: Session, row: TimeEntry) -> tuple[WeekAlert, ...]:
     weeks = {week_bounds(row.started_at, tz), week_bounds(row.ended_at - timedelta(microseconds=1), tz)}
     for start, end in sorted(weeks):
         counted = sum(
-            overlap(e, start, end) for e in _counted_in(session, row.user_id, start, end) if not e.flagged
+            (overlap(e, start, end) for e in _counted_in(session, row.user_id, start, end) if not e.flagged),
+            NO_TIME,
         )
         before = counted - overlap(row, start, end)
-        if before <= WEEKLY_LIMIT.total_seconds() < counted:
-            alerts.append(WeekAlert(row.user_id, start, as_hours(counted)))
+        if before <= WEEKLY_LIMIT < counted:
+            alerts.append(WeekAlert(row.user_id, start, as_hours(counted // SECOND)))
     return tuple(alerts)
 
 
@@ -443,17 +451,17 @@ class TaskLine:
     task_id: int | None
     title: str
     rate_cents: int | None
-    seconds: float = 0.0
-    flagged_seconds: float = 0.0
+    counted: timedelta = NO_TIME
+    flagged: timedelta = NO_TIME
     cents: int = 0  # the sum of each counted entry's pay, each rounded on its own
 
     @property
     def hours(self) -> Decimal:
-        return as_hours(self.seconds)
+        return as_hours(self.counted // SECOND)
 
     @property
     def flagged_hours(self) -> Decimal:
-        return as_hours(self.flagged_seconds)
+        return as_hours(self.flagged // SECOND)
 
     @property
     def earnings_cents(self) -> int:
@@ -469,16 +477,16 @@ class Week:
     open: Entry | None = None
 
     @property
-    def seconds(self) -> float:
-        return sum(line.seconds for line in self.lines)
+    def counted(self) -> timedelta:
+        return sum((line.counted for line in self.lines), NO_TIME)
 
     @property
     def hours(self) -> Decimal:
-        return as_hours(self.seconds)
+        return as_hours(self.counted // SECOND)
 
     @property
     def flagged_hours(self) -> Decimal:
-        return as_hours(sum(line.flagged_seconds for line in self.lines))
+        return as_hours(sum((line.flagged for line in self.lines), NO_TIME) // SECOND)
 
     @property
     def earnings_cents(self) -> int:
@@ -486,13 +494,13 @@ class Week:
 
     @property
     def over_limit(self) -> bool:
-        return self.seconds > WEEKLY_LIMIT.total_seconds()
+        return self.counted > WEEKLY_LIMIT
 
-    def clocked_seconds(self, now: datetime) -> float:
-        """What `clocked_seconds` counts, from the week as read: closed time, flagged or not, and the
-        running clock-in up to `now`."""
-        closed = sum(line.seconds + line.flagged_seconds for line in self.lines)
-        return closed + running_seconds(self.open, self.start, self.end, now)
+    def clocked(self, now: datetime) -> timedelta:
+        """What `clocked` counts, from the week as read: closed time, flagged or not, and the running
+        clock-in up to `now`."""
+        closed = sum((line.counted + line.flagged for line in self.lines), NO_TIME)
+        return closed + running(self.open, self.start, self.end, now)
 
 
 @dataclass(frozen=True)
@@ -519,8 +527,8 @@ def _sums(session: Session, start: datetime, end: datetime, user_id: str | None 
                 task_id,
                 title if task_id and title is not None else "No task",
                 rate if task_id else None,
-                int(counted_us or 0) / 1_000_000,
-                int(flagged_us or 0) / 1_000_000,
+                timedelta(microseconds=int(counted_us or 0)),
+                timedelta(microseconds=int(flagged_us or 0)),
                 int(cents or 0) if task_id else 0,
             ),
             int(counted_us or 0),
@@ -619,8 +627,8 @@ def tracked_hours(session: Session, user_id: str) -> Decimal:
             col(TimeEntry.flagged).is_(False),
         )
     )
-    seconds = sum((ended - started).total_seconds() for started, ended in rows if ended is not None)
-    return as_hours(seconds, rounding=ROUND_DOWN)
+    counted = sum((ended - started for started, ended in rows if ended is not None), NO_TIME)
+    return as_hours(counted // SECOND, rounding=ROUND_DOWN)
 
 
 @dataclass(frozen=True)
@@ -650,7 +658,7 @@ _TASK_TIMES = select_columns(  # built once: a lead's every Home runs it
 
 def task_times(session: Session, pairs: list[tuple[str, int]]) -> dict[tuple[str, int], TaskTime]:
     """Each (member, task)'s time, in one query (a lead's review queue shows a page of them)."""
-    seconds = dict.fromkeys(pairs, 0.0)
+    counted = dict.fromkeys(pairs, NO_TIME)
     entries = dict.fromkeys(pairs, 0)
     if pairs:
         members, tasks = list({user_id for user_id, _ in pairs}), list({task_id for _, task_id in pairs})
@@ -661,22 +669,24 @@ def task_times(session: Session, pairs: list[tuple[str, int]]) -> dict[tuple[str
                 continue  # another pair's member on another pair's task
             entries[key] += 1
             if ended is not None and not flagged:
-                seconds[key] += (ended - started).total_seconds()
-    return {key: TaskTime(as_hours(seconds[key], rounding=ROUND_DOWN), entries[key]) for key in pairs}
+                counted[key] += ended - started
+    return {
+        key: TaskTime(as_hours(counted[key] // SECOND, rounding=ROUND_DOWN), entries[key]) for key in pairs
+    }
 
 
-def clocked_seconds(session: Session, user_id: str, start: datetime, end: datetime, now: datetime) -> float:
-    """Every second the member was clocked in within [start, end), flagged or not, the running
+def clocked(session: Session, user_id: str, start: datetime, end: datetime, now: datetime) -> timedelta:
+    """All the time the member was clocked in within [start, end), flagged or not, the running
     clock-in up to `now` included: what a weekly cap limits."""
-    total = sum(overlap(e, start, end) for e in _counted_in(session, user_id, start, end))
-    return total + running_seconds(open_entry(session, user_id), start, end, now)
+    total = sum((overlap(e, start, end) for e in _counted_in(session, user_id, start, end)), NO_TIME)
+    return total + running(open_entry(session, user_id), start, end, now)
 
 
-def running_seconds(current: Entry | None, start: datetime, end: datetime, now: datetime) -> float:
-    """The running clock-in's seconds within [start, end), up to `now` (none without one)."""
+def running(current: Entry | None, start: datetime, end: datetime, now: datetime) -> timedelta:
+    """The running clock-in's time within [start, end), up to `now` (none without one)."""
     if current is None:
-        return 0.0
-    return max(0.0, (min(now, end) - max(current.started_at, start)).total_seconds())
+        return NO_TIME
+    return max(NO_TIME, min(now, end) - max(current.started_at, start))
 
 
 # ---- approval -------------------------------------------------------------------------------

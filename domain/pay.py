@@ -1,18 +1,21 @@
 """Pay rules: weekly caps, the weekly statement and the leads' payroll, and what a referral earns.
 
 Every week here is the member's own: Monday 00:00 to the next Monday 00:00 in their timezone
-(`domain.hours.week_of`), keyed by the date of that Monday.
+(`domain.hours.week_of`), keyed by the date of that Monday. A pay week, once its statement is
+recorded, keeps the instants it covered, and the next one starts there (`pay_week`), so a change of
+timezone neither pays an hour twice nor drops one.
 
 * **Caps.** A member may clock `WEEKLY_HOURS_CAP` hours a week (default 40) unless a lead set their
   own cap (`set_cap`). Every clocked second counts toward it, flagged or not, the running clock-in
   included. `/hours in` at the cap is refused; a running clock-in is closed by the bot at the instant
   the cap is reached (`cap_times`, `stop_at_cap`), marked "stopped at cap", and the time up to
-  then counts. At 90% the member is told, once per week (`CapNotice`, its key is the "once").
+  then counts; a `/hours out` after that instant, before the job ran, closes it there too. At 90% the member is told, once per week (`CapNotice`, its key is the "once").
 * **Statement.** One member's week: approved hours by task with rate and amount (`domain.hours`
-  says what is approved), the hours still waiting for a lead, time not paid because the work was
-  rejected, and referral rewards. Its total is the sum of its lines, each line the sum of its entries'
+  says what is approved), the hours still waiting for a lead, a clock-in still running when it is
+  drawn (its part in the week so far: waiting too, since it isn't closed), time not paid because
+  the work was rejected, and referral rewards. Its total is the sum of its lines, each line the sum of its entries'
   cents (`core.money`: rounded per entry, half-up). The payroll of a week is every member's
-  statement of that week (each in their own timezone), so its totals are the statements' by
+  statement of that week (each their own pay week), so its totals are the statements' by
   construction.
 * **Referral rewards.** A referral keeps the model it was made under. `flat`: the bonus counts in
   the statement of the week it was earned (`eligible_at`). `share`: a percentage of each approved
@@ -31,6 +34,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_DOWN, Decimal
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -51,7 +55,7 @@ from domain.referrals import FLAT, HIRED, SHARE
 log = logging.getLogger("crewcall.pay")
 
 CAP_STOP_REASON = "stopped at cap"
-NOTICE_AT = Decimal("0.9")
+NOTICE_PERCENT = 90  # of the cap: the member is told once
 MAX_CAP_HOURS = Decimal(168)
 
 STATEMENT_HOUR = time(9)  # Monday 09:00 in the member's timezone
@@ -91,8 +95,13 @@ class Cap:
     own: bool  # a lead set it; else WEEKLY_HOURS_CAP applies
 
     @property
-    def seconds(self) -> int:
-        return self.minutes * 60
+    def limit(self) -> timedelta:
+        return timedelta(minutes=self.minutes)
+
+    @property
+    def notice(self) -> timedelta:
+        """NOTICE_PERCENT of the cap (whole minutes are whole microseconds at any percent)."""
+        return self.limit * NOTICE_PERCENT // 100
 
     @property
     def hours(self) -> Decimal:
@@ -166,30 +175,30 @@ class CapStatus:
     user_id: str
     tz: str
     monday: date
-    clocked_seconds: float
+    clocked: timedelta
     cap: Cap
 
     @property
     def clocked_hours(self) -> Decimal:
-        return hours.as_hours(self.clocked_seconds)
+        return hours.as_hours(self.clocked // hours.SECOND)
 
     @property
-    def left_seconds(self) -> float:
-        return max(0.0, self.cap.seconds - self.clocked_seconds)
+    def left(self) -> timedelta:
+        return max(hours.NO_TIME, self.cap.limit - self.clocked)
 
     @property
     def reached(self) -> bool:
-        return self.clocked_seconds >= self.cap.seconds
+        return self.clocked >= self.cap.limit
 
     @property
     def near(self) -> bool:
-        return self.clocked_seconds >= self.cap.seconds * NOTICE_AT
+        return self.clocked >= self.cap.notice
 
 
 def cap_status(session: Session, user_id: str, now: datetime, default_hours: Decimal) -> CapStatus:
     tz = tz_of(session, user_id)
     start, end = hours.week_bounds(now, tz)
-    clocked = hours.clocked_seconds(session, user_id, start, end, now)
+    clocked = hours.clocked(session, user_id, start, end, now)
     return CapStatus(user_id, tz, monday_of(now, tz), clocked, cap_of(session, user_id, default_hours))
 
 
@@ -198,7 +207,7 @@ def week_cap_status(
 ) -> CapStatus:
     """`cap_status` from the member's week already read in `tz`, their zone (their Home shows both)."""
     cap = cap_of(session, week.user_id, default_hours)
-    return CapStatus(week.user_id, tz, monday_of(now, tz), week.clocked_seconds(now), cap)
+    return CapStatus(week.user_id, tz, monday_of(now, tz), week.clocked(now), cap)
 
 
 def clock_in(
@@ -250,12 +259,15 @@ def cap_times(session: Session, entry_id: int, default_hours: Decimal) -> CapTim
     week_start, week_end = hours.week_bounds(row.started_at, tz)
     while week_start < last and stop_at is None:
         before = sum(
-            hours.overlap(e, week_start, week_end)
-            for e in hours.closed_entries(session, row.user_id, week_start, week_end)
+            (
+                hours.overlap(e, week_start, week_end)
+                for e in hours.closed_entries(session, row.user_id, week_start, week_end)
+            ),
+            hours.NO_TIME,
         )
         begin = max(row.started_at, week_start)
-        for limit, kind in ((cap.seconds * NOTICE_AT, "notice"), (Decimal(cap.seconds), "stop")):
-            at = begin + timedelta(seconds=max(0.0, float(limit) - before))
+        for limit, kind in ((cap.notice, "notice"), (cap.limit, "stop")):
+            at = begin + max(hours.NO_TIME, limit - before)
             if at < week_end and at <= last:
                 if kind == "notice" and notice_at is None:
                     notice_at = at
@@ -266,7 +278,7 @@ def cap_times(session: Session, entry_id: int, default_hours: Decimal) -> CapTim
 
 
 def stop_at_cap(
-    session: Session, entry_id: int, now: datetime, default_hours: Decimal
+    session: Session, entry_id: int, now: datetime, default_hours: Decimal, source: str = "job"
 ) -> hours.Closed | None:
     """Close a running clock-in at the instant its week reached the cap (not later, even after
     downtime), marked "stopped at cap"; a cap a lead lowered below what was already clocked stops
@@ -276,7 +288,18 @@ def stop_at_cap(
         return None
     changed = session.get(WeeklyCap, times.user_id)
     stop = max(times.stop_at, changed.set_at) if changed else times.stop_at
-    return hours.close_at(session, entry_id, min(stop, now), CAP_STOP_REASON, now)
+    return hours.close_at(session, entry_id, min(stop, now), CAP_STOP_REASON, now, source)
+
+
+def clock_out(
+    session: Session, by: Actor, now: datetime, source: str, default_hours: Decimal
+) -> hours.Closed:
+    """`/hours out`. A clock-in that ran past the cap's instant (its job hadn't run yet, say the
+    bot was down) is closed at the cap, as the job would have (`stop_at_cap`): no time past the cap
+    is recorded. Otherwise `hours.clock_out`."""
+    current = hours.open_entry(session, by.user_id)
+    stopped = stop_at_cap(session, current.id, now, default_hours, source) if current else None
+    return stopped or hours.clock_out(session, by, now, source)
 
 
 def claim_cap_notice(session: Session, user_id: str, at: datetime) -> bool:
@@ -289,6 +312,7 @@ def claim_cap_notice(session: Session, user_id: str, at: datetime) -> bool:
 
 
 NEAR_CAP_MAX_AGE = timedelta(minutes=1)
+US = timedelta(microseconds=1)
 
 
 class NearCap:
@@ -328,14 +352,14 @@ class NearCap:
             if minutes is not None
         }
         default = default_minutes(default_hours)
-        lowest_us = min([default, *own.values()]) * 60_000_000 * NOTICE_AT
-        clocked: dict[str, float] = {}
+        lowest = Cap(min([default, *own.values()]), own=False).notice
+        clocked: dict[str, timedelta] = {}
         for user_id, us in closed.items():  # most first (`_sum`)
-            if us < lowest_us:
+            if timedelta(microseconds=us) < lowest:
                 break
-            clocked[user_id] = us / 1_000_000
+            clocked[user_id] = timedelta(microseconds=us)
         for user_id, us in since.items():
-            clocked[user_id] = (closed.get(user_id, 0) + us) / 1_000_000
+            clocked[user_id] = timedelta(microseconds=closed.get(user_id, 0) + us)
         running = session.exec(
             select(TimeEntry.user_id, TimeEntry.started_at, Member.tz)
             .join(Member, col(Member.user_id) == col(TimeEntry.user_id), isouter=True)
@@ -343,10 +367,10 @@ class NearCap:
         )
         for user_id, started_at, tz in running:
             start, end = hours.week_bounds(now, tz or "UTC")
-            clocked.setdefault(user_id, closed.get(user_id, 0) / 1_000_000)
-            clocked[user_id] += max(0.0, (min(now, end) - max(started_at, start)).total_seconds())
+            clocked.setdefault(user_id, timedelta(microseconds=closed.get(user_id, 0)))
+            clocked[user_id] += max(hours.NO_TIME, min(now, end) - max(started_at, start))
         caps = {u: Cap(own[u], own=True) if u in own else Cap(default, own=False) for u in clocked}
-        near = [u for u, seconds in clocked.items() if seconds >= caps[u].seconds * NOTICE_AT]
+        near = [u for u, time_in in clocked.items() if time_in >= caps[u].notice]
         zone_of = (
             dict(session.exec(select(Member.user_id, Member.tz).where(col(Member.user_id).in_(near))).all())
             if near
@@ -356,7 +380,7 @@ class NearCap:
             CapStatus(u, zone_of.get(u, "UTC"), monday_of(now, zone_of.get(u, "UTC")), clocked[u], caps[u])
             for u in near
         ]
-        return sorted(found, key=lambda s: (-s.clocked_seconds / max(s.cap.seconds, 1), s.user_id))
+        return sorted(found, key=lambda s: (-Fraction(s.clocked // US, max(s.cap.limit // US, 1)), s.user_id))
 
     def _sum(
         self, session: Session, now: datetime
@@ -485,7 +509,7 @@ def share_accruals(session: Session, referral: Referral) -> list[tuple[datetime,
     for row in rows:
         if states[row.id or 0] != hours.APPROVED or row.task_id is None:
             continue
-        pay = pay_cents(hours.overlap(row, start, end), rates.get(row.task_id))
+        pay = pay_cents(hours.overlap(row, start, end) // hours.SECOND, rates.get(row.task_id))
         add = min(share_cents(pay, referral.share_basis_points), referral.share_cap_cents - accrued)
         if add <= 0:
             continue
@@ -539,7 +563,7 @@ class PayLine:
     task_id: int
     title: str
     rate_cents: int
-    seconds: float = 0.0
+    seconds: int = 0  # whole seconds, each entry's counted on its own (as it is paid)
     cents: int = 0
 
     @property
@@ -567,9 +591,13 @@ class Statement:
     start: datetime
     end: datetime
     lines: list[PayLine] = field(default_factory=list)
-    waiting_seconds: float = 0.0
-    rejected_seconds: float = 0.0
-    no_task_seconds: float = 0.0  # approved, with no rate
+    waiting_seconds: int = 0
+    rejected_seconds: int = 0
+    no_task_seconds: int = 0  # approved, with no rate
+    # A clock-in still open when the statement is drawn: its part in the week so far. Not approved
+    # yet, so not in the total; paid in this week once it is closed (and approved).
+    running: Entry | None = None
+    running_seconds: int = 0
     rewards: list[RewardLine] = field(default_factory=list)
     pending: list[RewardLine] = field(default_factory=list)
 
@@ -586,12 +614,18 @@ class Statement:
         return self.work_cents + self.reward_cents
 
     @property
-    def approved_seconds(self) -> float:
+    def approved_seconds(self) -> int:
         return sum(line.seconds for line in self.lines) + self.no_task_seconds
 
     @property
     def has_activity(self) -> bool:
-        return bool(self.approved_seconds or self.waiting_seconds or self.rejected_seconds or self.rewards)
+        return bool(
+            self.approved_seconds
+            or self.waiting_seconds
+            or self.rejected_seconds
+            or self.running_seconds
+            or self.rewards
+        )
 
 
 def _rates(session: Session, task_ids: set[int]) -> dict[int, int]:
@@ -600,19 +634,57 @@ def _rates(session: Session, task_ids: set[int]) -> dict[int, int]:
     return {t.id or 0: t.rate_cents for t in session.exec(select(Task).where(col(Task.id).in_(task_ids)))}
 
 
-def statement(session: Session, user_id: str, monday: date, now: datetime) -> Statement:
-    """The member's week starting on the local `monday`, as recorded at `now`."""
-    member = session.get(Member, user_id)
-    tz = member.tz if member else "UTC"
+@dataclass(frozen=True)
+class PayWeek:
+    """The instants one member's pay week covers, [start, end), and the zone it is shown in."""
+
+    monday: date
+    start: datetime
+    end: datetime
+    tz: str
+
+
+WEEK = timedelta(days=7)
+
+
+def pay_week(session: Session, user_id: str, monday: date) -> PayWeek:
+    """The member's pay week of the local `monday`. A week whose statement was recorded keeps the
+    bounds it was drawn with (`pay_statement`). Any other runs from Monday 00:00 to the next Monday
+    00:00 in the member's timezone now, except that it starts where the week before ended and ends
+    where the week after started when those were recorded: after a change of timezone the weeks
+    still follow one another without a gap or an overlap, so every hour is paid once."""
+    recorded = {
+        row.week_start: row
+        for row in session.exec(
+            select(PayStatement).where(
+                PayStatement.user_id == user_id,
+                col(PayStatement.week_start).in_([monday - WEEK, monday, monday + WEEK]),
+            )
+        )
+    }
+    own = recorded.get(monday)
+    if own is not None:
+        return PayWeek(monday, own.starts_at, own.ends_at, own.tz)
+    tz = tz_of(session, user_id)
     start, end = hours.week_of(monday, tz)
-    s = Statement(user_id, (member.real_name or member.name) if member else "", tz, monday, start, end)
+    before, after = recorded.get(monday - WEEK), recorded.get(monday + WEEK)
+    return PayWeek(monday, before.ends_at if before else start, after.starts_at if after else end, tz)
+
+
+def statement(session: Session, user_id: str, monday: date, now: datetime) -> Statement:
+    """The member's pay week of the local `monday` (`pay_week`), as recorded at `now`."""
+    member = session.get(Member, user_id)
+    week = pay_week(session, user_id, monday)
+    start, end = week.start, week.end
+    name = (member.real_name or member.name) if member else ""
+    s = Statement(user_id, name, week.tz, monday, start, end)
     rows = hours.closed_entries(session, user_id, start, end)
     states = hours.approval(session, rows)
     task_ids = {r.task_id for r in rows if r.task_id is not None}
     tasks = {t.id: t for t in session.exec(select(Task).where(col(Task.id).in_(task_ids)))}
     lines: dict[int, PayLine] = {}
     for row in sorted(rows, key=lambda r: (r.started_at, r.id)):
-        seconds = hours.overlap(row, start, end)
+        seconds = hours.overlap(row, start, end) // hours.SECOND
         state = states[row.id or 0]
         if state == hours.WAITING:
             s.waiting_seconds += seconds
@@ -626,6 +698,9 @@ def statement(session: Session, user_id: str, monday: date, now: datetime) -> St
             line.seconds += seconds
             line.cents += pay_cents(seconds, task.rate_cents)
     s.lines = [lines[k] for k in sorted(lines)]
+    current = hours.open_entry(session, user_id)
+    s.running_seconds = hours.running(current, start, end, now) // hours.SECOND
+    s.running = current if s.running_seconds else None
     _add_rewards(session, s, now)
     return s
 
@@ -653,9 +728,9 @@ def _add_rewards(session: Session, s: Statement, now: datetime) -> None:
 
 
 def payroll(session: Session, monday: date, now: datetime) -> list[Statement]:
-    """Every member's statement of the week of `monday` (each in their own timezone), for those
-    with activity in it, by member id."""
-    # Every zone's Monday lies within a day of UTC's.
+    """Every member's statement of the week of `monday` (each their own pay week, `pay_week`), for
+    those with activity in it, by member id."""
+    # Every zone's Monday, and so every pay week's bounds, lies within a day of UTC's.
     lo = datetime.combine(monday - timedelta(days=1), time(0)).replace(tzinfo=now.tzinfo)
     hi = lo + timedelta(days=9)
     return [
@@ -666,10 +741,12 @@ def payroll(session: Session, monday: date, now: datetime) -> list[Statement]:
 
 
 def _candidates(session: Session, lo: datetime, hi: datetime) -> set[str]:
-    """Members who may have activity in a week inside [lo, hi): time entries, or referral rewards."""
+    """Members who may have activity in a week inside [lo, hi): time entries (a clock-in still
+    open included), or referral rewards."""
     worked = session.exec(
         select(TimeEntry.user_id).where(
-            col(TimeEntry.ended_at).is_not(None), col(TimeEntry.started_at) < hi, col(TimeEntry.ended_at) > lo
+            col(TimeEntry.started_at) < hi,
+            col(TimeEntry.ended_at).is_(None) | (col(TimeEntry.ended_at) > lo),
         )
     ).all()
     referrers = session.exec(
@@ -691,13 +768,16 @@ def due_week(now: datetime, tz: str) -> date | None:
     z = zone(tz)
     this_monday = monday_of(now, tz)
     due_at = datetime.combine(this_monday, STATEMENT_HOUR).replace(tzinfo=z)
-    return this_monday - timedelta(days=7) if now >= due_at else None
+    return this_monday - WEEK if now >= due_at else None
 
 
 @dataclass(frozen=True)
 class ToSend:
     statement: Statement
     ledger_id: int
+    attempts: int  # the claim's: a sender that took it over since has another
+    # Taken over from a "sending" left by a sender cut off: it may be in the member's DM already.
+    in_doubt: bool = False
 
 
 #: Members whose weekly statement one transaction records (see `claim_due_statements`).
@@ -709,7 +789,9 @@ def claim_due_statements(
 ) -> tuple[list[ToSend], bool]:
     """The statements due now that this caller won the right to send: each is recorded in the
     ledger (`pay_statement`, unique per member and week) as "sending" in this transaction, so a
-    second run, a replayed job or another process sends nothing. A week without activity is
+    second run, a replayed job or another process sends nothing. One left "sending" for
+    STALE_SENDING (its sender was cut off) is taken over in doubt: the caller looks for it in the
+    member's DM before sending it again. A week without activity is
     recorded as "empty" and never looked at again. At most `batch` members are recorded per call,
     so one transaction (and SQLite's write lock) stays short with 30,000 members; the flag says
     whether more may be due (call again)."""
@@ -746,13 +828,21 @@ def claim_due_statements(
                 "attempts": 1 if s.has_activity else 0,
                 "claimed_at": now,
                 "total_cents": s.total_cents,
+                "starts_at": s.start,
+                "ends_at": s.end,
+                "tz": s.tz,
             }
             if not insert_ignore(session, PayStatement, values) or not s.has_activity:
                 continue
             row = session.exec(
                 select(PayStatement).where(PayStatement.user_id == user_id, PayStatement.week_start == week)
             ).one()
-        elif not rows_changed(
+            out.append(ToSend(s, row.id or 0, row.attempts))
+            continue
+        in_doubt, attempts = row.state == "sending", row.attempts + 1
+        # One in doubt keeps the total of the statement that may be in the DM (`statement_sent`).
+        drawn = {} if in_doubt else {"total_cents": s.total_cents}
+        if rows_changed(
             session,
             update(PayStatement)
             .where(
@@ -760,10 +850,9 @@ def claim_due_statements(
                 col(PayStatement.state) == row.state,
                 col(PayStatement.attempts) == row.attempts,
             )
-            .values(state="sending", claimed_at=now, attempts=row.attempts + 1, total_cents=s.total_cents),
+            .values(state="sending", claimed_at=now, attempts=attempts, **drawn),
         ):
-            continue
-        out.append(ToSend(s, row.id or 0))
+            out.append(ToSend(s, row.id or 0, attempts, in_doubt))
     return out, False
 
 
@@ -773,11 +862,28 @@ def _retryable(row: PayStatement, now: datetime) -> bool:
     return row.state == "pending" or (row.state == "sending" and row.claimed_at < now - STALE_SENDING)
 
 
-def statement_sent(session: Session, ledger_id: int, now: datetime, ts: str) -> None:
+def statement_posting(session: Session, item: ToSend, now: datetime) -> bool:
+    """Just before the statement is looked for or posted: its claim renewed, so that it counts as
+    cut off only STALE_SENDING after this (not after the batch it was claimed in). False when
+    another sender took it over meanwhile: then this one sends nothing."""
+    renewed = update(PayStatement).where(
+        col(PayStatement.id) == item.ledger_id,
+        col(PayStatement.state) == "sending",
+        col(PayStatement.attempts) == item.attempts,
+    )
+    return rows_changed(session, renewed.values(claimed_at=now)) == 1
+
+
+def statement_sent(
+    session: Session, ledger_id: int, now: datetime, ts: str, total_cents: int | None = None
+) -> None:
+    """Recorded as sent, with the total of the statement this sender posted (one found in the DM
+    keeps the total recorded by the claim that posted it)."""
+    totals = {} if total_cents is None else {"total_cents": total_cents}
     session.execute(
         update(PayStatement)
         .where(col(PayStatement.id) == ledger_id)
-        .values(state="sent", sent_at=now, message_ts=ts)
+        .values(state="sent", sent_at=now, message_ts=ts, **totals)
     )
 
 

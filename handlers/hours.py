@@ -61,10 +61,13 @@ def clock_in(ctx: Ctx, args: Args) -> None:
 @hours_command.sub("out", "Clock out")
 def clock_out(ctx: Ctx, args: Args) -> None:
     with ctx.write() as session:
-        closed = hours.clock_out(session, ctx.actor, ctx.now, ctx.source)
+        closed = pay.clock_out(session, ctx.actor, ctx.now, ctx.source, ctx.services.config.weekly_hours_cap)
     hour_jobs.unregister(ctx.services.scheduler, closed.entry.id)
     pay_jobs.unplan_cap(ctx.services, closed.entry.id)
-    ctx.reply(hour_views.clocked_out(closed.entry, ctx.actor.tz))
+    if closed.entry.stop_reason == pay.CAP_STOP_REASON:  # past the cap: closed at it
+        ctx.reply(pay_jobs.stopped_at_cap_text(ctx.services, closed.entry))
+    else:
+        ctx.reply(hour_views.clocked_out(closed.entry, ctx.actor.tz))
     if closed.entry.flagged:  # out after the 12-hour mark: closed there, like the automatic close
         hour_jobs.tell_leads_closed_at_12h(ctx.services, closed.entry)
     hour_jobs.after_closed(ctx.services, closed)

@@ -7,7 +7,9 @@ statements.
                         cap's instant (not later), or re-plans itself if a lead raised the cap
     pay:statements      every 15 minutes: the statements due (Monday 09:00 in each member's zone),
                         each claimed in the `pay_statement` ledger before it is sent, so a second
-                        run, a restart or a replayed job sends nothing twice
+                        run, a restart or a replayed job sends nothing twice; one whose sender was
+                        cut off (or got no answer from Slack) is looked for in the member's DM, by
+                        its metadata, before it is sent again
 
 Both cap jobs are re-planned from the database at start-up and whenever a lead changes a cap.
 """
@@ -15,13 +17,13 @@ Both cap jobs are re-planned from the database at start-up and whenever a lead c
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from core.slack import SlackFailure
 from domain import hours, pay
 from jobs import hours as hour_jobs
 from jobs import runtime
-from jobs.shifts import UNREACHABLE, notify, paced_dm
+from jobs.shifts import UNREACHABLE, find_dm, notify, paced_dm
 from views import pay as pay_views
 from views.blocks import local_time
 
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
     from jobs.runtime import Services
 
 log = logging.getLogger("crewcall.pay")
+
+STATEMENT_EVENT = "crewcall_statement"  # metadata on each statement DM: its ledger row
 
 
 def notice_job_id(entry_id: int) -> str:
@@ -97,29 +101,25 @@ def cap_notice(entry_id: int) -> None:
 
 def stop_at_cap(entry_id: int) -> None:
     services = runtime.services()
-    now = services.clock.now()
-    cap = services.config.weekly_hours_cap
     with services.db.write() as session:
-        closed = pay.stop_at_cap(session, entry_id, now, cap)
-        status = (
-            pay.cap_status(session, closed.entry.user_id, closed.entry.ended_at or now, cap)
-            if closed
-            else None
-        )
-    if closed is None or status is None:
+        closed = pay.stop_at_cap(session, entry_id, services.clock.now(), services.config.weekly_hours_cap)
+    if closed is None:
         plan_cap(services, entry_id)  # not at the cap (raised meanwhile) or already closed
         return
     entry = closed.entry
     hour_jobs.unregister(services.scheduler, entry.id)
-    tz = services.directory.tz_of(entry.user_id)
-    notify(
-        services,
-        entry.user_id,
-        pay_views.stopped_at_cap_dm(entry, status, tz, local_time(entry.ended_at or now, tz)),
-        "stopped at cap",
-    )
+    notify(services, entry.user_id, stopped_at_cap_text(services, entry), "stopped at cap")
     hour_jobs.after_closed(services, closed)
     services.home.publish(services, entry.user_id)
+
+
+def stopped_at_cap_text(services: Services, entry: hours.Entry) -> str:
+    """What the member is told of a clock-in closed at the cap, by its job or by their `/hours out`."""
+    ended = entry.ended_at or services.clock.now()
+    with services.db.read() as session:
+        status = pay.cap_status(session, entry.user_id, ended, services.config.weekly_hours_cap)
+    tz = services.directory.tz_of(entry.user_id)
+    return pay_views.stopped_at_cap_dm(entry, status, tz, local_time(ended, tz))
 
 
 def send_statements() -> None:
@@ -132,16 +132,46 @@ def send_statements() -> None:
         _send(services, todo)
 
 
+def statement_metadata(ledger_id: int) -> dict[str, Any]:
+    return {"event_type": STATEMENT_EVENT, "event_payload": {"statement_id": ledger_id}}
+
+
 def _send(services: Services, todo: list[pay.ToSend]) -> None:
     for item in todo:
+        user_id = item.statement.user_id
+        with services.db.write() as session:
+            if not pay.statement_posting(session, item, services.clock.now()):
+                continue  # another sender took it over
+        if item.in_doubt:
+            try:
+                found = find_dm(services, user_id, STATEMENT_EVENT, {"statement_id": item.ledger_id})
+            except SlackFailure as e:
+                # Can't tell: left "sending", looked for again at a sweep once it counts as cut off.
+                log.warning(
+                    "could not check whether %s got statement %s: %s", user_id, item.ledger_id, e.error
+                )
+                continue
+            if found is not None:
+                log.info(
+                    "statement %s was in %s's DM already; recorded, not sent again", item.ledger_id, user_id
+                )
+                with services.db.write() as session:
+                    pay.statement_sent(session, item.ledger_id, services.clock.now(), found.ts)
+                continue
         text, blocks = pay_views.statement_blocks(item.statement)
         try:
-            data = paced_dm(services, item.statement.user_id, text, blocks)
+            data = paced_dm(services, user_id, text, blocks, statement_metadata(item.ledger_id))
         except SlackFailure as e:
+            if e.in_doubt:
+                # It may have reached the DM: left "sending", so a later sweep looks for it first.
+                log.warning(
+                    "statement %s for %s may not have been sent (%s)", item.ledger_id, user_id, e.error
+                )
+                continue
             retry = e.error not in UNREACHABLE
             log.error(
                 "statement for %s could not be sent (%s)%s",
-                item.statement.user_id,
+                user_id,
                 e.error,
                 "; trying again at the next sweep" if retry else "",
             )
@@ -149,4 +179,6 @@ def _send(services: Services, todo: list[pay.ToSend]) -> None:
                 pay.statement_failed(session, item.ledger_id, retry)
             continue
         with services.db.write() as session:
-            pay.statement_sent(session, item.ledger_id, services.clock.now(), data.get("ts", ""))
+            pay.statement_sent(
+                session, item.ledger_id, services.clock.now(), data.get("ts", ""), item.statement.total_cents
+            )

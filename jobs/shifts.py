@@ -19,7 +19,7 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from core.slack import PERMANENT_USER_ERRORS, SlackFailure, on_request_thread
+from core.slack import PERMANENT_USER_ERRORS, Posted, SlackFailure, on_request_thread
 from domain import shifts
 from domain.shifts import JobPlan, ReminderToSend, ShiftView
 from jobs import runtime
@@ -37,7 +37,7 @@ log = logging.getLogger("crewcall.shifts")
 REMINDER_RETRY = timedelta(minutes=1)
 REMINDER_EVENT = "crewcall_reminder"  # metadata on each reminder DM: its ledger row
 IN_DOUBT_JOB = "shifts:reminders-in-doubt"
-HISTORY_LOOKUP = 100  # messages of the DM looked through for an in-doubt reminder
+HISTORY_LOOKUP = 200  # the latest messages of a member's DM looked through for a DM in doubt
 UNREACHABLE = PERMANENT_USER_ERRORS | {"user_disabled", "channel_not_found", "is_archived"}
 
 
@@ -189,6 +189,24 @@ def paced_dm(
         )
 
 
+def find_dm(services: Services, user_id: str, event_type: str, match: dict[str, Any]) -> Posted | None:
+    """The DM to `user_id` whose metadata is `event_type` with `match` in its payload, if it is among
+    the latest HISTORY_LOOKUP of their DM: how a DM in doubt (its sender died between the post and
+    recording it, or Slack didn't answer) is told sent or not before it is sent again. Every DM
+    that is sent exactly once (reminders, the welcome, statements) is looked for here. Raises
+    SlackFailure when it can't be told."""
+    channel = services.slack.open_dm(user_id)
+    data = services.slack.call(
+        "conversations.history", channel=channel, limit=HISTORY_LOOKUP, include_all_metadata=True
+    )
+    for message in data.get("messages") or []:
+        meta = message.get("metadata") or {}
+        payload = meta.get("event_payload") or {}
+        if meta.get("event_type") == event_type and all(payload.get(k) == v for k, v in match.items()):
+            return Posted(channel=channel, ts=str(message.get("ts")))
+    return None
+
+
 def notify(services: Services, user_id: str, text: str, what: str) -> None:
     """A paced DM whose failure is logged, never raised."""
     try:
@@ -237,26 +255,14 @@ def check_reminders_in_doubt(took_over_at: datetime) -> None:
         in_doubt = shifts.reminders_sending(session, claimed_before=took_over_at)
     for reminder_id, user_id in in_doubt:
         try:
-            channel = services.slack.open_dm(user_id)
-            data = services.slack.call(
-                "conversations.history", channel=channel, limit=HISTORY_LOOKUP, include_all_metadata=True
-            )
+            found = find_dm(services, user_id, REMINDER_EVENT, {"reminder_id": reminder_id})
         except SlackFailure as e:
             # Can't tell: left "sending", so it is retried only once it counts as cut off.
             log.error("could not check reminder %s in %s's DM (%s)", reminder_id, user_id, e.error)
             continue
-        ts = next(
-            (
-                str(m.get("ts"))
-                for m in data.get("messages") or []
-                if (m.get("metadata") or {}).get("event_type") == REMINDER_EVENT
-                and ((m.get("metadata") or {}).get("event_payload") or {}).get("reminder_id") == reminder_id
-            ),
-            None,
-        )
         with services.db.write() as session:
-            if ts is not None:
-                shifts.reminder_sent(session, reminder_id, services.clock.now(), channel, ts)
+            if found is not None:
+                shifts.reminder_sent(session, reminder_id, services.clock.now(), found.channel, found.ts)
             else:
                 shifts.reminder_failed(session, reminder_id, retry=True)
     if in_doubt:

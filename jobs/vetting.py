@@ -23,6 +23,7 @@ from domain import vetting as rules
 from jobs import runtime
 from jobs.redraw import InPlace, Redraws
 from jobs.runtime import Services
+from jobs.shifts import find_dm
 from views import vetting as views
 from views.policy import Source, section_url
 
@@ -103,14 +104,14 @@ def deliver(services: Services, user_id: str, in_doubt: bool = False) -> None:
         return
     if in_doubt:
         try:
-            found = _find_welcome(services, user_id)
+            found = find_dm(services, user_id, EVENT_TYPE, {"user": user_id})
         except SlackFailure as e:
             log.warning("could not check whether %s got the welcome: %s", user_id, e.error)
             _not_sent(services, user_id, f"unverified ({e.error})", retry=True)
             return
         if found is not None:
             with services.db.write() as session:
-                rules.welcome_sent(session, user_id, found[0], found[1], services.clock.now())
+                rules.welcome_sent(session, user_id, found.channel, found.ts, services.clock.now())
             return
     with services.db.read() as session:
         skills = len(catalogue.slugs(session))
@@ -139,17 +140,6 @@ def _not_sent(services: Services, user_id: str, error: str, retry: bool) -> None
     with services.db.write() as session:
         retry = retry and rules.welcome_attempts(session, user_id) < MAX_ATTEMPTS
         rules.welcome_not_sent(session, user_id, error, retry)
-
-
-def _find_welcome(services: Services, user_id: str) -> tuple[str, str] | None:
-    """The (channel, ts) of this member's welcome in their DM's recent history, if Slack has it."""
-    channel = services.slack.open_dm(user_id)
-    data = services.slack.call("conversations.history", channel=channel, limit=200, include_all_metadata=True)
-    for message in data.get("messages") or []:
-        meta = message.get("metadata") or {}
-        if meta.get("event_type") == EVENT_TYPE and (meta.get("event_payload") or {}).get("user") == user_id:
-            return channel, str(message.get("ts"))
-    return None
 
 
 def welcome_sweep() -> None:

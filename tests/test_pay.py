@@ -14,7 +14,8 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import col, select
 
-from db.models import AuditEntry, PayStatement, TimeEntry
+from db.models import AuditEntry, PayStatement, TimeEntry, WeeklyCap
+from domain import pay as pay_rules
 from jobs import pay as pay_jobs
 from sandbox.fake_slack import FakeSlack
 from sandbox.harness import BotHarness
@@ -97,18 +98,63 @@ def test_cap_stop_after_downtime_is_at_the_cap_instant(sqlite_bot: BotHarness) -
     assert "3.00 h" in bot.command("U1", "/hours").all_text
 
 
-def test_leads_see_who_is_near_their_cap_on_home(sqlite_bot: BotHarness) -> None:
+def test_a_clock_out_after_the_cap_instant_closes_at_the_cap(bot: BotHarness) -> None:
+    """`/hours out` five hours in, against a 3 h cap whose job hasn't run (the bot was down): the
+    entry is closed at the cap's instant, marked stopped at cap, and the reply says so."""
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    bot.command(LEAD, "/crew", "cap <@U1> 3")
+    assert "Clocked in" in bot.command("U1", "/hours", "in").text
+    bot.services.scheduler.shutdown(wait=True)  # neither the 90% notice nor the stop at the cap runs
+    bot.clock.advance(hours=5)
+    out = bot.command("U1", "/hours", "out").text
+    assert "reached your weekly cap of 3 h, so I clocked you out at Mon 05 Jan, 12:00 UTC (E-1" in out
+    with bot.services.db.write() as session:
+        entry = session.exec(select(TimeEntry)).one()
+        assert entry.ended_at == at("2026-01-05T12:00:00") and entry.stop_reason == "stopped at cap"
+        audited = session.exec(select(AuditEntry).where(AuditEntry.action == "hours.stopped")).one()
+        assert audited.entity_id == "1"
+    assert "3.00 h" in bot.command("U1", "/hours").all_text
+
+
+def _home(bot: BotHarness, user_id: str) -> str:
+    return str(bot.services.home.render(bot.services, bot.services.directory.actor(user_id))["blocks"])
+
+
+def test_leads_see_who_is_near_and_who_is_at_their_cap_on_home(sqlite_bot: BotHarness) -> None:
     bot = sqlite_bot
     make_lead(bot, tz="UTC")
     add_member(bot, "U1", "UTC")
     bot.command(LEAD, "/crew", "cap <@U1> 2")
     bot.command("U1", "/hours", "in")
     bot.clock.advance(hours=1, minutes=50)
-    home = bot.services.home.render(bot.services, bot.services.directory.actor(LEAD))
-    text = str(home["blocks"])
-    assert "Near or at their weekly cap" in text and "<@U1>: 1.83 h of 2 h" in text
-    mine = str(bot.services.home.render(bot.services, bot.services.directory.actor("U1"))["blocks"])
+    text = _home(bot, LEAD)
+    assert "Near or at their weekly cap" in text and "<@U1>: 1.83 h of 2 h (own cap)" in text
+    assert "at cap" not in text
+    mine = _home(bot, "U1")
     assert "0.17 h left of your 2 h weekly cap" in mine and "Near or at" not in mine
+    bot.clock.advance(minutes=10)
+    bot.wait_dm("U1", "reached your weekly cap of 2 h")
+    assert "<@U1>: 2.00 h of 2 h · *at cap* (own cap)" in _home(bot, LEAD)
+    assert "0.00 h left of your 2 h weekly cap" in _home(bot, "U1")
+
+
+def test_a_cap_or_a_week_out_of_range_is_refused_and_changes_nothing(sqlite_bot: BotHarness) -> None:
+    bot = sqlite_bot
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    for hours in ("-5", "1000"):
+        refused = bot.command(LEAD, "/crew", f"cap <@U1> {hours}").text
+        assert f"Hours must be more than 0 and at most 168 (got {hours})." in refused
+    for who, sub in (("U1", "statement"), (LEAD, "payroll")):
+        refused = bot.command(who, "/hours", f"{sub} week=9999-12-31").text
+        assert "`9999-12-31` is too far away: dates go from 2000-01-01 to 2099-12-31." in refused
+    settle()
+    with bot.services.db.write() as session:
+        assert session.exec(select(WeeklyCap)).all() == []
+        assert session.exec(select(AuditEntry).where(AuditEntry.action == "hours.cap_set")).all() == []
+    assert not dm_texts(bot, "U1", "weekly hours cap") and not bot.fake.uploaded_files
+    assert "40.00 h left of your 40 h weekly cap" in bot.command("U1", "/hours", "in").text
 
 
 # ---- the Monday statement ------------------------------------------------------------------------
@@ -123,20 +169,23 @@ def _work(bot: BotHarness, user: str, start: str, duration: timedelta, task: int
     assert "Clocked out" in bot.command(user, "/hours", "out").text
 
 
-def _sent(bot: BotHarness, user_id: str) -> None:
+def _ledger(bot: BotHarness, user_id: str, week: date = date(2026, 1, 5)) -> PayStatement | None:
+    """The member's row of the statement ledger for the week."""
+    with bot.services.db.write() as session:
+        return session.exec(
+            select(PayStatement).where(PayStatement.user_id == user_id, PayStatement.week_start == week)
+        ).first()
+
+
+def _in_state(bot: BotHarness, user_id: str, state: str, week: date = date(2026, 1, 5)) -> bool:
+    row = _ledger(bot, user_id, week)
+    return row is not None and row.state == state
+
+
+def _sent(bot: BotHarness, user_id: str, week: date = date(2026, 1, 5)) -> None:
     """Wait until the sweep recorded the member's statement as sent (and has finished): a sweep still
     running when the clock jumps skips that run, as APScheduler runs one instance at a time."""
-
-    def recorded() -> bool:
-        with bot.services.db.write() as session:
-            row = session.exec(
-                select(PayStatement).where(
-                    PayStatement.user_id == user_id, PayStatement.week_start == date(2026, 1, 5)
-                )
-            ).first()
-            return row is not None and row.state == "sent"
-
-    eventually(recorded)
+    eventually(lambda: _in_state(bot, user_id, "sent", week))
     settle()
 
 
@@ -224,6 +273,219 @@ def test_monday_statement_once_per_member_in_three_timezones_equal_to_payroll(bo
     assert "hasn't started yet" in bot.command("UNY", "/hours", "statement week=2026-02-01").text
     assert _statement_total(bot.command("UNY", "/hours", "statement").all_text) == "196.89"  # last week
     assert "None this week" in bot.command("UNY", "/hours", "statement week=2025-12-31").all_text
+
+
+def _dm(bot: BotHarness, user_id: str, contains: str) -> str:
+    """The DM's text and blocks, once it arrives."""
+    call = bot.wait_dm(user_id, contains)
+    return str(call.params["text"]) + str(call.params.get("blocks"))
+
+
+def _move(bot: BotHarness, user_id: str, tz: str) -> None:
+    """The member changes timezone in Slack, and the bot reads their profile again."""
+    bot.fake.add_user(user_id, tz=tz)
+    assert bot.services.directory.refresh(user_id) is not None
+
+
+def _payroll_rows(bot: BotHarness, week: str) -> list[dict[str, str]]:
+    """The rows of `/hours payroll week=…`."""
+    before = set(bot.fake.uploaded_files)
+    assert "Sent `payroll-week-of" in bot.command(LEAD, "/hours", f"payroll week={week}").text
+    (new,) = set(bot.fake.uploaded_files) - before
+    return list(csv.DictReader(io.StringIO(bot.fake.uploaded_files[new]["content"].decode())))
+
+
+def _payroll(bot: BotHarness, week: str) -> dict[str, str]:
+    """The member totals of `/hours payroll week=…`, by member."""
+    return {r["member_id"]: r["amount_usd"] for r in _payroll_rows(bot, week) if r["item"] == "member total"}
+
+
+def test_a_change_of_timezone_pays_each_hour_once(bot: BotHarness) -> None:
+    """Los Angeles → Kolkata (the new zone's week begins earlier: it would overlap the week already
+    paid) and Kolkata → Los Angeles (it begins later: hours would fall between the weeks). Each week
+    keeps the bounds its statement was drawn with, and the next starts where it ended: the DMs, the
+    statements drawn again later and the payroll agree, every hour in exactly one week."""
+    make_lead(bot, tz="UTC")
+    add_member(bot, "ULA", "America/Los_Angeles")
+    add_member(bot, "UKOL", "Asia/Kolkata")
+    la_work = add_task(bot, "LA work", 10_000, holder="ULA")  # $100/h
+    kol_work = add_task(bot, "Kolkata work", 10_000, holder="UKOL")
+    _work(bot, "ULA", "2026-01-07T18:00:00", timedelta(hours=1), la_work)
+    _work(bot, "UKOL", "2026-01-11T16:30:00", timedelta(hours=2), kol_work)  # Sun 22:00-24:00 IST
+    _work(bot, "UKOL", "2026-01-12T00:30:00", timedelta(hours=2), kol_work)  # Mon 06:00-08:00 IST
+    bot.clock.set(at("2026-01-12T03:30:00"))  # Monday 09:00 in Kolkata
+    assert _statement_total(_dm(bot, "UKOL", "pay statement")) == "200.00"
+    _sent(bot, "UKOL")
+    _move(bot, "UKOL", "America/Los_Angeles")
+    _work(bot, "ULA", "2026-01-12T06:00:00", timedelta(hours=2), la_work)  # Sun 22:00-24:00 PST
+    bot.clock.set(at("2026-01-12T17:00:00"))  # Monday 09:00 in Los Angeles
+    assert _statement_total(_dm(bot, "ULA", "pay statement")) == "300.00"
+    _sent(bot, "ULA")
+    _move(bot, "ULA", "Asia/Kolkata")
+    _work(bot, "ULA", "2026-01-13T05:00:00", timedelta(hours=1), la_work)
+    _work(bot, "UKOL", "2026-01-13T18:00:00", timedelta(hours=1), kol_work)
+
+    second = date(2026, 1, 12)
+    bot.clock.set(at("2026-01-19T03:30:00"))  # Monday 09:00 in Kolkata, ULA's zone now
+    la_second = _dm(bot, "ULA", "week of 12 Jan 2026")
+    _sent(bot, "ULA", second)
+    bot.clock.set(at("2026-01-19T17:00:00"))  # Monday 09:00 in Los Angeles, UKOL's zone now
+    kol_second = _dm(bot, "UKOL", "week of 12 Jan 2026")
+    _sent(bot, "UKOL", second)
+    # ULA's Sunday night was paid in the first week, not again; UKOL's Monday morning in Kolkata,
+    # before the move, is in the second (it was after the first week Kolkata's way).
+    assert (_statement_total(la_second), _statement_total(kol_second)) == ("100.00", "300.00")
+    # The first week drawn again, now in the other zone: the same as its DM.
+    again = bot.command("ULA", "/hours", "statement week=2026-01-05").all_text
+    assert _statement_total(again) == "300.00" and "(America/Los_Angeles)" in again
+    assert _statement_total(bot.command("UKOL", "/hours", "statement week=2026-01-05").all_text) == "200.00"
+    assert _payroll(bot, "2026-01-05") == {"ULA": "300.00", "UKOL": "200.00"}
+    assert _payroll(bot, "2026-01-12") == {"ULA": "100.00", "UKOL": "300.00"}
+    for user in ("ULA", "UKOL"):
+        assert len(dm_texts(bot, user, "pay statement")) == 2
+
+
+def test_a_clock_in_still_running_at_monday_9_is_on_the_statement(bot: BotHarness) -> None:
+    """Clocked in since Sunday 22:00 when the statement goes out: its two hours of that week are
+    shown as still clocked in (not approved yet, so not in the total), the same in the payroll read
+    at that moment; once clocked out they are paid in that week, and the week says so."""
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    review = add_task(bot, "Review", 10_000, holder="U1")  # $100/h
+    _work(bot, "U1", "2026-01-07T10:00:00", timedelta(hours=1), review)
+    bot.clock.set(at("2026-01-11T22:00:00"))
+    assert "Clocked in" in bot.command("U1", "/hours", f"in T-{review}").text
+    bot.clock.set(at("2026-01-12T09:00:00"))  # Monday 09:00, still clocked in
+    dm = _dm(bot, "U1", "pay statement")
+    _sent(bot, "U1")
+    assert _statement_total(dm) == "100.00"
+    assert "Still clocked in (E-2, since Sun 11 Jan, 22:00 UTC): 2.00 h of it in this week so far" in dm
+    rows = _payroll_rows(bot, "2026-01-05")
+    assert [(r["item"], r["description"], r["amount_usd"]) for r in rows if r["member_id"] == "U1"] == [
+        ("T-1", "Review", "100.00"),
+        ("E-2", "2.00 h still clocked in: not approved yet, not in the total", ""),
+        ("member total", "", "100.00"),
+    ]
+    assert "Still clocked in (E-2" in bot.command("U1", "/hours", "statement").all_text
+
+    bot.clock.set(at("2026-01-12T09:30:00"))
+    assert "Clocked out" in bot.command("U1", "/hours", "out").text
+    again = bot.command("U1", "/hours", "statement").all_text
+    assert _statement_total(again) == "300.00" and "Still clocked in" not in again
+    assert _payroll(bot, "2026-01-05") == {"U1": "300.00"}
+    assert len(dm_texts(bot, "U1", "pay statement")) == 1
+
+
+def _crashed(*args: object, **kwargs: object) -> None:
+    raise RuntimeError("the process died here")
+
+
+def test_a_statement_cut_off_after_its_post_is_found_in_the_dm_not_sent_again(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender posted the statement and died before recording it: the row is left "sending".
+    The sweep after it counts as cut off finds the DM by its metadata and records it, sending nothing."""
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    _work(bot, "U1", "2026-01-07T10:00:00", timedelta(hours=1), add_task(bot, "Review", 10_000, holder="U1"))
+    monkeypatch.setattr(pay_rules, "statement_sent", _crashed)
+    bot.clock.set(at("2026-01-12T09:00:00"))
+    posted = bot.wait_dm("U1", "pay statement")
+    settle()
+    assert _in_state(bot, "U1", "sending")
+    monkeypatch.undo()
+    bot.clock.advance(minutes=15)  # the next sweep: that "sending" is stale now
+    _sent(bot, "U1")
+    row = _ledger(bot, "U1")
+    assert row is not None and (row.message_ts, row.total_cents) == (posted.response["ts"], 10_000)
+    bot.clock.advance(minutes=15)
+    settle()
+    assert len(dm_texts(bot, "U1", "pay statement")) == 1
+
+
+def test_a_statement_cut_off_before_its_post_is_sent_once(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The sender died before its post reached Slack: the sweep after looks in the DM, doesn't find
+    it there, and sends it, once."""
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    _work(bot, "U1", "2026-01-07T10:00:00", timedelta(hours=1), add_task(bot, "Review", 10_000, holder="U1"))
+    monkeypatch.setattr(pay_jobs, "paced_dm", _crashed)
+    bot.clock.set(at("2026-01-12T09:00:00"))
+    eventually(lambda: _in_state(bot, "U1", "sending"))
+    settle()
+    assert not dm_texts(bot, "U1", "pay statement")
+    monkeypatch.undo()
+    looked = len(bot.fake.calls_to("conversations.history"))
+    bot.clock.advance(minutes=15)
+    _sent(bot, "U1")
+    assert len(bot.fake.calls_to("conversations.history")) == looked + 1
+    bot.clock.advance(minutes=15)
+    settle()
+    assert len(dm_texts(bot, "U1", "pay statement")) == 1
+
+
+def test_the_monday_statement_follows_new_york_across_both_dst_changes(sqlite_bot: BotHarness) -> None:
+    """A night across Sunday midnight on the weekend clocks change: split at local midnight, and the
+    statement goes out at 09:00 local on Monday, 13:00 UTC in March (EDT), 14:00 UTC in November (EST)."""
+    bot = sqlite_bot
+    make_lead(bot, tz="UTC")
+    add_member(bot, "UNY", "America/New_York")
+    review = add_task(bot, "Review", 10_000, holder="UNY")  # $100/h
+    for sunday_night, nearly, due, week in (
+        (
+            "2026-03-09T03:00:00",
+            "2026-03-09T12:45:00",
+            "2026-03-09T13:00:00",
+            "02 Mar 2026",
+        ),  # DST began Sun 8 Mar
+        (
+            "2026-11-02T04:00:00",
+            "2026-11-02T13:45:00",
+            "2026-11-02T14:00:00",
+            "26 Oct 2026",
+        ),  # DST ended Sun 1 Nov
+    ):
+        _work(bot, "UNY", sunday_night, timedelta(hours=2), review)  # Sunday 23:00 – Monday 01:00 local
+        bot.clock.set(at(nearly))  # 08:45 in New York
+        settle()
+        assert not dm_texts(bot, "UNY", f"week of {week}")
+        bot.clock.set(at(due))
+        statement = _dm(bot, "UNY", f"week of {week}")
+        assert "T-1 Review: 1.00 h × $100.00/h = *$100.00*" in statement  # the hour before midnight
+        assert _statement_total(statement) == "100.00"
+    assert (
+        "Mon 02 Mar – Sun 08 Mar 2026" in bot.command("UNY", "/hours", "statement week=2026-03-02").all_text
+    )
+    assert (
+        "Mon 26 Oct – Sun 01 Nov 2026" in bot.command("UNY", "/hours", "statement week=2026-10-26").all_text
+    )
+
+
+def test_the_statement_shows_flat_referral_bonuses_earned_and_pending(bot: BotHarness) -> None:
+    make_lead(bot, tz="UTC")
+    bot.fake.add_user("U1", name="ana", tz="UTC")
+    assert "R-1" in bot.command("U1", "/refer", "gus@x.example Gus").text
+    assert "R-2" in bot.command("U1", "/refer", "hal@x.example Hal").text
+    for referral in ("R-1", "R-2"):
+        for status in ("applied", "interviewing", "hired"):
+            bot.command(LEAD, "/referrals", f"set {referral} {status}")
+    assert bot.driver is not None
+    for user_id, email in (("UGUS", "gus@x.example"), ("UHAL", "hal@x.example")):
+        assert bot.driver.team_join(bot.fake.add_user(user_id, email=email, tz="UTC")).status == 200
+        bot.wait_dm("U1", f"just joined the workspace as <@{user_id}>")
+    _work(bot, "UGUS", "2026-01-06T08:00:00", timedelta(hours=10))  # no task: counts once approved
+    assert "Approved E-1" in bot.command(LEAD, "/hours", "approve E-1").text
+    bot.wait_dm("U1", "your $250 referral bonus is earned")
+    bot.clock.set(at("2026-01-12T09:00:00"))
+    statement = _dm(bot, "U1", "pay statement")
+    assert "• R-1 Gus: referral bonus earned: *$250.00*" in statement
+    assert (
+        "Referrals on their way: R-2 Hal: referral bonus $250.00 pending (once they've tracked the hours)"
+        in statement
+    )
+    assert _statement_total(statement) == "250.00"
 
 
 # ---- the share model, as the referrer sees it ----------------------------------------------------

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 from alembic import command
-from sqlalchemy import inspect, update
+from sqlalchemy import inspect, text, update
 from sqlmodel import col, select
 
 from core.authz import Actor, Role
@@ -20,7 +20,7 @@ from core.money import cents, pay_cents, round_cents, share_cents
 from core.text import csv_cell
 from db.engine import Database
 from db.migrate import alembic_config
-from db.models import Assignment, Referral, Task, TimeEntry
+from db.models import Assignment, PayStatement, Referral, Task, TimeEntry
 from domain import hours, members, pay
 from domain import referrals as rules
 
@@ -117,6 +117,30 @@ def test_statement_rounds_per_entry_and_its_lines_add_up(db: Database) -> None:
     assert s.total_cents == 19_689
 
 
+def test_durations_are_whole_seconds_or_exact_never_floats(db: Database) -> None:
+    """Entries with fractions of a second: each is paid for its own whole seconds (ints on the
+    statement), and the cap counts them to the microsecond (timedeltas), so its instant is exact."""
+    review = task(db, "Review", 8750, "U1")
+    with db.write() as session:
+        for start, length in (
+            ("2026-01-06T10:00:00.250000", timedelta(hours=1, microseconds=500_000)),
+            ("2026-01-07T10:00:00.600000", timedelta(minutes=20, microseconds=700_000)),
+        ):
+            begin = datetime.fromisoformat(start).replace(tzinfo=UTC)
+            session.add(TimeEntry(user_id="U1", task_id=review, started_at=begin, ended_at=begin + length))
+        s = pay.statement(session, "U1", MONDAY, at("2026-01-12T09:00:00"))
+        pay.set_cap(session, LEAD, "U1", Decimal(2), Decimal(40), at("2026-01-08T09:00:00"), "test")
+        running = hours.clock_in(session, Actor("U1"), None, at("2026-01-08T10:00:00"), "test")
+        times = pay.cap_times(session, running.id, Decimal(40))
+        status = pay.cap_status(session, "U1", at("2026-01-08T10:00:00"), Decimal(40))
+    (line,) = s.lines
+    assert type(line.seconds) is int and line.seconds == 3600 + 1200
+    assert line.cents == pay_cents(3600, 8750) + pay_cents(1200, 8750) == 8750 + 2917
+    assert all(type(v) is int for v in (s.waiting_seconds, s.rejected_seconds, s.no_task_seconds))
+    assert status.clocked == timedelta(hours=1, minutes=20, seconds=1, microseconds=200_000)
+    assert times is not None and times.stop_at == at("2026-01-08T10:39:58.800000")
+
+
 def test_weeks_are_the_members_own(db: Database) -> None:
     review = task(db, "Review", 6000, "UMNL")
     with db.write() as session:
@@ -195,6 +219,20 @@ def test_share_accrues_week_by_week_from_the_referral_within_its_months_and_cap(
         assert [s.total_cents for s in pay.payroll(session, MONDAY, now) if s.user_id == "U1"] == [10_000]
 
 
+def test_share_counts_an_entry_begun_before_the_referral_only_from_the_referral(db: Database) -> None:
+    """The hire recorded before the referral: the share's window opens at the referral, not the hire,
+    and an entry under way then counts from the referral on (not from its start, nor the hire)."""
+    terms = rules.ShareTerms(basis_points=1000, months=12, cap_cents=1_000_000)
+    work_task = task(db, "Review", 10_000, "U9")  # $100/h
+    referral = refer(db, "cy@x.example", at("2026-01-06T12:00:00"), terms)
+    hire(db, referral.id or 0, "U9", at("2026-01-05T09:00:00"))
+    work(db, "U9", "2026-01-05T10:00:00", 60, work_task)  # after the hire, before the referral: no
+    work(db, "U9", "2026-01-06T10:00:00", 240, work_task)  # 10:00-14:00: the 2 h after 12:00 count
+    with db.write() as session:
+        s = pay.statement(session, "U1", MONDAY, at("2026-01-12T09:00:00"))
+    assert [(r.referral_id, r.cents) for r in s.rewards] == [(referral.id, 2000)]  # 10% of $200
+
+
 def test_share_stops_at_the_end_of_its_months(db: Database) -> None:
     terms = rules.ShareTerms(basis_points=1250, months=1, cap_cents=1_000_000)  # 12.5%
     work_task = task(db, "Triage", 8750, "U8")
@@ -248,6 +286,49 @@ def test_migration_0013_down_and_up(database_url: str) -> None:
             conn.commit()
             assert {"pay_statement", "weekly_cap", "cap_notice"} <= set(inspect(conn).get_table_names())
             assert "reward_model" in {c["name"] for c in inspect(conn).get_columns("referral")}
+    finally:
+        database.dispose()
+
+
+def test_migration_0016_fills_in_each_statements_bounds_from_the_members_zone(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        with database.engine.connect() as conn:
+            cfg = alembic_config()
+            cfg.attributes["connection"] = conn
+            command.downgrade(cfg, "0015_exact")
+            conn.commit()
+            assert "starts_at" not in {c["name"] for c in inspect(conn).get_columns("pay_statement")}
+            conn.execute(
+                text(
+                    "INSERT INTO member (user_id, name, real_name, tz, is_lead, is_bot, deleted, created_at) "
+                    "VALUES ('UKOL', 'k', '', 'Asia/Kolkata', false, false, false, :now)"
+                ),
+                {"now": datetime(2026, 1, 1)},
+            )
+            for user_id in ("UKOL", "UGONE"):  # UGONE: no member row any more, so UTC
+                conn.execute(
+                    text(
+                        "INSERT INTO pay_statement (user_id, week_start, state, attempts, claimed_at, "
+                        "total_cents) VALUES (:user_id, :monday, 'sent', 1, :now, 100)"
+                    ),
+                    {"user_id": user_id, "monday": MONDAY, "now": datetime(2026, 1, 12, 4)},
+                )
+            conn.commit()
+            command.upgrade(cfg, "head")
+            conn.commit()
+        with database.read() as session:
+            rows = {r.user_id: r for r in session.exec(select(PayStatement))}
+        assert (rows["UKOL"].starts_at, rows["UKOL"].ends_at, rows["UKOL"].tz) == (
+            at("2026-01-04T18:30:00"),
+            at("2026-01-11T18:30:00"),
+            "Asia/Kolkata",
+        )
+        assert (rows["UGONE"].starts_at, rows["UGONE"].ends_at, rows["UGONE"].tz) == (
+            at("2026-01-05T00:00:00"),
+            at("2026-01-12T00:00:00"),
+            "UTC",
+        )
     finally:
         database.dispose()
 
@@ -338,7 +419,7 @@ def test_the_homes_cap_status_from_the_week_is_the_one_clocking_in_reads(db: Dat
         week = hours.week(session, "U1", "UTC", now)
         from_week = pay.week_cap_status(session, week, "UTC", now, Decimal(40))
         assert from_week == pay.cap_status(session, "U1", now, Decimal(40))
-    assert from_week.clocked_seconds == (60 + 95 + 40 + 70) * 60 and from_week.cap.own
+    assert from_week.clocked == timedelta(minutes=60 + 95 + 40 + 70) and from_week.cap.own
 
 
 def test_near_cap_sums_again_beside_the_request_and_counts_each_entry_once(db: Database) -> None:
@@ -356,11 +437,11 @@ def test_near_cap_sums_again_beside_the_request_and_counts_each_entry_once(db: D
     later = at("2026-01-05T16:00:00")
     with db.read() as session:
         (status,) = near_cap(session, later, Decimal(40))  # stale: older sums + closed since
-    assert status.clocked_seconds == 6 * 3600
+    assert status.clocked == timedelta(hours=6)
     deadline = time.monotonic() + 10
     while near_cap._taken_at != later:  # the sums taken again, beside
         assert time.monotonic() < deadline, "the near-cap sums were not taken again"
         time.sleep(0.01)
     with db.read() as session:
         (status,) = near_cap(session, later + timedelta(seconds=1), Decimal(40))
-    assert status.clocked_seconds == 6 * 3600
+    assert status.clocked == timedelta(hours=6)

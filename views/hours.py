@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 from core.money import csv_dollars, dollars
 from core.text import csv_cell, escape
-from domain.hours import WEEKLY_LIMIT, Entry, ReportRow, Week, as_hours
+from domain.hours import SECOND, Entry, ReportRow, Week, as_hours
 from views.blocks import Block, context, local_time, section
 from views.files import csv_file
 
@@ -24,7 +24,7 @@ def week_blocks(w: Week, tz: str, now: datetime, compact: bool = False) -> list[
     span = f"{w.start.astimezone(zone):%a %d %b} – {last_day.astimezone(zone):%a %d %b}"
     lines = []
     for line in w.lines:
-        if line.seconds:
+        if line.counted:
             pay = (
                 f" × {dollars(line.rate_cents, always_cents=True)}/h"
                 f" = *{dollars(line.earnings_cents, always_cents=True)}*"
@@ -43,10 +43,10 @@ def week_blocks(w: Week, tz: str, now: datetime, compact: bool = False) -> list[
         notes.append(
             f":triangular_flag_on_post: {w.flagged_hours} h flagged for review: not counted until a lead approves."
         )
-    if w.seconds > WEEKLY_LIMIT.total_seconds():
+    if w.over_limit:
         notes.append(":warning: Over 40 hours this week.")
     if w.open is not None:
-        running = as_hours((now - w.open.started_at).total_seconds())
+        running = as_hours((now - w.open.started_at) // SECOND)
         on = f" on {task_label(w.open.task_id, w.open.task_title)}" if w.open.task_id else ""
         notes.append(
             f":stopwatch: Clocked in{on} since {local_time(w.open.started_at, tz)} ({running} h so far)."

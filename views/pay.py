@@ -13,7 +13,7 @@ from core.text import csv_cell, escape
 from domain import hours, pay
 from domain.pay import CapStatus, RewardLine, Statement
 from domain.referrals import FLAT, ref
-from views.blocks import Block, context, section, sections
+from views.blocks import Block, context, local_time, section, sections
 
 DISPUTE = (
     "Something wrong? Tell a lead within 7 days, with the line and why "
@@ -67,6 +67,8 @@ def statement_blocks(s: Statement) -> tuple[str, list[Block]]:
             "(flagged, or with no task). Once approved they count in the week they were worked: "
             "`/hours statement week=…` shows it."
         )
+    if s.running is not None:
+        notes.append(f":stopwatch: {_still_clocked_in(s)}")
     if s.rejected_seconds:
         notes.append(
             f":no_entry_sign: {hours.as_hours(s.rejected_seconds)} h on work that was rejected: not paid."
@@ -76,6 +78,15 @@ def statement_blocks(s: Statement) -> tuple[str, list[Block]]:
     notes.append(DISPUTE)
     blocks += [context(n) for n in notes]
     return f"Your pay statement for the week of {s.monday:%d %b %Y}: {_money(s.total_cents)}", blocks
+
+
+def _still_clocked_in(s: Statement) -> str:
+    assert s.running is not None
+    return (
+        f"Still clocked in ({s.running.ref}, since {local_time(s.running.started_at, s.tz)}): "
+        f"{hours.as_hours(s.running_seconds)} h of it in this week so far, not in the total yet. Once you "
+        "clock out and the time is approved, it is paid in this week (`/hours statement week=…` shows it)."
+    )
 
 
 PAYROLL_COLUMNS = [
@@ -92,8 +103,9 @@ PAYROLL_COLUMNS = [
 
 
 def payroll_csv(statements: list[Statement]) -> bytes:
-    """One row per member and task (and per referral reward), a total row per member, and the grand
-    total; every cell formula-safe."""
+    """One row per member and task (and per referral reward), a row for a clock-in still running
+    (its hours in the week so far, no amount: not approved yet), a total row per member, and the
+    grand total; every cell formula-safe."""
     out = io.StringIO()
     writer = csv.writer(out)
 
@@ -115,6 +127,11 @@ def payroll_csv(statements: list[Statement]) -> bytes:
         for r in s.rewards:
             kind = "referral bonus" if r.model == FLAT else "referral share"
             row(*head, ref(r.referral_id), f"{kind}: {r.referee}", "", "", csv_dollars(r.cents))
+        if s.running is not None:
+            still = (
+                f"{hours.as_hours(s.running_seconds)} h still clocked in: not approved yet, not in the total"
+            )
+            row(*head, s.running.ref, still, "", "", "")
         task_hours = hours.as_hours(sum(line.seconds for line in s.lines))
         row(*head, "member total", "", task_hours, "", csv_dollars(s.total_cents))
     total = sum(s.total_cents for s in statements)
@@ -126,7 +143,7 @@ def payroll_csv(statements: list[Statement]) -> bytes:
 
 
 def cap_left(status: CapStatus) -> str:
-    left = hours.as_hours(status.left_seconds)
+    left = hours.as_hours(status.left // hours.SECOND)
     return f"{left} h left of your {pay.format_hours(status.cap.hours)} h weekly cap"
 
 

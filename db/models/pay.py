@@ -38,7 +38,9 @@ class CapNotice(SQLModel, table=True):
 
 class PayStatement(SQLModel, table=True):
     """One member's weekly statement DM: sending → sent, or pending again after a transient failure,
-    or failed. Unique per member and week, so it is sent once."""
+    or failed. Unique per member and week, so it is sent once. It also keeps the instants the week
+    covered and the zone it was drawn in: the week is shown with those bounds ever after (and the
+    next week starts where it ended), so a member who changes timezone is paid each hour once."""
 
     __tablename__ = "pay_statement"
     __table_args__ = (UniqueConstraint("user_id", "week_start", name="uq_pay_statement"),)
@@ -52,3 +54,6 @@ class PayStatement(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime()))
     total_cents: int = Field(default=0)
     message_ts: str | None = Field(default=None, max_length=32)
+    starts_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    ends_at: datetime = Field(sa_column=Column(UTCDateTime(), nullable=False))
+    tz: str = Field(max_length=64)
