@@ -248,7 +248,9 @@ def set_status(
     stamps: dict[str, datetime | str] = {}
     if status in (HIRED, PAID):  # the steps that decide a bonus: never the referrer's own
         rid = ref(referral_id)
-        separate_duties(by, referral.referrer_id, f"the bonus of {rid}", f"/referrals set {rid} {status}")
+        separate_duties(
+            session, by, referral.referrer_id, f"the bonus of {rid}", f"/referrals set {rid} {status}"
+        )
     if status == HIRED:
         stamps.update(hired_at=now, hired_by=by.user_id)
     elif status == PAID:

@@ -770,7 +770,9 @@ def submit(
 
 
 def approve(session: Session, task_id: int, user_id: str, by: Actor, now: datetime, source: str) -> Task:
-    separate_duties(by, user_id, f"the work on {ref(task_id)}", f"/tasks approve {ref(task_id)} @you")
+    separate_duties(
+        session, by, user_id, f"the work on {ref(task_id)}", f"/tasks approve {ref(task_id)} @you"
+    )
     task = get(session, task_id, lock=True)
     current = _submission_or_refuse(session, task, user_id)
     if not _move(session, current, (SUBMITTED,), APPROVED, reviewer_id=by.user_id, decided_at=now):
@@ -795,7 +797,9 @@ def reject(
     session: Session, task_id: int, user_id: str, by: Actor, reason: str, now: datetime, source: str
 ) -> Task:
     """A lead turns down a submission; the slot opens again. The member may dispute within 7 days."""
-    separate_duties(by, user_id, f"the work on {ref(task_id)}", f"/tasks reject {ref(task_id)} @you reason")
+    separate_duties(
+        session, by, user_id, f"the work on {ref(task_id)}", f"/tasks reject {ref(task_id)} @you reason"
+    )
     reason = reason.strip()
     if not reason:
         raise UserError("Say why the work is rejected: the contractor is told, and it settles disputes.")
