@@ -18,7 +18,7 @@ from core.errors import UsageError, UserError
 from core.grammar import EMAIL, Kind, choice, email_key, parse_skill, record_id
 from core.money import cents
 from core.slack import SlackFailure, profile_from_user
-from core.text import from_slack
+from core.text import escape, from_slack
 from db.models import Referral
 from domain import members, pay
 from domain import referrals as rules
@@ -96,7 +96,7 @@ def record_referral(ctx: Ctx, email: str, name: str, skill: str | None) -> Refer
     except SlackFailure as e:
         log.warning("users.lookupByEmail failed while referring: %s", e.error)
         raise UserError(
-            f"I couldn't check right now whether {email} is already in the workspace, so nothing was "
+            f"I couldn't check right now whether {escape(email)} is already in the workspace, so nothing was "
             "recorded. Please try again in a minute."
         ) from None
     with ctx.write() as session:

@@ -221,6 +221,17 @@ def test_the_form_from_the_home_tab(sqlite_bot: BotHarness) -> None:
     assert refused.params["channel"] == "C0GENERAL"
     assert "You already referred fia@firm.example (R-1" in refused.params["text"]
     assert len(referrals_in_db(bot)) == 1
+    # The address is shown as text in a message now: an `&` in it is escaped.
+    meta = again["private_metadata"]
+    bot.submit(
+        "U1", "referral_new", {"email": {"value": "r&d@firm.example"}}, view=again, private_metadata=meta
+    )
+    bot.fake.wait_for("chat.postEphemeral", count=2, predicate=lambda c: c.params.get("user") == "U1")
+    bot.submit(
+        "U1", "referral_new", {"email": {"value": "r&d@firm.example"}}, view=again, private_metadata=meta
+    )
+    told = bot.fake.wait_for("chat.postEphemeral", count=3, predicate=lambda c: c.params.get("user") == "U1")
+    assert "You already referred r&amp;d@firm.example (R-2" in told[-1].params["text"]
 
 
 # ---- the lifecycle -------------------------------------------------------------------------------
