@@ -4,8 +4,9 @@
 
 Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on PORT (POST /slack/events, GET /healthz,
 GET /metrics); with METRICS_PORT, also GET /metrics and GET /healthz alone on that port.
-A missing or malformed setting, or an app token Slack refuses, stops start-up with one line naming
-it, exit status 2 (restarting won't help). A Socket Mode connection that can't be opened: exit 1.
+A missing or malformed setting, an app token Slack refuses, or a DATABASE_URL that can't be used
+(its driver, its options) stops start-up with one line naming it, exit status 2 (restarting won't
+help). A database server or a Socket Mode connection that can't be reached: one line, exit 1.
 """
 
 from __future__ import annotations
@@ -55,13 +56,14 @@ def main() -> int:
 
     logs.configure(config.log_level, config.secrets(), config.log_format)
 
+    from db.engine import StoreRefused, StoreUnreachable
     from server.app import BotTokenRefused, SlackUnreachable, create_app
 
     try:
         app = create_app(config)
-    except (BotTokenRefused, SlackUnreachable) as e:
+    except (BotTokenRefused, SlackUnreachable, StoreRefused, StoreUnreachable) as e:
         print(f"crewcall: {e}", file=sys.stderr)
-        return 2 if isinstance(e, BotTokenRefused) else 1
+        return 2 if isinstance(e, BotTokenRefused | StoreRefused) else 1
     # Start-up's objects (modules, the ORM's mappers, Bolt: ~150,000) live as long as the process;
     # frozen, the collector's full passes skip them. Each such pass took 50-140 ms of whichever
     # request it fell in, about once per hundred Home tabs (BENCHMARKS.md, data scale).

@@ -27,6 +27,10 @@ ChannelId = Annotated[str, StringConstraints(pattern=r"^[CG][A-Z0-9]{2,}$")]
 UserId = Annotated[str, StringConstraints(pattern=r"^[UW][A-Z0-9]{2,}$")]
 
 
+# The stores and drivers crewcall ships with (db/engine.py): SQLite, PostgreSQL through psycopg 3.
+_DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgres", "postgresql", "postgresql+psycopg")
+
+
 class ConfigError(Exception):
     """A configuration value is missing or malformed; the message names the variable."""
 
@@ -75,7 +79,8 @@ class Config(BaseSettings):
     database_url: SecretStr = setting(
         SecretStr("sqlite:///data/crewcall.db"),
         help="SQLAlchemy URL of the store (SQLite or PostgreSQL)",
-        expected="a SQLAlchemy URL such as sqlite:///data/crewcall.db",
+        expected="a SQLAlchemy URL of SQLite (sqlite:///data/crewcall.db) or PostgreSQL "
+        "(postgresql://user:password@host:5432/crewcall; driver psycopg, port 1-65535)",
     )
     database_max_connections: int = setting(
         30,
@@ -353,9 +358,14 @@ class Config(BaseSettings):
         if not separator:
             raise ValueError("not a SQLAlchemy URL")
         try:  # a port that is no number, say: refused here, in one line that never shows the URL
-            make_url(url.get_secret_value())
+            port = make_url(url.get_secret_value()).port
         except (ArgumentError, ValueError):
             raise ValueError("not a SQLAlchemy URL") from None
+        # Refused here rather than as a traceback when the engine is made or first connects.
+        if scheme not in _DATABASE_SCHEMES:
+            raise ValueError("not a database crewcall supports")
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError("no such port")
         # psycopg (v3) is the driver we ship; plain postgres URLs are pointed at it.
         if scheme in ("postgres", "postgresql"):
             return SecretStr("postgresql+psycopg://" + rest)

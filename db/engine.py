@@ -241,3 +241,56 @@ class Database:
     def dispose(self) -> None:
         for engine in self.engines:
             engine.dispose()
+
+
+class StoreRefused(Exception):
+    """DATABASE_URL can't be used as it is (its driver, its options, its file): a restart won't
+    help. The message is one line naming the variable, never the URL or its password."""
+
+
+class StoreUnreachable(Exception):
+    """The database server did not take the connection at start-up: worth a retry."""
+
+
+def open_database(url: str, pool_size: int = 10, max_connections: int | None = None) -> Database:
+    """The store at `url`, connected to once, so a DATABASE_URL that can't work stops start-up with
+    its reason (StoreRefused, StoreUnreachable) rather than a traceback."""
+    parsed = make_url(url)
+    # What the reason must not repeat: the URL as given and as SQLAlchemy writes it, the password.
+    secrets = [url, parsed.render_as_string(hide_password=False), parsed.password or ""]
+
+    def reason(error: object) -> str:
+        said = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        for prefix in ("connection is bad: ", "connection failed: "):  # psycopg's, before libpq's words
+            said = said.removeprefix(prefix)
+        for secret in filter(None, secrets):
+            said = said.replace(secret, "***")
+        return said
+
+    try:
+        db = Database(url, pool_size=pool_size, max_connections=max_connections)
+    except (exc.ArgumentError, ImportError) as e:  # the dialect's driver is imported here
+        raise StoreRefused(f"DATABASE_URL can't be used: {reason(e)}.") from None
+    except OSError as e:
+        raise StoreRefused(
+            f"DATABASE_URL can't be used: the SQLite file's directory can't be made ({e.strerror})."
+        ) from None
+    try:
+        with db.engine.connect():
+            pass
+    except exc.DBAPIError as e:
+        db.dispose()
+        # psycopg says "connection is bad" when libpq refused the options before trying the server
+        # (an sslmode it doesn't know, say), and raises ProgrammingError for an option it doesn't
+        # have; SQLite has no server to wait for.
+        refused = (
+            db.dialect == "sqlite"
+            or isinstance(e, exc.ProgrammingError)
+            or str(e.orig).startswith("connection is bad")
+        )
+        if refused:
+            raise StoreRefused(f"DATABASE_URL can't be used: {reason(e.orig)}.") from None
+        raise StoreUnreachable(
+            f"The database in DATABASE_URL can't be reached ({reason(e.orig)}); start again once it is."
+        ) from None
+    return db

@@ -312,7 +312,11 @@ def approve(session: Session, by: Actor, entry_id: int, now: datetime, source: s
     if row is None:
         raise UserError(f"There is no time entry {entry_ref(entry_id)}.")
     separate_duties(
-        by, row.user_id, f"the time of {entry_ref(entry_id)}", f"/hours approve {entry_ref(entry_id)}"
+        session,
+        by,
+        row.user_id,
+        f"the time of {entry_ref(entry_id)}",
+        f"/hours approve {entry_ref(entry_id)}",
     )
     if row.ended_at is None:
         raise UserError(f"{entry_ref(entry_id)} is still open; it can be approved once it is closed.")

@@ -30,6 +30,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 from core.authz import Actor
 from core.errors import UserError
 from core.grammar import email_key
+from core.text import escape
 from db.models import Assignment, LeaderboardOptIn, Member, Referral, TimeEntry
 from db.statements import insert_ignore
 from db.types import UTCDateTime
@@ -89,7 +90,7 @@ def check_not_self(by: Actor, email: str) -> None:
     with dots is still you. The actor's address comes from their Slack profile."""
     if by.email and email_key(by.email) == email_key(email):
         raise UserError(
-            f"{email} is your own address (from your Slack profile): you can't refer yourself, however "
+            f"{escape(email)} is your own address (from your Slack profile): you can't refer yourself, however "
             "the address is spelled. Nothing was recorded."
         )
 
@@ -135,7 +136,7 @@ def refer(
     key = email_key(email)
     if account is not None or _member_with(session, key):
         raise UserError(
-            f"{email} already belongs to a member of this workspace, so there is no one new to refer. "
+            f"{escape(email)} already belongs to a member of this workspace, so there is no one new to refer. "
             "Nothing was recorded."
         )
     members.ensure(session, by.user_id, now)
@@ -162,12 +163,12 @@ def refer(
     if new_id is None:
         if referral.referrer_id == by.user_id:
             raise UserError(
-                f"You already referred {referral.email} ({ref(referral.id)}, now {referral.status}). "
+                f"You already referred {escape(referral.email)} ({ref(referral.id)}, now {referral.status}). "
                 "Nothing changed."
             )
         # Who referred it first is theirs to know, not ours to tell.
         raise UserError(
-            f"{email} is already in the referral program, so it can't be referred again "
+            f"{escape(email)} is already in the referral program, so it can't be referred again "
             "(when two people refer the same address, the first referral counts). Nothing was recorded."
         )
     audit.record(
@@ -248,7 +249,9 @@ def set_status(
     stamps: dict[str, datetime | str] = {}
     if status in (HIRED, PAID):  # the steps that decide a bonus: never the referrer's own
         rid = ref(referral_id)
-        separate_duties(by, referral.referrer_id, f"the bonus of {rid}", f"/referrals set {rid} {status}")
+        separate_duties(
+            session, by, referral.referrer_id, f"the bonus of {rid}", f"/referrals set {rid} {status}"
+        )
     if status == HIRED:
         stamps.update(hired_at=now, hired_by=by.user_id)
     elif status == PAID:

@@ -723,10 +723,7 @@ def submit(
     lead allowed AI tools on the task, `attestation` must be the handbook's AI-tools attestation
     (`domain.vetting.ATTESTATION`): it is stored, word for word and with the time, with the
     submission. Time tracked on the task is recorded with it (none is allowed, and flagged)."""
-    task = get(session, task_id)
-    current = _held_or_refuse(session, task, user_id, "submit")
-    if current.state == SUBMITTED:
-        raise UserError(f"You already submitted {ref(task_id)}; it's waiting for review.")
+    task, current = submittable(session, task_id, user_id)
     if is_past_due(task, now):
         raise UserError(
             f"{ref(task_id)} was due {task.due.isoformat() if task.due else 'earlier'}: "
@@ -769,10 +766,29 @@ def submit(
     return task, _reloaded(session, current)
 
 
+def submittable(session: Session, task_id: int, user_id: str) -> tuple[Task, Assignment]:
+    """The task and the member's claim on it, when they may hand in work on it; else why not. Also
+    asked before the Submit form opens, so a stale or forged button opens no form."""
+    task = get(session, task_id)
+    current = _held_or_refuse(session, task, user_id, "submit")
+    if current.state == SUBMITTED:
+        raise UserError(f"You already submitted {ref(task_id)}; it's waiting for review.")
+    return task, current
+
+
+def reviewable(
+    session: Session, task_id: int, user_id: str, by: Actor, verb: str, lock: bool = False
+) -> tuple[Task, Assignment]:
+    """The task and the member's submission on it, when `by` may `verb` ("approve", "reject") it
+    (`domain.duties`); else why not. Also asked before the Reject form opens."""
+    how = f"/tasks {verb} {ref(task_id)} @you" + (" reason" if verb == "reject" else "")
+    separate_duties(session, by, user_id, f"the work on {ref(task_id)}", how)
+    task = get(session, task_id, lock=lock)
+    return task, _submission_or_refuse(session, task, user_id)
+
+
 def approve(session: Session, task_id: int, user_id: str, by: Actor, now: datetime, source: str) -> Task:
-    separate_duties(by, user_id, f"the work on {ref(task_id)}", f"/tasks approve {ref(task_id)} @you")
-    task = get(session, task_id, lock=True)
-    current = _submission_or_refuse(session, task, user_id)
+    task, current = reviewable(session, task_id, user_id, by, "approve", lock=True)
     if not _move(session, current, (SUBMITTED,), APPROVED, reviewer_id=by.user_id, decided_at=now):
         raise UserError(f"<@{user_id}>'s submission for {ref(task_id)} was decided meanwhile.")
     session.execute(
@@ -795,12 +811,10 @@ def reject(
     session: Session, task_id: int, user_id: str, by: Actor, reason: str, now: datetime, source: str
 ) -> Task:
     """A lead turns down a submission; the slot opens again. The member may dispute within 7 days."""
-    separate_duties(by, user_id, f"the work on {ref(task_id)}", f"/tasks reject {ref(task_id)} @you reason")
+    task, current = reviewable(session, task_id, user_id, by, "reject", lock=True)
     reason = reason.strip()
     if not reason:
         raise UserError("Say why the work is rejected: the contractor is told, and it settles disputes.")
-    task = get(session, task_id, lock=True)
-    current = _submission_or_refuse(session, task, user_id)
     if not _move(
         session, current, (SUBMITTED,), REJECTED, reviewer_id=by.user_id, decided_at=now, reason=reason[:1000]
     ):

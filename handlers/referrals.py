@@ -18,13 +18,13 @@ from core.errors import UsageError, UserError
 from core.grammar import EMAIL, Kind, choice, email_key, parse_skill, record_id
 from core.money import cents
 from core.slack import SlackFailure, profile_from_user
-from core.text import from_slack
+from core.text import escape, from_slack
 from db.models import Referral
 from domain import members, pay
 from domain import referrals as rules
 from handlers.kit.commands import Args, Option, Param, SlashCommand
 from handlers.kit.context import Ctx, ViewValues
-from handlers.kit.interactions import ButtonReader, FieldErrors, button, event, modal
+from handlers.kit.interactions import ButtonReader, Then, button, event, modal
 from jobs import referrals as referral_jobs
 from jobs import reports
 from views import referrals as views
@@ -79,7 +79,7 @@ def refer_someone(ctx: Ctx, args: Args) -> None:
             raise UserError(
                 "Start with their email address, like `/refer ana@example.com Ana Silva skill=legal`."
             )
-        ctx.open_modal(views.refer_modal())
+        ctx.open_modal(views.refer_modal(ctx.origin_metadata()))
         return
     referral = record_referral(ctx, args.email, args.get("name", ""), args.get("skill"))
     ctx.reply(views.recorded_text(referral, ctx.services.config.referral_bonus_hours))
@@ -96,7 +96,7 @@ def record_referral(ctx: Ctx, email: str, name: str, skill: str | None) -> Refer
     except SlackFailure as e:
         log.warning("users.lookupByEmail failed while referring: %s", e.error)
         raise UserError(
-            f"I couldn't check right now whether {email} is already in the workspace, so nothing was "
+            f"I couldn't check right now whether {escape(email)} is already in the workspace, so nothing was "
             "recorded. Please try again in a minute."
         ) from None
     with ctx.write() as session:
@@ -125,25 +125,27 @@ def _share_terms(config: Config) -> rules.ShareTerms | None:
     )
 
 
-def submit_form(ctx: Ctx, values: ViewValues) -> dict[str, Any]:
-    """The referral form: field errors keep it open; success turns it into the confirmation."""
+def submit_form(ctx: Ctx, values: ViewValues) -> Then:
+    """The referral form: its fields are checked before the answer (errors keep it open). Whether
+    Slack knows the address is asked after the modal has closed, so a slow Slack can't hold up its
+    answer; the referrer is told the outcome where they opened the form."""
     form = values.form()
     email = form.parse("email", EMAIL)
+    if email is not None:
+        form.check("email", rules.check_not_self, ctx.actor, email)
     name = " ".join(values.text("name").split())
     if len(name) > NAME_MAX:
         form.fail("name", f"At most {NAME_MAX} characters.")
     skill = form.parse("skill", SKILL, required=False)
     form.done()
-    try:
-        referral = record_referral(ctx, email, name, skill)
-    except UserError as e:
-        raise FieldErrors({"email": e.message}) from None
-    # Redraw the Home tab after the ack: Slack waits only 3 s for this answer.
-    referral_jobs.refresh_home_soon(ctx.services, ctx.actor.user_id)
-    return {
-        "response_action": "update",
-        "view": views.recorded_modal(referral, ctx.services.config.referral_bonus_hours),
-    }
+    return Then(lambda: _refer_from_form(ctx, email, name, skill))
+
+
+def _refer_from_form(ctx: Ctx, email: str, name: str, skill: str | None) -> None:
+    referral = record_referral(ctx, email, name, skill)
+    ctx.reply(views.recorded_text(referral, ctx.services.config.referral_bonus_hours))
+    if ctx.request.metadata.get("home"):
+        ctx.services.home.publish(ctx.services, ctx.actor.user_id)
 
 
 # ---- following my referrals ----------------------------------------------------------------------
@@ -338,7 +340,7 @@ def register(app: CrewApp) -> None:
 
     @button(app, views.REFER_BUTTON)
     def open_form(ctx: Ctx, value: str) -> None:
-        ctx.open_modal(views.refer_modal())
+        ctx.open_modal(views.refer_modal(ctx.origin_metadata(home=ctx.request.in_home or None)))
 
     @button(app, views.LEADERBOARD_BUTTON)
     def toggle_leaderboard(ctx: Ctx, value: str) -> None:

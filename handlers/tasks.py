@@ -454,7 +454,7 @@ def register(app: CrewApp) -> None:
     def submit_clicked(ctx: Ctx, value: str) -> None:
         task_id = BUTTON.one(value, TASK)
         with ctx.read() as session:
-            task = rules.get(session, task_id)
+            task, _ = rules.submittable(session, task_id, ctx.actor.user_id)
         rule = None if task.ai_allowed else vetting_jobs.ai_rule(ctx.services)
         ctx.open_modal(views.submit_modal(task, _metadata(ctx, task=task_id), rule=rule))
 
@@ -485,7 +485,7 @@ def register(app: CrewApp) -> None:
     def reject_clicked(ctx: Ctx, value: str) -> None:
         task_id, user_id = BUTTON.parts(value, TASK, MEMBER_ID)
         with ctx.read() as session:
-            task = rules.get(session, task_id)
+            task, _ = rules.reviewable(session, task_id, user_id, ctx.actor, "reject")
         ctx.open_modal(views.reject_modal(task, user_id, _metadata(ctx, task=task_id, member=user_id)))
 
     @modal(app, views.REJECT_MODAL, role=Role.LEAD, action="reject work")

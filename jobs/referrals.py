@@ -1,6 +1,5 @@
 """The Slack side of referrals: the referrer's DMs when a referee joins or earns the bonus, the
-weekly digest for leads and the hourly eligibility safety net, and the Home redraw after a referral
-made from it."""
+weekly digest for leads and the hourly eligibility safety net."""
 
 from __future__ import annotations
 
@@ -95,16 +94,3 @@ def eligibility_sweep() -> None:
         linked = rules.link_known_members(session, services.clock.now(), SWEEP_SOURCE)
     notify_joined(services, linked)
     promote_and_notify(services, SWEEP_SOURCE)
-
-
-def refresh_home_soon(services: Services, user_id: str) -> None:
-    """Redraw a member's Home tab after the ack (Slack waits only 3 s for a modal's answer)."""
-    services.scheduler.at(
-        f"referrals:home:{user_id}", refresh_home, services.clock.now(), args=(user_id,), misfire_grace=None
-    )
-
-
-def refresh_home(user_id: str) -> None:
-    """Redraw a member's Home tab (after they referred someone from it)."""
-    services = runtime.services()
-    services.home.publish(services, user_id)

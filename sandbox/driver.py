@@ -82,11 +82,14 @@ class Response:
         status: HTTP status code (200 for an ack).
         body: the response body as text ("" for an empty ack).
         headers: response headers, names lower-cased.
+        answered_at: wall-clock time (``time.time()``) the answer was read, to compare with
+            the fake's ``Call.arrived``.
     """
 
     status: int
     body: str
     headers: dict[str, str] = field(default_factory=dict)
+    answered_at: float = 0.0
 
     def json(self) -> Any:
         """The body decoded as JSON (e.g. a ``response_action`` of a view submission)."""
@@ -552,7 +555,8 @@ class SlackDriver(SlackPayloads):
             conn.request("POST", target, body=body.encode("utf-8"), headers=headers)
             resp = conn.getresponse()
             text = resp.read().decode("utf-8", errors="replace")
-            response = Response(resp.status, text, {k.lower(): v for k, v in resp.getheaders()})
+            answer_headers = {k.lower(): v for k, v in resp.getheaders()}
+            response = Response(resp.status, text, answer_headers, time.time())
         finally:
             conn.close()
         elapsed = time.monotonic() - started

@@ -172,10 +172,12 @@ class Call:
         params: every param (query string + body), JSON params decoded (see
             :func:`decode_json_params`). The token is not in here: see ``token``.
             For ``response_url`` calls, the JSON body plus ``"_url"``.
-        ts: wall-clock time (``time.time()``) the request was received.
+        ts: wall-clock time (``time.time()``) the request was answered, after any latency.
         response: the JSON body the fake answered with.
         status: the HTTP status the fake answered with.
         token: the token sent (``Authorization: Bearer`` header or ``token`` param), if any.
+        arrived: wall-clock time the request reached the fake, before any latency (to tell
+            whether the bot called Slack before it answered a request).
     """
 
     method: str
@@ -184,6 +186,7 @@ class Call:
     response: dict[str, Any]
     status: int = 200
     token: str | None = None
+    arrived: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -792,6 +795,7 @@ class FakeSlack:
 
     def _handle(self, kind: str, name: str, params: dict[str, Any], token: str | None) -> _Reply:
         """Answer one request; ``kind`` is "api", "response" or "upload". Thread-safe."""
+        arrived = time.time()
         delay = self.method_latency.get(name if kind == "api" else "response_url", self.latency)
         if delay:
             time.sleep(delay)
@@ -849,7 +853,7 @@ class FakeSlack:
                         response = {"ok": False, "error": exc.error}
                         status = exc.status
                         headers.update(exc.headers)
-            self._calls.append(Call(method, params, received, response, status, token))
+            self._calls.append(Call(method, params, received, response, status, token, arrived))
             self._cond.notify_all()
         return _Reply(status, json.dumps(response).encode(), headers)
 

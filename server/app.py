@@ -23,7 +23,7 @@ from core.clock import Clock
 from core.config import Config
 from core.events import APP_STOPPING, EventBus
 from core.slack import SlackGateway, make_client
-from db.engine import Database
+from db.engine import open_database
 from db.migrate import upgrade
 from db.models import ProcessedEvent
 from db.statements import insert_ignore
@@ -77,7 +77,7 @@ class SlackUnreachable(Exception):
 
 def create_app(config: Config, clock: Clock | None = None) -> CrewApp:
     clock = clock or Clock()
-    db = Database(
+    db = open_database(
         config.database_url.get_secret_value(),
         pool_size=max(10, config.http_threads),
         # Two of the process's connections are not the pool's: the scheduler's lock, the report worker.

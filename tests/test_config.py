@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.config import VARIABLES, ConfigError, load_config
+from db.engine import StoreRefused, open_database
 
 ROOT = Path(__file__).resolve().parents[1]
 BASE = {"SLACK_BOT_TOKEN": "xoxb-1-2-abc", "SLACK_SIGNING_SECRET": "s3cret"}
@@ -139,12 +140,90 @@ def test_a_metrics_token_too_short_is_named_never_echoed() -> None:
     assert "hunter2" not in str(refused.value)
 
 
+DATABASE_EXPECTED = (
+    "crewcall: DATABASE_URL is malformed: expected a SQLAlchemy URL of SQLite (sqlite:///data/crewcall.db) "
+    "or PostgreSQL (postgresql://user:password@host:5432/crewcall; driver psycopg, port 1-65535)."
+)
+
+
 def test_a_malformed_database_url_stops_startup_without_its_password(tmp_path: Path) -> None:
     result = _run_bot({**BASE, "DATABASE_URL": f"postgresql:/crewcall:{SECRET}@db/crewcall"}, tmp_path)
     assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
-        "crewcall: DATABASE_URL is malformed: expected a SQLAlchemy URL such as sqlite:///data/crewcall.db."
-    ]
+    assert result.stderr.strip().splitlines() == [DATABASE_EXPECTED]
+
+
+UNUSABLE_URLS = [
+    f"postgresql://crewcall:{SECRET}@127.0.0.1:99999999/crewcall",  # no such port
+    f"postgresql://crewcall:{SECRET}@127.0.0.1:0/crewcall",
+    f"mysql://crewcall:{SECRET}@127.0.0.1/crewcall",  # a database crewcall doesn't speak
+    f"postgresql+asyncpg://crewcall:{SECRET}@127.0.0.1/crewcall",  # nor a driver it doesn't ship
+    f"postgresql+psycopg2://crewcall:{SECRET}@127.0.0.1/crewcall",
+]
+
+
+@pytest.mark.parametrize("url", UNUSABLE_URLS)
+def test_a_database_url_crewcall_cannot_use_is_refused_when_read(url: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_config(env={**BASE, "DATABASE_URL": url}, dotenv_path=None)
+    assert str(refused.value) == DATABASE_EXPECTED.removeprefix("crewcall: ")
+    assert SECRET not in str(refused.value)
+
+
+# Start-up's INFO records (Alembic's, once the store is opened) are left out: the refusal is the line.
+QUIET = {**BASE, "LOG_LEVEL": "WARNING"}
+
+
+def _one_line_without_the_url(result: subprocess.CompletedProcess[str], url: str) -> str:
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr and SECRET not in result.stderr + result.stdout
+    assert url not in result.stderr and url.split("?")[0] not in result.stderr
+    assert lines[0].startswith("crewcall: ") and "DATABASE_URL" in lines[0]
+    return lines[0]
+
+
+@pytest.mark.parametrize("url", UNUSABLE_URLS)
+def test_a_database_url_crewcall_cannot_use_stops_startup_with_one_line(tmp_path: Path, url: str) -> None:
+    result = _run_bot({**BASE, "DATABASE_URL": url}, tmp_path)
+    assert result.returncode == 2
+    assert _one_line_without_the_url(result, url) == DATABASE_EXPECTED
+
+
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        # libpq refuses the option before it tries the server
+        (
+            f"postgresql://crewcall:{SECRET}@127.0.0.1:5432/crewcall?sslmode=bogus",
+            'invalid sslmode value: "bogus"',
+        ),
+        (
+            f"postgresql://crewcall:{SECRET}@127.0.0.1:5432/crewcall?colour=red",
+            'invalid connection option "colour"',
+        ),
+        ("sqlite:////proc/crewcall/crewcall.db", "No such file or directory"),  # its directory can't be made
+    ],
+)
+def test_a_database_url_whose_options_do_not_work_stops_startup_with_one_line(
+    tmp_path: Path, url: str, said: str
+) -> None:
+    result = _run_bot({**QUIET, "DATABASE_URL": url}, tmp_path)
+    assert result.returncode == 2
+    line = _one_line_without_the_url(result, url)
+    assert line.startswith("crewcall: DATABASE_URL can't be used: ") and said in line, line
+
+
+def test_a_database_server_that_does_not_answer_stops_startup_with_one_line_worth_a_retry(
+    tmp_path: Path,
+) -> None:
+    url = f"postgresql://crewcall:{SECRET}@127.0.0.1:9/crewcall"  # nothing listens on the discard port
+    result = _run_bot({**QUIET, "DATABASE_URL": url}, tmp_path)
+    assert result.returncode == 1
+    line = _one_line_without_the_url(result, url)
+    assert (
+        line.startswith("crewcall: The database in DATABASE_URL can't be reached (")
+        and "Connection refused" in line
+    )
 
 
 def test_secrets_stay_out_of_the_configs_repr_and_go_to_the_log_redaction() -> None:
@@ -197,3 +276,20 @@ def test_readme_and_env_example_list_exactly_the_settings_with_their_defaults() 
             read = load_config(env={**BASE, name: documented}, dotenv_path=None)
             attribute = name.lower()
             assert getattr(read, attribute) == getattr(defaults, attribute), name
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"mysql://crewcall:{SECRET}@127.0.0.1/crewcall",  # its driver isn't installed: ModuleNotFoundError
+        f"nosuchdb://crewcall:{SECRET}@127.0.0.1/crewcall",  # no such dialect: NoSuchModuleError
+        f"postgresql+psycopg://crewcall:{SECRET}@127.0.0.1:5432/crewcall?sslmode=bogus",
+    ],
+)
+def test_opening_a_store_the_url_cannot_reach_says_why_in_one_line_without_the_url(url: str) -> None:
+    """What start-up meets past the settings' checks (a driver removed from the environment, say)."""
+    with pytest.raises(StoreRefused) as refused:
+        open_database(url)
+    said = str(refused.value)
+    assert said.startswith("DATABASE_URL can't be used: ") and "\n" not in said
+    assert SECRET not in said and url not in said

@@ -89,30 +89,48 @@ def door_bot(sqlite_url: str, fake: FakeSlack) -> Iterator[BotHarness]:
     harness.close()
 
 
-def test_a_client_trickling_its_request_is_closed(door_bot: BotHarness) -> None:
-    bot = door_bot
+def _trickled(bot: BotHarness, at_once: bytes, trickle: bytes) -> tuple[float | None, bytes]:
+    """Send `at_once`, then `trickle` a byte every 0.2 s: after how many seconds the server closed the
+    connection (None: not within 15 s, or not before the last byte), and what it answered first."""
     assert bot.server is not None
+    answered = b""
     with socket.create_connection(("127.0.0.1", bot.server.port), timeout=1) as sock:
-        request = _post({})
-        closed = False
-        deadline = time.monotonic() + 15  # HTTP_REQUEST_TIMEOUT is 2 s
-        for byte in request:
-            if time.monotonic() > deadline:
-                break
+        started = time.monotonic()
+        sock.sendall(at_once)
+        for byte in trickle:
+            if time.monotonic() - started > 15:
+                return None, answered
             try:
                 sock.sendall(bytes([byte]))
                 time.sleep(0.2)
                 sock.setblocking(False)
                 with contextlib.suppress(BlockingIOError):
-                    if sock.recv(1) == b"":
-                        closed = True
-                        break
+                    if (chunk := sock.recv(65536)) == b"":
+                        return time.monotonic() - started, answered
+                    answered += chunk
             except (ConnectionResetError, BrokenPipeError):
-                closed = True
-                break
+                return time.monotonic() - started, answered
             finally:
                 sock.setblocking(True)
-        assert closed, "the server kept a connection that trickled its headers"
+    return None, answered
+
+
+def test_a_client_trickling_its_request_is_closed(door_bot: BotHarness) -> None:
+    closed, _ = _trickled(door_bot, b"", _post({}))  # HTTP_REQUEST_TIMEOUT is 2 s
+    assert closed is not None, "the server kept a connection that trickled its headers"
+
+
+def test_a_client_trickling_its_body_is_closed(door_bot: BotHarness) -> None:
+    """The headers arrive at once; the body (200 bytes, 40 s at this pace) a byte at a time."""
+    body = b"command=%2Fcrew&user_id=U1&text=" + b"x" * 167
+    signed = {"X-Slack-Request-Timestamp": str(int(time.time())), "X-Slack-Signature": "v0=" + "0" * 64}
+    request = _post(signed, body)
+    head = request[: -len(body)]
+    closed, answered = _trickled(door_bot, head, body)
+    assert closed is not None, "the server kept a connection that trickled its body"
+    assert closed < 6, f"closed after {closed:.1f} s; HTTP_REQUEST_TIMEOUT is 2 s"
+    assert answered == b"", "a request whose body never came was answered"
+    assert door_bot.command("UADMIN", "/crew", "me").text  # the door still serves Slack
 
 
 def test_a_thousand_slow_connections_do_not_lock_slack_out(door_bot: BotHarness) -> None:

@@ -193,20 +193,45 @@ def test_the_form_from_the_home_tab(sqlite_bot: BotHarness) -> None:
             "skill": {"value": ""},
         },
         view=form,
+        private_metadata=form["private_metadata"],
     )
-    answer = done.json()
-    assert answer["response_action"] == "update"
-    assert "R-1" in json.dumps(answer["view"]) and "&lt;!channel&gt;" in json.dumps(answer["view"])
+    assert done.status == 200 and not done.body.strip()  # the modal closes; Slack is asked after
+    # Opened from the Home tab, the outcome comes as a DM.
+    told = bot.wait_dm("U1", "Referral *R-1* recorded")
+    assert "&lt;!channel&gt;" in told.params["text"]
     [row] = referrals_in_db(bot)
     assert (row.email, row.name, row.skill) == ("fia@firm.example", "Fia <!channel>", None)
     # The Home tab is redrawn with it.
     bot.fake.wait_for("views.publish", predicate=lambda c: "R-1" in json.dumps(c.params.get("view")))
 
-    # /refer without an address opens the same form.
-    assert bot.driver.command("U1", "/refer").status == 200
-    bot.fake.wait_for(
+    # /refer without an address opens the same form; from a channel, a refusal comes as an ephemeral there.
+    assert bot.driver.command("U1", "/refer", channel_id="C0GENERAL").status == 200
+    again = bot.fake.wait_for(
         "views.open", count=2, predicate=lambda c: c.params["view"]["callback_id"] == "referral_new"
+    )[1].response["view"]
+    repeat = bot.submit(
+        "U1",
+        "referral_new",
+        {"email": {"value": "fia@firm.example"}},
+        view=again,
+        private_metadata=again["private_metadata"],
     )
+    assert repeat.status == 200 and not repeat.body.strip()
+    refused = bot.fake.wait_for("chat.postEphemeral", predicate=lambda c: c.params.get("user") == "U1")[0]
+    assert refused.params["channel"] == "C0GENERAL"
+    assert "You already referred fia@firm.example (R-1" in refused.params["text"]
+    assert len(referrals_in_db(bot)) == 1
+    # The address is shown as text in a message now: an `&` in it is escaped.
+    meta = again["private_metadata"]
+    bot.submit(
+        "U1", "referral_new", {"email": {"value": "r&d@firm.example"}}, view=again, private_metadata=meta
+    )
+    bot.fake.wait_for("chat.postEphemeral", count=2, predicate=lambda c: c.params.get("user") == "U1")
+    bot.submit(
+        "U1", "referral_new", {"email": {"value": "r&d@firm.example"}}, view=again, private_metadata=meta
+    )
+    told = bot.fake.wait_for("chat.postEphemeral", count=3, predicate=lambda c: c.params.get("user") == "U1")
+    assert "You already referred r&amp;d@firm.example (R-2" in told[-1].params["text"]
 
 
 # ---- the lifecycle -------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -92,11 +93,16 @@ def test_a_429_is_waited_out_off_request_threads_and_sent_once(fake: FakeSlack) 
 def test_a_429_on_a_request_thread_goes_to_the_retry_thread(fake: FakeSlack) -> None:
     gateway = SlackGateway(make_client("xoxb-test", fake.api_url))
     url = fake.new_response_url()
-    fake.fail_next("response_url", status=429, retry_after=0)
+    fake.fail_next("response_url", status=429, retry_after=3)
+    started = time.monotonic()
     with answering():
         assert gateway.respond(url, "later")
+    took = time.monotonic() - started
+    assert took < 1.0, f"the request thread waited {took:.1f} s for the rate limit"
     delivered = fake.wait_for("response_url", predicate=lambda c: c.ok, timeout=10)[0]
-    assert delivered.params["text"] == "later"
+    refused = fake.calls_to("response_url")[0]
+    assert delivered.params["text"] == "later" and delivered.arrived - refused.ts >= 2.9
+    time.sleep(0.5)
     assert [c.status for c in fake.calls_to("response_url")] == [429, 200]
 
 

@@ -4,6 +4,7 @@ it; referrals compare mailboxes, never link to their own referrer, and count onl
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import pytest
@@ -98,6 +99,113 @@ def test_a_lead_cannot_hire_or_pay_their_own_referral(bot: BotHarness) -> None:
     with bot.services.db.write() as session:
         referral = session.exec(select(Referral)).one()
         assert (referral.status, referral.hired_by) == ("hired", OTHER_LEAD)
+
+
+def test_a_lead_cannot_pay_their_own_referral_and_who_paid_it_is_recorded(bot: BotHarness) -> None:
+    _lead_referred(bot)
+    _referee_works(bot, 10)
+    entry_id = _entries(bot)[0]
+    assert "Approved" in bot.command(OTHER_LEAD, "/hours", f"approve E-{entry_id}").text
+    eventually(lambda: _status(bot) == "eligible")
+    refused = bot.command(LEAD, "/referrals", "set R-1 paid").text
+    assert "Nobody approves their own pay" in refused and "another lead or an admin" in refused
+    assert _status(bot) == "eligible"
+    assert "paid" in bot.command(OTHER_LEAD, "/referrals", "set R-1 paid").text
+    with bot.services.db.write() as session:
+        referral = session.exec(select(Referral)).one()
+    assert (referral.status, referral.paid_by) == ("paid", OTHER_LEAD) and referral.paid_at is not None
+    steps = [(e.actor_id, json.loads(e.detail)["after"]) for e in _audit(bot, "referral.status")]
+    assert steps[-1] == (OTHER_LEAD, "paid")
+
+
+# ---- nor the pay of someone they referred --------------------------------------------------------
+
+REFERRED = "Nobody approves the pay of someone they referred"
+
+
+def _lead_referred(bot: BotHarness) -> None:
+    """LEAD referred UREF, who joined (the referral is linked) and was hired by another lead."""
+    assert bot.driver is not None
+    assert "R-1" in bot.command(LEAD, "/refer", "ref@firm.example Ref").text
+    referee = bot.fake.add_user("UREF", name="ref", email="ref@firm.example", tz="UTC")
+    bot.driver.team_join(referee)
+    bot.wait_dm(LEAD, "just joined")
+    for status in ("applied", "interviewing", "hired"):
+        assert status in bot.command(OTHER_LEAD, "/referrals", f"set R-1 {status}").text
+
+
+def _referee_works(bot: BotHarness, hours: int, task: str = "") -> None:
+    assert "Clocked in" in bot.command("UREF", "/hours", f"in {task}".strip()).text
+    bot.clock.advance(hours=hours)
+    assert "Clocked out" in bot.command("UREF", "/hours", "out").text
+
+
+def _entries(bot: BotHarness) -> list[int]:
+    with bot.services.db.write() as session:
+        return [i for i in session.exec(select(TimeEntry.id).where(col(TimeEntry.user_id) == "UREF")) if i]
+
+
+def _refused_for_the_referee(text: str) -> None:
+    assert REFERRED in text and "<@UREF>, whom you referred (R-1)" in text, text
+    assert "another lead or an admin" in text and "Nothing changed." in text
+
+
+@pytest.fixture
+def share_bot(database_url: str, fake: FakeSlack) -> Iterator[BotHarness]:
+    harness = BotHarness(database_url, fake=fake, env={"REFERRAL_MODEL": "share"})
+    harness.start()
+    for lead in (LEAD, OTHER_LEAD):
+        fake.add_user(lead, tz="UTC")
+        assert "is now a lead" in harness.command("UADMIN", "/crew", f"lead <@{lead}>").text
+    yield harness
+    harness.close()
+
+
+def test_a_lead_cannot_approve_or_reject_the_work_of_someone_they_referred(share_bot: BotHarness) -> None:
+    """Under the share model, approving the referee's work would earn the lead their share."""
+    bot = share_bot
+    _lead_referred(bot)
+    post(bot, "Review 40 contract summaries rate=100 hours=6", lead=OTHER_LEAD)
+    assert "is yours" in bot.command("UREF", "/tasks", "claim T-1").text
+    _referee_works(bot, 6, "T-1")
+    assert "Submitted" in bot.command("UREF", "/tasks", "done T-1 confirm all done").text
+    for attempt in ("approve T-1 <@UREF>", "reject T-1 <@UREF> not usable"):
+        _refused_for_the_referee(bot.command(LEAD, "/tasks", attempt).text)
+    _refused_for_the_referee(bot.click(LEAD, "task_approve", "1:UREF").text)
+    with bot.services.db.write() as session:
+        assignment = session.exec(select(Assignment)).one()
+        assert (assignment.state, assignment.reviewer_id) == ("submitted", None)
+    assert not _audit(bot, "task.approved") and not _audit(bot, "task.rejected")
+    assert "Approved" in bot.command(OTHER_LEAD, "/tasks", "approve T-1 <@UREF>").text
+    with bot.services.db.write() as session:
+        assert session.exec(select(Assignment.reviewer_id)).one() == OTHER_LEAD
+
+
+def test_a_lead_cannot_approve_the_time_of_someone_they_referred(bot: BotHarness) -> None:
+    """Under the flat model, approving the referee's hours would make the lead's bonus eligible."""
+    _lead_referred(bot)
+    _referee_works(bot, 10)
+    [entry_id] = _entries(bot)
+    _refused_for_the_referee(bot.command(LEAD, "/hours", f"approve E-{entry_id}").text)
+    settle()
+    with bot.services.db.write() as session:
+        assert session.exec(select(TimeEntry.approved_by)).one() is None
+    assert _status(bot) == "hired" and not _audit(bot, "hours.approved")
+    assert "Approved" in bot.command("UADMIN", "/hours", f"approve E-{entry_id}").text
+    eventually(lambda: _status(bot) == "eligible")
+
+
+def test_a_lead_cannot_hire_or_pay_the_referrals_of_someone_they_referred(bot: BotHarness) -> None:
+    _lead_referred(bot)
+    assert "R-2" in bot.command("UREF", "/refer", "gus@firm.example Gus").text
+    for status in ("applied", "interviewing"):  # no pay in these steps
+        assert status in bot.command(LEAD, "/referrals", f"set R-2 {status}").text
+    refused = bot.command(LEAD, "/referrals", "set R-2 hired").text
+    assert REFERRED in refused and "the bonus of R-2 pays <@UREF>" in refused, refused
+    with bot.services.db.write() as session:
+        second = session.get(Referral, 2)
+        assert second is not None and (second.status, second.hired_by) == ("interviewing", None)
+    assert "hired" in bot.command(OTHER_LEAD, "/referrals", "set R-2 hired").text
 
 
 # ---- item 7: referral integrity -------------------------------------------------------------------

@@ -176,7 +176,7 @@ def all_referrals(
 # ---- referring -----------------------------------------------------------------------------------
 
 
-def refer_modal() -> dict[str, Any]:
+def refer_modal(private_metadata: str) -> dict[str, Any]:
     return modal(
         REFER_CALLBACK,
         "Refer someone",
@@ -197,6 +197,7 @@ def refer_modal() -> dict[str, Any]:
             ),
         ],
         submit="Refer",
+        private_metadata=private_metadata,
     )
 
 
@@ -222,16 +223,6 @@ def recorded_text(referral: Referral, threshold: Decimal) -> str:
         f"and have tracked {format_hours(threshold)} hours, you earn {dollars(referral.bonus_cents)}, "
         "paid with the next weekly payout. I'll DM you at every step; `/referrals` shows where each "
         "referral stands."
-    )
-
-
-def recorded_modal(referral: Referral, threshold: Decimal) -> dict[str, Any]:
-    return modal(
-        "referral_recorded",
-        "Referral recorded",
-        [section(recorded_text(referral, threshold))],
-        submit=None,
-        close="Done",
     )
 
 

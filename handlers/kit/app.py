@@ -41,10 +41,13 @@ class CrewApp(App):
     # Button listeners by action_id (handlers.kit.interactions.button): a click acknowledged at
     # the door goes straight to its own (dispatch_click).
     buttons: dict[str, Callable[[Callable[..., Any], dict[str, Any]], None]]
+    # Our modals' callback_ids (handlers.kit.interactions.modal), so a test can submit every form.
+    forms: set[str]
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.buttons = {}
+        self.forms = set()
         bolt = self._listener_runner
         self._listener_runner = PromptAckRunner(
             logger=bolt.logger,

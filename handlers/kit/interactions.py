@@ -168,6 +168,7 @@ def modal(
             ack_once()
 
         app.view(callback_id)(listener)
+        app.forms.add(callback_id)
         return handler
 
     return decorator
