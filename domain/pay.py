@@ -857,9 +857,35 @@ def claim_due_statements(
 
 
 def _retryable(row: PayStatement, now: datetime) -> bool:
-    if row.attempts >= MAX_ATTEMPTS:
-        return False
     return row.state == "pending" or (row.state == "sending" and row.claimed_at < now - STALE_SENDING)
+
+
+def statement_given_up(session: Session, item: ToSend) -> None:
+    """Past MAX_ATTEMPTS and not found in the DM: "failed", for a lead to look into, rather than
+    posted (or left "sending") for ever."""
+    session.execute(
+        update(PayStatement)
+        .where(
+            col(PayStatement.id) == item.ledger_id,
+            col(PayStatement.state) == "sending",
+            col(PayStatement.attempts) == item.attempts,
+        )
+        .values(state="failed")
+    )
+
+
+def statement_unchecked(session: Session, item: ToSend) -> None:
+    """The DM couldn't be searched for a statement in doubt: nothing was posted, so the attempt its
+    claim counted is given back; it stays "sending" and is looked for again once stale."""
+    session.execute(
+        update(PayStatement)
+        .where(
+            col(PayStatement.id) == item.ledger_id,
+            col(PayStatement.state) == "sending",
+            col(PayStatement.attempts) == item.attempts,
+        )
+        .values(attempts=item.attempts - 1)
+    )
 
 
 def statement_posting(session: Session, item: ToSend, now: datetime) -> bool:

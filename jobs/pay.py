@@ -150,6 +150,8 @@ def _send(services: Services, todo: list[pay.ToSend]) -> None:
                 log.warning(
                     "could not check whether %s got statement %s: %s", user_id, item.ledger_id, e.error
                 )
+                with services.db.write() as session:
+                    pay.statement_unchecked(session, item)
                 continue
             if found is not None:
                 log.info(
@@ -158,6 +160,13 @@ def _send(services: Services, todo: list[pay.ToSend]) -> None:
                 with services.db.write() as session:
                     pay.statement_sent(session, item.ledger_id, services.clock.now(), found.ts)
                 continue
+        if item.attempts > pay.MAX_ATTEMPTS:
+            log.error(
+                "statement %s for %s given up after %d attempts", item.ledger_id, user_id, pay.MAX_ATTEMPTS
+            )
+            with services.db.write() as session:
+                pay.statement_given_up(session, item)
+            continue
         text, blocks = pay_views.statement_blocks(item.statement)
         try:
             data = paced_dm(services, user_id, text, blocks, statement_metadata(item.ledger_id))

@@ -8,12 +8,13 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date, timedelta
 
 import pytest
 from sqlmodel import col, select
 
+from core.slack import SlackFailure
 from db.models import AuditEntry, PayStatement, TimeEntry, WeeklyCap
 from domain import pay as pay_rules
 from jobs import pay as pay_jobs
@@ -424,6 +425,64 @@ def test_a_statement_cut_off_before_its_post_is_sent_once(
     bot.clock.advance(minutes=15)
     settle()
     assert len(dm_texts(bot, "U1", "pay statement")) == 1
+
+
+def _fails(error: str, method: str = "chat.postMessage") -> Callable[..., None]:
+    def fail(*args: object, **kwargs: object) -> None:
+        raise SlackFailure(method, error)
+
+    return fail
+
+
+def test_a_statement_in_doubt_whose_dm_cant_be_searched_is_looked_for_again_not_given_up(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its post timed out (it may be in the DM), then the DM can't be searched for many sweeps:
+    each look-up that couldn't be made costs no attempt, so once Slack answers it is looked for
+    and, not there, sent once."""
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    _work(bot, "U1", "2026-01-07T10:00:00", timedelta(hours=1), add_task(bot, "Review", 10_000, holder="U1"))
+    monkeypatch.setattr(pay_jobs, "paced_dm", _fails("request_timeout"))
+    monkeypatch.setattr(pay_jobs, "find_dm", _fails("ratelimited", "conversations.history"))
+    bot.clock.set(at("2026-01-12T09:00:00"))
+    eventually(lambda: _in_state(bot, "U1", "sending"))
+    for _ in range(pay_rules.MAX_ATTEMPTS + 2):
+        bot.clock.advance(minutes=15)
+        settle()
+        row = _ledger(bot, "U1")
+        assert row is not None and (row.state, row.attempts) == ("sending", 1)
+    monkeypatch.undo()
+    bot.clock.advance(minutes=15)
+    _sent(bot, "U1")
+    bot.clock.advance(minutes=15)
+    settle()
+    assert len(dm_texts(bot, "U1", "pay statement")) == 1
+
+
+def test_a_statement_that_keeps_failing_is_given_up_once_and_logged(
+    bot: BotHarness, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Slack refuses the post at every sweep: after MAX_ATTEMPTS posts the row is "failed" and the
+    log says so once; no sweep after that tries again."""
+    make_lead(bot, tz="UTC")
+    add_member(bot, "U1", "UTC")
+    _work(bot, "U1", "2026-01-07T10:00:00", timedelta(hours=1), add_task(bot, "Review", 10_000, holder="U1"))
+    posts: list[object] = []
+
+    def refused(*args: object, **kwargs: object) -> None:
+        posts.append(args)
+        raise SlackFailure("chat.postMessage", "ratelimited")
+
+    monkeypatch.setattr(pay_jobs, "paced_dm", refused)
+    bot.clock.set(at("2026-01-12T09:00:00"))
+    for _ in range(pay_rules.MAX_ATTEMPTS + 3):
+        settle()
+        bot.clock.advance(minutes=15)
+    eventually(lambda: _in_state(bot, "U1", "failed"))
+    settle()
+    assert len(posts) == pay_rules.MAX_ATTEMPTS
+    assert sum("given up" in r.getMessage() for r in caplog.records) == 1
 
 
 def test_the_monday_statement_follows_new_york_across_both_dst_changes(sqlite_bot: BotHarness) -> None:
