@@ -366,6 +366,12 @@ class Config(BaseSettings):
             raise ValueError("not a database crewcall supports")
         if port is not None and not 1 <= port <= 65535:
             raise ValueError("no such port")
+        if scheme.startswith("sqlite") and make_url(url.get_secret_value()).database in (
+            None,
+            "",
+            ":memory:",
+        ):
+            raise ValueError("an in-memory database, lost at every restart: give SQLite a file")
         # psycopg (v3) is the driver we ship; plain postgres URLs are pointed at it.
         if scheme in ("postgres", "postgresql"):
             return SecretStr("postgresql+psycopg://" + rest)

@@ -27,6 +27,7 @@ is checked with a round trip only when it comes out of the pool after an idle se
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -243,6 +244,12 @@ class Database:
             engine.dispose()
 
 
+#: PostgreSQL's answers at connection that a restart won't change (libpq gives them as text only).
+_REFUSED_BY_SERVER = re.compile(
+    r'FATAL: +(?:(?:role|database) ".*" does not exist|password authentication failed)'
+)
+
+
 class StoreRefused(Exception):
     """DATABASE_URL can't be used as it is (its driver, its options, its file): a restart won't
     help. The message is one line naming the variable, never the URL or its password."""
@@ -269,7 +276,9 @@ def open_database(url: str, pool_size: int = 10, max_connections: int | None = N
 
     try:
         db = Database(url, pool_size=pool_size, max_connections=max_connections)
-    except (exc.ArgumentError, ImportError) as e:  # the dialect's driver is imported here
+    # The dialect's driver is imported here, and options it can't take are refused (TypeError,
+    # ValueError: `?timeout=abc` on SQLite, say).
+    except (exc.ArgumentError, ImportError, TypeError, ValueError) as e:
         raise StoreRefused(f"DATABASE_URL can't be used: {reason(e)}.") from None
     except OSError as e:
         raise StoreRefused(
@@ -278,15 +287,20 @@ def open_database(url: str, pool_size: int = 10, max_connections: int | None = N
     try:
         with db.engine.connect():
             pass
+    except (TypeError, ValueError) as e:  # an option the driver reads only when it connects
+        db.dispose()
+        raise StoreRefused(f"DATABASE_URL can't be used: {reason(e)}.") from None
     except exc.DBAPIError as e:
         db.dispose()
         # psycopg says "connection is bad" when libpq refused the options before trying the server
         # (an sslmode it doesn't know, say), and raises ProgrammingError for an option it doesn't
-        # have; SQLite has no server to wait for.
+        # have; a server that answered that the role, its password or the database is wrong won't
+        # say otherwise after a restart; SQLite has no server to wait for.
         refused = (
             db.dialect == "sqlite"
             or isinstance(e, exc.ProgrammingError)
             or str(e.orig).startswith("connection is bad")
+            or _REFUSED_BY_SERVER.search(str(e.orig)) is not None
         )
         if refused:
             raise StoreRefused(f"DATABASE_URL can't be used: {reason(e.orig)}.") from None

@@ -12,8 +12,11 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
+from alembic.util.exc import CommandError
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+
+from db.engine import StoreRefused
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _PG_MIGRATION_LOCK = 7_315_001
@@ -35,7 +38,13 @@ def upgrade(engine: Engine) -> None:
             connection.commit()
         try:
             cfg.attributes["connection"] = connection
-            command.upgrade(cfg, "heads")
+            try:
+                command.upgrade(cfg, "heads")
+            except CommandError as e:  # "Can't locate revision …": a newer crewcall migrated it
+                raise StoreRefused(
+                    f"DATABASE_URL's database has a schema this crewcall doesn't know ({e}): it was "
+                    "migrated by a newer version. Run that version, or restore a backup."
+                ) from None
             connection.commit()
         finally:
             if connection.dialect.name == "postgresql":

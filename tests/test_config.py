@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -161,7 +162,8 @@ UNUSABLE_URLS = [
 ]
 
 
-@pytest.mark.parametrize("url", UNUSABLE_URLS)
+# In memory: everything lost at every restart.
+@pytest.mark.parametrize("url", [*UNUSABLE_URLS, "sqlite://", "sqlite:///:memory:"])
 def test_a_database_url_crewcall_cannot_use_is_refused_when_read(url: str) -> None:
     with pytest.raises(ConfigError) as refused:
         load_config(env={**BASE, "DATABASE_URL": url}, dotenv_path=None)
@@ -202,6 +204,16 @@ def test_a_database_url_crewcall_cannot_use_stops_startup_with_one_line(tmp_path
             'invalid connection option "colour"',
         ),
         ("sqlite:////proc/crewcall/crewcall.db", "No such file or directory"),  # its directory can't be made
+        ("sqlite:////tmp/crewcall-config-test/crewcall.db?timeout=abc", "could not convert"),
+        # the server answers, and a restart won't change its answer
+        (
+            f"postgresql://crewcall-nobody:{SECRET}@127.0.0.1:5432/test",
+            'role "crewcall-nobody" does not exist',
+        ),
+        (
+            f"postgresql://postgres:{SECRET}@127.0.0.1:5432/crewcall_no_such_db",
+            'database "crewcall_no_such_db" does not exist',
+        ),
     ],
 )
 def test_a_database_url_whose_options_do_not_work_stops_startup_with_one_line(
@@ -211,6 +223,18 @@ def test_a_database_url_whose_options_do_not_work_stops_startup_with_one_line(
     assert result.returncode == 2
     line = _one_line_without_the_url(result, url)
     assert line.startswith("crewcall: DATABASE_URL can't be used: ") and said in line, line
+
+
+def test_a_database_migrated_by_a_newer_crewcall_stops_startup_with_one_line(tmp_path: Path) -> None:
+    store = tmp_path / "newer.db"
+    with sqlite3.connect(store) as conn:
+        conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) PRIMARY KEY)")
+        conn.execute("INSERT INTO alembic_version VALUES ('0099_from_the_future')")
+    url = f"sqlite:///{store}"
+    result = _run_bot({**QUIET, "DATABASE_URL": url}, tmp_path)
+    assert result.returncode == 2
+    line = _one_line_without_the_url(result, url)
+    assert "0099_from_the_future" in line and "migrated by a newer version" in line, line
 
 
 def test_a_database_server_that_does_not_answer_stops_startup_with_one_line_worth_a_retry(
