@@ -160,6 +160,19 @@ def test_two_members_referring_the_same_address_at_once_yield_one_referral(bot: 
     assert len(referrals_in_db(bot)) == 3
 
 
+def test_a_field_error_shows_the_address_as_typed(sqlite_bot: BotHarness) -> None:
+    """Slack shows a field error as plain text: the refusal's escaped `&` is read back to `&`."""
+    bot = sqlite_bot
+    bot.fake.add_user("URD", name="rd", email="r&d@firm.example")
+    assert bot.driver is not None
+    bot.driver.command("URD", "/refer", channel_id="C0GENERAL")
+    form = bot.fake.wait_for("views.open")[0].response["view"]
+    own = bot.submit("URD", "referral_new", {"email": {"value": "R&D@firm.example"}}, view=form)
+    said = own.json()["errors"]["email"]
+    assert said.startswith("r&d@firm.example is your own address") and "&amp;" not in said, said
+    assert referrals_in_db(bot) == []
+
+
 def test_the_form_from_the_home_tab(sqlite_bot: BotHarness) -> None:
     bot = sqlite_bot
     bot.fake.add_user("U1", name="ana")

@@ -20,6 +20,7 @@ from sqlmodel import Session
 from core.authz import Actor
 from core.errors import UserError
 from core.grammar import Kind
+from core.text import from_slack
 from handlers.kit.ack import PromptAck
 from views.blocks import section
 
@@ -208,11 +209,12 @@ class Form:
         return self.check(block_id, kind.parse, raw)
 
     def check(self, block_id: str, rule: Callable[P, Any], *args: P.args, **kwargs: P.kwargs) -> Any:
-        """`rule(*args)`, or None with its UserError's message kept under `block_id`."""
+        """`rule(*args)`, or None with its UserError's message kept under `block_id` (as plain text:
+        Slack shows a field error as typed, so the message's escapes and markup are read out)."""
         try:
             return rule(*args, **kwargs)
         except UserError as e:
-            self.fail(block_id, e.message)
+            self.fail(block_id, from_slack(e.message))
             return None
 
     def fail(self, block_id: str, message: str) -> None:
