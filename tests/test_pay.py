@@ -360,7 +360,11 @@ def test_a_clock_in_still_running_at_monday_9_is_on_the_statement(bot: BotHarnes
     dm = _dm(bot, "U1", "pay statement")
     _sent(bot, "U1")
     assert _statement_total(dm) == "100.00"
-    assert "Still clocked in (E-2, since Sun 11 Jan, 22:00 UTC): 2.00 h of it in this week so far" in dm
+    assert (
+        "Still clocked in (E-2, since Sun 11 Jan, 22:00 UTC): 2.00 h of it fall in the week of 05 Jan, not in this total"
+        in dm
+    )
+    assert "`/hours statement week=2026-01-05` shows it" in dm
     rows = _payroll_rows(bot, "2026-01-05")
     assert [(r["item"], r["description"], r["amount_usd"]) for r in rows if r["member_id"] == "U1"] == [
         ("T-1", "Review", "100.00"),

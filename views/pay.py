@@ -84,8 +84,9 @@ def _still_clocked_in(s: Statement) -> str:
     assert s.running is not None
     return (
         f"Still clocked in ({s.running.ref}, since {local_time(s.running.started_at, s.tz)}): "
-        f"{hours.as_hours(s.running_seconds)} h of it in this week so far, not in the total yet. Once you "
-        "clock out and the time is approved, it is paid in this week (`/hours statement week=…` shows it)."
+        f"{hours.as_hours(s.running_seconds)} h of it fall in the week of {s.monday:%d %b}, not in this "
+        "total. Once you clock out and the time is approved, it is paid with that week "
+        f"(`/hours statement week={s.monday:%Y-%m-%d}` shows it)."
     )
 
 
