@@ -40,6 +40,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import bindparam, case, func, literal, update
+from sqlalchemy.sql.dml import Update
 from sqlmodel import Session, col, select
 
 from core.authz import Actor
@@ -860,44 +861,32 @@ def _retryable(row: PayStatement, now: datetime) -> bool:
     return row.state == "pending" or (row.state == "sending" and row.claimed_at < now - STALE_SENDING)
 
 
+def _still_this_claims(item: ToSend) -> Update:
+    """An UPDATE of the statement's row that changes nothing once another sender took it over."""
+    return update(PayStatement).where(
+        col(PayStatement.id) == item.ledger_id,
+        col(PayStatement.state) == "sending",
+        col(PayStatement.attempts) == item.attempts,
+    )
+
+
 def statement_given_up(session: Session, item: ToSend) -> None:
     """Past MAX_ATTEMPTS and not found in the DM: "failed", for a lead to look into, rather than
     posted (or left "sending") for ever."""
-    session.execute(
-        update(PayStatement)
-        .where(
-            col(PayStatement.id) == item.ledger_id,
-            col(PayStatement.state) == "sending",
-            col(PayStatement.attempts) == item.attempts,
-        )
-        .values(state="failed")
-    )
+    session.execute(_still_this_claims(item).values(state="failed"))
 
 
 def statement_unchecked(session: Session, item: ToSend) -> None:
     """The DM couldn't be searched for a statement in doubt: nothing was posted, so the attempt its
     claim counted is given back; it stays "sending" and is looked for again once stale."""
-    session.execute(
-        update(PayStatement)
-        .where(
-            col(PayStatement.id) == item.ledger_id,
-            col(PayStatement.state) == "sending",
-            col(PayStatement.attempts) == item.attempts,
-        )
-        .values(attempts=item.attempts - 1)
-    )
+    session.execute(_still_this_claims(item).values(attempts=item.attempts - 1))
 
 
 def statement_posting(session: Session, item: ToSend, now: datetime) -> bool:
     """Just before the statement is looked for or posted: its claim renewed, so that it counts as
     cut off only STALE_SENDING after this (not after the batch it was claimed in). False when
     another sender took it over meanwhile: then this one sends nothing."""
-    renewed = update(PayStatement).where(
-        col(PayStatement.id) == item.ledger_id,
-        col(PayStatement.state) == "sending",
-        col(PayStatement.attempts) == item.attempts,
-    )
-    return rows_changed(session, renewed.values(claimed_at=now)) == 1
+    return rows_changed(session, _still_this_claims(item).values(claimed_at=now)) == 1
 
 
 def statement_sent(
