@@ -5,8 +5,9 @@
 Socket Mode when SLACK_APP_TOKEN is set, otherwise HTTP on PORT (POST /slack/events, GET /healthz,
 GET /metrics); with METRICS_PORT, also GET /metrics and GET /healthz alone on that port.
 A missing or malformed setting, an app token Slack refuses, or a DATABASE_URL that can't be used
-(its driver, its options, its role or database, a newer schema) stops start-up with one line naming it, exit status 2 (restarting won't
-help). A database server or a Socket Mode connection that can't be reached: one line, exit 1.
+(its driver, its options, its role or database, a newer schema) stops start-up with one line naming
+it, exit status 2 (restarting won't help). A database server or a Socket Mode connection that can't
+be reached: one line, exit 1.
 """
 
 from __future__ import annotations

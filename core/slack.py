@@ -444,17 +444,33 @@ class SlackGateway:
         return self._find_key(channel, key, None)
 
     def _find_key(self, channel: str, key: str, thread_ts: str | None) -> Posted | None:
-        method, where = (
-            ("conversations.replies", {"ts": thread_ts}) if thread_ts else ("conversations.history", {})
-        )
         try:
-            data = self.call(method, channel=channel, limit=50, include_all_metadata=True, **where)
+            return self.find_by_metadata(channel, {"key": key}, thread_ts=thread_ts)
         except SlackFailure as e:
             # Can't tell: don't risk a second copy.
             raise SlackFailure("chat.postMessage", f"unverified ({e.error})") from None
+
+    def find_by_metadata(
+        self,
+        channel: str,
+        payload: dict[str, Any],
+        event_type: str | None = None,
+        thread_ts: str | None = None,
+        limit: int = 50,
+    ) -> Posted | None:
+        """The latest `limit` messages of `channel` (or of a thread) searched for one whose metadata
+        carries `payload` (and is of `event_type`, when given): how a post in doubt is told sent or
+        not. Raises SlackFailure when Slack can't be asked."""
+        method, where = (
+            ("conversations.replies", {"ts": thread_ts}) if thread_ts else ("conversations.history", {})
+        )
+        data = self.call(method, channel=channel, limit=limit, include_all_metadata=True, **where)
         for message in data.get("messages") or []:
-            payload = (message.get("metadata") or {}).get("event_payload") or {}
-            if payload.get("key") == key:
+            metadata = message.get("metadata") or {}
+            carried = metadata.get("event_payload") or {}
+            if (event_type is None or metadata.get("event_type") == event_type) and all(
+                carried.get(k) == v for k, v in payload.items()
+            ):
                 return Posted(channel=data.get("channel") or channel, ts=str(message.get("ts")))
         return None
 

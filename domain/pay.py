@@ -9,13 +9,14 @@ timezone neither pays an hour twice nor drops one.
   own cap (`set_cap`). Every clocked second counts toward it, flagged or not, the running clock-in
   included. `/hours in` at the cap is refused; a running clock-in is closed by the bot at the instant
   the cap is reached (`cap_times`, `stop_at_cap`), marked "stopped at cap", and the time up to
-  then counts; a `/hours out` after that instant, before the job ran, closes it there too. At 90% the member is told, once per week (`CapNotice`, its key is the "once").
+  then counts; a `/hours out` after that instant, before the job ran, closes it there too. At 90%
+  the member is told, once per week (`CapNotice`, its key is the "once").
 * **Statement.** One member's week: approved hours by task with rate and amount (`domain.hours`
   says what is approved), the hours still waiting for a lead, a clock-in still running when it is
   drawn (its part in the week so far: waiting too, since it isn't closed), time not paid because
-  the work was rejected, and referral rewards. Its total is the sum of its lines, each line the sum of its entries'
-  cents (`core.money`: rounded per entry, half-up). The payroll of a week is every member's
-  statement of that week (each their own pay week), so its totals are the statements' by
+  the work was rejected, and referral rewards. Its total is the sum of its lines, each line the sum
+  of its entries' cents (`core.money`: rounded per entry, half-up). The payroll of a week is every
+  member's statement of that week (each their own pay week), so its totals are the statements' by
   construction.
 * **Referral rewards.** A referral keeps the model it was made under. `flat`: the bonus counts in
   the statement of the week it was earned (`eligible_at`). `share`: a percentage of each approved

@@ -196,15 +196,7 @@ def find_dm(services: Services, user_id: str, event_type: str, match: dict[str, 
     that is sent exactly once (reminders, the welcome, statements) is looked for here. Raises
     SlackFailure when it can't be told."""
     channel = services.slack.open_dm(user_id)
-    data = services.slack.call(
-        "conversations.history", channel=channel, limit=HISTORY_LOOKUP, include_all_metadata=True
-    )
-    for message in data.get("messages") or []:
-        meta = message.get("metadata") or {}
-        payload = meta.get("event_payload") or {}
-        if meta.get("event_type") == event_type and all(payload.get(k) == v for k, v in match.items()):
-            return Posted(channel=channel, ts=str(message.get("ts")))
-    return None
+    return services.slack.find_by_metadata(channel, match, event_type, limit=HISTORY_LOOKUP)
 
 
 def notify(services: Services, user_id: str, text: str, what: str) -> None:
