@@ -199,7 +199,8 @@ def clock_in(session: Session, by: Actor, task_id: int | None, now: datetime, so
         ).first()
         if holds is None:
             raise UserError(
-                f"You don't hold T-{task_id} ({escape(task.title)}). Claim it first, or clock in without a task: `/hours in`."
+                f"You don't hold T-{task_id} ({escape(task.title)}). Claim it first, or clock in without a "
+                "task: `/hours in`."
             )
     row = TimeEntry(user_id=by.user_id, task_id=task_id, started_at=now)
     try:

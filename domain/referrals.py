@@ -90,8 +90,8 @@ def check_not_self(by: Actor, email: str) -> None:
     with dots is still you. The actor's address comes from their Slack profile."""
     if by.email and email_key(by.email) == email_key(email):
         raise UserError(
-            f"{escape(email)} is your own address (from your Slack profile): you can't refer yourself, however "
-            "the address is spelled. Nothing was recorded."
+            f"{escape(email)} is your own address (from your Slack profile): you can't refer yourself, "
+            "however the address is spelled. Nothing was recorded."
         )
 
 
@@ -136,8 +136,8 @@ def refer(
     key = email_key(email)
     if account is not None or _member_with(session, key):
         raise UserError(
-            f"{escape(email)} already belongs to a member of this workspace, so there is no one new to refer. "
-            "Nothing was recorded."
+            f"{escape(email)} already belongs to a member of this workspace, so there is no one new to "
+            "refer. Nothing was recorded."
         )
     members.ensure(session, by.user_id, now)
     new_id = _insert_unless_referred(
@@ -163,8 +163,8 @@ def refer(
     if new_id is None:
         if referral.referrer_id == by.user_id:
             raise UserError(
-                f"You already referred {escape(referral.email)} ({ref(referral.id)}, now {referral.status}). "
-                "Nothing changed."
+                f"You already referred {escape(referral.email)} ({ref(referral.id)}, now "
+                f"{referral.status}). Nothing changed."
             )
         # Who referred it first is theirs to know, not ours to tell.
         raise UserError(

@@ -96,8 +96,8 @@ def record_referral(ctx: Ctx, email: str, name: str, skill: str | None) -> Refer
     except SlackFailure as e:
         log.warning("users.lookupByEmail failed while referring: %s", e.error)
         raise UserError(
-            f"I couldn't check right now whether {escape(email)} is already in the workspace, so nothing was "
-            "recorded. Please try again in a minute."
+            f"I couldn't check right now whether {escape(email)} is already in the workspace, so nothing "
+            "was recorded. Please try again in a minute."
         ) from None
     with ctx.write() as session:
         return rules.refer(
