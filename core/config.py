@@ -358,7 +358,8 @@ class Config(BaseSettings):
         if not separator:
             raise ValueError("not a SQLAlchemy URL")
         try:  # a port that is no number, say: refused here, in one line that never shows the URL
-            port = make_url(url.get_secret_value()).port
+            parsed = make_url(url.get_secret_value())
+            port = parsed.port
         except (ArgumentError, ValueError):
             raise ValueError("not a SQLAlchemy URL") from None
         # Refused here rather than as a traceback when the engine is made or first connects.
@@ -366,11 +367,7 @@ class Config(BaseSettings):
             raise ValueError("not a database crewcall supports")
         if port is not None and not 1 <= port <= 65535:
             raise ValueError("no such port")
-        if scheme.startswith("sqlite") and make_url(url.get_secret_value()).database in (
-            None,
-            "",
-            ":memory:",
-        ):
+        if scheme.startswith("sqlite") and parsed.database in (None, "", ":memory:"):
             raise ValueError("an in-memory database, lost at every restart: give SQLite a file")
         # psycopg (v3) is the driver we ship; plain postgres URLs are pointed at it.
         if scheme in ("postgres", "postgresql"):
