@@ -266,10 +266,8 @@ class _RateLimiter:
     def acquire(self, channel: str, now: float) -> float | None:
         """Take one post's budget; return None if allowed, else the seconds until it would be."""
         waits: list[float] = []
-        if self.channel_interval is not None:
-            last = self._last_by_channel.get(channel)
-            if last is not None and now - last < self.channel_interval:
-                waits.append(last + self.channel_interval - now)
+        if channel_wait := self.channel_wait(channel, now):
+            waits.append(channel_wait)
         if self.workspace_budget is not None:
             while self._accepted and self._accepted[0] <= now - self.window:
                 self._accepted.popleft()
@@ -280,6 +278,13 @@ class _RateLimiter:
         self._last_by_channel[channel] = now
         self._accepted.append(now)
         return None
+
+    def channel_wait(self, channel: str, now: float) -> float:
+        """Seconds until a post in `channel` passes the per-channel limit (0: it would now)."""
+        last = self._last_by_channel.get(channel)
+        if self.channel_interval is None or last is None:
+            return 0.0
+        return max(0.0, last + self.channel_interval - now)
 
 
 class _TierLimiter:
@@ -1052,6 +1057,12 @@ class FakeSlack:
 
     def _m_apps_connections_open(self, params: dict[str, Any]) -> dict[str, Any]:
         return {"url": self.socket_mode.start().new_url()}
+
+    def channel_post_wait(self, channel: str) -> float:
+        """Seconds until a chat.postMessage in `channel` passes the per-channel rate limit (0 when it
+        would now, or without limits)."""
+        with self._cond:
+            return self._limiter.channel_wait(channel, time.monotonic()) if self._limiter else 0.0
 
     def _m_chat_postMessage(self, params: dict[str, Any]) -> dict[str, Any]:
         channel = self._resolve_channel(params.get("channel"))

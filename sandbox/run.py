@@ -231,12 +231,8 @@ class Seeder:
     def _space(self, channel: str) -> None:
         """Until the local Slack's per-channel rate limit lets the bot post in `channel` again: a week
         seeded in seconds should not have Slack refuse the bot's posts (a real week is slower)."""
-        limits = self.fake.rate_limits
-        if not limits.get("per_channel_per_sec"):
-            return
-        gap = 1 / (limits["per_channel_per_sec"] * limits.get("scale", 1.0))
-        posts = [c.ts for c in self.fake.calls_to("chat.postMessage") if c.response.get("channel") == channel]
-        if posts and self.stopping.wait(max(0.0, posts[-1] + gap - time.time())):
+        wait = self.fake.channel_post_wait(channel)
+        if wait and self.stopping.wait(wait):
             raise SeedingStopped
 
     def _posts_in(self, channel: str) -> int:
