@@ -19,10 +19,10 @@ from core.errors import UserError
 from core.money import cents, pay_cents, round_cents, share_cents
 from core.text import csv_cell
 from db.engine import Database
-from db.migrate import alembic_config
 from db.models import Assignment, PayStatement, Referral, Task, TimeEntry
 from domain import hours, members, pay
 from domain import referrals as rules
+from tests.migration_support import migrate
 
 LEAD = Actor("ULEAD", role=Role.LEAD)
 MONDAY = date(2026, 1, 5)  # weeks of 5, 12, 19 and 26 January 2026
@@ -275,15 +275,11 @@ def test_migration_0013_down_and_up(database_url: str) -> None:
     database = Database(database_url)
     try:
         with database.engine.connect() as conn:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0012_duties")
-            conn.commit()
+            migrate(conn, command.downgrade, "0012_duties")
             names = inspect(conn).get_table_names()
             assert "pay_statement" not in names and "weekly_cap" not in names
             assert "stop_reason" not in {c["name"] for c in inspect(conn).get_columns("time_entry")}
-            command.upgrade(cfg, "head")
-            conn.commit()
+            migrate(conn, command.upgrade, "head")
             assert {"pay_statement", "weekly_cap", "cap_notice"} <= set(inspect(conn).get_table_names())
             assert "reward_model" in {c["name"] for c in inspect(conn).get_columns("referral")}
     finally:
@@ -294,10 +290,7 @@ def test_migration_0016_fills_in_each_statements_bounds_from_the_members_zone(da
     database = Database(database_url)
     try:
         with database.engine.connect() as conn:
-            cfg = alembic_config()
-            cfg.attributes["connection"] = conn
-            command.downgrade(cfg, "0015_exact")
-            conn.commit()
+            migrate(conn, command.downgrade, "0015_exact")
             assert "starts_at" not in {c["name"] for c in inspect(conn).get_columns("pay_statement")}
             conn.execute(
                 text(
@@ -315,8 +308,7 @@ def test_migration_0016_fills_in_each_statements_bounds_from_the_members_zone(da
                     {"user_id": user_id, "monday": MONDAY, "now": datetime(2026, 1, 12, 4)},
                 )
             conn.commit()
-            command.upgrade(cfg, "head")
-            conn.commit()
+            migrate(conn, command.upgrade, "head")
         with database.read() as session:
             rows = {r.user_id: r for r in session.exec(select(PayStatement))}
         assert (rows["UKOL"].starts_at, rows["UKOL"].ends_at, rows["UKOL"].tz) == (

@@ -1,21 +1,19 @@
 """The migrations build exactly the schema the models describe, and rewrite existing rows as they
 say, on both backends."""
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from sqlalchemy import Connection, column, insert, inspect, select, table
 from sqlmodel import SQLModel
 
 import db.models  # noqa: F401
 from db.engine import Database
-from db.migrate import alembic_config
 from db.models import AuditEntry, Member, MemberSkill, Shift, Skill
 from db.types import UTCDateTime
+from tests.migration_support import migrate
 
 
 def test_migrations_match_models(database_url: str) -> None:
@@ -74,12 +72,6 @@ def test_audit_convention_migration_rewrites_old_rows_and_back(database_url: str
             tuple(row) for row in conn.execute(select(*(table.c[f] for f in FIELDS)).order_by(table.c.id))
         ]
 
-    def migrate(conn: Connection, step: Callable[[Config, str], None], revision: str) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = conn
-        step(cfg, revision)
-        conn.commit()
-
     try:
         with db.engine.connect() as conn:
             migrate(conn, command.downgrade, "0008_merge_features")
@@ -106,12 +98,6 @@ def test_vetting_migration_seeds_the_catalogue_from_skills_in_use(database_url: 
     drops the vetting tables and columns again."""
     db = Database(database_url)
     at = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
-
-    def migrate(conn: Connection, step: Callable[[Config, str], None], revision: str) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = conn
-        step(cfg, revision)
-        conn.commit()
 
     try:
         with db.engine.connect() as conn:
@@ -215,12 +201,6 @@ def test_read_path_indexes_go_with_their_downgrade_and_come_back(database_url: s
     def indexes(conn: Connection) -> set[str]:
         found = {i["name"] for i in inspect(conn).get_indexes("time_entry")}
         return found | {i["name"] for i in inspect(conn).get_indexes("assignment")}
-
-    def migrate(conn: Connection, step: Callable[[Config, str], None], revision: str) -> None:
-        cfg = alembic_config()
-        cfg.attributes["connection"] = conn
-        step(cfg, revision)
-        conn.commit()
 
     ours = {"ix_time_entry_started", "ix_assignment_review_queue"}
     try:
